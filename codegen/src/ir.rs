@@ -1,0 +1,231 @@
+//! The validated model every emitter reads. Built only by `validate`, so emitters can trust it:
+//! references resolve, names are unique, permissions exist.
+
+use serde_json::Value;
+
+use crate::model::SecurityScheme;
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub title: String,
+    pub version: String,
+    pub description: Option<String>,
+    /// Sorted by name.
+    pub permissions: Vec<Permission>,
+    /// Sorted by name.
+    pub roles: Vec<Role>,
+    /// Sorted by name.
+    pub security_schemes: Vec<(String, SecurityScheme)>,
+    /// Files in name order, types in file order.
+    pub types: Vec<NamedType>,
+    /// Files in name order.
+    pub subsystems: Vec<Subsystem>,
+    pub events: Vec<EventFamily>,
+    pub subscriptions: Vec<Subscription>,
+    pub websockets: Vec<WebSocketEndpoint>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Permission {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NamedType {
+    pub name: String,
+    /// The draft-07 schema as written, with `$ref: Name` short references.
+    pub schema: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subsystem {
+    pub name: String,
+    pub description: String,
+    pub operations: Vec<Operation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    pub fn lower(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+            Method::Patch => "patch",
+            Method::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Requires(String),
+}
+
+impl Access {
+    pub fn label(&self) -> &str {
+        match self {
+            Access::Public => "public",
+            Access::Requires(p) => p,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub id: String,
+    pub method: Method,
+    pub path: String,
+    pub summary: String,
+    pub description: Option<String>,
+    pub access: Access,
+    /// In the order they appear in the path.
+    pub path_params: Vec<Param>,
+    pub query: Vec<Param>,
+    pub body: Option<Body>,
+    pub response: Response,
+    /// Every error status the operation can answer, implied ones included; sorted.
+    pub errors: Vec<u16>,
+    pub request_example: Option<Value>,
+    pub response_example: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub ty: ParamType,
+    pub description: Option<String>,
+    pub required: bool,
+    pub format: Option<String>,
+    pub enum_values: Option<Vec<String>>,
+    pub minimum: Option<i64>,
+    pub maximum: Option<i64>,
+    pub default: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub type_name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub description: String,
+    pub type_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventFamily {
+    pub family: String,
+    pub description: String,
+    pub permission: String,
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `"data": {"Variant": {...fields}}`.
+    ExternallyTagged,
+    /// `"data": {"event_type": "Variant", ...fields}`.
+    EventTypeTagged,
+    /// `"data": {...fields}`.
+    Flat,
+}
+
+impl Encoding {
+    pub fn parse(s: &str) -> Option<Encoding> {
+        Some(match s {
+            "externally_tagged" => Encoding::ExternallyTagged,
+            "event_type_tagged" => Encoding::EventTypeTagged,
+            "flat" => Encoding::Flat,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub message_type: String,
+    pub encoding: Encoding,
+    pub description: Option<String>,
+    /// For `Flat`, one unnamed variant holding the fields.
+    pub variants: Vec<Variant>,
+    pub examples: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// Empty for the fields of a flat message.
+    pub name: String,
+    /// Field name -> JSON Schema, in declared order.
+    pub fields: Vec<(String, Value)>,
+    pub required: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub name: String,
+    pub description: String,
+    pub permission: String,
+    pub args: Vec<(String, String)>,
+    pub returns: String,
+    pub topic: String,
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebSocketEndpoint {
+    pub path: String,
+    pub summary: String,
+    pub permission: String,
+    pub topics: Vec<String>,
+    pub query: Vec<Param>,
+}

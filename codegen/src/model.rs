@@ -1,0 +1,219 @@
+//! The schema files as written: serde shapes of the YAML under `schema/`. Unknown keys are errors so
+//! a typo is caught instead of silently ignored. See `docs/schema-format.md`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// `schema/api.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    pub title: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Permission name -> what it allows.
+    pub permissions: BTreeMap<String, String>,
+    /// Role name -> description and the permissions it holds.
+    pub roles: BTreeMap<String, RoleSpec>,
+    /// Security scheme name -> scheme.
+    pub security_schemes: BTreeMap<String, SecurityScheme>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    pub description: String,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
+pub enum SecurityScheme {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        description: String,
+        #[serde(default)]
+        bearer_format: Option<String>,
+    },
+    /// A key sent in a request header.
+    ApiKey { description: String, header: String },
+}
+
+/// `schema/types/*.yaml`: named JSON Schema (draft-07 subset) types.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypesFile {
+    pub types: Map<String, Value>,
+}
+
+/// `schema/routes/*.yaml`: the REST operations of one subsystem.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesFile {
+    /// Subsystem name: the OpenAPI tag and the name of the generated trait.
+    pub subsystem: String,
+    pub description: String,
+    pub operations: Vec<OperationSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationSpec {
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub summary: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A permission name from `api.yaml`, or `public`.
+    #[serde(default)]
+    pub permission: Option<String>,
+    /// Path parameter name -> parameter schema, in any order.
+    #[serde(default)]
+    pub path_params: Map<String, Value>,
+    /// Query parameter name -> parameter schema, in declared order.
+    #[serde(default)]
+    pub query: Map<String, Value>,
+    #[serde(default)]
+    pub body: Option<BodySpec>,
+    pub response: ResponseSpec,
+    /// Error statuses beyond those implied by the operation (auth, body, params).
+    #[serde(default)]
+    pub errors: Vec<u16>,
+    #[serde(default)]
+    pub examples: Option<ExamplesSpec>,
+}
+
+/// A parameter: a scalar JSON Schema plus `required` (query only) and `description`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    #[serde(rename = "type")]
+    pub ty: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub format: Option<String>,
+    #[serde(default, rename = "enum")]
+    pub enum_values: Option<Vec<String>>,
+    #[serde(default)]
+    pub minimum: Option<i64>,
+    #[serde(default)]
+    pub maximum: Option<i64>,
+    #[serde(default)]
+    pub default: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodySpec {
+    #[serde(rename = "$ref")]
+    pub type_ref: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseSpec {
+    pub status: u16,
+    pub description: String,
+    /// The body's named type; absent for a response without body (204).
+    #[serde(default, rename = "$ref")]
+    pub type_ref: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExamplesSpec {
+    #[serde(default)]
+    pub request: Option<Value>,
+    #[serde(default)]
+    pub response: Option<Value>,
+}
+
+/// `schema/events/*.yaml`: one event family (a bus topic) and the messages it carries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFamilyFile {
+    pub family: String,
+    pub description: String,
+    pub permission: String,
+    pub messages: Vec<MessageSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSpec {
+    pub message_type: String,
+    pub encoding: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// For `flat`: the fields of `data`.
+    #[serde(default)]
+    pub fields: Option<Map<String, Value>>,
+    /// For tagged encodings: variant name -> fields.
+    #[serde(default)]
+    pub variants: Option<Map<String, Value>>,
+    /// Fields that may be absent; every other field is required.
+    #[serde(default)]
+    pub optional: Vec<String>,
+    /// Complete wire messages (envelope included), checked against the declaration.
+    #[serde(default)]
+    pub examples: Vec<Value>,
+}
+
+/// `schema/subscriptions/*.yaml`: GraphQL subscriptions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionsFile {
+    pub subscriptions: Vec<SubscriptionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    pub name: String,
+    pub description: String,
+    pub permission: String,
+    /// Argument name -> GraphQL type (`String!`, `[Int!]`, ...), in declared order.
+    #[serde(default)]
+    pub args: Map<String, Value>,
+    /// A named type from `schema/types/`.
+    pub returns: String,
+    pub source: SourceSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// The event family whose topic feeds the subscription.
+    pub topic: String,
+    /// Arguments applied as server-side filters.
+    #[serde(default)]
+    pub filter: Vec<String>,
+}
+
+/// `schema/websockets.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketsFile {
+    pub endpoints: Vec<WebSocketSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSpec {
+    pub path: String,
+    pub summary: String,
+    pub permission: String,
+    /// Event families a client of this endpoint receives or may subscribe to.
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub query: Map<String, Value>,
+}

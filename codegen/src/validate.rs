@@ -1,0 +1,712 @@
+//! Checks the parsed schema and builds the IR. Every problem is collected (not just the first) and
+//! names its file and entry.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use crate::error::{CodegenError, Diagnostic, Result};
+use crate::ir::*;
+use crate::load::SchemaFiles;
+use crate::model::{self, ParamSpec};
+use crate::naming::{camel_ident, snake_ident};
+
+/// Keywords of the draft-07 subset accepted in named types and event fields.
+const TYPE_KEYWORDS: &[&str] = &[
+    "$ref",
+    "type",
+    "description",
+    "title",
+    "properties",
+    "required",
+    "items",
+    "enum",
+    "format",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "additionalProperties",
+    "default",
+    "example",
+];
+const SCALAR_TYPES: &[&str] = &[
+    "string", "integer", "number", "boolean", "object", "array", "null",
+];
+const FORMATS: &[&str] = &[
+    "date-time",
+    "int32",
+    "int64",
+    "uint32",
+    "uint64",
+    "float",
+    "double",
+];
+const GRAPHQL_SCALARS: &[&str] = &["String", "Int", "Float", "Boolean", "ID"];
+
+struct Checker {
+    diags: Vec<Diagnostic>,
+    file: String,
+    entry: String,
+}
+
+impl Checker {
+    fn at(&mut self, file: &str, entry: &str) {
+        self.file = file.to_string();
+        self.entry = entry.to_string();
+    }
+
+    fn err(&mut self, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            entry: self.entry.clone(),
+            message: message.into(),
+        });
+    }
+}
+
+pub fn validate(files: SchemaFiles) -> Result<Api> {
+    let mut c = Checker {
+        diags: Vec::new(),
+        file: String::new(),
+        entry: String::new(),
+    };
+    let (api_file, api) = files.api;
+
+    // Permissions and roles.
+    let mut permissions = Vec::new();
+    for (name, description) in &api.permissions {
+        c.at(&api_file, &format!("permission {name}"));
+        if name == "public" {
+            c.err("`public` is reserved for operations without authentication");
+        } else if !is_permission_name(name) {
+            c.err("a permission is `area:level` in lowercase letters, e.g. `database:read`");
+        }
+        permissions.push(Permission {
+            name: name.clone(),
+            description: description.clone(),
+        });
+    }
+    let known_permissions: BTreeSet<&str> = api.permissions.keys().map(String::as_str).collect();
+    let mut roles = Vec::new();
+    for (name, role) in &api.roles {
+        c.at(&api_file, &format!("role {name}"));
+        for p in &role.permissions {
+            if !known_permissions.contains(p.as_str()) {
+                c.err(format!("unknown permission `{p}`"));
+            }
+        }
+        roles.push(Role {
+            name: name.clone(),
+            description: role.description.clone(),
+            permissions: role.permissions.clone(),
+        });
+    }
+    let security_schemes: Vec<_> = api
+        .security_schemes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if security_schemes.is_empty() {
+        c.at(&api_file, "security_schemes");
+        c.err("at least one security scheme is needed for protected operations");
+    }
+
+    // Named types: unique after conversion to Rust names, references resolve.
+    let mut types = Vec::new();
+    let mut rust_type_names: BTreeMap<String, String> = BTreeMap::new();
+    for (file, tf) in &files.types {
+        for (name, schema) in &tf.types {
+            c.at(file, &format!("type {name}"));
+            let rust = camel_ident(name);
+            if let Some(prev) = rust_type_names.insert(rust.clone(), name.clone()) {
+                if &prev == name {
+                    c.err("duplicate type name");
+                } else {
+                    c.err(format!(
+                        "type name collides with `{prev}` (both become Rust `{rust}`)"
+                    ));
+                }
+            }
+            types.push(NamedType {
+                name: name.clone(),
+                schema: schema.clone(),
+            });
+        }
+    }
+    let type_names: BTreeSet<String> = types.iter().map(|t| t.name.clone()).collect();
+    for (file, tf) in &files.types {
+        for (name, schema) in &tf.types {
+            c.at(file, &format!("type {name}"));
+            check_type_schema(&mut c, schema, &type_names, name);
+        }
+    }
+
+    // Operations.
+    let mut subsystems: Vec<Subsystem> = Vec::new();
+    let mut op_ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut routes: BTreeMap<(String, Method), String> = BTreeMap::new();
+    let mut path_owner: BTreeMap<String, String> = BTreeMap::new();
+    let mut subsystem_names: BTreeMap<String, String> = BTreeMap::new();
+    for (file, rf) in &files.routes {
+        c.at(file, &format!("subsystem {}", rf.subsystem));
+        if !is_snake(&rf.subsystem) {
+            c.err("a subsystem name is lowercase snake_case");
+        }
+        if let Some(prev) = subsystem_names.insert(rf.subsystem.clone(), file.clone()) {
+            c.err(format!("subsystem already declared in {prev}"));
+        }
+        let mut operations = Vec::new();
+        for op in &rf.operations {
+            c.at(file, &format!("operation {}", op.id));
+            if let Some(o) = check_operation(&mut c, op, &known_permissions, &type_names) {
+                let rust = snake_ident(&o.id);
+                if let Some(prev) = op_ids.insert(rust.clone(), o.id.clone()) {
+                    if prev == o.id {
+                        c.err("duplicate operation id");
+                    } else {
+                        c.err(format!(
+                            "operation id collides with `{prev}` (both become `{rust}`)"
+                        ));
+                    }
+                }
+                if let Some(prev) = routes.insert((o.path.clone(), o.method), o.id.clone()) {
+                    c.err(format!(
+                        "duplicate route {} {} (also operation `{prev}`)",
+                        o.method.as_str(),
+                        o.path
+                    ));
+                }
+                let owner = path_owner
+                    .entry(o.path.clone())
+                    .or_insert_with(|| rf.subsystem.clone());
+                if owner != &rf.subsystem {
+                    let owner = owner.clone();
+                    c.err(format!("path {} belongs to subsystem `{owner}`", o.path));
+                }
+                operations.push(o);
+            }
+        }
+        subsystems.push(Subsystem {
+            name: rf.subsystem.clone(),
+            description: rf.description.clone(),
+            operations,
+        });
+    }
+
+    if !files.routes.is_empty() && !type_names.contains(crate::emit::openapi::ERROR_BODY) {
+        c.at(&api_file, "types");
+        c.err(format!(
+            "type `{}` is required: every error response carries it",
+            crate::emit::openapi::ERROR_BODY
+        ));
+    }
+
+    // Event families.
+    let mut events = Vec::new();
+    let mut families = BTreeSet::new();
+    let mut message_types = BTreeSet::new();
+    for (file, ef) in &files.events {
+        c.at(file, &format!("family {}", ef.family));
+        if !is_snake(&ef.family) {
+            c.err("a family name is lowercase snake_case");
+        }
+        if !families.insert(ef.family.clone()) {
+            c.err("duplicate event family");
+        }
+        check_permission(&mut c, &ef.permission, &known_permissions);
+        let mut messages = Vec::new();
+        for m in &ef.messages {
+            c.at(file, &format!("message {}", m.message_type));
+            if !message_types.insert(m.message_type.clone()) {
+                c.err("duplicate message_type");
+            }
+            if let Some(msg) = check_message(&mut c, m, &type_names) {
+                messages.push(msg);
+            }
+        }
+        if ef.messages.is_empty() {
+            c.at(file, &format!("family {}", ef.family));
+            c.err("a family carries at least one message");
+        }
+        events.push(EventFamily {
+            family: ef.family.clone(),
+            description: ef.description.clone(),
+            permission: ef.permission.clone(),
+            messages,
+        });
+    }
+
+    // Subscriptions.
+    let mut subscriptions = Vec::new();
+    let mut sub_names = BTreeSet::new();
+    for (file, sf) in &files.subscriptions {
+        for s in &sf.subscriptions {
+            c.at(file, &format!("subscription {}", s.name));
+            if !is_lower_camel(&s.name) {
+                c.err("a subscription name is lowerCamelCase");
+            }
+            if !sub_names.insert(s.name.clone()) {
+                c.err("duplicate subscription name");
+            }
+            check_permission(&mut c, &s.permission, &known_permissions);
+            if !type_names.contains(&s.returns) {
+                c.err(format!("unknown type reference `{}`", s.returns));
+            }
+            if !families.contains(&s.source.topic) {
+                c.err(format!(
+                    "unknown event family `{}` in source.topic",
+                    s.source.topic
+                ));
+            }
+            let mut args = Vec::new();
+            for (name, ty) in &s.args {
+                match ty.as_str() {
+                    Some(t) if is_graphql_type(t) => args.push((name.clone(), t.to_string())),
+                    _ => c.err(format!(
+                        "argument `{name}` needs a GraphQL type such as `String!` or `[Int!]`"
+                    )),
+                }
+            }
+            for f in &s.source.filter {
+                if !s.args.contains_key(f) {
+                    c.err(format!("filter `{f}` is not an argument"));
+                }
+            }
+            subscriptions.push(Subscription {
+                name: s.name.clone(),
+                description: s.description.clone(),
+                permission: s.permission.clone(),
+                args,
+                returns: s.returns.clone(),
+                topic: s.source.topic.clone(),
+                filter: s.source.filter.clone(),
+            });
+        }
+    }
+
+    // WebSocket endpoints.
+    let mut websockets = Vec::new();
+    if let Some((file, wf)) = &files.websockets {
+        let mut ws_paths = BTreeSet::new();
+        for w in &wf.endpoints {
+            c.at(file, &format!("endpoint {}", w.path));
+            if !w.path.starts_with("/api/v1/ws") {
+                c.err("a WebSocket endpoint lives under /api/v1/ws");
+            }
+            if !ws_paths.insert(w.path.clone()) {
+                c.err("duplicate WebSocket endpoint");
+            }
+            if path_owner.contains_key(&w.path) {
+                c.err("path is also a REST operation");
+            }
+            check_permission(&mut c, &w.permission, &known_permissions);
+            for t in &w.topics {
+                if !families.contains(t) {
+                    c.err(format!("unknown event family `{t}`"));
+                }
+            }
+            let query = check_params(&mut c, &w.query, false);
+            websockets.push(WebSocketEndpoint {
+                path: w.path.clone(),
+                summary: w.summary.clone(),
+                permission: w.permission.clone(),
+                topics: w.topics.clone(),
+                query,
+            });
+        }
+    }
+
+    if !c.diags.is_empty() {
+        c.diags.sort();
+        c.diags.dedup();
+        return Err(CodegenError::Invalid(c.diags));
+    }
+    Ok(Api {
+        title: api.title,
+        version: api.version,
+        description: api.description,
+        permissions,
+        roles,
+        security_schemes,
+        types,
+        subsystems,
+        events,
+        subscriptions,
+        websockets,
+    })
+}
+
+fn check_permission(c: &mut Checker, p: &str, known: &BTreeSet<&str>) {
+    if !known.contains(p) {
+        c.err(format!("unknown permission `{p}`"));
+    }
+}
+
+fn check_operation(
+    c: &mut Checker,
+    op: &model::OperationSpec,
+    known_permissions: &BTreeSet<&str>,
+    type_names: &BTreeSet<String>,
+) -> Option<Operation> {
+    if !is_snake(&op.id) {
+        c.err("an operation id is lowercase snake_case");
+    }
+    let method = Method::parse(&op.method);
+    if method.is_none() {
+        c.err(format!(
+            "unknown method `{}` (GET, POST, PUT, PATCH or DELETE)",
+            op.method
+        ));
+    }
+    let access = match op.permission.as_deref() {
+        None => {
+            c.err("operation without permission (name one, or `public`)");
+            Access::Public
+        }
+        Some("public") => Access::Public,
+        Some(p) => {
+            check_permission(c, p, known_permissions);
+            Access::Requires(p.to_string())
+        }
+    };
+
+    // Path: `/segment/{param}`, every placeholder declared and every declared one used.
+    let mut placeholders = Vec::new();
+    if !op.path.starts_with("/api/") {
+        c.err(format!("path `{}` does not start with /api/", op.path));
+    }
+    for seg in op.path.split('/').skip(1) {
+        if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if !is_snake(inner) {
+                c.err(format!("path parameter `{inner}` is not snake_case"));
+            }
+            placeholders.push(inner.to_string());
+        } else if seg.is_empty()
+            || seg.contains(['{', '}'])
+            || !seg
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "-_.".contains(ch))
+        {
+            c.err(format!("bad path segment `{seg}` in `{}`", op.path));
+        }
+    }
+    for p in &placeholders {
+        if !op.path_params.contains_key(p) {
+            c.err(format!("path parameter `{p}` not declared in path_params"));
+        }
+    }
+    for p in op.path_params.keys() {
+        if !placeholders.contains(p) {
+            c.err(format!(
+                "path_params declares `{p}`, which is not in the path"
+            ));
+        }
+    }
+    let declared = check_params(c, &op.path_params, true);
+    let path_params = placeholders
+        .iter()
+        .filter_map(|p| declared.iter().find(|d| &d.name == p).cloned())
+        .collect();
+    let query = check_params(c, &op.query, false);
+    for q in &query {
+        if placeholders.contains(&q.name) {
+            c.err(format!("`{}` is both a path and a query parameter", q.name));
+        }
+    }
+
+    let body = op.body.as_ref().map(|b| {
+        check_ref(c, &b.type_ref, type_names);
+        Body {
+            type_name: b.type_ref.clone(),
+            description: b.description.clone(),
+        }
+    });
+    if body.is_some() && method == Some(Method::Get) {
+        c.err("a GET operation has no body");
+    }
+    if !(200..300).contains(&op.response.status) {
+        c.err(format!(
+            "response status {} is not a success status",
+            op.response.status
+        ));
+    }
+    if op.response.status == 204 && op.response.type_ref.is_some() {
+        c.err("a 204 response has no body");
+    }
+    if let Some(r) = &op.response.type_ref {
+        check_ref(c, r, type_names);
+    }
+
+    let mut errors: BTreeSet<u16> = BTreeSet::new();
+    for e in &op.errors {
+        if !(400..600).contains(e) {
+            c.err(format!("error status {e} is not a 4xx or 5xx status"));
+        }
+        errors.insert(*e);
+    }
+    // Statuses the generated router itself can answer.
+    if access != Access::Public {
+        errors.extend([401, 403]);
+    }
+    if !op.path_params.is_empty() || !op.query.is_empty() {
+        errors.insert(400);
+    }
+    if body.is_some() {
+        errors.extend([400, 413, 415, 422]);
+    }
+    errors.insert(500);
+
+    let (request_example, response_example) = match &op.examples {
+        Some(e) => (e.request.clone(), e.response.clone()),
+        None => (None, None),
+    };
+    if request_example.is_some() && body.is_none() {
+        c.err("a request example needs a body");
+    }
+    Some(Operation {
+        id: op.id.clone(),
+        method: method?,
+        path: op.path.clone(),
+        summary: op.summary.clone(),
+        description: op.description.clone(),
+        access,
+        path_params,
+        query,
+        body,
+        response: Response {
+            status: op.response.status,
+            description: op.response.description.clone(),
+            type_name: op.response.type_ref.clone(),
+        },
+        errors: errors.into_iter().collect(),
+        request_example,
+        response_example,
+    })
+}
+
+fn check_params(c: &mut Checker, params: &Map<String, Value>, in_path: bool) -> Vec<Param> {
+    let mut out = Vec::new();
+    let mut rust_names = BTreeMap::new();
+    for (name, spec) in params {
+        let spec: ParamSpec = match serde_json::from_value(spec.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                c.err(format!("parameter `{name}`: {e}"));
+                continue;
+            }
+        };
+        if let Some(prev) = rust_names.insert(snake_ident(name), name.clone()) {
+            c.err(format!("parameter `{name}` collides with `{prev}`"));
+        }
+        let ty = match spec.ty.as_str() {
+            "string" => ParamType::String,
+            "integer" => ParamType::Integer,
+            "number" => ParamType::Number,
+            "boolean" => ParamType::Boolean,
+            other => {
+                c.err(format!(
+                    "parameter `{name}` has type `{other}`; parameters are string, integer, number or boolean"
+                ));
+                continue;
+            }
+        };
+        if spec.enum_values.is_some() && ty != ParamType::String {
+            c.err(format!("parameter `{name}`: enum is for string parameters"));
+        }
+        if (spec.minimum.is_some() || spec.maximum.is_some()) && ty != ParamType::Integer {
+            c.err(format!(
+                "parameter `{name}`: minimum/maximum are for integer parameters"
+            ));
+        }
+        if in_path && spec.default.is_some() {
+            c.err(format!("path parameter `{name}` cannot have a default"));
+        }
+        out.push(Param {
+            name: name.clone(),
+            ty,
+            description: spec.description,
+            required: in_path || spec.required,
+            format: spec.format,
+            enum_values: spec.enum_values,
+            minimum: spec.minimum,
+            maximum: spec.maximum,
+            default: spec.default,
+        });
+    }
+    out
+}
+
+fn check_message(
+    c: &mut Checker,
+    m: &model::MessageSpec,
+    types: &BTreeSet<String>,
+) -> Option<Message> {
+    if !is_snake(&m.message_type) {
+        c.err("a message_type is lowercase snake_case");
+    }
+    let Some(encoding) = Encoding::parse(&m.encoding) else {
+        c.err(format!(
+            "unknown encoding `{}` (externally_tagged, event_type_tagged or flat)",
+            m.encoding
+        ));
+        return None;
+    };
+    let mut variants = Vec::new();
+    match (encoding, &m.fields, &m.variants) {
+        (Encoding::Flat, Some(fields), None) => {
+            variants.push(variant(c, "", fields, &m.optional, types));
+        }
+        (Encoding::Flat, _, _) => c.err("a flat message declares `fields` and no `variants`"),
+        (_, None, Some(vs)) => {
+            for (name, fields) in vs {
+                if camel_ident(name) != *name {
+                    c.err(format!("variant `{name}` is not UpperCamelCase"));
+                }
+                match fields.as_object() {
+                    Some(f) => variants.push(variant(c, name, f, &m.optional, types)),
+                    None => c.err(format!("variant `{name}` maps field names to schemas")),
+                }
+            }
+            if vs.is_empty() {
+                c.err("a tagged message declares at least one variant");
+            }
+        }
+        _ => c.err("a tagged message declares `variants` and no `fields`"),
+    }
+    Some(Message {
+        message_type: m.message_type.clone(),
+        encoding,
+        description: m.description.clone(),
+        variants,
+        examples: m.examples.clone(),
+    })
+}
+
+fn variant(
+    c: &mut Checker,
+    name: &str,
+    fields: &Map<String, Value>,
+    optional: &[String],
+    types: &BTreeSet<String>,
+) -> Variant {
+    for (f, schema) in fields {
+        check_type_schema(c, schema, types, f);
+    }
+    Variant {
+        name: name.to_string(),
+        fields: fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        required: fields
+            .keys()
+            .filter(|k| !optional.contains(k))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn check_ref(c: &mut Checker, r: &str, type_names: &BTreeSet<String>) {
+    if !type_names.contains(r) {
+        c.err(format!("unknown type reference `{r}`"));
+    }
+}
+
+/// Checks one schema of the draft-07 subset, recursively. `at` names the place for messages.
+fn check_type_schema(c: &mut Checker, schema: &Value, types: &BTreeSet<String>, at: &str) {
+    let Some(obj) = schema.as_object() else {
+        c.err(format!("`{at}`: a schema is a mapping"));
+        return;
+    };
+    for key in obj.keys() {
+        if !TYPE_KEYWORDS.contains(&key.as_str()) {
+            c.err(format!("`{at}`: unsupported schema keyword `{key}`"));
+        }
+    }
+    if let Some(r) = obj.get("$ref") {
+        match r.as_str() {
+            Some(name) => check_ref(c, name, types),
+            None => c.err(format!("`{at}`: $ref names a type")),
+        }
+        if obj.keys().any(|k| k != "$ref" && k != "description") {
+            c.err(format!("`{at}`: $ref allows only `description` beside it"));
+        }
+        return;
+    }
+    match obj.get("type") {
+        Some(Value::String(t)) if SCALAR_TYPES.contains(&t.as_str()) => {}
+        Some(Value::Array(ts))
+            if ts.len() == 2
+                && ts.iter().any(|t| t == "null")
+                && ts
+                    .iter()
+                    .all(|t| t.as_str().is_some_and(|s| SCALAR_TYPES.contains(&s))) => {}
+        Some(other) => c.err(format!(
+            "`{at}`: type `{other}` is not one of {SCALAR_TYPES:?} (or [T, \"null\"])"
+        )),
+        // No `type`: any JSON value (typify makes it `serde_json::Value`).
+        None => {}
+    }
+    if let Some(f) = obj.get("format").and_then(Value::as_str)
+        && !FORMATS.contains(&f)
+    {
+        c.err(format!("`{at}`: unsupported format `{f}`"));
+    }
+    if let Some(props) = obj.get("properties") {
+        match props.as_object() {
+            Some(p) => {
+                for (name, s) in p {
+                    check_type_schema(c, s, types, &format!("{at}.{name}"));
+                }
+                if let Some(req) = obj.get("required").and_then(Value::as_array) {
+                    for r in req {
+                        if !r.as_str().is_some_and(|r| p.contains_key(r)) {
+                            c.err(format!("`{at}`: required `{r}` is not a property"));
+                        }
+                    }
+                }
+            }
+            None => c.err(format!("`{at}`: properties is a mapping")),
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        check_type_schema(c, items, types, &format!("{at}[]"));
+    }
+    if let Some(ap) = obj.get("additionalProperties")
+        && ap.is_object()
+    {
+        check_type_schema(c, ap, types, &format!("{at}{{}}"));
+    }
+}
+
+fn is_permission_name(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((a, b)) => [a, b]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')),
+        None => false,
+    }
+}
+
+fn is_snake(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn is_lower_camel(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn is_graphql_type(t: &str) -> bool {
+    let t = t.strip_suffix('!').unwrap_or(t);
+    match t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        Some(inner) => !inner.starts_with('[') && is_graphql_type(inner),
+        None => {
+            GRAPHQL_SCALARS.contains(&t)
+                || (t.chars().all(|c| c.is_ascii_alphanumeric())
+                    && t.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Settings: defaults, then a TOML file, then `RUSTYDB_*` environment variables, then flags (clap
+//! reads a flag or its variable; a value from either wins over the file).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// `rustydb serve` flags; each can also come from its `RUSTYDB_*` variable.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "RUSTYDB_BIND")]
+    pub bind: Option<String>,
+    /// Data directory (system.db and one file per database) [default: ./rustydb-data].
+    #[arg(long, env = "RUSTYDB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, env = "RUSTYDB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format [default: human].
+    #[arg(long, env = "RUSTYDB_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds a request may take before it is answered 408 [default: 30].
+    #[arg(long, env = "RUSTYDB_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Largest request body in bytes [default: 2097152].
+    #[arg(long, env = "RUSTYDB_BODY_LIMIT_BYTES")]
+    pub body_limit_bytes: Option<u64>,
+    /// Origins allowed by CORS, comma separated; `*` for any [default: *].
+    #[arg(long, env = "RUSTYDB_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Option<Vec<String>>,
+    /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C [default: 10].
+    #[arg(long, env = "RUSTYDB_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// The TOML file: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<String>,
+    data_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    request_timeout_secs: Option<u64>,
+    body_limit_bytes: Option<u64>,
+    cors_allowed_origins: Option<Vec<String>>,
+    shutdown_grace_secs: Option<u64>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: u64,
+    pub cors_allowed_origins: Vec<String>,
+    pub shutdown_grace_secs: u64,
+    pub config_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Merges flags/variables over the file (if any) over the defaults.
+    pub fn resolve(args: ServeArgs) -> Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let bind = args
+            .bind
+            .or(file.bind)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind = bind
+            .parse()
+            .map_err(|e| Error::Config(format!("bind address `{bind}`: {e}")))?;
+        let request_timeout_secs = args
+            .request_timeout_secs
+            .or(file.request_timeout_secs)
+            .unwrap_or(30);
+        if request_timeout_secs == 0 {
+            return Err(Error::Config(
+                "request_timeout_secs must be at least 1".into(),
+            ));
+        }
+        let body_limit_bytes = args
+            .body_limit_bytes
+            .or(file.body_limit_bytes)
+            .unwrap_or(2 * 1024 * 1024);
+        if body_limit_bytes == 0 {
+            return Err(Error::Config("body_limit_bytes must be at least 1".into()));
+        }
+        Ok(Config {
+            bind,
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "rustydb-data".into()),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+            request_timeout_secs,
+            body_limit_bytes,
+            cors_allowed_origins: args
+                .cors_allowed_origins
+                .or(file.cors_allowed_origins)
+                .unwrap_or_else(|| vec!["*".into()]),
+            shutdown_grace_secs: args
+                .shutdown_grace_secs
+                .or(file.shutdown_grace_secs)
+                .unwrap_or(10),
+            config_file: args.config,
+        })
+    }
+
+    /// Defaults for a data directory, for tests and embedding.
+    pub fn for_data_dir(data_dir: &Path) -> Config {
+        let mut config = Config::resolve(ServeArgs::default()).unwrap_or_else(|_| unreachable!());
+        config.data_dir = data_dir.to_path_buf();
+        config
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("failed to read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rustydb.toml");
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:9000\"\nrequest_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let config = Config::resolve(ServeArgs {
+            config: Some(file.clone()),
+            request_timeout_secs: Some(7),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.bind.port(), 9000);
+        assert_eq!(config.request_timeout_secs, 7);
+        assert_eq!(config.body_limit_bytes, 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rustydb.toml");
+        std::fs::write(&file, "bnid = \"x\"\n").unwrap();
+        let err = Config::resolve(ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("bnid"), "{err}");
+        let err = Config::resolve(ServeArgs {
+            bind: Some("not-an-address".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("not-an-address"), "{err}");
+    }
+}

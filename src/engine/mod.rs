@@ -1,0 +1,89 @@
+//! The embedded engine: SQLite through rusqlite. This first piece opens the data directory's
+//! `system.db` (WAL mode) and answers health checks; user databases arrive with the engine issue.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// Schema migrations of `system.db`, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    ) STRICT;
+    INSERT OR IGNORE INTO settings (key, value) VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ','now'));"];
+
+/// The server's own database, `system.db` in the data directory.
+#[derive(Clone)]
+pub struct SystemDb {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl SystemDb {
+    /// Opens (creating if needed) `system.db` in WAL mode and applies pending migrations.
+    pub fn open(data_dir: &Path) -> Result<SystemDb> {
+        std::fs::create_dir_all(data_dir).map_err(|source| Error::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("system.db");
+        let conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (version, sql) in (1_i64..)
+            .zip(MIGRATIONS)
+            .skip(usize::try_from(applied).unwrap_or(0))
+        {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+        }
+        Ok(SystemDb {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection off the async runtime.
+    pub async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself is still usable.
+            let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&guard).map_err(Error::from)
+        })
+        .await?
+    }
+
+    /// The readiness check: the engine answers a real query against the catalog.
+    pub async fn check(&self) -> Result<()> {
+        self.with_conn(|c| {
+            c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// The embedded SQLite library's version.
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}

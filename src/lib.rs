@@ -1,0 +1,15 @@
+//! RustyDB Server: an embedded database (SQLite) served over REST, WebSocket event streams and
+//! GraphQL on one port. The API surface is generated from `schema/` (see `rustydb-codegen`);
+//! each subsystem module implements its generated trait.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod health;
+pub mod server;
+pub mod state;
+pub mod system;
+pub mod telemetry;

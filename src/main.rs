@@ -1,0 +1,92 @@
+//! The `rustydb` binary.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use rustydb::config::{Config, ServeArgs};
+use rustydb::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "rustydb",
+    version,
+    about = "RustyDB Server: REST, WebSocket and GraphQL over an embedded database"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API on one port.
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let process_start = Instant::now();
+    let Cli { command } = Cli::parse();
+    let Command::Serve(args) = command;
+    let config = match Config::resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rustydb::telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, process_start)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, process_start: Instant) -> rustydb::error::Result<()> {
+    let bind = config.bind;
+    let data_dir = config.data_dir.clone();
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let server = Server::start(config, process_start)?;
+    tracing::warn!(
+        "authentication is not implemented yet: every route is open; keep the server on loopback"
+    );
+    tracing::info!(
+        address = %listener.local_addr()?,
+        data_dir = %data_dir.display(),
+        "rustydb listening"
+    );
+    server.serve(listener, shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,141 @@
+//! Server assembly: state, the generated API router with its middleware, docs, and serving with
+//! graceful shutdown.
+
+mod docs;
+mod middleware;
+mod policy;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::api::{self, ApiError, runtime::AccessPolicy, runtime::BodyLimit};
+use crate::config::Config;
+use crate::engine::SystemDb;
+use crate::error::Result;
+use crate::health::HealthService;
+use crate::state::{AppState, RequestStats, SharedState};
+use crate::system::SystemService;
+
+/// A started-up server: state built, data directory open, ready to serve.
+pub struct Server {
+    pub state: SharedState,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Opens the data directory and builds the state. `process_start` is when the process
+    /// started, so the startup probe reports the whole startup.
+    pub fn start(config: Config, process_start: Instant) -> Result<Server> {
+        let system_db = SystemDb::open(&config.data_dir)?;
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let state = Arc::new(AppState {
+            config,
+            system_db,
+            stats: RequestStats::default(),
+            started_at: chrono::Utc::now() - process_start.elapsed(),
+            started: process_start,
+            startup_duration: process_start.elapsed(),
+            shutdown,
+        });
+        Ok(Server { state, shutdown_tx })
+    }
+
+    /// The complete HTTP application.
+    pub fn app(&self) -> Router {
+        app(Arc::clone(&self.state))
+    }
+
+    /// Serves on `listener` until `signal` resolves, then stops accepting, tells long-lived
+    /// connections to close, and gives in-flight requests the configured grace period.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let app = self.app();
+        let shutdown_tx = self.shutdown_tx;
+        let (stopped_tx, mut stopped_rx) = watch::channel(false);
+        let graceful = async move {
+            signal.await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+            let _ = shutdown_tx.send(true);
+            let _ = stopped_tx.send(true);
+        };
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
+        let deadline = async move {
+            let _ = stopped_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result?,
+            () = deadline => tracing::warn!(?grace, "grace period over; dropping remaining connections"),
+        }
+        Ok(())
+    }
+}
+
+pub fn app(state: SharedState) -> Router {
+    let policy: Arc<dyn AccessPolicy> = Arc::new(policy::OpenAccess);
+    let api = api::api_router(
+        Arc::new(HealthService::new(Arc::clone(&state))),
+        Arc::new(SystemService::new(Arc::clone(&state))),
+    );
+    let config = &state.config;
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(api)
+        .merge(docs::router())
+        .fallback(|| async { ApiError::not_found("no route for this path") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed for this path",
+            )
+        })
+        .layer(axum::Extension(policy))
+        .layer(axum::Extension(BodyLimit(
+            usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
+        )))
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_secs(config.request_timeout_secs),
+            middleware::timeout,
+        ))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(cors(&config.cors_allowed_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            middleware::count,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers(Any);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}

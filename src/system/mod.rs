@@ -1,0 +1,102 @@
+//! The `system` subsystem: server info, versions, effective configuration, runtime statistics and
+//! host facts, all read from the running process, the engine or the OS.
+
+mod host;
+
+use std::sync::atomic::Ordering;
+
+use crate::api::types::{
+    EffectiveConfig, EffectiveConfigLogFormat, HostInfo, ResponseCounts, RuntimeStats, ServerInfo,
+    VersionInfo, VersionInfoBuildProfile,
+};
+use crate::api::{API_VERSION, ApiError, SystemApi, runtime::RequestContext};
+use crate::config::LogFormat;
+use crate::state::SharedState;
+
+pub struct SystemService {
+    state: SharedState,
+    host: host::HostProbe,
+}
+
+impl SystemService {
+    pub fn new(state: SharedState) -> Self {
+        SystemService {
+            state,
+            host: host::HostProbe::new(),
+        }
+    }
+}
+
+impl SystemApi for SystemService {
+    async fn get_server_info(&self, _ctx: RequestContext) -> Result<ServerInfo, ApiError> {
+        let s = &self.state;
+        Ok(ServerInfo {
+            name: "rustydb".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: API_VERSION.into(),
+            pid: std::process::id(),
+            started_at: s.started_at,
+            uptime_seconds: s.uptime_seconds(),
+            data_dir: s.config.data_dir.display().to_string(),
+            bind_address: s.config.bind.to_string(),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+        })
+    }
+
+    async fn get_version(&self, _ctx: RequestContext) -> Result<VersionInfo, ApiError> {
+        Ok(VersionInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: API_VERSION.into(),
+            sqlite_version: crate::engine::sqlite_version().into(),
+            build_profile: if cfg!(debug_assertions) {
+                VersionInfoBuildProfile::Debug
+            } else {
+                VersionInfoBuildProfile::Release
+            },
+        })
+    }
+
+    async fn get_config(&self, _ctx: RequestContext) -> Result<EffectiveConfig, ApiError> {
+        // Built field by field (not serialized from `Config`) so a secret added to `Config`
+        // later is never exposed by accident.
+        let c = &self.state.config;
+        Ok(EffectiveConfig {
+            bind: c.bind.to_string(),
+            data_dir: c.data_dir.display().to_string(),
+            log_format: match c.log_format {
+                LogFormat::Human => EffectiveConfigLogFormat::Human,
+                LogFormat::Json => EffectiveConfigLogFormat::Json,
+            },
+            request_timeout_secs: c.request_timeout_secs,
+            body_limit_bytes: c.body_limit_bytes,
+            cors_allowed_origins: c.cors_allowed_origins.clone(),
+            shutdown_grace_secs: c.shutdown_grace_secs,
+            config_file: c.config_file.as_ref().map(|p| p.display().to_string()),
+        })
+    }
+
+    async fn get_runtime_stats(&self, _ctx: RequestContext) -> Result<RuntimeStats, ApiError> {
+        let stats = &self.state.stats;
+        let process = self.host.process().await.map_err(ApiError::internal)?;
+        Ok(RuntimeStats {
+            uptime_seconds: self.state.uptime_seconds(),
+            requests_total: stats.total.load(Ordering::Relaxed),
+            requests_in_flight: stats.in_flight.load(Ordering::Relaxed),
+            responses: ResponseCounts {
+                informational: stats.class(0),
+                success: stats.class(1),
+                redirection: stats.class(2),
+                client_error: stats.class(3),
+                server_error: stats.class(4),
+            },
+            process_memory_bytes: process.memory_bytes,
+            process_cpu_percent: process.cpu_percent,
+            worker_threads: tokio::runtime::Handle::current().metrics().num_workers() as u32,
+        })
+    }
+
+    async fn get_host_info(&self, _ctx: RequestContext) -> Result<HostInfo, ApiError> {
+        self.host.host().await.map_err(ApiError::internal)
+    }
+}
