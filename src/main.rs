@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rustydb::telemetry::init(config.log_format);
+    let log = rustydb::telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, process_start)) {
+    match runtime.block_on(run(config, log, process_start)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -53,11 +53,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config, process_start: Instant) -> rustydb::error::Result<()> {
+async fn run(
+    config: Config,
+    log: rustydb::telemetry::LogControl,
+    process_start: Instant,
+) -> rustydb::error::Result<()> {
     let bind = config.bind;
     let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind(bind).await?;
-    let server = Server::start(config, process_start)?;
+    let server = Server::start(config, log, process_start)?;
     tracing::warn!(
         "authentication is not implemented yet: every route is open; keep the server on loopback"
     );

@@ -9,11 +9,13 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::engine::SystemDb;
+use crate::telemetry::LogControl;
 
 pub struct AppState {
     pub config: Config,
     pub system_db: SystemDb,
     pub stats: RequestStats,
+    pub log: LogControl,
     /// When the process started, as wall time and as a monotonic instant.
     pub started_at: DateTime<Utc>,
     pub started: Instant,

@@ -2,14 +2,18 @@
 
 mod checks;
 
+use crate::api::health::{GetComponentHealthPath, GetDetailedHealthQuery};
 use crate::api::types::{
-    DetailedHealth, HealthStatus, HealthSummary, LivenessReport, LivenessReportStatus,
-    ReadinessReport, ReadinessReportStatus, StartupReport, StartupReportStatus,
+    ComponentHealth, DetailedHealth, HealthStatus, HealthSummary, LivenessReport,
+    LivenessReportStatus, ReadinessReport, ReadinessReportStatus, StartupReport,
+    StartupReportStatus,
 };
 use crate::api::{ApiError, HealthApi, runtime::RequestContext};
 use crate::state::SharedState;
 
-pub use checks::run_checks;
+use std::time::Duration;
+
+pub use checks::{COMPONENTS, DEFAULT_CHECK_TIMEOUT, run_check, run_checks};
 
 pub struct HealthService {
     state: SharedState,
@@ -23,7 +27,7 @@ impl HealthService {
 
 impl HealthApi for HealthService {
     async fn get_health(&self, _ctx: RequestContext) -> Result<HealthSummary, ApiError> {
-        let components = run_checks(&self.state).await;
+        let components = run_checks(&self.state, DEFAULT_CHECK_TIMEOUT).await;
         Ok(HealthSummary {
             status: checks::overall(&components),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -40,7 +44,7 @@ impl HealthApi for HealthService {
     }
 
     async fn get_readiness(&self, _ctx: RequestContext) -> Result<ReadinessReport, ApiError> {
-        let components = run_checks(&self.state).await;
+        let components = run_checks(&self.state, DEFAULT_CHECK_TIMEOUT).await;
         if checks::overall(&components) != HealthStatus::Healthy {
             let failing: Vec<_> = components
                 .iter()
@@ -66,8 +70,14 @@ impl HealthApi for HealthService {
         })
     }
 
-    async fn get_detailed_health(&self, _ctx: RequestContext) -> Result<DetailedHealth, ApiError> {
-        let components = run_checks(&self.state).await;
+    async fn get_detailed_health(
+        &self,
+        _ctx: RequestContext,
+        query: GetDetailedHealthQuery,
+    ) -> Result<DetailedHealth, ApiError> {
+        // The generated router has checked 10 <= timeout_ms <= 10000.
+        let limit = Duration::from_millis(query.timeout_ms.unsigned_abs());
+        let components = run_checks(&self.state, limit).await;
         Ok(DetailedHealth {
             status: checks::overall(&components),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -75,5 +85,21 @@ impl HealthApi for HealthService {
             checked_at: chrono::Utc::now(),
             components,
         })
+    }
+
+    async fn get_component_health(
+        &self,
+        _ctx: RequestContext,
+        path: GetComponentHealthPath,
+    ) -> Result<ComponentHealth, ApiError> {
+        run_check(&self.state, &path.name, DEFAULT_CHECK_TIMEOUT)
+            .await
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no component `{}`; components are: {}",
+                    path.name,
+                    COMPONENTS.join(", ")
+                ))
+            })
     }
 }

@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 mod docs;
+pub use docs::OPENAPI_JSON;
 mod middleware;
 mod policy;
 
@@ -25,6 +26,7 @@ use crate::error::Result;
 use crate::health::HealthService;
 use crate::state::{AppState, RequestStats, SharedState};
 use crate::system::SystemService;
+use crate::telemetry::LogControl;
 
 /// A started-up server: state built, data directory open, ready to serve.
 pub struct Server {
@@ -35,13 +37,14 @@ pub struct Server {
 impl Server {
     /// Opens the data directory and builds the state. `process_start` is when the process
     /// started, so the startup probe reports the whole startup.
-    pub fn start(config: Config, process_start: Instant) -> Result<Server> {
+    pub fn start(config: Config, log: LogControl, process_start: Instant) -> Result<Server> {
         let system_db = SystemDb::open(&config.data_dir)?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = Arc::new(AppState {
             config,
             system_db,
             stats: RequestStats::default(),
+            log,
             started_at: chrono::Utc::now() - process_start.elapsed(),
             started: process_start,
             startup_duration: process_start.elapsed(),

@@ -5,9 +5,11 @@ mod host;
 
 use std::sync::atomic::Ordering;
 
+use axum::http::StatusCode;
+
 use crate::api::types::{
-    EffectiveConfig, EffectiveConfigLogFormat, HostInfo, ResponseCounts, RuntimeStats, ServerInfo,
-    VersionInfo, VersionInfoBuildProfile,
+    EffectiveConfig, EffectiveConfigLogFormat, HostInfo, LogFilter, LogFilterUpdate,
+    ResponseCounts, RuntimeStats, ServerInfo, VersionInfo, VersionInfoBuildProfile,
 };
 use crate::api::{API_VERSION, ApiError, SystemApi, runtime::RequestContext};
 use crate::config::LogFormat;
@@ -98,5 +100,29 @@ impl SystemApi for SystemService {
 
     async fn get_host_info(&self, _ctx: RequestContext) -> Result<HostInfo, ApiError> {
         self.host.host().await.map_err(ApiError::internal)
+    }
+
+    async fn get_log_filter(&self, _ctx: RequestContext) -> Result<LogFilter, ApiError> {
+        let (filter, updated_at) = self.state.log.current();
+        Ok(LogFilter { filter, updated_at })
+    }
+
+    async fn set_log_filter(
+        &self,
+        _ctx: RequestContext,
+        body: LogFilterUpdate,
+    ) -> Result<LogFilter, ApiError> {
+        let (filter, updated_at) = self.state.log.set(&body.filter).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_LOG_FILTER",
+                format!("log filter does not parse: {e}"),
+            )
+        })?;
+        tracing::info!(%filter, "log filter changed");
+        Ok(LogFilter {
+            filter,
+            updated_at: Some(updated_at),
+        })
     }
 }

@@ -49,7 +49,27 @@ pub fn emit(api: &Api) -> String {
             defs.insert(m.message_type.clone(), Value::Object(def));
         }
     }
-    for t in &api.types {
+    // Named types the messages reference, transitively; REST-only types stay out.
+    let mut wanted: Vec<String> = Vec::new();
+    for family in &api.events {
+        for m in &family.messages {
+            for v in &m.variants {
+                for (_, schema) in &v.fields {
+                    collect_refs(schema, &mut wanted);
+                }
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = wanted.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(t) = api.types.iter().find(|t| t.name == name) {
+            collect_refs(&t.schema, &mut wanted);
+        }
+    }
+    for t in api.types.iter().filter(|t| seen.contains(&t.name)) {
         defs.insert(t.name.clone(), draft07(&t.schema));
     }
     let mut doc = Map::new();
@@ -115,5 +135,19 @@ pub fn draft07(schema: &Value) -> Value {
             Value::Object(out)
         }
         other => other.clone(),
+    }
+}
+
+fn collect_refs(schema: &Value, out: &mut Vec<String>) {
+    let Value::Object(obj) = schema else { return };
+    for (k, v) in obj {
+        match (k.as_str(), v) {
+            ("$ref", Value::String(name)) => out.push(name.clone()),
+            ("properties", Value::Object(props)) => {
+                props.values().for_each(|p| collect_refs(p, out))
+            }
+            ("items" | "additionalProperties", v) => collect_refs(v, out),
+            _ => {}
+        }
     }
 }
