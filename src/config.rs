@@ -1,7 +1,7 @@
 //! Settings: defaults, then a TOML file, then `RUSTYDB_*` environment variables, then flags (clap
 //! reads a flag or its variable; a value from either wins over the file).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -53,7 +53,7 @@ pub struct ServeArgs {
     pub shutdown_grace_secs: Option<u64>,
 }
 
-/// The TOML file: the same settings, all optional.
+/// The TOML file: the same settings, all optional, plus the security settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -64,6 +64,57 @@ struct FileConfig {
     body_limit_bytes: Option<u64>,
     cors_allowed_origins: Option<Vec<String>>,
     shutdown_grace_secs: Option<u64>,
+    #[serde(default)]
+    security: SecurityFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecurityFile {
+    admin_password: Option<Secret>,
+    jwt_secret: Option<Secret>,
+    access_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_secs: Option<u64>,
+    login_attempts_per_minute: Option<u32>,
+    requests_per_minute: Option<u32>,
+    trusted_proxies: Option<Vec<IpAddr>>,
+}
+
+/// A secret setting: never printed, logged or returned by the API.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Authentication and rate-limit settings. Secrets come from the TOML file's `[security]` table
+/// or from `RUSTYDB_ADMIN_PASSWORD` / `RUSTYDB_JWT_SECRET`, never from flags (visible in `ps`).
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// Password of the `admin` user created on first start; generated and printed once if unset.
+    pub admin_password: Option<Secret>,
+    /// HS256 signing key; if unset, a random key is generated and kept in the data directory.
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub login_attempts_per_minute: u32,
+    pub requests_per_minute: u32,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// The settings in force.
@@ -77,6 +128,7 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     pub shutdown_grace_secs: u64,
     pub config_file: Option<PathBuf>,
+    pub security: SecurityConfig,
 }
 
 impl Config {
@@ -130,6 +182,7 @@ impl Config {
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(10),
             config_file: args.config,
+            security: security(file.security)?,
         })
     }
 
@@ -139,6 +192,42 @@ impl Config {
         config.data_dir = data_dir.to_path_buf();
         config
     }
+}
+
+fn security(file: SecurityFile) -> Result<SecurityConfig> {
+    let env_secret = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret)
+    };
+    let jwt_secret = env_secret("RUSTYDB_JWT_SECRET").or(file.jwt_secret);
+    if let Some(s) = &jwt_secret
+        && s.0.len() < 32
+    {
+        return Err(Error::Config(
+            "jwt_secret must be at least 32 characters".into(),
+        ));
+    }
+    let security = SecurityConfig {
+        admin_password: env_secret("RUSTYDB_ADMIN_PASSWORD").or(file.admin_password),
+        jwt_secret,
+        access_token_ttl_secs: file.access_token_ttl_secs.unwrap_or(3600),
+        refresh_token_ttl_secs: file.refresh_token_ttl_secs.unwrap_or(7 * 24 * 3600),
+        login_attempts_per_minute: file.login_attempts_per_minute.unwrap_or(10),
+        requests_per_minute: file.requests_per_minute.unwrap_or(1000),
+        trusted_proxies: file.trusted_proxies.unwrap_or_default(),
+    };
+    if security.access_token_ttl_secs == 0
+        || security.refresh_token_ttl_secs == 0
+        || security.login_attempts_per_minute == 0
+        || security.requests_per_minute == 0
+    {
+        return Err(Error::Config(
+            "token lifetimes and rate limits must be at least 1".into(),
+        ));
+    }
+    Ok(security)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {

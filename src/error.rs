@@ -16,6 +16,29 @@ pub enum Error {
     Join(#[from] tokio::task::JoinError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A named thing does not exist (answered 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (answered 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is well-formed but not acceptable (answered 422).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<Error> for crate::api::ApiError {
+    fn from(e: Error) -> Self {
+        use axum::http::StatusCode;
+        match e {
+            Error::NotFound(m) => crate::api::ApiError::not_found(m),
+            Error::Conflict(m) => crate::api::ApiError::new(StatusCode::CONFLICT, "CONFLICT", m),
+            Error::Invalid(m) => {
+                crate::api::ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST", m)
+            }
+            other => crate::api::ApiError::internal(other),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -61,10 +61,7 @@ async fn run(
     let bind = config.bind;
     let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind(bind).await?;
-    let server = Server::start(config, log, process_start)?;
-    tracing::warn!(
-        "authentication is not implemented yet: every route is open; keep the server on loopback"
-    );
+    let server = Server::start(config, log, process_start).await?;
     tracing::info!(
         address = %listener.local_addr()?,
         data_dir = %data_dir.display(),

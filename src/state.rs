@@ -16,6 +16,7 @@ pub struct AppState {
     pub system_db: SystemDb,
     pub stats: RequestStats,
     pub log: LogControl,
+    pub auth: Arc<crate::auth::Auth>,
     /// When the process started, as wall time and as a monotonic instant.
     pub started_at: DateTime<Utc>,
     pub started: Instant,

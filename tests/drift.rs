@@ -51,7 +51,7 @@ fn every_generated_file_starts_with_the_generated_header() {
 
 #[tokio::test]
 async fn served_openapi_equals_the_committed_file() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
     let response = server
         .send(
             axum::http::Method::GET,
@@ -80,7 +80,7 @@ async fn served_openapi_equals_the_committed_file() {
 
 #[tokio::test]
 async fn swagger_ui_is_served_offline() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
     let response = server
         .send(axum::http::Method::GET, "/swagger-ui/", None, None)
         .await;

@@ -6,7 +6,7 @@ use crate::support::TestServer;
 
 #[tokio::test]
 async fn liveness_and_startup_answer() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
     let live = server.get("/api/v1/health/liveness").await;
     assert_eq!(live.status, StatusCode::OK);
     assert_eq!(live.body["status"], "alive");
@@ -18,7 +18,7 @@ async fn liveness_and_startup_answer() {
 
 #[tokio::test]
 async fn readiness_checks_engine_and_data_directory() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
     let ready = server.get("/api/v1/health/readiness").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     let names: Vec<&str> = ready.body["components"]
@@ -36,7 +36,7 @@ async fn readiness_checks_engine_and_data_directory() {
 
 #[tokio::test]
 async fn readiness_is_503_with_the_failing_component_when_the_data_dir_is_gone() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
     std::fs::remove_dir_all(server.data_dir.path()).expect("remove data dir");
     let ready = server.get("/api/v1/health/readiness").await;
     assert_eq!(
@@ -59,7 +59,8 @@ async fn readiness_is_503_with_the_failing_component_when_the_data_dir_is_gone()
     let summary = server.get("/api/v1/health").await;
     assert_eq!(summary.status, StatusCode::OK);
     assert_eq!(summary.body["status"], "unhealthy");
-    let detailed = server.get("/api/v1/health/detailed").await;
+    let admin = server.admin().await;
+    let detailed = admin.get("/api/v1/health/detailed").await;
     assert_eq!(detailed.body["status"], "unhealthy");
     // Liveness checks nothing but the process.
     assert_eq!(
@@ -70,7 +71,8 @@ async fn readiness_is_503_with_the_failing_component_when_the_data_dir_is_gone()
 
 #[tokio::test]
 async fn detailed_health_validates_its_timeout() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
+    let server = server.admin().await;
     let ok = server.get("/api/v1/health/detailed?timeout_ms=500").await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     assert_eq!(
@@ -98,7 +100,8 @@ async fn detailed_health_validates_its_timeout() {
 
 #[tokio::test]
 async fn one_component_by_name_or_404() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
+    let server = server.admin().await;
     let engine = server.get("/api/v1/health/components/engine").await;
     assert_eq!(engine.status, StatusCode::OK);
     assert_eq!(engine.body["name"], "engine");

@@ -2,8 +2,11 @@
 
 mod support;
 
+mod admin;
+mod auth;
 mod drift;
 mod health;
+mod rbac;
 mod serve;
 mod surface;
 mod system;

@@ -47,6 +47,7 @@ fn binary_serves_and_stops_gracefully_on_sigterm() {
         ])
         .arg(data_dir.path())
         .args(["--log-format", "json"])
+        .env("RUSTYDB_ADMIN_PASSWORD", "serve-test-password")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -1,16 +1,20 @@
 //! A server built in-process over a temporary data directory, driven without a socket.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use rustydb::config::Config;
+use rustydb::config::{Config, Secret};
 use rustydb::server::Server;
 use rustydb::telemetry::LogControl;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 pub struct TestServer {
     pub app: Router,
@@ -21,20 +25,33 @@ pub struct TestServer {
 
 pub struct TestResponse {
     pub status: StatusCode,
-    pub headers: axum::http::HeaderMap,
+    pub headers: HeaderMap,
     pub body: Value,
 }
 
+/// Requests made with one set of credentials (or none).
+#[derive(Clone)]
+pub struct Caller<'a> {
+    server: &'a TestServer,
+    headers: Vec<(&'static str, String)>,
+    from: Option<IpAddr>,
+}
+
 impl TestServer {
-    pub fn new() -> TestServer {
-        TestServer::with_config(|_| {})
+    pub async fn new() -> TestServer {
+        TestServer::with_config(|_| {}).await
     }
 
-    pub fn with_config(edit: impl FnOnce(&mut Config)) -> TestServer {
+    pub async fn with_config(edit: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_data_dir(data_dir.path());
+        config.security.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        // Tests log in often from one address; the login limit has a test of its own.
+        config.security.login_attempts_per_minute = 10_000;
         edit(&mut config);
-        let server = Server::start(config, LogControl::detached(), Instant::now()).expect("start");
+        let server = Server::start(config, LogControl::detached(), Instant::now())
+            .await
+            .expect("start");
         TestServer {
             app: server.app(),
             data_dir,
@@ -42,8 +59,100 @@ impl TestServer {
         }
     }
 
+    /// A caller without credentials.
+    pub fn anon(&self) -> Caller<'_> {
+        Caller {
+            server: self,
+            headers: Vec::new(),
+            from: None,
+        }
+    }
+
+    /// Logs in and returns the token pair's JSON.
+    pub async fn login_tokens(&self, username: &str, password: &str) -> Value {
+        let r = self
+            .anon()
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({ "username": username, "password": password }).to_string(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login {username}: {}", r.body);
+        r.body
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Caller<'_> {
+        let tokens = self.login_tokens(username, password).await;
+        self.bearer(tokens["access_token"].as_str().expect("access_token"))
+    }
+
+    pub async fn admin(&self) -> Caller<'_> {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    pub fn bearer(&self, token: &str) -> Caller<'_> {
+        self.anon()
+            .header("authorization", format!("Bearer {token}"))
+    }
+
+    /// Creates a user holding `roles` (as admin) and logs it in.
+    pub async fn user_with_roles(&self, username: &str, roles: &[&str]) -> Caller<'_> {
+        let admin = self.admin().await;
+        let r = admin
+            .post_json(
+                "/api/v1/admin/users",
+                &json!({ "username": username, "password": "password-123", "roles": roles })
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        self.login(username, "password-123").await
+    }
+
+    // Anonymous shorthands.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.anon().get(path).await
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<String>,
+    ) -> TestResponse {
+        self.anon().send(method, path, content_type, body).await
+    }
+}
+
+impl<'a> Caller<'a> {
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Caller<'a> {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Makes the requests come from this client address (the socket peer).
+    pub fn peer(mut self, ip: &str) -> Caller<'a> {
+        self.from = Some(ip.parse().expect("ip"));
+        self
+    }
+
     pub async fn get(&self, path: &str) -> TestResponse {
         self.send(Method::GET, path, None, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.send(Method::DELETE, path, None, None).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &str) -> TestResponse {
+        self.send(
+            Method::POST,
+            path,
+            Some("application/json"),
+            Some(body.into()),
+        )
+        .await
     }
 
     pub async fn put_json(&self, path: &str, body: &str) -> TestResponse {
@@ -51,7 +160,7 @@ impl TestServer {
             Method::PUT,
             path,
             Some("application/json"),
-            Some(body.to_string()),
+            Some(body.into()),
         )
         .await
     }
@@ -67,10 +176,24 @@ impl TestServer {
         if let Some(ct) = content_type {
             request = request.header(header::CONTENT_TYPE, ct);
         }
-        let request = request
+        for (name, value) in &self.headers {
+            request = request.header(*name, value);
+        }
+        let mut request = request
             .body(body.map(Body::from).unwrap_or_else(Body::empty))
             .expect("request");
-        let response = self.app.clone().oneshot(request).await.expect("infallible");
+        if let Some(ip) = self.from {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(ip, 40000)));
+        }
+        let response = self
+            .server
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response

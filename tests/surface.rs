@@ -44,6 +44,7 @@ fn operations_catalog_matches_the_surface_file() {
         .map(|o| {
             let perm = match o.access {
                 rustydb::api::Access::Public => "public",
+                rustydb::api::Access::Authenticated => "authenticated",
                 rustydb::api::Access::Requires(p) => p.as_str(),
             };
             (
@@ -60,7 +61,8 @@ fn operations_catalog_matches_the_surface_file() {
 
 #[tokio::test]
 async fn every_declared_operation_answers_its_method() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
+    let admin = server.admin().await;
     let ops = surface();
     assert!(!ops.is_empty());
     for (method, path, id, _) in ops {
@@ -68,9 +70,7 @@ async fn every_declared_operation_answers_its_method() {
         let body =
             matches!(method, Method::POST | Method::PUT | Method::PATCH).then(|| "{}".to_string());
         let ct = body.as_ref().map(|_| "application/json");
-        let response = server
-            .send(method.clone(), &concrete(&path), ct, body)
-            .await;
+        let response = admin.send(method.clone(), &concrete(&path), ct, body).await;
         assert_ne!(
             response.status,
             StatusCode::METHOD_NOT_ALLOWED,
@@ -91,7 +91,7 @@ async fn every_declared_operation_answers_its_method() {
 
 #[tokio::test]
 async fn undeclared_paths_are_404_with_the_error_body() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
     for path in [
         "/api/v1/nope",
         "/api/v2/health",
@@ -106,7 +106,7 @@ async fn undeclared_paths_are_404_with_the_error_body() {
 
 #[tokio::test]
 async fn wrong_method_is_405_with_the_error_body() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
     let response = server
         .send(Method::DELETE, "/api/v1/health/liveness", None, None)
         .await;
@@ -118,7 +118,7 @@ async fn wrong_method_is_405_with_the_error_body() {
 
 #[tokio::test]
 async fn responses_carry_a_request_id() {
-    let server = TestServer::new();
+    let server = TestServer::new().await;
     let response = server.get("/api/v1/health/liveness").await;
     let id = response.headers.get("x-request-id").expect("x-request-id");
     assert_eq!(id.len(), 36, "a UUID");

@@ -6,15 +6,16 @@ use crate::support::TestServer;
 
 #[tokio::test]
 async fn info_version_and_host_are_read_from_the_running_process() {
-    let server = TestServer::new();
-    let info = server.get("/api/v1/system/info").await;
+    let server = TestServer::new().await;
+    let admin = server.admin().await;
+    let info = admin.get("/api/v1/system/info").await;
     assert_eq!(info.status, StatusCode::OK);
     assert_eq!(info.body["pid"], std::process::id());
     assert_eq!(info.body["os"], std::env::consts::OS);
-    let version = server.get("/api/v1/system/version").await;
+    let version = admin.get("/api/v1/system/version").await;
     assert_eq!(version.body["sqlite_version"], rusqlite::version());
     assert_eq!(version.body["version"], env!("CARGO_PKG_VERSION"));
-    let host = server.get("/api/v1/system/host").await;
+    let host = admin.get("/api/v1/system/host").await;
     assert_eq!(host.status, StatusCode::OK, "{}", host.body);
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get() as u64);
     assert!(host.body["cpu_count"].as_u64().expect("cpu_count") >= cpus.min(1));
@@ -25,24 +26,35 @@ async fn info_version_and_host_are_read_from_the_running_process() {
 
 #[tokio::test]
 async fn runtime_stats_count_requests_by_status_class() {
-    let server = TestServer::new();
-    server.get("/api/v1/health/liveness").await;
-    server.get("/api/v1/health/liveness").await;
-    server.get("/api/v1/does-not-exist").await;
-    let stats = server.get("/api/v1/system/stats").await;
-    assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
-    // The stats request itself is counted as received and in flight, not yet as a response.
-    assert_eq!(stats.body["requests_total"], 4);
-    assert_eq!(stats.body["requests_in_flight"], 1);
-    assert_eq!(stats.body["responses"]["success"], 2);
-    assert_eq!(stats.body["responses"]["client_error"], 1);
-    assert!(stats.body["process_memory_bytes"].as_u64().expect("rss") > 0);
+    let server = TestServer::new().await;
+    let admin = server.admin().await;
+    let before = admin.get("/api/v1/system/stats").await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+    admin.get("/api/v1/health/liveness").await;
+    admin.get("/api/v1/health/liveness").await;
+    admin.get("/api/v1/does-not-exist").await;
+    let after = admin.get("/api/v1/system/stats").await;
+    let delta = |field: &str, class: Option<&str>| {
+        let pick = |v: &serde_json::Value| match class {
+            Some(c) => v["responses"][c].as_u64().expect("count"),
+            None => v[field].as_u64().expect("count"),
+        };
+        pick(&after.body) - pick(&before.body)
+    };
+    // Three requests plus the second stats request itself, which is still in flight.
+    assert_eq!(delta("requests_total", None), 4);
+    assert_eq!(after.body["requests_in_flight"], 1);
+    // The first stats request and two probes completed with 2xx; the unknown path with 4xx.
+    assert_eq!(delta("", Some("success")), 3);
+    assert_eq!(delta("", Some("client_error")), 1);
+    assert!(after.body["process_memory_bytes"].as_u64().expect("rss") > 0);
 }
 
 #[tokio::test]
 async fn config_reports_the_effective_settings() {
-    let server = TestServer::with_config(|c| c.request_timeout_secs = 7);
-    let config = server.get("/api/v1/system/config").await;
+    let server = TestServer::with_config(|c| c.request_timeout_secs = 7).await;
+    let admin = server.admin().await;
+    let config = admin.get("/api/v1/system/config").await;
     assert_eq!(config.status, StatusCode::OK);
     assert_eq!(config.body["request_timeout_secs"], 7);
     assert_eq!(
@@ -53,11 +65,12 @@ async fn config_reports_the_effective_settings() {
 
 #[tokio::test]
 async fn log_filter_can_be_read_and_replaced() {
-    let server = TestServer::new();
-    let before = server.get("/api/v1/system/log-filter").await;
+    let server = TestServer::new().await;
+    let admin = server.admin().await;
+    let before = admin.get("/api/v1/system/log-filter").await;
     assert_eq!(before.body["filter"], "info");
     assert!(before.body["updated_at"].is_null());
-    let set = server
+    let set = admin
         .put_json(
             "/api/v1/system/log-filter",
             r#"{"filter": "warn,rustydb=debug"}"#,
@@ -66,28 +79,30 @@ async fn log_filter_can_be_read_and_replaced() {
     assert_eq!(set.status, StatusCode::OK, "{}", set.body);
     // The filter comes back normalized, as tracing prints it.
     assert_eq!(set.body["filter"], "rustydb=debug,warn");
-    let after = server.get("/api/v1/system/log-filter").await;
+    let after = admin.get("/api/v1/system/log-filter").await;
     assert_eq!(after.body["filter"], "rustydb=debug,warn");
     assert!(after.body["updated_at"].is_string());
 }
 
 #[tokio::test]
 async fn a_filter_that_does_not_parse_is_422_and_the_old_one_stays() {
-    let server = TestServer::new();
-    let r = server
+    let server = TestServer::new().await;
+    let admin = server.admin().await;
+    let r = admin
         .put_json("/api/v1/system/log-filter", r#"{"filter": "rustydb=loud"}"#)
         .await;
     assert_eq!(
         r.assert_error(StatusCode::UNPROCESSABLE_ENTITY),
         "INVALID_LOG_FILTER"
     );
-    let after = server.get("/api/v1/system/log-filter").await;
+    let after = admin.get("/api/v1/system/log-filter").await;
     assert_eq!(after.body["filter"], "info");
 }
 
 #[tokio::test]
 async fn bad_bodies_get_the_right_status_and_the_error_body() {
-    let server = TestServer::with_config(|c| c.body_limit_bytes = 1024);
+    let server = TestServer::with_config(|c| c.body_limit_bytes = 1024).await;
+    let admin = server.admin().await;
     let path = "/api/v1/system/log-filter";
     let cases: &[(&str, Option<&str>, &str, StatusCode, &str)] = &[
         (
@@ -155,25 +170,26 @@ async fn bad_bodies_get_the_right_status_and_the_error_body() {
         ),
     ];
     for (what, ct, body, status, code) in cases {
-        let r = server
+        let r = admin
             .send(Method::PUT, path, *ct, Some(body.to_string()))
             .await;
         assert_eq!(r.assert_error(*status), *code, "{what}: {}", r.body);
     }
     let huge = format!("{{\"filter\": \"{}\"}}", "a".repeat(4096));
-    let r = server.put_json(path, &huge).await;
+    let r = admin.put_json(path, &huge).await;
     assert_eq!(
         r.assert_error(StatusCode::PAYLOAD_TOO_LARGE),
         "PAYLOAD_TOO_LARGE"
     );
     // None of it changed the filter.
-    assert_eq!(server.get(path).await.body["filter"], "info");
+    assert_eq!(admin.get(path).await.body["filter"], "info");
 }
 
 #[tokio::test]
 async fn charset_parameter_on_json_is_accepted() {
-    let server = TestServer::new();
-    let r = server
+    let server = TestServer::new().await;
+    let admin = server.admin().await;
+    let r = admin
         .send(
             Method::PUT,
             "/api/v1/system/log-filter",

@@ -96,7 +96,10 @@ impl Method {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
+    /// No credentials needed.
     Public,
+    /// Any authenticated caller (their own session, their own API keys).
+    Authenticated,
     Requires(String),
 }
 
@@ -104,6 +107,7 @@ impl Access {
     pub fn label(&self) -> &str {
         match self {
             Access::Public => "public",
+            Access::Authenticated => "authenticated",
             Access::Requires(p) => p,
         }
     }

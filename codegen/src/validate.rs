@@ -79,8 +79,8 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
     let mut permissions = Vec::new();
     for (name, description) in &api.permissions {
         c.at(&api_file, &format!("permission {name}"));
-        if name == "public" {
-            c.err("`public` is reserved for operations without authentication");
+        if name == "public" || name == "authenticated" {
+            c.err("`public` and `authenticated` are reserved access levels");
         } else if !is_permission_name(name) {
             c.err("a permission is `area:level` in lowercase letters, e.g. `database:read`");
         }
@@ -363,10 +363,11 @@ fn check_operation(
     }
     let access = match op.permission.as_deref() {
         None => {
-            c.err("operation without permission (name one, or `public`)");
+            c.err("operation without permission (name one, or `public` / `authenticated`)");
             Access::Public
         }
         Some("public") => Access::Public,
+        Some("authenticated") => Access::Authenticated,
         Some(p) => {
             check_permission(c, p, known_permissions);
             Access::Requires(p.to_string())
@@ -448,9 +449,15 @@ fn check_operation(
         errors.insert(*e);
     }
     // Statuses the generated router itself can answer.
-    if access != Access::Public {
-        errors.extend([401, 403]);
+    match &access {
+        Access::Public => {}
+        Access::Authenticated => {
+            errors.insert(401);
+        }
+        Access::Requires(_) => errors.extend([401, 403]),
     }
+    // Every request passes the rate limiter.
+    errors.insert(429);
     if !op.path_params.is_empty() || !op.query.is_empty() {
         errors.insert(400);
     }

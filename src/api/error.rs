@@ -16,6 +16,8 @@ pub struct ApiError {
     /// Boxed: errors travel in every `Result`, so the common case stays small.
     pub details: Option<Box<Value>>,
     pub retry_after: Option<u64>,
+    /// Answered with `WWW-Authenticate` (401 only).
+    pub challenge: bool,
 }
 
 impl ApiError {
@@ -26,7 +28,31 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            challenge: false,
         }
+    }
+
+    /// 401: no credentials, or credentials that were refused.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
+        e.challenge = true;
+        e
+    }
+
+    /// 403: authenticated, but the caller's roles lack the permission.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMIT_EXCEEDED",
+            format!("Rate limit exceeded. Retry after {retry_after_secs} seconds."),
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -91,6 +117,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rustydb\""),
+            );
+        }
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

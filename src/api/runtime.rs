@@ -1,6 +1,9 @@
 //! What the generated routers call: the permission check, input extraction with the seed's error
 //! body for every rejection, and response rendering.
 
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Json;
@@ -21,19 +24,72 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     pub operation: &'static OperationMeta,
     pub principal: Principal,
+    pub client_ip: Option<IpAddr>,
 }
 
-/// The authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl RequestContext {
+    /// The authenticated caller; the generated check guarantees one on protected operations.
+    pub fn identity(&self) -> Result<&Arc<Identity>, ApiError> {
+        match &self.principal {
+            Principal::User(identity) => Ok(identity),
+            _ => Err(ApiError::unauthorized("credentials required")),
+        }
+    }
+}
+
+/// The caller as authentication left it, installed as a request extension.
+#[derive(Debug, Clone, Default)]
 pub enum Principal {
     /// No credentials were presented.
+    #[default]
     Anonymous,
+    /// Credentials were presented and refused; the reason is safe to show.
+    Rejected(String),
+    User(Arc<Identity>),
 }
 
-/// Decides whether a principal may use an operation. Installed as a request extension by the
-/// server, so the generated routers stay independent of the policy.
+/// An authenticated user with the permissions of its current roles.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<Permission>,
+    pub credential: Credential,
+}
+
+impl Identity {
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// An access token of the login `family`, valid until `expires_at` (Unix seconds).
+    Jwt { family: String, expires_at: i64 },
+    /// An API key, valid until `expires_at` if it has one.
+    ApiKey {
+        key_id: String,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+/// The client address: the socket peer, or `X-Forwarded-For` from a trusted proxy. Installed as a
+/// request extension by the authentication middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Decides whether a principal may use a protected operation (and records refusals). Installed as
+/// a request extension, so the generated routers stay independent of the policy.
 pub trait AccessPolicy: Send + Sync + 'static {
-    fn check(&self, principal: &Principal, permission: Permission) -> Result<(), ApiError>;
+    fn check<'a>(
+        &'a self,
+        principal: &'a Principal,
+        operation: &'static OperationMeta,
+        client_ip: Option<IpAddr>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>>;
 }
 
 /// The largest request body the routers read, installed as a request extension.
@@ -50,13 +106,15 @@ pub async fn authorize(
         .extensions
         .get::<Principal>()
         .cloned()
-        .unwrap_or(Principal::Anonymous);
-    if let Access::Requires(permission) = operation.access {
+        .unwrap_or_default();
+    let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
+    if operation.access != Access::Public {
         let policy = parts
             .extensions
             .get::<Arc<dyn AccessPolicy>>()
+            .cloned()
             .ok_or_else(|| ApiError::internal("no access policy installed"))?;
-        policy.check(&principal, permission)?;
+        policy.check(&principal, operation, client_ip).await?;
     }
     let request_id = parts
         .headers
@@ -67,6 +125,7 @@ pub async fn authorize(
         request_id,
         operation,
         principal,
+        client_ip,
     })
 }
 

@@ -9,12 +9,11 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// Schema migrations of `system.db`, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS settings (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL,
-        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-    ) STRICT;
-    INSERT OR IGNORE INTO settings (key, value) VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ','now'));"];
+/// Never edit a released migration; add the next one.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_settings.sql"),
+    include_str!("migrations/0002_auth.sql"),
+];
 
 /// The server's own database, `system.db` in the data directory.
 #[derive(Clone)]
@@ -57,29 +56,29 @@ impl SystemDb {
     }
 
     /// Runs `f` on the connection off the async runtime.
-    pub async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    pub async fn call<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock poisons it; the connection itself is still usable.
-            let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&guard).map_err(Error::from)
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
         })
         .await?
     }
 
     /// The readiness check: the engine answers a real query against the catalog.
     pub async fn check(&self) -> Result<()> {
-        self.with_conn(|c| {
+        self.call(|c| {
             c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
                 r.get::<_, i64>(0)
-            })
+            })?;
+            Ok(())
         })
         .await
-        .map(|_| ())
     }
 }
 

@@ -4,7 +4,6 @@
 mod docs;
 pub use docs::OPENAPI_JSON;
 mod middleware;
-mod policy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, ApiError, runtime::AccessPolicy, runtime::BodyLimit};
+use crate::auth::{self, AdminService, Auth, AuthService, RbacPolicy};
 use crate::config::Config;
 use crate::engine::SystemDb;
 use crate::error::Result;
@@ -37,14 +37,16 @@ pub struct Server {
 impl Server {
     /// Opens the data directory and builds the state. `process_start` is when the process
     /// started, so the startup probe reports the whole startup.
-    pub fn start(config: Config, log: LogControl, process_start: Instant) -> Result<Server> {
+    pub async fn start(config: Config, log: LogControl, process_start: Instant) -> Result<Server> {
         let system_db = SystemDb::open(&config.data_dir)?;
+        let auth = Auth::start(&config, system_db.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = Arc::new(AppState {
             config,
             system_db,
             stats: RequestStats::default(),
             log,
+            auth,
             started_at: chrono::Utc::now() - process_start.elapsed(),
             started: process_start,
             startup_duration: process_start.elapsed(),
@@ -69,6 +71,18 @@ impl Server {
         let app = self.app();
         let shutdown_tx = self.shutdown_tx;
         let (stopped_tx, mut stopped_rx) = watch::channel(false);
+        // Limiter state of idle callers is dropped once a minute, so memory stays bounded.
+        let auth = Arc::clone(&self.state.auth);
+        let mut pruning_stop = stopped_tx.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => auth.prune_limiters(),
+                    _ = pruning_stop.changed() => break,
+                }
+            }
+        });
         let graceful = async move {
             signal.await;
             tracing::info!("shutdown requested; finishing in-flight requests");
@@ -93,8 +107,12 @@ impl Server {
 }
 
 pub fn app(state: SharedState) -> Router {
-    let policy: Arc<dyn AccessPolicy> = Arc::new(policy::OpenAccess);
+    let policy: Arc<dyn AccessPolicy> = Arc::new(RbacPolicy {
+        auth: Arc::clone(&state.auth),
+    });
     let api = api::api_router(
+        Arc::new(AdminService::new(Arc::clone(&state.auth))),
+        Arc::new(AuthService::new(Arc::clone(&state.auth))),
         Arc::new(HealthService::new(Arc::clone(&state))),
         Arc::new(SystemService::new(Arc::clone(&state))),
     );
@@ -115,6 +133,10 @@ pub fn app(state: SharedState) -> Router {
         .layer(axum::Extension(BodyLimit(
             usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
         )))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Duration::from_secs(config.request_timeout_secs),
             middleware::timeout,

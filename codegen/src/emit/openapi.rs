@@ -144,7 +144,7 @@ fn operation(api: &Api, tag: &str, op: &Operation) -> Value {
     o.insert("responses".into(), Value::Object(responses));
     let security: Vec<Value> = match &op.access {
         Access::Public => Vec::new(),
-        Access::Requires(_) => api
+        Access::Authenticated | Access::Requires(_) => api
             .security_schemes
             .iter()
             .map(|(name, _)| json!({ name.clone(): [] }))

@@ -144,6 +144,11 @@ fn catalog(api: &Api) -> TokenStream {
             pub fn parse(name: &str) -> Option<Permission> {
                 match name { #(#names => Some(Permission::#variants),)* _ => None }
             }
+
+            /// What the permission allows, from the schema.
+            pub fn description(self) -> &'static str {
+                match self { #(Permission::#variants => #docs,)* }
+            }
         }
 
         /// A built-in role and the permissions it holds.
@@ -162,6 +167,8 @@ fn catalog(api: &Api) -> TokenStream {
         pub enum Access {
             /// No credentials needed (login, health probes, docs).
             Public,
+            /// Any authenticated caller.
+            Authenticated,
             Requires(Permission),
         }
 
@@ -194,6 +201,7 @@ fn catalog(api: &Api) -> TokenStream {
 fn access_tokens(a: &Access) -> TokenStream {
     match a {
         Access::Public => quote! { Access::Public },
+        Access::Authenticated => quote! { Access::Authenticated },
         Access::Requires(p) => {
             let v = format_ident!("{}", camel_ident(&p.replace(':', "_")));
             quote! { Access::Requires(Permission::#v) }

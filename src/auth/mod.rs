@@ -1,0 +1,268 @@
+//! Authentication and authorization: users and roles in `system.db`, JWT access tokens with
+//! rotating refresh tokens, API keys, the RBAC policy the generated routers consult, rate limits
+//! and the audit log.
+
+mod admin;
+mod api_keys;
+pub mod audit;
+mod jwt;
+mod middleware;
+mod password;
+mod policy;
+mod ratelimit;
+mod routes;
+mod store;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+
+pub use admin::AdminService;
+pub use middleware::authenticate;
+pub use policy::RbacPolicy;
+pub use routes::AuthService;
+
+use crate::api::runtime::{Credential, Identity, Principal};
+use crate::api::types::AuditOutcome;
+use crate::config::Config;
+use crate::engine::SystemDb;
+use crate::error::{Error, Result};
+use audit::AuditRecord;
+use jwt::{TokenIssuer, TokenKind};
+use ratelimit::{Caller, Limiter};
+
+/// Fills an array from the OS random source.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Config(format!("no OS randomness available: {e}")))?;
+    Ok(bytes)
+}
+
+/// The authentication state shared by the middleware, the policy and the auth/admin services.
+pub struct Auth {
+    db: SystemDb,
+    tokens: TokenIssuer,
+    login_limiter: Limiter<IpAddr>,
+    request_limiter: Limiter<Caller>,
+    trusted_proxies: Vec<IpAddr>,
+    /// Verified against when a login names an unknown user, so both cost the same.
+    decoy_hash: String,
+}
+
+impl Auth {
+    /// Loads or creates the signing key, brings the built-in roles up to date, and on an empty
+    /// user table creates `admin` (password from the configuration, or generated and printed
+    /// once on stdout; never logged).
+    pub async fn start(config: &Config, db: SystemDb) -> Result<Arc<Auth>> {
+        let security = &config.security;
+        let tokens = TokenIssuer::new(security, &config.data_dir)?;
+        let decoy_hash = password::hash(hex::encode(random_bytes::<16>()?)).await?;
+        let admin_password = security.admin_password.clone();
+        db.call(move |conn| {
+            store::sync_builtin_roles(conn)?;
+            if store::count_users(conn)? == 0 {
+                let (password, generated) = match admin_password {
+                    Some(p) => (p.expose().to_string(), false),
+                    None => (hex::encode(random_bytes::<12>()?), true),
+                };
+                let hash = password::hash_blocking(&password)?;
+                store::create_user(conn, "admin", &hash, &["admin".to_string()], false)?;
+                if generated {
+                    println!(
+                        "rustydb: created user `admin` with password `{password}` (shown once; \
+                             set RUSTYDB_ADMIN_PASSWORD before the first start to choose it)"
+                    );
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(Arc::new(Auth {
+            db,
+            tokens,
+            login_limiter: Limiter::per_minute(security.login_attempts_per_minute),
+            request_limiter: Limiter::per_minute(security.requests_per_minute),
+            trusted_proxies: security.trusted_proxies.clone(),
+            decoy_hash,
+        }))
+    }
+
+    /// The client address: the socket peer, unless the peer is a trusted proxy, in which case the
+    /// nearest untrusted address of `X-Forwarded-For`.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusted_proxies.contains(&peer) {
+            return Some(peer);
+        }
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !self.trusted_proxies.contains(ip))
+            .copied()
+            .or(Some(peer))
+    }
+
+    /// Resolves the request's credentials: `Authorization: Bearer <jwt>` or `X-API-Key`.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Principal {
+        if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+            let Some(token) = value.to_str().ok().and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            }) else {
+                return Principal::Rejected("Authorization must be `Bearer <token>`".into());
+            };
+            return match self.identity_from_token(token.trim()).await {
+                Ok(identity) => Principal::User(Arc::new(identity)),
+                Err(reason) => Principal::Rejected(reason),
+            };
+        }
+        if let Some(value) = headers.get("x-api-key") {
+            return match value.to_str() {
+                Ok(key) => match self.identity_from_key(key.trim()).await {
+                    Ok(identity) => Principal::User(Arc::new(identity)),
+                    Err(reason) => Principal::Rejected(reason),
+                },
+                Err(_) => Principal::Rejected("invalid API key".into()),
+            };
+        }
+        Principal::Anonymous
+    }
+
+    /// Verifies an access token string (also used by WebSocket and GraphQL connection auth).
+    pub async fn identity_from_token(&self, token: &str) -> std::result::Result<Identity, String> {
+        let claims = self.tokens.verify(token, TokenKind::Access)?;
+        let (family, user_id) = (claims.fam.clone(), claims.sub.clone());
+        let access = self
+            .db
+            .call(move |c| {
+                if !store::family_live(c, &family, &user_id)? {
+                    return Ok(None);
+                }
+                store::user_access(c, &user_id)
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "token check failed");
+                "token could not be checked".to_string()
+            })?;
+        let access = live_user(access, "token has been revoked")?;
+        Ok(Identity {
+            user_id: claims.sub,
+            username: access.username,
+            roles: access.roles,
+            permissions: access.permissions,
+            credential: Credential::Jwt {
+                family: claims.fam,
+                expires_at: claims.exp,
+            },
+        })
+    }
+
+    async fn identity_from_key(&self, key: &str) -> std::result::Result<Identity, String> {
+        const INVALID: &str = "invalid API key";
+        if !api_keys::well_formed(key) {
+            return Err(INVALID.into());
+        }
+        let digest = api_keys::digest(key);
+        let found = self
+            .db
+            .call(move |c| {
+                let Some(stored) = store::find_key(c, &digest)? else {
+                    return Ok(None);
+                };
+                if !api_keys::same(&stored.hash, &digest) {
+                    return Ok(None);
+                }
+                // Record use at most once a minute: a write per request would serialize reads.
+                let stale = stored
+                    .last_used_at
+                    .is_none_or(|t| chrono::Utc::now() - t > chrono::TimeDelta::minutes(1));
+                if stale && !stored.revoked {
+                    store::touch_key(c, &stored.id)?;
+                }
+                let access = store::user_access(c, &stored.user_id)?;
+                Ok(Some((stored, access)))
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "API key check failed");
+                "API key could not be checked".to_string()
+            })?;
+        let Some((stored, access)) = found else {
+            return Err(INVALID.into());
+        };
+        if stored.revoked {
+            return Err("API key has been revoked".into());
+        }
+        if stored.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
+            return Err("API key has expired".into());
+        }
+        let access = live_user(access, INVALID)?;
+        Ok(Identity {
+            user_id: stored.user_id,
+            username: access.username,
+            roles: access.roles,
+            permissions: access.permissions,
+            credential: Credential::ApiKey {
+                key_id: stored.id,
+                expires_at: stored.expires_at,
+            },
+        })
+    }
+
+    /// Checks the per-user (or per-IP for anonymous callers) request limit.
+    pub fn check_request_rate(
+        &self,
+        principal: &Principal,
+        ip: Option<IpAddr>,
+    ) -> ratelimit::Verdict {
+        let caller = match principal {
+            Principal::User(identity) => Caller::User(identity.user_id.clone()),
+            _ => Caller::Anonymous(ip.unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+        };
+        self.request_limiter.check(&caller)
+    }
+
+    /// Drops limiter state of idle callers; run periodically.
+    pub fn prune_limiters(&self) {
+        self.login_limiter.prune();
+        self.request_limiter.prune();
+    }
+
+    pub async fn audit(&self, entry: AuditRecord) {
+        audit::record(&self.db, entry).await;
+    }
+
+    pub(crate) fn db(&self) -> &SystemDb {
+        &self.db
+    }
+}
+
+fn live_user(
+    access: Option<store::UserAccess>,
+    gone: &str,
+) -> std::result::Result<store::UserAccess, String> {
+    match access {
+        None => Err(gone.to_string()),
+        Some(a) if a.disabled => Err("user is disabled".to_string()),
+        Some(a) => Ok(a),
+    }
+}
+
+/// An audit record about the caller.
+pub(crate) fn audit_by(
+    identity: &Identity,
+    action: &'static str,
+    outcome: AuditOutcome,
+) -> AuditRecord {
+    AuditRecord::new(action, outcome).actor(identity.username.clone())
+}
