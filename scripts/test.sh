@@ -20,9 +20,14 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test (workspace)"
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
 
 step "openapi-spec-validator generated/openapi.json"
 .venv/bin/openapi-spec-validator generated/openapi.json
 
-step "all tests passed"
+# One closing line for the whole run (doc-test binaries with zero tests print the last
+# `test result` line otherwise).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "\n%d passed, %d failed\n", p, f }' "$log"

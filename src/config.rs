@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C [default: 10].
     #[arg(long, env = "RUSTYDB_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// PEM certificate chain; with --tls-key, serves https:// and wss:// only.
+    #[arg(long, env = "RUSTYDB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "RUSTYDB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file: the same settings, all optional, plus the security settings.
@@ -64,6 +70,8 @@ struct FileConfig {
     body_limit_bytes: Option<u64>,
     cors_allowed_origins: Option<Vec<String>>,
     shutdown_grace_secs: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     #[serde(default)]
     security: SecurityFile,
 }
@@ -128,7 +136,15 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     pub shutdown_grace_secs: u64,
     pub config_file: Option<PathBuf>,
+    /// Certificate chain and key files; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
     pub security: SecurityConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -182,6 +198,18 @@ impl Config {
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(10),
             config_file: args.config,
+            tls: match (
+                args.tls_cert.or(file.tls_cert),
+                args.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => {
+                    return Err(Error::Config(
+                        "TLS needs both a certificate (tls_cert) and a key (tls_key)".into(),
+                    ));
+                }
+            },
             security: security(file.security)?,
         })
     }
@@ -277,5 +305,26 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("not-an-address"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_secrets_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rustydb.toml");
+        std::fs::write(&file, "tls_cert = \"cert.pem\"\n").unwrap();
+        let err = Config::resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("tls_key"), "{err}");
+        std::fs::write(&file, "[security]\njwt_secret = \"short\"\n").unwrap();
+        let err = Config::resolve(ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("32"), "{err}");
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "[redacted]");
     }
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use rustydb::config::{Config, ServeArgs};
-use rustydb::server::Server;
+use rustydb::server::{Server, tls};
 
 #[derive(Parser)]
 #[command(
@@ -58,16 +58,24 @@ async fn run(
     log: rustydb::telemetry::LogControl,
     process_start: Instant,
 ) -> rustydb::error::Result<()> {
-    let bind = config.bind;
     let data_dir = config.data_dir.clone();
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let address = listener.local_addr()?;
     let server = Server::start(config, log, process_start).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        address = %listener.local_addr()?,
+        address = %format!("{scheme}://{address}"),
         data_dir = %data_dir.display(),
         "rustydb listening"
     );
-    server.serve(listener, shutdown_signal()).await
+    match tls {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)?;
+            server.serve(listener, shutdown_signal()).await
+        }
+        None => server.serve(listener, shutdown_signal()).await,
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -10,3 +10,4 @@ mod rbac;
 mod serve;
 mod surface;
 mod system;
+mod tls;

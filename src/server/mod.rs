@@ -2,8 +2,10 @@
 //! graceful shutdown.
 
 mod docs;
-pub use docs::OPENAPI_JSON;
 mod middleware;
+pub mod tls;
+
+pub use docs::OPENAPI_JSON;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use tokio::net::TcpListener;
+use axum::serve::{Listener, ListenerExt};
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -62,11 +64,15 @@ impl Server {
 
     /// Serves on `listener` until `signal` resolves, then stops accepting, tells long-lived
     /// connections to close, and gives in-flight requests the configured grace period.
-    pub async fn serve(
+    pub async fn serve<L>(
         self,
-        listener: TcpListener,
+        listener: L,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<()> {
+    ) -> Result<()>
+    where
+        L: Listener<Addr = SocketAddr>,
+        L::Io: Send,
+    {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
         let app = self.app();
         let shutdown_tx = self.shutdown_tx;
@@ -89,8 +95,9 @@ impl Server {
             let _ = shutdown_tx.send(true);
             let _ = stopped_tx.send(true);
         };
+        // `tap_io` makes axum hand the peer address of any listener to `ConnectInfo`.
         let server = axum::serve(
-            listener,
+            listener.tap_io(|_io| {}),
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(graceful);

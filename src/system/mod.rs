@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 
 use crate::api::types::{
     EffectiveConfig, EffectiveConfigLogFormat, HostInfo, LogFilter, LogFilterUpdate,
-    ResponseCounts, RuntimeStats, ServerInfo, VersionInfo, VersionInfoBuildProfile,
+    ResponseCounts, RuntimeStats, SecuritySettings, SecuritySettingsJwtKeySource, ServerInfo,
+    VersionInfo, VersionInfoBuildProfile,
 };
 use crate::api::{API_VERSION, ApiError, SystemApi, runtime::RequestContext};
 use crate::config::LogFormat;
@@ -75,6 +76,25 @@ impl SystemApi for SystemService {
             cors_allowed_origins: c.cors_allowed_origins.clone(),
             shutdown_grace_secs: c.shutdown_grace_secs,
             config_file: c.config_file.as_ref().map(|p| p.display().to_string()),
+            tls_enabled: c.tls.is_some(),
+            security: SecuritySettings {
+                access_token_ttl_secs: c.security.access_token_ttl_secs,
+                refresh_token_ttl_secs: c.security.refresh_token_ttl_secs,
+                login_attempts_per_minute: c.security.login_attempts_per_minute,
+                requests_per_minute: c.security.requests_per_minute,
+                trusted_proxies: c
+                    .security
+                    .trusted_proxies
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                jwt_key_source: if c.security.jwt_secret.is_some() {
+                    SecuritySettingsJwtKeySource::Configured
+                } else {
+                    SecuritySettingsJwtKeySource::DataDir
+                },
+                admin_password_configured: c.security.admin_password.is_some(),
+            },
         })
     }
 
