@@ -14,11 +14,18 @@ fn free_port() -> u16 {
 
 /// A minimal HTTP/1.1 GET; returns the status code and the body.
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http(port, "GET", path, None)
+}
+
+fn http(port: u16, method: &str, path: &str, json: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let body = json.unwrap_or("");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -106,4 +113,88 @@ fn bad_configuration_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not-an-address"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn first_start_prints_a_generated_admin_password_once_and_it_works() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rustydb"))
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir.path())
+        .env_remove("RUSTYDB_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rustydb");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut password = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while password.is_none() && Instant::now() < deadline {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("with password `").nth(1) {
+            password = rest.split('`').next().map(str::to_string);
+        }
+    }
+    let password = password.expect("the generated password is printed on first start");
+    assert!(password.len() >= 16, "{password}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = format!(r#"{{"username":"admin","password":"{password}"}}"#);
+    let (status, response) = loop {
+        match http(port, "POST", "/api/v1/auth/login", Some(&body)) {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("server did not come up: {e}"),
+        }
+    };
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("access_token"));
+    let key = data_dir.path().join("jwt.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("jwt.key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "jwt.key must be private");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A second start on the same data directory creates nobody and prints no password.
+    let port = free_port();
+    let mut again = Command::new(env!("CARGO_BIN_EXE_rustydb"))
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir.path())
+        .env_remove("RUSTYDB_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rustydb");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(port, "/api/v1/health/liveness").is_err() {
+        assert!(Instant::now() < deadline, "second start did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = again.kill();
+    let _ = again.wait();
+    let mut logs = String::new();
+    if let Some(mut out) = again.stdout.take() {
+        let _ = out.read_to_string(&mut logs);
+    }
+    assert!(!logs.contains("with password"), "{logs}");
 }
