@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -74,6 +75,66 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     #[serde(default)]
     security: SecurityFile,
+    #[serde(default)]
+    websocket: WebSocketFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebSocketFile {
+    bus_capacity: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_user: Option<usize>,
+    max_subscriptions_per_connection: Option<usize>,
+    heartbeat_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    slow_client_timeout_secs: Option<u64>,
+    max_message_bytes: Option<usize>,
+}
+
+/// Event bus and WebSocket limits (the seed's numbers are the defaults).
+#[derive(Debug, Clone)]
+pub struct WebSocketConfig {
+    /// Events each topic holds for slow subscribers and replay.
+    pub bus_capacity: usize,
+    pub max_connections: usize,
+    pub max_connections_per_user: usize,
+    pub max_subscriptions: usize,
+    /// Interval of server pings.
+    pub heartbeat: Duration,
+    /// A connection that sends nothing (not even pongs) this long is closed.
+    pub idle_timeout: Duration,
+    /// A client whose queue stays full, or whose socket takes no data, this long is dropped.
+    pub slow_client_timeout: Duration,
+    /// Largest client message.
+    pub max_message_bytes: usize,
+}
+
+fn websocket(file: WebSocketFile) -> Result<WebSocketConfig> {
+    let config = WebSocketConfig {
+        bus_capacity: file.bus_capacity.unwrap_or(1000),
+        max_connections: file.max_connections.unwrap_or(10_000),
+        max_connections_per_user: file.max_connections_per_user.unwrap_or(100),
+        max_subscriptions: file.max_subscriptions_per_connection.unwrap_or(100),
+        heartbeat: Duration::from_secs(file.heartbeat_secs.unwrap_or(30)),
+        idle_timeout: Duration::from_secs(file.idle_timeout_secs.unwrap_or(300)),
+        slow_client_timeout: Duration::from_secs(file.slow_client_timeout_secs.unwrap_or(60)),
+        max_message_bytes: file.max_message_bytes.unwrap_or(64 * 1024),
+    };
+    if config.bus_capacity == 0
+        || config.max_connections == 0
+        || config.max_connections_per_user == 0
+        || config.max_subscriptions == 0
+        || config.heartbeat.is_zero()
+        || config.idle_timeout.is_zero()
+        || config.slow_client_timeout.is_zero()
+        || config.max_message_bytes < 1024
+    {
+        return Err(Error::Config(
+            "websocket limits must be positive (max_message_bytes at least 1024)".into(),
+        ));
+    }
+    Ok(config)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +200,7 @@ pub struct Config {
     /// Certificate chain and key files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
     pub security: SecurityConfig,
+    pub websocket: WebSocketConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +273,7 @@ impl Config {
                 }
             },
             security: security(file.security)?,
+            websocket: websocket(file.websocket)?,
         })
     }
 

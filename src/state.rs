@@ -17,6 +17,8 @@ pub struct AppState {
     pub stats: RequestStats,
     pub log: LogControl,
     pub auth: Arc<crate::auth::Auth>,
+    pub bus: Arc<crate::events::Bus>,
+    pub ws: Arc<crate::ws::WsHub>,
     /// When the process started, as wall time and as a monotonic instant.
     pub started_at: DateTime<Utc>,
     pub started: Instant,
@@ -33,6 +35,11 @@ impl AppState {
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// Resolves once shutdown has begun (at once if it already has).
+pub async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
 
 /// Request counters, updated by the stats middleware.
 #[derive(Debug, Default)]

@@ -11,3 +11,4 @@ mod serve;
 mod surface;
 mod system;
 mod tls;
+mod ws;

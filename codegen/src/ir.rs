@@ -170,7 +170,9 @@ pub struct Response {
 pub struct EventFamily {
     pub family: String,
     pub description: String,
-    pub permission: String,
+    pub access: Access,
+    /// Protocol messages: sent by connections, not a bus topic.
+    pub protocol: bool,
     pub messages: Vec<Message>,
 }
 
@@ -227,9 +229,10 @@ pub struct Subscription {
 
 #[derive(Debug, Clone)]
 pub struct WebSocketEndpoint {
+    pub id: String,
     pub path: String,
     pub summary: String,
-    pub permission: String,
+    pub access: Access,
     pub topics: Vec<String>,
     pub query: Vec<Param>,
 }

@@ -55,10 +55,14 @@ fn parse_file<T: DeserializeOwned>(dir: &Path, rel: &str) -> Result<(String, T)>
         path: path.clone(),
         source,
     })?;
-    let value = yaml_serde::from_str(&text).map_err(|e| CodegenError::Parse {
+    let parse_error = |e: yaml_serde::Error| CodegenError::Parse {
         file: rel.to_string(),
         message: e.to_string(),
-    })?;
+    };
+    // A mapping that repeats a key is an error, not "the last one wins": only yaml_serde's own
+    // `Value` checks that, the serde_json maps of the model do not.
+    yaml_serde::from_str::<yaml_serde::Value>(&text).map_err(parse_error)?;
+    let value = yaml_serde::from_str(&text).map_err(parse_error)?;
     Ok((rel.to_string(), value))
 }
 

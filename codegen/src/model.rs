@@ -143,7 +143,12 @@ pub struct ExamplesSpec {
 pub struct EventFamilyFile {
     pub family: String,
     pub description: String,
+    /// A permission name, or `authenticated`.
     pub permission: String,
+    /// Messages of the WebSocket protocol itself (acks, errors, pongs): sent by a connection,
+    /// never published on the bus, not subscribable.
+    #[serde(default)]
+    pub protocol: bool,
     pub messages: Vec<MessageSpec>,
 }
 
@@ -209,6 +214,9 @@ pub struct WebSocketsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketSpec {
+    /// The trait method's name; derived from the path when absent (`/api/v1/ws/metrics` -> `ws_metrics`).
+    #[serde(default)]
+    pub id: Option<String>,
     pub path: String,
     pub summary: String,
     pub permission: String,

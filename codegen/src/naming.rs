@@ -22,7 +22,8 @@ pub fn snake_ident(name: &str) -> String {
 pub fn camel_ident(name: &str) -> String {
     let camel = name.to_upper_camel_case();
     match camel.chars().next() {
-        Some(c) if c.is_ascii_digit() => format!("T{camel}"),
+        // typify's prefix, so a collision check sees the name typify emits.
+        Some(c) if c.is_ascii_digit() => format!("X{camel}"),
         _ => escape(camel),
     }
 }
@@ -55,7 +56,7 @@ mod tests {
         assert_eq!(snake_ident("getHTTPStatus"), "get_http_status");
         assert_eq!(snake_ident("page-size"), "page_size");
         assert_eq!(camel_ident("self"), "Self_");
-        assert_eq!(camel_ident("2fa_codes"), "T2faCodes");
+        assert_eq!(camel_ident("2fa_codes"), "X2faCodes");
         assert_eq!(camel_ident("buffer_pool"), "BufferPool");
     }
 }

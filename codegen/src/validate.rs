@@ -9,7 +9,7 @@ use crate::error::{CodegenError, Diagnostic, Result};
 use crate::ir::*;
 use crate::load::SchemaFiles;
 use crate::model::{self, ParamSpec};
-use crate::naming::{camel_ident, snake_ident};
+use crate::naming::{bare, camel_ident, snake_ident};
 
 /// Keywords of the draft-07 subset accepted in named types and event fields.
 const TYPE_KEYWORDS: &[&str] = &[
@@ -45,6 +45,17 @@ const FORMATS: &[&str] = &[
     "double",
 ];
 const GRAPHQL_SCALARS: &[&str] = &["String", "Int", "Float", "Boolean", "ID"];
+/// Names the generated Rust already uses beside the subsystem modules (`rt`, `types`, `events`,
+/// `websocket_endpoints`), the `websockets` argument of `api_router` and the `WebSocketApi` trait
+/// (subsystem `web_socket`).
+const RESERVED_SUBSYSTEMS: &[&str] = &[
+    "rt",
+    "types",
+    "events",
+    "websocket_endpoints",
+    "websockets",
+    "web_socket",
+];
 
 struct Checker {
     diags: Vec<Diagnostic>,
@@ -77,12 +88,20 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
 
     // Permissions and roles.
     let mut permissions = Vec::new();
+    let mut permission_variants: BTreeMap<String, String> = BTreeMap::new();
     for (name, description) in &api.permissions {
         c.at(&api_file, &format!("permission {name}"));
         if name == "public" || name == "authenticated" {
             c.err("`public` and `authenticated` are reserved access levels");
         } else if !is_permission_name(name) {
             c.err("a permission is `area:level` in lowercase letters, e.g. `database:read`");
+        } else {
+            let variant = camel_ident(&name.replace(':', "_"));
+            if let Some(prev) = permission_variants.insert(variant.clone(), name.clone()) {
+                c.err(format!(
+                    "permission collides with `{prev}` (both become `Permission::{variant}`)"
+                ));
+            }
         }
         permissions.push(Permission {
             name: name.clone(),
@@ -149,11 +168,15 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
     let mut op_ids: BTreeMap<String, String> = BTreeMap::new();
     let mut routes: BTreeMap<(String, Method), String> = BTreeMap::new();
     let mut path_owner: BTreeMap<String, String> = BTreeMap::new();
+    let mut path_shapes: BTreeMap<String, String> = BTreeMap::new();
     let mut subsystem_names: BTreeMap<String, String> = BTreeMap::new();
     for (file, rf) in &files.routes {
         c.at(file, &format!("subsystem {}", rf.subsystem));
         if !is_snake(&rf.subsystem) {
             c.err("a subsystem name is lowercase snake_case");
+        }
+        if RESERVED_SUBSYSTEMS.contains(&snake_ident(&rf.subsystem).as_str()) {
+            c.err("this subsystem name is taken by the generated Rust; choose another");
         }
         if let Some(prev) = subsystem_names.insert(rf.subsystem.clone(), file.clone()) {
             c.err(format!("subsystem already declared in {prev}"));
@@ -176,6 +199,16 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                     c.err(format!(
                         "duplicate route {} {} (also operation `{prev}`)",
                         o.method.as_str(),
+                        o.path
+                    ));
+                }
+                let prev = path_shapes
+                    .entry(path_shape(&o.path))
+                    .or_insert_with(|| o.path.clone());
+                if prev != &o.path {
+                    let prev = prev.clone();
+                    c.err(format!(
+                        "path {} is the same route as {prev}: only parameter names differ",
                         o.path
                     ));
                 }
@@ -216,7 +249,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         if !families.insert(ef.family.clone()) {
             c.err("duplicate event family");
         }
-        check_permission(&mut c, &ef.permission, &known_permissions);
+        let access = check_stream_access(&mut c, &ef.permission, &known_permissions);
         let mut messages = Vec::new();
         for m in &ef.messages {
             c.at(file, &format!("message {}", m.message_type));
@@ -224,6 +257,14 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 c.err("duplicate message_type");
             }
             if let Some(msg) = check_message(&mut c, m, &type_names) {
+                for name in payload_type_names(&msg) {
+                    if let Some(prev) = rust_type_names.insert(camel_ident(&name), name.clone()) {
+                        c.err(format!(
+                            "payload type `{}` collides with `{prev}`",
+                            camel_ident(&name)
+                        ));
+                    }
+                }
                 messages.push(msg);
             }
         }
@@ -234,7 +275,8 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         events.push(EventFamily {
             family: ef.family.clone(),
             description: ef.description.clone(),
-            permission: ef.permission.clone(),
+            access,
+            protocol: ef.protocol,
             messages,
         });
     }
@@ -293,7 +335,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         let mut ws_paths = BTreeSet::new();
         for w in &wf.endpoints {
             c.at(file, &format!("endpoint {}", w.path));
-            if !w.path.starts_with("/api/v1/ws") {
+            if w.path != "/api/v1/ws" && !w.path.starts_with("/api/v1/ws/") {
                 c.err("a WebSocket endpoint lives under /api/v1/ws");
             }
             if !ws_paths.insert(w.path.clone()) {
@@ -302,7 +344,20 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
             if path_owner.contains_key(&w.path) {
                 c.err("path is also a REST operation");
             }
-            check_permission(&mut c, &w.permission, &known_permissions);
+            let access = check_stream_access(&mut c, &w.permission, &known_permissions);
+            let id = w.id.clone().unwrap_or_else(|| {
+                w.path
+                    .trim_start_matches("/api/v1/")
+                    .replace(['/', '-'], "_")
+            });
+            if !is_snake(&id) {
+                c.err(format!("endpoint id `{id}` is not snake_case"));
+            }
+            if let Some(prev) = op_ids.insert(snake_ident(&id), id.clone()) {
+                c.err(format!(
+                    "endpoint id `{id}` collides with operation `{prev}`"
+                ));
+            }
             for t in &w.topics {
                 if !families.contains(t) {
                     c.err(format!("unknown event family `{t}`"));
@@ -310,9 +365,10 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
             }
             let query = check_params(&mut c, &w.query, false);
             websockets.push(WebSocketEndpoint {
+                id,
                 path: w.path.clone(),
                 summary: w.summary.clone(),
-                permission: w.permission.clone(),
+                access,
                 topics: w.topics.clone(),
                 query,
             });
@@ -337,6 +393,29 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         subscriptions,
         websockets,
     })
+}
+
+/// A permission or `authenticated`: what streams and their endpoints may require.
+fn check_stream_access(c: &mut Checker, p: &str, known: &BTreeSet<&str>) -> Access {
+    match p {
+        "authenticated" => Access::Authenticated,
+        "public" => {
+            c.err("event streams need credentials; use `authenticated` or a permission");
+            Access::Authenticated
+        }
+        _ => {
+            check_permission(c, p, known);
+            Access::Requires(p.to_string())
+        }
+    }
+}
+
+/// The Rust types an event message's payload becomes: the flat message itself, or one per variant.
+pub fn payload_type_names(m: &Message) -> Vec<String> {
+    match m.encoding {
+        Encoding::Flat => vec![m.message_type.clone()],
+        _ => m.variants.iter().map(|v| v.name.clone()).collect(),
+    }
 }
 
 fn check_permission(c: &mut Checker, p: &str, known: &BTreeSet<&str>) {
@@ -569,7 +648,7 @@ fn check_message(
         (Encoding::Flat, _, _) => c.err("a flat message declares `fields` and no `variants`"),
         (_, None, Some(vs)) => {
             for (name, fields) in vs {
-                if camel_ident(name) != *name {
+                if name.is_empty() || camel_ident(name) != *name {
                     c.err(format!("variant `{name}` is not UpperCamelCase"));
                 }
                 match fields.as_object() {
@@ -599,8 +678,14 @@ fn variant(
     optional: &[String],
     types: &BTreeSet<String>,
 ) -> Variant {
+    let mut rust_fields: BTreeMap<String, &str> = BTreeMap::new();
     for (f, schema) in fields {
         check_type_schema(c, schema, types, f);
+        if let Some(prev) = rust_fields.insert(bare(&snake_ident(f)).to_string(), f) {
+            c.err(format!(
+                "fields `{prev}` and `{f}` become the same Rust field"
+            ));
+        }
     }
     Variant {
         name: name.to_string(),
@@ -662,8 +747,15 @@ fn check_type_schema(c: &mut Checker, schema: &Value, types: &BTreeSet<String>, 
     if let Some(props) = obj.get("properties") {
         match props.as_object() {
             Some(p) => {
+                let mut fields: BTreeMap<String, &str> = BTreeMap::new();
                 for (name, s) in p {
                     check_type_schema(c, s, types, &format!("{at}.{name}"));
+                    // typify names fields this way too; two equal names would not compile.
+                    if let Some(prev) = fields.insert(bare(&snake_ident(name)).to_string(), name) {
+                        c.err(format!(
+                            "`{at}`: properties `{prev}` and `{name}` become the same Rust field"
+                        ));
+                    }
                 }
                 if let Some(req) = obj.get("required").and_then(Value::as_array) {
                     for r in req {
@@ -686,11 +778,26 @@ fn check_type_schema(c: &mut Checker, schema: &Value, types: &BTreeSet<String>, 
     }
 }
 
+/// A path with its parameter names left out: `/a/{id}` and `/a/{key}` are one route to the router.
+fn path_shape(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.starts_with('{') && seg.ends_with('}') {
+                "{}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn is_permission_name(s: &str) -> bool {
     match s.split_once(':') {
-        Some((a, b)) => [a, b]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')),
+        Some((a, b)) => [a, b].iter().all(|p| {
+            p.starts_with(|c: char| c.is_ascii_lowercase())
+                && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        }),
         None => false,
     }
 }

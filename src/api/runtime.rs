@@ -25,6 +25,8 @@ pub struct RequestContext {
     pub operation: &'static OperationMeta,
     pub principal: Principal,
     pub client_ip: Option<IpAddr>,
+    /// The socket peer (or the proxy, behind one).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl RequestContext {
@@ -121,11 +123,16 @@ pub async fn authorize(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
     Ok(RequestContext {
         request_id,
         operation,
         principal,
         client_ip,
+        peer,
     })
 }
 
@@ -192,6 +199,21 @@ pub async fn json_body<T: DeserializeOwned>(parts: &Parts, body: Body) -> Result
             format!("request body is not valid JSON: {e}"),
         ),
     })
+}
+
+/// The WebSocket upgrade of a request: 426 with the error body for a plain HTTP request.
+pub async fn websocket_upgrade(
+    parts: &mut Parts,
+) -> Result<axum::extract::ws::WebSocketUpgrade, ApiError> {
+    axum::extract::ws::WebSocketUpgrade::from_request_parts(parts, &())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "WEBSOCKET_UPGRADE_REQUIRED",
+                format!("this endpoint speaks WebSocket: {}", e.body_text()),
+            )
+        })
 }
 
 pub fn respond<T: Serialize>(status: u16, result: Result<T, ApiError>) -> Response {

@@ -125,6 +125,35 @@ impl Auth {
                 Err(reason) => Principal::Rejected(reason),
             };
         }
+        let (mut bearer, mut key) = (None, None);
+        // Browsers cannot set headers on a WebSocket: they offer the credential as a subprotocol.
+        for offered in headers
+            .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+        {
+            if let Some(t) = offered.strip_prefix("rustydb.bearer.") {
+                bearer = Some(t.to_string());
+            } else if let Some(k) = offered.strip_prefix("rustydb.apikey.") {
+                key = Some(k.to_string());
+            }
+        }
+        if headers.get("x-api-key").is_none() {
+            if let Some(token) = bearer {
+                return match self.identity_from_token(&token).await {
+                    Ok(identity) => Principal::User(Arc::new(identity)),
+                    Err(reason) => Principal::Rejected(reason),
+                };
+            }
+            if let Some(k) = key {
+                return match self.identity_from_key(&k).await {
+                    Ok(identity) => Principal::User(Arc::new(identity)),
+                    Err(reason) => Principal::Rejected(reason),
+                };
+            }
+        }
         if let Some(value) = headers.get("x-api-key") {
             return match value.to_str() {
                 Ok(key) => match self.identity_from_key(key.trim()).await {

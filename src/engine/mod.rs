@@ -2,6 +2,7 @@
 //! `system.db` (WAL mode) and answers health checks; user databases arrive with the engine issue.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -20,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
 pub struct SystemDb {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    in_flight: Arc<AtomicU64>,
 }
 
 impl SystemDb {
@@ -48,6 +50,7 @@ impl SystemDb {
         Ok(SystemDb {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            in_flight: Arc::default(),
         })
     }
 
@@ -62,12 +65,21 @@ impl SystemDb {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
+        let in_flight = Arc::clone(&self.in_flight);
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::task::spawn_blocking(move || {
             // A panic while holding the lock poisons it; the connection itself is still usable.
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut guard)
         })
-        .await?
+        .await;
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+        result?
+    }
+
+    /// Engine calls queued or executing now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// The readiness check: the engine answers a real query against the catalog.

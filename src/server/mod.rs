@@ -25,10 +25,12 @@ use crate::auth::{self, AdminService, Auth, AuthService, RbacPolicy};
 use crate::config::Config;
 use crate::engine::SystemDb;
 use crate::error::Result;
+use crate::events::Bus;
 use crate::health::HealthService;
 use crate::state::{AppState, RequestStats, SharedState};
 use crate::system::SystemService;
 use crate::telemetry::LogControl;
+use crate::ws::{WebSocketManagement, WebSocketService, WsHub};
 
 /// A started-up server: state built, data directory open, ready to serve.
 pub struct Server {
@@ -43,17 +45,28 @@ impl Server {
         let system_db = SystemDb::open(&config.data_dir)?;
         let auth = Auth::start(&config, system_db.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let bus = Arc::new(Bus::new(config.websocket.bus_capacity));
+        let ws = Arc::new(WsHub {
+            bus: Arc::clone(&bus),
+            registry: Arc::default(),
+            config: config.websocket.clone(),
+            shutdown: shutdown.clone(),
+            started: process_start,
+        });
         let state = Arc::new(AppState {
             config,
             system_db,
             stats: RequestStats::default(),
             log,
             auth,
+            bus,
+            ws,
             started_at: chrono::Utc::now() - process_start.elapsed(),
             started: process_start,
             startup_duration: process_start.elapsed(),
             shutdown,
         });
+        crate::metrics::spawn_system_metrics(Arc::clone(&state));
         Ok(Server { state, shutdown_tx })
     }
 
@@ -122,6 +135,8 @@ pub fn app(state: SharedState) -> Router {
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
         Arc::new(HealthService::new(Arc::clone(&state))),
         Arc::new(SystemService::new(Arc::clone(&state))),
+        Arc::new(WebSocketManagement::new(Arc::clone(&state.ws))),
+        Arc::new(WebSocketService::new(Arc::clone(&state.ws))),
     );
     let config = &state.config;
     let request_id = HeaderName::from_static("x-request-id");

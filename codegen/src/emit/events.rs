@@ -30,7 +30,7 @@ pub fn emit(api: &Api) -> String {
                 def.insert("description".into(), json!(d));
             }
             def.insert("x-family".into(), json!(family.family));
-            def.insert("x-permission".into(), json!(family.permission));
+            def.insert("x-permission".into(), json!(family.access.label()));
             def.insert("type".into(), json!("object"));
             def.insert(
                 "required".into(),
@@ -42,7 +42,8 @@ pub fn emit(api: &Api) -> String {
                     "message_type": {"const": m.message_type},
                     "data": data,
                     "timestamp": {"type": "integer", "description": "Unix seconds"},
-                    "sequence": {"type": "integer", "description": "Per-topic sequence number"}
+                    "topic": {"type": "string", "description": "The event family (bus topic)"},
+                    "sequence": {"type": "integer", "description": "Per-topic sequence number, from 1"}
                 }),
             );
             one_of.push(json!({"$ref": format!("#/definitions/{}", m.message_type)}));

@@ -28,6 +28,8 @@ pub fn emit(api: &Api) -> String {
         }
         if let Some(t) = api.types.iter().find(|t| t.name == name) {
             objects.push(object_type(t, &mut wanted));
+        } else if name == JSON {
+            objects.push(format!("scalar {JSON}\n"));
         }
     }
     objects.sort();
@@ -56,6 +58,31 @@ fn object_type(t: &NamedType, wanted: &mut Vec<String>) -> String {
     if let Some(d) = t.schema.get("description").and_then(Value::as_str) {
         out.push_str(&format!("\"\"\"{}\"\"\"\n", d.trim()));
     }
+    let Some(props) = t
+        .schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .filter(|p| !p.is_empty())
+    else {
+        // Not an object (an object type needs fields): an enum when its values are GraphQL names,
+        // a custom scalar otherwise.
+        let values: Option<Vec<&str>> = t
+            .schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|vs| vs.iter().map(Value::as_str).collect());
+        match values.filter(|vs| !vs.is_empty() && vs.iter().all(|v| is_enum_value(v))) {
+            Some(vs) => {
+                out.push_str(&format!("enum {} {{\n", t.name));
+                for v in vs {
+                    out.push_str(&format!("  {v}\n"));
+                }
+                out.push_str("}\n");
+            }
+            None => out.push_str(&format!("scalar {}\n", t.name)),
+        }
+        return out;
+    };
     out.push_str(&format!("type {} {{\n", t.name));
     let required: Vec<&str> = t
         .schema
@@ -63,16 +90,14 @@ fn object_type(t: &NamedType, wanted: &mut Vec<String>) -> String {
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if let Some(props) = t.schema.get("properties").and_then(Value::as_object) {
-        for (name, schema) in props {
-            let ty = gql_type(schema, wanted);
-            let bang = if required.contains(&name.as_str()) {
-                "!"
-            } else {
-                ""
-            };
-            out.push_str(&format!("  {}: {ty}{bang}\n", lower_camel(name)));
-        }
+    for (name, schema) in props {
+        let ty = gql_type(schema, wanted);
+        let bang = if required.contains(&name.as_str()) {
+            "!"
+        } else {
+            ""
+        };
+        out.push_str(&format!("  {}: {ty}{bang}\n", lower_camel(name)));
     }
     out.push_str("}\n");
     out
@@ -99,8 +124,21 @@ fn gql_type(schema: &Value, wanted: &mut Vec<String>) -> String {
                 .unwrap_or_else(|| "String".into());
             format!("[{inner}!]")
         }
-        _ => "JSON".into(),
+        _ => {
+            wanted.push(JSON.into());
+            JSON.into()
+        }
     }
+}
+
+/// The scalar of fields without a GraphQL type (no `type`, or a map).
+const JSON: &str = "JSON";
+
+/// A GraphQL enum value: a name that is not `true`, `false` or `null`.
+fn is_enum_value(v: &str) -> bool {
+    v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !["true", "false", "null"].contains(&v)
 }
 
 fn lower_camel(s: &str) -> String {

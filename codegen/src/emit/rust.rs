@@ -18,8 +18,23 @@ use crate::ir::{Access, Api, Operation, Param, ParamType, Subsystem};
 use crate::naming::{bare, camel_ident, snake_ident};
 
 pub fn emit(api: &Api) -> Result<String> {
+    // typify panics on some schemas it cannot name (enum values or properties that collide after
+    // case conversion); a bad schema is an error, never a panic.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| emit_unchecked(api))).unwrap_or_else(
+        |panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(CodegenError::Types(format!("panicked: {message}")))
+        },
+    )
+}
+
+fn emit_unchecked(api: &Api) -> Result<String> {
     let mut space = TypeSpace::new(TypeSpaceSettings::default().with_struct_builder(false));
-    let defs = api
+    let mut defs = api
         .types
         .iter()
         .map(|t| {
@@ -28,6 +43,34 @@ pub fn emit(api: &Api) -> Result<String> {
             Ok((t.name.clone(), schema))
         })
         .collect::<Result<Vec<_>>>()?;
+    // Event payloads: one struct per flat message or per variant of a tagged one.
+    for family in &api.events {
+        for m in &family.messages {
+            for v in &m.variants {
+                let name = if v.name.is_empty() {
+                    camel_ident(&m.message_type)
+                } else {
+                    v.name.clone()
+                };
+                let mut props = serde_json::Map::new();
+                for (field, schema) in &v.fields {
+                    props.insert(field.clone(), draft07(schema));
+                }
+                let description = m
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| format!("Payload of `{}`.", m.message_type));
+                let schema: Schema = serde_json::from_value(serde_json::json!({
+                    "description": description,
+                    "type": "object",
+                    "required": v.required,
+                    "properties": props,
+                }))
+                .map_err(|e| CodegenError::Types(format!("event {name}: {e}")))?;
+                defs.push((name, schema));
+            }
+        }
+    }
     space
         .add_ref_types(defs)
         .map_err(|e| CodegenError::Types(e.to_string()))?;
@@ -62,6 +105,8 @@ pub fn emit(api: &Api) -> Result<String> {
         })
         .collect();
     let api_router = api_router(api);
+    let events = events(api);
+    let websockets = websocket_endpoints(api);
 
     let file: syn::File = syn::parse2(quote! {
         use crate::api::runtime as rt;
@@ -72,6 +117,8 @@ pub fn emit(api: &Api) -> Result<String> {
         }
         #catalog
         #(#subsystems)*
+        #events
+        #websockets
         #api_router
     })
     .map_err(|e| CodegenError::Types(format!("generated Rust does not parse: {e}")))?;
@@ -114,10 +161,23 @@ fn catalog(api: &Api) -> TokenStream {
         })
     });
     let ws = api.websockets.iter().map(|w| {
+        let id = &w.id;
         let path = &w.path;
-        let p = format_ident!("{}", camel_ident(&w.permission.replace(':', "_")));
+        let access = access_tokens(&w.access);
         let topics = &w.topics;
-        quote! { WebSocketMeta { path: #path, permission: Permission::#p, topics: &[#(#topics),*] } }
+        quote! {
+            WebSocketMeta {
+                operation: OperationMeta { id: #id, subsystem: "websocket", method: "GET", path: #path, access: #access },
+                topics: &[#(#topics),*],
+            }
+        }
+    });
+    let topics = api.events.iter().map(|f| {
+        let name = &f.family;
+        let access = access_tokens(&f.access);
+        let types = f.messages.iter().map(|m| m.message_type.as_str());
+        let protocol = f.protocol;
+        quote! { TopicMeta { name: #name, access: #access, protocol: #protocol, message_types: &[#(#types),*] } }
     });
     let title = &api.title;
     let version = &api.version;
@@ -185,16 +245,35 @@ fn catalog(api: &Api) -> TokenStream {
         /// Every declared REST operation, in schema order.
         pub const OPERATIONS: &[OperationMeta] = &[#(#ops),*];
 
-        /// One declared WebSocket endpoint.
+        /// One declared WebSocket endpoint: its upgrade request is checked like an operation.
         #[derive(Debug, Clone, Copy)]
         pub struct WebSocketMeta {
-            pub path: &'static str,
-            pub permission: Permission,
+            pub operation: OperationMeta,
+            /// Families a client of this endpoint is subscribed to on connect.
             pub topics: &'static [&'static str],
         }
 
         /// Every declared WebSocket endpoint.
         pub const WEBSOCKETS: &[WebSocketMeta] = &[#(#ws),*];
+
+        /// One event family: a bus topic, who may read it, and the messages it carries.
+        #[derive(Debug, Clone, Copy)]
+        pub struct TopicMeta {
+            pub name: &'static str,
+            pub access: Access,
+            /// Messages a connection sends itself; not a bus topic.
+            pub protocol: bool,
+            pub message_types: &'static [&'static str],
+        }
+
+        /// Every declared event family.
+        pub const TOPICS: &[TopicMeta] = &[#(#topics),*];
+
+        /// A message published on a topic, with its wire `message_type`.
+        pub trait EventMessage: ::serde::Serialize + Send + Sync + 'static {
+            const MESSAGE_TYPE: &'static str;
+            const TOPIC: &'static str;
+        }
     }
 }
 
@@ -440,15 +519,27 @@ fn params_struct(name: &proc_macro2::Ident, params: &[Param], op_id: &str) -> To
 }
 
 fn api_router(api: &Api) -> TokenStream {
-    let args = api.subsystems.iter().map(|s| {
-        let m = ident(&snake_ident(&s.name));
-        let t = format_ident!("{}Api", bare(&camel_ident(&s.name)));
-        quote! { #m: ::std::sync::Arc<impl #t> }
-    });
-    let merges = api.subsystems.iter().map(|s| {
-        let m = ident(&snake_ident(&s.name));
-        quote! { .merge(#m::router(#m)) }
-    });
+    let mut args: Vec<TokenStream> = api
+        .subsystems
+        .iter()
+        .map(|s| {
+            let m = ident(&snake_ident(&s.name));
+            let t = format_ident!("{}Api", bare(&camel_ident(&s.name)));
+            quote! { #m: ::std::sync::Arc<impl #t> }
+        })
+        .collect();
+    let mut merges: Vec<TokenStream> = api
+        .subsystems
+        .iter()
+        .map(|s| {
+            let m = ident(&snake_ident(&s.name));
+            quote! { .merge(#m::router(#m)) }
+        })
+        .collect();
+    if !api.websockets.is_empty() {
+        args.push(quote! { websockets: ::std::sync::Arc<impl WebSocketApi> });
+        merges.push(quote! { .merge(websocket_endpoints::router(websockets)) });
+    }
     quote! {
         /// Every declared operation, one implementation per subsystem: leaving one out, or a
         /// method of one, is a compile error.
@@ -456,5 +547,168 @@ fn api_router(api: &Api) -> TokenStream {
             ::axum::Router::new() #(#merges)*
         }
 
+    }
+}
+
+/// Event payload enums (tagged encodings) and `EventMessage` implementations.
+fn events(api: &Api) -> TokenStream {
+    use crate::ir::Encoding;
+    let mut items = Vec::new();
+    for family in &api.events {
+        let topic = &family.family;
+        for m in &family.messages {
+            let message_type = &m.message_type;
+            let doc = format!(
+                " `{}` on topic `{topic}`{}",
+                m.message_type,
+                m.description
+                    .as_deref()
+                    .map(|d| format!(": {}", d.trim()))
+                    .unwrap_or_default()
+            );
+            let ty = match m.encoding {
+                Encoding::Flat => {
+                    let name = format_ident!("{}", bare(&camel_ident(&m.message_type)));
+                    quote! { types::#name }
+                }
+                Encoding::ExternallyTagged | Encoding::EventTypeTagged => {
+                    let name = format_ident!("{}", bare(&camel_ident(&m.message_type)));
+                    let tag = match m.encoding {
+                        Encoding::EventTypeTagged => quote! { #[serde(tag = "event_type")] },
+                        _ => quote! {},
+                    };
+                    let variants = m.variants.iter().map(|v| {
+                        let variant = format_ident!("{}", v.name);
+                        quote! { #variant(types::#variant) }
+                    });
+                    items.push(quote! {
+                        #[doc = #doc]
+                        #[derive(Debug, Clone, ::serde::Serialize, ::serde::Deserialize)]
+                        #tag
+                        pub enum #name { #(#variants),* }
+                    });
+                    quote! { #name }
+                }
+            };
+            items.push(quote! {
+                impl super::EventMessage for #ty {
+                    const MESSAGE_TYPE: &'static str = #message_type;
+                    const TOPIC: &'static str = #topic;
+                }
+            });
+        }
+    }
+    let arms = api.events.iter().flat_map(|f| f.messages.iter()).map(|m| {
+        let message_type = &m.message_type;
+        let name = format_ident!("{}", bare(&camel_ident(&m.message_type)));
+        let ty = match m.encoding {
+            Encoding::Flat => quote! { types::#name },
+            _ => quote! { #name },
+        };
+        quote! { #message_type => Some(::serde_json::from_value::<#ty>(data).and_then(::serde_json::to_value)) }
+    });
+    quote! {
+        /// Event payloads of `schema/events/`, with the seed's wire shapes.
+        pub mod events {
+            #[allow(unused_imports)]
+            use super::types;
+            #(#items)*
+
+            /// Parses `data` as the payload of `message_type` and serializes it again (contract
+            /// tests: the seed's examples must come back unchanged). `None` for an unknown type.
+            pub fn reencode(
+                message_type: &str,
+                data: ::serde_json::Value,
+            ) -> Option<Result<::serde_json::Value, ::serde_json::Error>> {
+                #[allow(unused_variables)]
+                let data = data;
+                match message_type {
+                    #(#arms,)*
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// The WebSocket endpoints of `schema/websockets.yaml`: one trait method per endpoint, and a
+/// router that checks the endpoint's access and validates its query before the upgrade.
+fn websocket_endpoints(api: &Api) -> TokenStream {
+    if api.websockets.is_empty() {
+        return quote! {};
+    }
+    let mut methods = Vec::new();
+    let mut helpers = Vec::new();
+    let mut handlers = Vec::new();
+    let mut routes = Vec::new();
+    for (index, w) in api.websockets.iter().enumerate() {
+        let method = ident(&snake_ident(&w.id));
+        let camel = bare(&camel_ident(&w.id)).to_string();
+        let handler = format_ident!("handle_{}", bare(&snake_ident(&w.id)));
+        let mut args = vec![
+            quote! { ctx: RequestContext },
+            quote! { endpoint: &'static super::WebSocketMeta },
+        ];
+        let mut call = vec![quote! { ctx }, quote! { ENDPOINT }];
+        let mut extract = Vec::new();
+        if !w.query.is_empty() {
+            let name = format_ident!("{camel}Query");
+            helpers.push(params_struct(&name, &w.query, &w.id));
+            args.push(quote! { query: #name });
+            call.push(quote! { query });
+            extract.push(quote! {
+                let query: #name = match rt::query(&parts) { Ok(q) => q, Err(e) => return e.into_response() };
+                if let Err(e) = query.validate() { return e.into_response(); }
+            });
+        }
+        let doc = format!(
+            " {}\n\n `GET {}` (WebSocket), access `{}`.",
+            w.summary.trim(),
+            w.path,
+            w.access.label()
+        );
+        methods.push(quote! {
+            #[doc = #doc]
+            fn #method(&self, #(#args,)* upgrade: ::axum::extract::ws::WebSocketUpgrade)
+                -> impl ::std::future::Future<Output = ::axum::response::Response> + Send;
+        });
+        handlers.push(quote! {
+            async fn #handler<T: WebSocketApi>(
+                ::axum::extract::State(api): ::axum::extract::State<::std::sync::Arc<T>>,
+                request: ::axum::extract::Request,
+            ) -> ::axum::response::Response {
+                use ::axum::response::IntoResponse as _;
+                const ENDPOINT: &super::WebSocketMeta = &super::WEBSOCKETS[#index];
+                let (mut parts, _body) = request.into_parts();
+                // Credentials and the endpoint's permission are checked before the upgrade.
+                let ctx = match rt::authorize(&mut parts, &ENDPOINT.operation).await { Ok(c) => c, Err(e) => return e.into_response() };
+                #(#extract)*
+                let upgrade = match rt::websocket_upgrade(&mut parts).await { Ok(u) => u, Err(e) => return e.into_response() };
+                api.#method(#(#call,)* upgrade).await
+            }
+        });
+        let path = &w.path;
+        routes.push(quote! { .route(#path, ::axum::routing::get(#handler::<T>)) });
+    }
+    quote! {
+        /// WebSocket endpoints declared in `schema/websockets.yaml`.
+        pub mod websocket_endpoints {
+            use super::rt::{self, ApiError, RequestContext};
+
+            /// One method per WebSocket endpoint; each answers the upgrade.
+            pub trait WebSocketApi: Send + Sync + 'static {
+                #(#methods)*
+            }
+
+            #(#helpers)*
+
+            /// The WebSocket endpoints, served by an implementation of [`WebSocketApi`].
+            pub fn router<T: WebSocketApi>(api: ::std::sync::Arc<T>) -> ::axum::Router {
+                ::axum::Router::new() #(#routes)* .with_state(api)
+            }
+
+            #(#handlers)*
+        }
+        pub use websocket_endpoints::WebSocketApi;
     }
 }

@@ -1,0 +1,215 @@
+//! The `websocket` subsystem: status, connections and subscriptions, disconnect, broadcast.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::registry::{ConnectionInfo, Control, SubscriptionInfo};
+use super::{CLOSE_BY_ADMIN, WsHub, protocol};
+use crate::api::runtime::RequestContext;
+use crate::api::types::{
+    Broadcast, BroadcastRequest, BroadcastResult, WsConnection, WsConnectionList, WsDisconnected,
+    WsStatus, WsStatusStatus, WsSubscription, WsSubscriptionList,
+};
+use crate::api::websocket::{
+    DeleteWsSubscriptionPath, DisconnectWsConnectionPath, GetWsConnectionPath,
+    GetWsSubscriptionPath, ListWsSubscriptionsQuery,
+};
+use crate::api::{ApiError, WebsocketApi};
+
+pub struct WebSocketManagement {
+    hub: Arc<WsHub>,
+}
+
+impl WebSocketManagement {
+    pub fn new(hub: Arc<WsHub>) -> Self {
+        WebSocketManagement { hub }
+    }
+
+    fn connection(&self, id: &str) -> Result<Arc<ConnectionInfo>, ApiError> {
+        self.hub
+            .registry
+            .get(id)
+            .ok_or_else(|| ApiError::not_found(format!("no WebSocket connection `{id}`")))
+    }
+}
+
+fn connection_view(c: &ConnectionInfo) -> WsConnection {
+    WsConnection {
+        connection_id: c.id.clone(),
+        user_id: c.user_id.clone(),
+        username: c.username.clone(),
+        endpoint: c.endpoint.to_string(),
+        connected_at: c.connected_at,
+        subscriptions: c.lock_subs().len() as u64,
+        messages_sent: c.messages_sent.load(Ordering::Relaxed),
+        messages_received: c.messages_received.load(Ordering::Relaxed),
+        client_address: c.client_address.map(|a| a.to_string()),
+    }
+}
+
+fn subscription_view(s: &SubscriptionInfo) -> WsSubscription {
+    WsSubscription {
+        subscription_id: s.id.clone(),
+        connection_id: s.connection_id.clone(),
+        topic: s.topic.to_string(),
+        filter: s.filter.clone(),
+        created_at: s.created_at,
+        delivered: s.delivered.load(Ordering::Relaxed),
+        dropped: s.dropped.load(Ordering::Relaxed),
+        queue_depth: s.queue_depth.load(Ordering::Relaxed),
+    }
+}
+
+impl WebsocketApi for WebSocketManagement {
+    async fn get_ws_status(&self, _ctx: RequestContext) -> Result<WsStatus, ApiError> {
+        let connections = self.hub.registry.list();
+        Ok(WsStatus {
+            status: WsStatusStatus::Healthy,
+            total_connections: self.hub.registry.total_accepted.load(Ordering::Relaxed),
+            active_connections: connections.len() as u64,
+            total_subscriptions: connections.iter().map(|c| c.lock_subs().len() as u64).sum(),
+            uptime_seconds: self.hub.started.elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            timestamp: chrono::Utc::now().timestamp(),
+        })
+    }
+
+    async fn list_ws_connections(
+        &self,
+        _ctx: RequestContext,
+    ) -> Result<WsConnectionList, ApiError> {
+        let connections: Vec<_> = self
+            .hub
+            .registry
+            .list()
+            .iter()
+            .map(|c| connection_view(c))
+            .collect();
+        Ok(WsConnectionList {
+            total: connections.len() as u64,
+            connections,
+        })
+    }
+
+    async fn get_ws_connection(
+        &self,
+        _ctx: RequestContext,
+        path: GetWsConnectionPath,
+    ) -> Result<WsConnection, ApiError> {
+        let connection = self.connection(&path.connection_id)?;
+        Ok(connection_view(&connection))
+    }
+
+    async fn disconnect_ws_connection(
+        &self,
+        ctx: RequestContext,
+        path: DisconnectWsConnectionPath,
+    ) -> Result<WsDisconnected, ApiError> {
+        let connection = self.connection(&path.connection_id)?;
+        let by = ctx.identity()?.username.clone();
+        // A full control queue means the task is stuck; dropping the sender ends it too.
+        let _ = connection.control.try_send(Control::Close {
+            code: CLOSE_BY_ADMIN,
+            reason: format!("closed by administrator {by}"),
+        });
+        Ok(WsDisconnected {
+            message: "Connection disconnected successfully".into(),
+            connection_id: connection.id.clone(),
+        })
+    }
+
+    async fn list_ws_subscriptions(
+        &self,
+        _ctx: RequestContext,
+        query: ListWsSubscriptionsQuery,
+    ) -> Result<WsSubscriptionList, ApiError> {
+        let subscriptions: Vec<_> = self
+            .hub
+            .registry
+            .list()
+            .iter()
+            .flat_map(|c| c.subscriptions())
+            .filter(|s| query.topic.as_deref().is_none_or(|t| t == s.topic))
+            .map(|s| subscription_view(&s))
+            .collect();
+        Ok(WsSubscriptionList {
+            total: subscriptions.len() as u64,
+            subscriptions,
+        })
+    }
+
+    async fn get_ws_subscription(
+        &self,
+        _ctx: RequestContext,
+        path: GetWsSubscriptionPath,
+    ) -> Result<WsSubscription, ApiError> {
+        let (_, sub) = self
+            .hub
+            .registry
+            .subscription(&path.subscription_id)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("no subscription `{}`", path.subscription_id))
+            })?;
+        Ok(subscription_view(&sub))
+    }
+
+    async fn delete_ws_subscription(
+        &self,
+        _ctx: RequestContext,
+        path: DeleteWsSubscriptionPath,
+    ) -> Result<(), ApiError> {
+        let (connection, sub) = self
+            .hub
+            .registry
+            .subscription(&path.subscription_id)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("no subscription `{}`", path.subscription_id))
+            })?;
+        connection
+            .control
+            .send(Control::Unsubscribe(sub.id.clone()))
+            .await
+            .map_err(|_| ApiError::not_found("the connection has closed"))?;
+        Ok(())
+    }
+
+    async fn broadcast_ws_message(
+        &self,
+        ctx: RequestContext,
+        body: BroadcastRequest,
+    ) -> Result<BroadcastResult, ApiError> {
+        let from = ctx.identity()?.username.clone();
+        let topic = match body.topic.as_deref() {
+            Some(t) => Some(
+                self.hub
+                    .bus
+                    .resolve(t)
+                    .ok_or_else(|| ApiError::not_found(format!("no topic `{t}`")))?
+                    .name(),
+            ),
+            None => None,
+        };
+        let frame = protocol::frame(
+            "broadcast",
+            &Broadcast {
+                message: body.message.to_string(),
+                from,
+                topic: topic.map(str::to_string),
+            },
+        );
+        let mut delivered_to = 0;
+        for connection in self.hub.registry.list() {
+            let addressed =
+                topic.is_none_or(|t| connection.subscriptions().iter().any(|s| s.topic == t));
+            if addressed
+                && connection
+                    .control
+                    .try_send(Control::Send(frame.clone()))
+                    .is_ok()
+            {
+                delivered_to += 1;
+            }
+        }
+        Ok(BroadcastResult { delivered_to })
+    }
+}

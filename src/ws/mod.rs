@@ -1,0 +1,154 @@
+//! WebSocket event streams: the endpoints of `schema/websockets.yaml` (the generated router has
+//! checked credentials and the endpoint's permission before these methods run), the connection
+//! registry, and the protocol. See docs/websocket.md.
+
+mod connection;
+mod management;
+mod protocol;
+mod registry;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{mpsc, watch};
+
+pub use connection::{
+    CLOSE_BY_ADMIN, CLOSE_CREDENTIALS_EXPIRED, CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_SLOW,
+};
+pub use management::WebSocketManagement;
+pub use registry::{Control, Registry};
+
+use crate::api::runtime::{Credential, RequestContext};
+use crate::api::websocket_endpoints::WsMetricsQuery;
+use crate::api::{ApiError, WebSocketApi, WebSocketMeta};
+use crate::config::WebSocketConfig;
+use crate::events::{Bus, Topic};
+use connection::Connection;
+use registry::{ConnectionInfo, LimitExceeded};
+
+/// The subprotocol the server selects when a client offers it (browsers authenticate by offering
+/// `rustydb.bearer.<token>` or `rustydb.apikey.<key>` beside it; see docs/websocket.md).
+pub const SUBPROTOCOL: &str = "rustydb.v1";
+/// Read buffer per connection: tungstenite's 128 KiB default costs ~135 KB RSS per idle client.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// What every connection shares.
+pub struct WsHub {
+    pub bus: Arc<Bus>,
+    pub registry: Arc<Registry>,
+    pub config: WebSocketConfig,
+    pub shutdown: watch::Receiver<bool>,
+    pub started: Instant,
+}
+
+pub struct WebSocketService {
+    hub: Arc<WsHub>,
+}
+
+impl WebSocketService {
+    pub fn new(hub: Arc<WsHub>) -> Self {
+        WebSocketService { hub }
+    }
+
+    fn connect(
+        &self,
+        ctx: RequestContext,
+        endpoint: &'static WebSocketMeta,
+        interval: Option<Duration>,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        let identity = match ctx.identity() {
+            Ok(i) => Arc::clone(i),
+            Err(e) => return e.into_response(),
+        };
+        let (control_tx, control) = mpsc::channel(64);
+        let info = ConnectionInfo {
+            id: format!("conn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            user_id: identity.user_id.clone(),
+            username: identity.username.clone(),
+            endpoint: endpoint.operation.path,
+            connected_at: chrono::Utc::now(),
+            client_address: ctx.peer,
+            messages_sent: Default::default(),
+            messages_received: Default::default(),
+            subscriptions: Default::default(),
+            control: control_tx,
+        };
+        let config = &self.hub.config;
+        let registration = match self.hub.registry.register(
+            info,
+            config.max_connections,
+            config.max_connections_per_user,
+        ) {
+            Ok(r) => r,
+            Err(LimitExceeded::Server(n)) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TOO_MANY_CONNECTIONS",
+                    format!("the server holds its limit of {n} WebSocket connections"),
+                )
+                .into_response();
+            }
+            Err(LimitExceeded::User(n)) => {
+                let mut e = ApiError::rate_limited(1);
+                e.message = format!("at most {n} WebSocket connections per user");
+                return e.into_response();
+            }
+        };
+        let now = chrono::Utc::now();
+        let remaining = |until: chrono::DateTime<chrono::Utc>| {
+            Instant::now() + (until - now).to_std().unwrap_or_default()
+        };
+        let expires_at = match &identity.credential {
+            Credential::Jwt { expires_at, .. } => {
+                chrono::DateTime::from_timestamp(*expires_at, 0).map(remaining)
+            }
+            Credential::ApiKey { expires_at, .. } => expires_at.map(remaining),
+        };
+        let auto: Vec<(Arc<Topic>, Option<Duration>)> = endpoint
+            .topics
+            .iter()
+            .filter_map(|t| self.hub.bus.topic(t).cloned())
+            .map(|t| (t, interval))
+            .collect();
+        let connection = Connection {
+            hub: Arc::clone(&self.hub),
+            registration,
+            control,
+            identity,
+            expires_at,
+        };
+        upgrade
+            .protocols([SUBPROTOCOL])
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .max_message_size(config.max_message_bytes)
+            .max_frame_size(config.max_message_bytes)
+            .on_upgrade(move |socket| connection.run(socket, auto))
+    }
+}
+
+impl WebSocketApi for WebSocketService {
+    async fn ws(
+        &self,
+        ctx: RequestContext,
+        endpoint: &'static WebSocketMeta,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        self.connect(ctx, endpoint, None, upgrade)
+    }
+
+    async fn ws_metrics(
+        &self,
+        ctx: RequestContext,
+        endpoint: &'static WebSocketMeta,
+        query: WsMetricsQuery,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        // The generated router has checked 1 <= interval <= 60.
+        let interval = Duration::from_secs(query.interval.unsigned_abs());
+        self.connect(ctx, endpoint, Some(interval), upgrade)
+    }
+}

@@ -1,0 +1,154 @@
+//! Open connections and their subscriptions, for limits and the management routes. A connection
+//! is registered before the upgrade (so limits answer with HTTP errors) and removed when its
+//! `Registration` drops, whether or not the upgrade completed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::ws::Utf8Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// Requests to a connection's task from elsewhere in the server.
+#[derive(Debug)]
+pub enum Control {
+    Close { code: u16, reason: String },
+    Unsubscribe(String),
+    Send(Utf8Bytes),
+}
+
+pub struct ConnectionInfo {
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    pub endpoint: &'static str,
+    pub connected_at: DateTime<Utc>,
+    pub client_address: Option<SocketAddr>,
+    pub messages_sent: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub subscriptions: Mutex<BTreeMap<String, Arc<SubscriptionInfo>>>,
+    pub control: mpsc::Sender<Control>,
+}
+
+impl ConnectionInfo {
+    pub fn subscriptions(&self) -> Vec<Arc<SubscriptionInfo>> {
+        self.lock_subs().values().cloned().collect()
+    }
+
+    pub fn lock_subs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<SubscriptionInfo>>> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct SubscriptionInfo {
+    pub id: String,
+    pub connection_id: String,
+    pub topic: &'static str,
+    pub filter: Value,
+    pub created_at: DateTime<Utc>,
+    pub delivered: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Events published on the topic that this subscription has not yet taken.
+    pub queue_depth: AtomicU64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum LimitExceeded {
+    Server(usize),
+    User(usize),
+}
+
+#[derive(Default)]
+pub struct Registry {
+    connections: RwLock<HashMap<String, Arc<ConnectionInfo>>>,
+    per_user: Mutex<HashMap<String, usize>>,
+    pub total_accepted: AtomicU64,
+}
+
+impl Registry {
+    /// Registers a connection if the server-wide and per-user limits allow it.
+    pub fn register(
+        self: &Arc<Self>,
+        info: ConnectionInfo,
+        max_total: usize,
+        max_per_user: usize,
+    ) -> Result<Registration, LimitExceeded> {
+        let mut conns = self.connections.write().unwrap_or_else(|p| p.into_inner());
+        if conns.len() >= max_total {
+            return Err(LimitExceeded::Server(max_total));
+        }
+        let mut per_user = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        let count = per_user.entry(info.user_id.clone()).or_default();
+        if *count >= max_per_user {
+            return Err(LimitExceeded::User(max_per_user));
+        }
+        *count += 1;
+        let info = Arc::new(info);
+        conns.insert(info.id.clone(), Arc::clone(&info));
+        self.total_accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(Registration {
+            registry: Arc::clone(self),
+            info,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<ConnectionInfo>> {
+        self.read().get(id).cloned()
+    }
+
+    /// Open connections, oldest first.
+    pub fn list(&self) -> Vec<Arc<ConnectionInfo>> {
+        let mut all: Vec<_> = self.read().values().cloned().collect();
+        all.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The subscription with this id and its connection.
+    pub fn subscription(&self, id: &str) -> Option<(Arc<ConnectionInfo>, Arc<SubscriptionInfo>)> {
+        self.read().values().find_map(|c| {
+            let sub = c.lock_subs().get(id).cloned();
+            sub.map(|s| (Arc::clone(c), s))
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ConnectionInfo>>> {
+        self.connections.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remove(&self, info: &ConnectionInfo) {
+        self.connections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&info.id);
+        let mut per_user = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = per_user.get_mut(&info.user_id) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&info.user_id);
+            }
+        }
+    }
+}
+
+/// A registered connection; dropping it unregisters.
+pub struct Registration {
+    registry: Arc<Registry>,
+    pub info: Arc<ConnectionInfo>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.remove(&self.info);
+    }
+}

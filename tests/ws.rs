@@ -1,0 +1,658 @@
+//! WebSocket streams with a real client over TCP: the protocol, authentication, limits,
+//! heartbeat and idle timeout, backpressure, replay, and the management routes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rustydb::api::types::SystemMetrics;
+use rustydb::config::{Config, Secret};
+use rustydb::server::Server;
+use rustydb::state::AppState;
+use rustydb::telemetry::LogControl;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const PASSWORD: &str = "ws-test-password";
+
+struct Live {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    app: axum::Router,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Live {
+    async fn start(edit: impl FnOnce(&mut Config)) -> Live {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::for_data_dir(dir.path());
+        config.security.admin_password = Some(Secret::new(PASSWORD));
+        config.security.login_attempts_per_minute = 10_000;
+        config.security.requests_per_minute = 100_000;
+        edit(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = Server::start(config, LogControl::detached(), Instant::now())
+            .await
+            .expect("start");
+        let state = Arc::clone(&server.state);
+        let app = server.app();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(listener, async {
+            let _ = rx.await;
+        }));
+        Live {
+            addr,
+            state,
+            app,
+            stop: Some(tx),
+            _dir: dir,
+        }
+    }
+
+    /// An access token, by logging in through the in-process router.
+    async fn token(&self, username: &str, password: &str) -> String {
+        use tower::ServiceExt;
+        let request = axum::http::Request::post("/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                json!({"username": username, "password": password}).to_string(),
+            ))
+            .expect("request");
+        let response = self.app.clone().oneshot(request).await.expect("login");
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).expect("json");
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
+    async fn admin_token(&self) -> String {
+        self.token("admin", PASSWORD).await
+    }
+
+    /// A REST call through the in-process router.
+    async fn rest(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        use tower::ServiceExt;
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(axum::body::Body::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            ))
+            .expect("request");
+        let response = self.app.clone().oneshot(request).await.expect("call");
+        let status = response.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn connect(
+        &self,
+        path: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<Client, WsError> {
+        let mut request = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .expect("request");
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, value.parse().expect("header value"));
+        }
+        tokio_tungstenite::connect_async(request)
+            .await
+            .map(|(ws, _)| ws)
+    }
+
+    async fn connect_as(&self, path: &str, token: &str) -> Client {
+        self.connect(path, &[("authorization", format!("Bearer {token}"))])
+            .await
+            .expect("connect")
+    }
+
+    fn publish(&self, n: usize) {
+        for i in 0..n {
+            self.state.bus.publish(&metrics(i as u64));
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn metrics(marker: u64) -> SystemMetrics {
+    SystemMetrics {
+        cpu_usage: 1.0,
+        memory_usage: marker,
+        memory_percent: 1.0,
+        disk_read_bps: 0,
+        disk_write_bps: 0,
+        network_rx_bps: 0,
+        network_tx_bps: 0,
+        active_connections: 0,
+        active_queries: 0,
+    }
+}
+
+async fn send(ws: &mut Client, message_type: &str, data: Value) {
+    ws.send(Message::Text(
+        json!({"message_type": message_type, "data": data})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("send");
+}
+
+/// The next JSON text message (pings are answered by the client library), within 5 s.
+async fn next_json(ws: &mut Client) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).expect("json"),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until a message of `message_type`, returning those before it.
+async fn until(ws: &mut Client, message_type: &str) -> (Value, Vec<Value>) {
+    let mut before = Vec::new();
+    loop {
+        let m = next_json(ws).await;
+        if m["message_type"] == message_type {
+            return (m, before);
+        }
+        before.push(m);
+    }
+}
+
+async fn subscribe(ws: &mut Client, data: Value) -> Value {
+    send(ws, "subscribe", data).await;
+    let (ack, _) = until(ws, "subscription_ack").await;
+    ack
+}
+
+async fn close_code(ws: &mut Client) -> Option<u16> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return None,
+            Err(_) => panic!("connection was not closed"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn upgrades_need_valid_credentials_and_the_endpoint_permission() {
+    let live = Live::start(|_| {}).await;
+    let status = |e: WsError| match e {
+        WsError::Http(r) => r.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    };
+    let anonymous = live.connect("/api/v1/ws", &[]).await.expect_err("refused");
+    assert_eq!(status(anonymous), 401);
+    let bad = live
+        .connect("/api/v1/ws", &[("authorization", "Bearer nope".into())])
+        .await
+        .expect_err("refused");
+    assert_eq!(status(bad), 401);
+    let admin = live.admin_token().await;
+    live.rest(
+        "POST",
+        "/api/v1/admin/users",
+        &admin,
+        Some(json!({"username": "reader", "password": "password-123", "roles": ["analyst"]})),
+    )
+    .await;
+    let analyst = live.token("reader", "password-123").await;
+    let forbidden = live
+        .connect(
+            "/api/v1/ws/metrics",
+            &[("authorization", format!("Bearer {analyst}"))],
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(status(forbidden), 403);
+    let bad_interval = live
+        .connect(
+            "/api/v1/ws/metrics?interval=0",
+            &[("authorization", format!("Bearer {admin}"))],
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(status(bad_interval), 400);
+    // Browsers: the token as a subprotocol beside rustydb.v1, which the server selects.
+    let (ws, response) = {
+        let mut request = format!("ws://{}/api/v1/ws", live.addr)
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("rustydb.v1, rustydb.bearer.{admin}")
+                .parse()
+                .expect("value"),
+        );
+        tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect")
+    };
+    assert_eq!(response.headers()["sec-websocket-protocol"], "rustydb.v1");
+    drop(ws);
+    // A plain GET is told to upgrade.
+    let (code, body) = live.rest("GET", "/api/v1/ws", &admin, None).await;
+    assert_eq!(code, 426);
+    assert_eq!(body["error"]["code"], "WEBSOCKET_UPGRADE_REQUIRED");
+}
+
+#[tokio::test]
+async fn subscribe_receive_unsubscribe_and_errors_keep_the_connection() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+
+    for (frame, code) in [
+        ("{not json", "MALFORMED_MESSAGE"),
+        (r#"{"message_type": "dance"}"#, "UNKNOWN_MESSAGE_TYPE"),
+        (
+            r#"{"message_type": "subscribe", "data": {"topic": "nope"}}"#,
+            "UNKNOWN_TOPIC",
+        ),
+        (
+            r#"{"message_type": "subscribe", "data": {"topic": "ws_protocol"}}"#,
+            "UNKNOWN_TOPIC",
+        ),
+        (
+            r#"{"message_type": "subscribe", "data": {"topic": "system_metrics", "filter": [1]}}"#,
+            "INVALID_FILTER",
+        ),
+        (
+            r#"{"message_type": "unsubscribe", "data": {"topic": "system_metrics"}}"#,
+            "NOT_SUBSCRIBED",
+        ),
+    ] {
+        ws.send(Message::Text(frame.into())).await.expect("send");
+        let reply = next_json(&mut ws).await;
+        assert_eq!(reply["message_type"], "error", "{frame}");
+        assert_eq!(reply["data"]["code"], code, "{frame}");
+        assert!(reply["timestamp"].is_i64());
+    }
+    send(&mut ws, "ping", json!({"n": 1})).await;
+    let pong = next_json(&mut ws).await;
+    assert_eq!(pong["message_type"], "pong");
+    assert_eq!(pong["data"]["echo"], json!({"n": 1}));
+
+    // The seed's wscat form: {"event": "system_metrics"}.
+    let ack = subscribe(&mut ws, json!({"event": "system_metrics"})).await;
+    assert_eq!(ack["data"]["subscribed"], true);
+    assert_eq!(ack["data"]["topic"], "system_metrics");
+    live.publish(3);
+    for i in 0..3 {
+        let event = next_json(&mut ws).await;
+        assert_eq!(event["message_type"], "system_metrics");
+        assert_eq!(event["topic"], "system_metrics");
+        assert_eq!(event["data"]["memory_usage"], i);
+        assert_eq!(event["sequence"], i + 1);
+    }
+    send(&mut ws, "unsubscribe", json!({"topic": "system_metrics"})).await;
+    let ack = next_json(&mut ws).await;
+    assert_eq!(ack["data"]["subscribed"], false);
+    live.publish(2);
+    send(&mut ws, "ping", json!(null)).await;
+    assert_eq!(
+        next_json(&mut ws).await["message_type"],
+        "pong",
+        "no event after unsubscribe"
+    );
+}
+
+#[tokio::test]
+async fn filters_and_forbidden_topics_and_subscription_limit() {
+    let live = Live::start(|c| c.websocket.max_subscriptions = 2).await;
+    let admin = live.admin_token().await;
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "filter": {"memory_usage": 7}}),
+    )
+    .await;
+    live.publish(10);
+    let event = next_json(&mut ws).await;
+    assert_eq!(event["data"]["memory_usage"], 7, "only the matching event");
+    subscribe(&mut ws, json!({"topic": "system_metrics"})).await;
+    send(&mut ws, "subscribe", json!({"topic": "system_metrics"})).await;
+    let refused = next_json(&mut ws).await;
+    assert_eq!(refused["data"]["code"], "TOO_MANY_SUBSCRIPTIONS");
+
+    live.rest(
+        "POST",
+        "/api/v1/admin/users",
+        &admin,
+        Some(json!({"username": "dev", "password": "password-123", "roles": ["developer"]})),
+    )
+    .await;
+    let developer = live.token("dev", "password-123").await;
+    let mut ws = live.connect_as("/api/v1/ws", &developer).await;
+    send(&mut ws, "subscribe", json!({"topic": "system_metrics"})).await;
+    let refused = next_json(&mut ws).await;
+    assert_eq!(refused["data"]["code"], "FORBIDDEN_TOPIC");
+}
+
+#[tokio::test]
+async fn oversized_messages_close_the_connection() {
+    let live = Live::start(|c| c.websocket.max_message_bytes = 1024).await;
+    let admin = live.admin_token().await;
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    let big = format!(
+        r#"{{"message_type": "ping", "data": "{}"}}"#,
+        "x".repeat(4096)
+    );
+    let _ = ws.send(Message::Text(big.into())).await;
+    let code = close_code(&mut ws).await;
+    assert!(code.is_none() || code == Some(1009), "{code:?}");
+    assert!(
+        live.state.ws.registry.is_empty() || {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            live.state.ws.registry.is_empty()
+        }
+    );
+}
+
+#[tokio::test]
+async fn heartbeat_keeps_readers_alive_and_idle_clients_are_closed() {
+    let live = Live::start(|c| {
+        c.websocket.heartbeat = Duration::from_millis(100);
+        c.websocket.idle_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let admin = live.admin_token().await;
+    let mut reader = live.connect_as("/api/v1/ws", &admin).await;
+    let mut sleeper = live.connect_as("/api/v1/ws", &admin).await;
+    let mut pings = 0;
+    let until_t = Instant::now() + Duration::from_millis(1200);
+    while Instant::now() < until_t {
+        if let Ok(Some(Ok(Message::Ping(_)))) =
+            tokio::time::timeout(Duration::from_millis(200), reader.next()).await
+        {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 5, "pings every 100 ms: {pings}");
+    send(&mut reader, "ping", json!(null)).await;
+    assert_eq!(
+        next_json(&mut reader).await["message_type"],
+        "pong",
+        "the reader is alive"
+    );
+    // The sleeper answered no ping (it did not read), so it was closed as idle.
+    assert_eq!(close_code(&mut sleeper).await, Some(4000));
+}
+
+#[tokio::test]
+async fn replay_returns_exactly_the_missed_events_or_reports_a_gap() {
+    let live = Live::start(|c| c.websocket.bus_capacity = 10).await;
+    let admin = live.admin_token().await;
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    subscribe(&mut ws, json!({"topic": "system_metrics"})).await;
+    live.publish(5);
+    let mut last = 0;
+    for _ in 0..5 {
+        last = next_json(&mut ws).await["sequence"].as_u64().expect("seq");
+    }
+    assert_eq!(last, 5);
+    drop(ws);
+    live.publish(3);
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "last_sequence": last}),
+    )
+    .await;
+    let replayed: Vec<u64> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(next_json(&mut ws).await["sequence"].as_u64().expect("seq"));
+        }
+        v
+    };
+    assert_eq!(replayed, [6, 7, 8]);
+    live.publish(1);
+    assert_eq!(
+        next_json(&mut ws).await["sequence"],
+        9,
+        "then live, no repeat"
+    );
+    drop(ws);
+
+    // Overrun: 30 more events while away, 10 held.
+    live.publish(30);
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "last_sequence": 9}),
+    )
+    .await;
+    let gap = next_json(&mut ws).await;
+    assert_eq!(gap["message_type"], "gap");
+    assert_eq!(gap["data"]["from_sequence"], 10);
+    assert_eq!(gap["data"]["to_sequence"], 29);
+    assert_eq!(gap["data"]["missed"], 20);
+    for expected in 30..=39 {
+        assert_eq!(next_json(&mut ws).await["sequence"], expected);
+    }
+}
+
+#[tokio::test]
+async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() {
+    let live = Live::start(|c| {
+        c.websocket.bus_capacity = 64;
+        c.websocket.slow_client_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let admin = live.admin_token().await;
+    let mut fast = live.connect_as("/api/v1/ws", &admin).await;
+    let mut slow = live.connect_as("/api/v1/ws", &admin).await;
+    subscribe(&mut fast, json!({"topic": "system_metrics"})).await;
+    subscribe(&mut slow, json!({"topic": "system_metrics"})).await;
+    let topic = Arc::clone(live.state.bus.topic("system_metrics").expect("topic"));
+    let total = 2400u64;
+    let publisher = tokio::spawn(async move {
+        // 16 KiB events at ~800/s: enough to fill the slow client's socket buffers.
+        let padding = "p".repeat(16 * 1024);
+        for i in 0..total {
+            topic.publish_value(
+                "system_metrics",
+                json!({"memory_usage": i, "padding": padding}),
+            );
+            if i % 8 == 7 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    let reader = tokio::spawn(async move {
+        let mut expected = 1;
+        while expected <= total {
+            let m = next_json(&mut fast).await;
+            assert_eq!(m["message_type"], "system_metrics", "fast client: {m}");
+            assert_eq!(
+                m["sequence"], expected,
+                "fast client got every event in order"
+            );
+            expected += 1;
+        }
+    });
+    // The slow client reads nothing for a while, then drains what arrived.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut warned = false;
+    let mut gap = false;
+    let drain_until = Instant::now() + Duration::from_millis(400);
+    while Instant::now() < drain_until {
+        match tokio::time::timeout(Duration::from_millis(50), slow.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let m: Value = serde_json::from_str(&t).expect("json");
+                warned |= m["message_type"] == "backpressure_warning";
+                gap |= m["message_type"] == "gap";
+            }
+            Ok(Some(Ok(_))) | Err(_) => {}
+            Ok(Some(Err(_)) | None) => break,
+        }
+    }
+    assert!(warned, "the slow client was warned");
+    assert!(gap, "and told what it lost");
+    // Then it stops reading for good and is dropped within the slow-client timeout.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while live.state.ws.registry.len() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow client was not disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    reader.await.expect("fast reader");
+    publisher.await.expect("publisher");
+    drop(slow);
+}
+
+#[tokio::test]
+async fn management_routes_list_disconnect_and_broadcast() {
+    let live = Live::start(|c| c.websocket.max_connections_per_user = 2).await;
+    let admin = live.admin_token().await;
+    let mut a = live.connect_as("/api/v1/ws", &admin).await;
+    let mut b = live
+        .connect_as("/api/v1/ws/metrics?interval=1", &admin)
+        .await;
+    let over = live
+        .connect(
+            "/api/v1/ws",
+            &[("authorization", format!("Bearer {admin}"))],
+        )
+        .await
+        .expect_err("over the per-user limit");
+    match over {
+        WsError::Http(r) => assert_eq!(r.status().as_u16(), 429),
+        other => panic!("{other:?}"),
+    }
+    subscribe(&mut a, json!({"topic": "system_metrics"})).await;
+    let (_, status) = live.rest("GET", "/api/v1/ws/status", &admin, None).await;
+    assert_eq!(status["active_connections"], 2);
+    assert_eq!(status["total_subscriptions"], 2);
+    let (_, list) = live
+        .rest("GET", "/api/v1/ws/connections", &admin, None)
+        .await;
+    assert_eq!(list["total"], 2);
+    let first = &list["connections"][0];
+    assert!(
+        first["client_address"]
+            .as_str()
+            .expect("addr")
+            .starts_with("127.0.0.1:")
+    );
+    assert!(first["messages_received"].as_u64().expect("n") >= 1);
+    let (_, subs) = live
+        .rest(
+            "GET",
+            "/api/v1/ws/subscriptions?topic=system_metrics",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(subs["total"], 2);
+
+    let (code, sent) = live
+        .rest(
+            "POST",
+            "/api/v1/ws/broadcast",
+            &admin,
+            Some(json!({"message": "hello all"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{sent}");
+    assert_eq!(sent["delivered_to"], 2);
+    let (m, _) = until(&mut a, "broadcast").await;
+    assert_eq!(m["data"]["message"], "hello all");
+    assert_eq!(m["data"]["from"], "admin");
+
+    // The metrics endpoint streams measured samples.
+    let (m, _) = until(&mut b, "system_metrics").await;
+    for field in [
+        "cpu_usage",
+        "memory_usage",
+        "memory_percent",
+        "disk_read_bps",
+        "network_rx_bps",
+        "active_connections",
+        "active_queries",
+    ] {
+        assert!(m["data"][field].is_number(), "{field}: {m}");
+    }
+    assert!(m["data"]["memory_usage"].as_u64().expect("bytes") > 0);
+    assert!(m["data"]["active_connections"].as_u64().expect("n") >= 2);
+
+    let id = first["connection_id"].as_str().expect("id").to_string();
+    let (code, body) = live
+        .rest(
+            "DELETE",
+            &format!("/api/v1/ws/connections/{id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["connection_id"], id.as_str());
+    assert_eq!(close_code(&mut a).await, Some(4009));
+    let (code, _) = live
+        .rest("DELETE", "/api/v1/ws/connections/conn-nope", &admin, None)
+        .await;
+    assert_eq!(code, 404);
+    drop(b);
+}
+
+#[tokio::test]
+async fn server_shutdown_closes_connections_with_1001() {
+    let mut live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    if let Some(stop) = live.stop.take() {
+        let _ = stop.send(());
+    }
+    assert_eq!(close_code(&mut ws).await, Some(u16::from(CloseCode::Away)));
+}
