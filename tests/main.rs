@@ -5,6 +5,7 @@ mod support;
 mod admin;
 mod auth;
 mod drift;
+mod events;
 mod health;
 mod rbac;
 mod serve;
