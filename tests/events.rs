@@ -41,8 +41,8 @@ fn schema_examples_round_trip_through_the_generated_types() {
 /// generated type and serialize back to the same `data`.
 #[test]
 fn seed_examples_of_declared_messages_round_trip() {
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/seed/websocket-integration-guide.md");
+    let seed =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/websocket-integration-guide.md");
     let Ok(text) = std::fs::read_to_string(&seed) else {
         eprintln!("seed not found at {}; nothing to compare", seed.display());
         return;
@@ -67,7 +67,10 @@ fn seed_examples_of_declared_messages_round_trip() {
         assert_eq!(again, data, "seed example of {message_type} changed shape");
         checked.push(message_type.to_string());
     }
-    assert!(checked.contains(&"system_metrics".to_string()), "{checked:?}");
+    assert!(
+        checked.contains(&"system_metrics".to_string()),
+        "{checked:?}"
+    );
 }
 
 #[test]
@@ -101,10 +104,16 @@ fn bus_frames_carry_the_envelope_and_sequence() {
     }
     let late = topic.subscribe(Some(0));
     let gap = late.gap.expect("gap");
-    assert_eq!((gap.from_sequence, gap.to_sequence, gap.missed()), (1, 4, 4));
+    assert_eq!(
+        (gap.from_sequence, gap.to_sequence, gap.missed()),
+        (1, 4, 4)
+    );
     let seqs: Vec<u64> = late.replay.iter().map(|e| e.sequence).collect();
     assert_eq!(seqs, [5, 6, 7, 8]);
     // Protocol families are not topics.
     assert!(bus.topic("ws_protocol").is_none());
-    assert_eq!(bus.resolve("system_metrics").map(|t| t.name()), Some("system_metrics"));
+    assert_eq!(
+        bus.resolve("system_metrics").map(|t| t.name()),
+        Some("system_metrics")
+    );
 }

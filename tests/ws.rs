@@ -656,3 +656,25 @@ async fn server_shutdown_closes_connections_with_1001() {
     }
     assert_eq!(close_code(&mut ws).await, Some(u16::from(CloseCode::Away)));
 }
+
+#[tokio::test]
+async fn storage_io_streams_measured_disk_statistics() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let mut ws = live.connect_as("/api/v1/ws/storage/io", &admin).await;
+    let (m, _) = until(&mut ws, "disk_io_event").await;
+    let stats = &m["data"]["IoStats"];
+    for field in [
+        "reads_per_sec",
+        "writes_per_sec",
+        "read_throughput_mbps",
+        "write_throughput_mbps",
+        "avg_read_latency_us",
+        "avg_write_latency_us",
+        "timestamp",
+    ] {
+        assert!(stats[field].is_number(), "{field}: {m}");
+    }
+    assert!(stats["reads_per_sec"].as_f64().expect("rate") >= 0.0);
+    assert_eq!(m["topic"], "disk_io");
+}

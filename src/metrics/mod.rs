@@ -1,5 +1,7 @@
-//! Producers of the monitoring topics. `system_metrics` is sampled once a second, and only while
-//! someone is subscribed: sampling costs a sysinfo refresh.
+//! Producers of the monitoring topics, sampled once a second and only while someone is
+//! subscribed: a sample costs a sysinfo refresh or a /proc read.
+
+mod diskstats;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,51 +14,88 @@ use crate::api::EventMessage;
 use crate::api::types::SystemMetrics;
 use crate::state::AppState;
 
-/// Samples host and server metrics while `system_metrics` has subscribers; ends at shutdown.
-pub fn spawn_system_metrics(state: Arc<AppState>) {
+/// A source sampled once a second on a blocking thread.
+trait Producer: Sized + Send + 'static {
+    type Event: EventMessage;
+    fn start() -> Option<Self>;
+    /// `None` when there is nothing to report yet (the first call only primes counters).
+    fn sample(&mut self) -> Option<Self::Event>;
+}
+
+/// Starts the monitoring producers; each samples only while its topic has subscribers.
+pub fn spawn_producers(state: Arc<AppState>) {
+    spawn::<Sampler>(Arc::clone(&state), |mut m, state| {
+        m.active_connections =
+            state.ws.registry.len() as u64 + state.stats.in_flight.load(Ordering::Relaxed);
+        m.active_queries = state.system_db.in_flight();
+        m
+    });
+    spawn::<diskstats::DiskSampler>(state, |e, _| e);
+}
+
+fn spawn<P: Producer>(state: Arc<AppState>, complete: fn(P::Event, &AppState) -> P::Event) {
     tokio::spawn(async move {
         let mut shutdown = state.shutdown.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut sampler: Option<Sampler> = None;
+        let mut producer: Option<P> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = crate::state::shutting_down(&mut shutdown) => break,
             }
-            let Some(topic) = state.bus.topic(SystemMetrics::TOPIC) else {
+            let Some(topic) = state.bus.topic(P::Event::TOPIC) else {
                 break;
             };
             if topic.subscribers() == 0 {
                 // Nobody listens: stop sampling, and start from a fresh baseline next time.
-                sampler = None;
+                producer = None;
                 continue;
             }
-            let previous = sampler.take();
+            let previous = producer.take();
             let result = tokio::task::spawn_blocking(move || {
-                let mut s = previous.or_else(Sampler::new)?;
-                let sample = s.sample();
-                Some((s, sample))
+                let mut p = previous.or_else(P::start)?;
+                let event = p.sample();
+                Some((p, event))
             })
             .await;
-            let Ok(Some((s, sample))) = result else {
-                tracing::warn!("system metrics unavailable (sysinfo)");
+            let Ok(Some((p, event))) = result else {
+                tracing::warn!(topic = P::Event::TOPIC, "source unavailable");
                 continue;
             };
-            sampler = Some(s);
-            let Some(sample) = sample else { continue };
-            let metrics = SystemMetrics {
-                active_connections: state.ws.registry.len() as u64
-                    + state.stats.in_flight.load(Ordering::Relaxed),
-                active_queries: state.system_db.in_flight(),
-                ..sample
-            };
-            state.bus.publish(&metrics);
+            producer = Some(p);
+            if let Some(event) = event {
+                state.bus.publish(&complete(event, &state));
+            }
         }
     });
 }
 
-/// Host counters between two refreshes.
+impl Producer for diskstats::DiskSampler {
+    type Event = crate::api::events::DiskIoEvent;
+
+    fn start() -> Option<Self> {
+        diskstats::DiskSampler::new()
+    }
+
+    fn sample(&mut self) -> Option<Self::Event> {
+        diskstats::DiskSampler::sample(self)
+    }
+}
+
+impl Producer for Sampler {
+    type Event = SystemMetrics;
+
+    fn start() -> Option<Self> {
+        Sampler::new()
+    }
+
+    fn sample(&mut self) -> Option<Self::Event> {
+        Sampler::sample(self)
+    }
+}
+
+/// Host counters between two refreshes, for `system_metrics`.
 struct Sampler {
     system: System,
     disks: Disks,

@@ -66,7 +66,7 @@ impl Server {
             startup_duration: process_start.elapsed(),
             shutdown,
         });
-        crate::metrics::spawn_system_metrics(Arc::clone(&state));
+        crate::metrics::spawn_producers(Arc::clone(&state));
         Ok(Server { state, shutdown_tx })
     }
 

@@ -151,4 +151,13 @@ impl WebSocketApi for WebSocketService {
         let interval = Duration::from_secs(query.interval.unsigned_abs());
         self.connect(ctx, endpoint, Some(interval), upgrade)
     }
+
+    async fn ws_storage_io(
+        &self,
+        ctx: RequestContext,
+        endpoint: &'static WebSocketMeta,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        self.connect(ctx, endpoint, None, upgrade)
+    }
 }
