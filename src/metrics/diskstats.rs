@@ -66,7 +66,7 @@ impl DiskSampler {
         let d = |a: u64, b: u64| a.saturating_sub(b);
         let prev = std::mem::replace(&mut self.last, now);
         let (reads, writes) = (d(now.reads, prev.reads), d(now.writes, prev.writes));
-        let latency_us = |ms: u64, ops: u64| if ops == 0 { 0 } else { ms * 1000 / ops };
+        let latency_us = |ms: u64, ops: u64| (ms * 1000).checked_div(ops).unwrap_or(0);
         Some(DiskIoEvent::IoStats(IoStats {
             reads_per_sec: reads as f64 / secs,
             writes_per_sec: writes as f64 / secs,
