@@ -584,7 +584,11 @@ fn check_params(c: &mut Checker, params: &Map<String, Value>, in_path: bool) -> 
                 continue;
             }
         };
-        if let Some(prev) = rust_names.insert(snake_ident(name), name.clone()) {
+        if snake_ident(name).is_empty() {
+            c.err(format!(
+                "parameter `{name}` has no letter or digit to make a Rust name of"
+            ));
+        } else if let Some(prev) = rust_names.insert(snake_ident(name), name.clone()) {
             c.err(format!("parameter `{name}` collides with `{prev}`"));
         }
         let ty = match spec.ty.as_str() {
@@ -609,6 +613,19 @@ fn check_params(c: &mut Checker, params: &Map<String, Value>, in_path: bool) -> 
         }
         if in_path && spec.default.is_some() {
             c.err(format!("path parameter `{name}` cannot have a default"));
+        }
+        let default_fits = match (&spec.default, &ty) {
+            (None, _) => true,
+            (Some(d), ParamType::String) => d.is_string(),
+            (Some(d), ParamType::Integer) => d.is_i64(),
+            (Some(d), ParamType::Number) => d.is_number(),
+            (Some(d), ParamType::Boolean) => d.is_boolean(),
+        };
+        if !default_fits {
+            c.err(format!(
+                "parameter `{name}`: the default is not of type `{}`",
+                spec.ty
+            ));
         }
         out.push(Param {
             name: name.clone(),
@@ -743,6 +760,10 @@ fn check_type_schema(c: &mut Checker, schema: &Value, types: &BTreeSet<String>, 
         && !FORMATS.contains(&f)
     {
         c.err(format!("`{at}`: unsupported format `{f}`"));
+    }
+    if obj.contains_key("format") && !obj.contains_key("type") {
+        // typify has no type for a format alone (it panics).
+        c.err(format!("`{at}`: `format` needs a `type`"));
     }
     if let Some(props) = obj.get("properties") {
         match props.as_object() {

@@ -1,0 +1,500 @@
+//! WebSocket fan-out benchmark: N real clients over loopback subscribed to one topic, a publisher
+//! at a set rate, against RustyDB's server and against a minimal raw tokio-tungstenite broadcast
+//! (each connection drains its queue and flushes once) as the baseline.
+//!
+//! The server runs in a child process pinned to core 0 (`taskset -c 0`), the clients in this
+//! process pinned to core 1; baseline and RustyDB runs alternate and medians are printed.
+//!
+//!   cargo bench --bench ws_fanout                 # N=1000, 5 runs each
+//!   WS_BENCH_CLIENTS=200 WS_BENCH_RUNS=3 cargo bench --bench ws_fanout
+//!
+//! Figures: deliveries/s (publisher as fast as it can, without loss counted as delivered),
+//! publish->receive latency p50/p95/p99 at 50,000 deliveries/s, RSS per idle connection and per
+//! subscription (server process).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const ROLE: &str = "WS_BENCH_ROLE";
+
+fn main() {
+    match std::env::var(ROLE).as_deref() {
+        Ok("rustydb") => server::rustydb(),
+        Ok("baseline") => server::baseline(),
+        _ => driver(),
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// A server child process, driven over stdin/stdout lines.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    port: u16,
+    token: String,
+}
+
+impl Server {
+    fn spawn(role: &str) -> Server {
+        let exe = std::env::current_exe().expect("own path");
+        let mut child = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(exe)
+            .env(ROLE, role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server (is taskset installed?)");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("ready line");
+        let mut parts = line.split_whitespace();
+        assert_eq!(parts.next(), Some("ready"), "{line}");
+        let port = parts.next().and_then(|p| p.parse().ok()).expect("port");
+        let token = parts.next().unwrap_or("-").to_string();
+        Server {
+            child,
+            stdin,
+            stdout,
+            port,
+            token,
+        }
+    }
+
+    fn call(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").expect("command");
+        self.stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("reply");
+        line.trim().to_string()
+    }
+
+    fn rss(&mut self) -> u64 {
+        self.call("rss").parse().expect("rss")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Default, Clone)]
+struct Figures {
+    deliveries_per_sec: f64,
+    lost: u64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    rss_per_connection: f64,
+    rss_per_subscription: f64,
+}
+
+struct Clients {
+    received: Arc<AtomicU64>,
+    latencies: Arc<std::sync::Mutex<Vec<u64>>>,
+    record: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn driver() {
+    // Clients on core 1, the server child on core 0.
+    let _ = Command::new("taskset")
+        .args(["-pc", "1", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status();
+    let n = env_usize("WS_BENCH_CLIENTS", 1000);
+    let runs = env_usize("WS_BENCH_RUNS", 5);
+    let burst = env_usize("WS_BENCH_EVENTS", 500);
+    println!("ws_fanout: {n} clients, {runs} runs each, {burst} events per throughput run");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut baseline = Vec::new();
+    let mut rustydb = Vec::new();
+    for run in 0..runs {
+        for role in ["baseline", "rustydb"] {
+            let figures = runtime.block_on(measure(role, n, burst));
+            println!(
+                "  run {} {role:8} deliveries/s {:>10.0} lost {:>6}  p50 {:>6.2} ms p95 {:>6.2} ms p99 {:>6.2} ms  rss/conn {:>7.0} B rss/sub {:>6.0} B",
+                run + 1,
+                figures.deliveries_per_sec,
+                figures.lost,
+                figures.p50_ms,
+                figures.p95_ms,
+                figures.p99_ms,
+                figures.rss_per_connection,
+                figures.rss_per_subscription
+            );
+            match role {
+                "baseline" => baseline.push(figures),
+                _ => rustydb.push(figures),
+            }
+        }
+    }
+    let median = |v: &[Figures], f: fn(&Figures) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(|a, b| a.total_cmp(b));
+        x[x.len() / 2]
+    };
+    println!("\nmedians of {runs} runs (N={n}):");
+    println!("  {:<26} {:>14} {:>14} {:>8}", "figure", "baseline", "rustydb", "ratio");
+    let rows: [(&str, fn(&Figures) -> f64); 6] = [
+        ("deliveries/s", |f| f.deliveries_per_sec),
+        ("latency p50 ms @50k/s", |f| f.p50_ms),
+        ("latency p95 ms @50k/s", |f| f.p95_ms),
+        ("latency p99 ms @50k/s", |f| f.p99_ms),
+        ("RSS per idle connection B", |f| f.rss_per_connection),
+        ("RSS per subscription B", |f| f.rss_per_subscription),
+    ];
+    for (name, f) in rows {
+        let (b, r) = (median(&baseline, f), median(&rustydb, f));
+        let ratio = if b > 0.0 { r / b } else { f64::NAN };
+        println!("  {name:<26} {b:>14.2} {r:>14.2} {ratio:>8.2}");
+    }
+}
+
+async fn measure(role: &str, n: usize, burst: usize) -> Figures {
+    let mut server = Server::spawn(role);
+    let rss_start = server.rss();
+    let clients = Clients {
+        received: Arc::default(),
+        latencies: Arc::default(),
+        record: Arc::default(),
+    };
+    let url = match role {
+        "baseline" => format!("ws://127.0.0.1:{}/", server.port),
+        _ => format!("ws://127.0.0.1:{}/api/v1/ws", server.port),
+    };
+    let mut sockets = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut request = url.as_str().into_client_request().expect("request");
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", server.token).parse().expect("header"),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        sockets.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_connected = server.rss();
+    // Subscribe (the baseline subscribes every connection on accept).
+    if role == "rustydb" {
+        for ws in &mut sockets {
+            ws.send(Message::Text(
+                r#"{"message_type":"subscribe","data":{"topic":"system_metrics"}}"#.into(),
+            ))
+            .await
+            .expect("subscribe");
+        }
+        for ws in &mut sockets {
+            while let Some(Ok(m)) = ws.next().await {
+                if matches!(&m, Message::Text(t) if t.contains("subscription_ack")) {
+                    break;
+                }
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_subscribed = server.rss();
+    let server = server;
+    let mut tasks = Vec::new();
+    for mut ws in sockets {
+        let received = Arc::clone(&clients.received);
+        let latencies = Arc::clone(&clients.latencies);
+        let record = Arc::clone(&clients.record);
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    if let Some(sent) = sent_at(&t) {
+                        received.fetch_add(1, Ordering::Relaxed);
+                        if record.load(Ordering::Relaxed) {
+                            let lat = now_nanos().saturating_sub(sent);
+                            latencies.lock().expect("lock").push(lat);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    // Throughput: publish `burst` events as fast as the server can.
+    let expected = (n * burst) as u64;
+    let start = Instant::now();
+    let (server, reply) = publish(server, burst, 0).await;
+    assert_eq!(reply, "done");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = 0;
+    let mut last_change = Instant::now();
+    loop {
+        let got = clients.received.load(Ordering::Relaxed);
+        if got >= expected || Instant::now() > deadline {
+            break;
+        }
+        if got != last {
+            last = got;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > Duration::from_millis(500) {
+            break; // the rest was dropped for slow consumers
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let got = clients.received.load(Ordering::Relaxed);
+
+    // Latency at 50,000 deliveries/s: 50,000 / n events per second for about 3 s.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rate = (50_000 / n).max(1);
+    clients.record.store(true, Ordering::Relaxed);
+    let before = clients.received.load(Ordering::Relaxed);
+    let events = rate * 3;
+    let (server, reply) = publish(server, events, rate).await;
+    assert_eq!(reply, "done");
+    let want = before + (n * events) as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while clients.received.load(Ordering::Relaxed) < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    clients.record.store(false, Ordering::Relaxed);
+    let mut lat = std::mem::take(&mut *clients.latencies.lock().expect("lock"));
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            f64::NAN
+        } else {
+            lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1e6
+        }
+    };
+    let figures = Figures {
+        deliveries_per_sec: got.min(expected) as f64 / elapsed,
+        lost: expected.saturating_sub(got),
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        rss_per_connection: rss_connected.saturating_sub(rss_start) as f64 / n as f64,
+        rss_per_subscription: if role == "rustydb" {
+            rss_subscribed.saturating_sub(rss_connected) as f64 / n as f64
+        } else {
+            0.0
+        },
+    };
+    drop(server);
+    for t in tasks {
+        t.abort();
+    }
+    figures
+}
+
+/// Sends a publish command and waits for the child's reply on a blocking thread, so the client
+/// tasks on this runtime keep reading while the server publishes.
+async fn publish(server: Server, events: usize, rate: usize) -> (Server, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        let reply = server.call(&format!("publish {events} {rate}"));
+        (server, reply)
+    })
+    .await
+    .expect("publisher thread")
+}
+
+/// The publish time carried in `memory_usage` of the benchmark's events.
+fn sent_at(frame: &str) -> Option<u64> {
+    let i = frame.find("\"memory_usage\":")? + "\"memory_usage\":".len();
+    let digits: String = frame[i..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+mod server {
+    use super::*;
+
+    /// Reads publisher commands from stdin until `quit`.
+    fn commands(mut publish: impl FnMut(usize, usize)) {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let line = line.unwrap_or_default();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["rss"] => println!("{}", rss_bytes()),
+                ["publish", n, rate] => {
+                    publish(n.parse().unwrap_or(0), rate.parse().unwrap_or(0));
+                    println!("done");
+                }
+                ["quit"] | [] => break,
+                _ => println!("unknown"),
+            }
+            let _ = std::io::stdout().flush();
+        }
+    }
+
+    /// Paces `n` publishes at `rate` per second (0: as fast as possible).
+    fn paced(n: usize, rate: usize, mut publish_one: impl FnMut()) {
+        let start = Instant::now();
+        for i in 0..n {
+            if rate > 0 {
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            publish_one();
+        }
+    }
+
+    fn sample() -> rustydb::api::types::SystemMetrics {
+        rustydb::api::types::SystemMetrics {
+            cpu_usage: 45.2,
+            memory_usage: now_nanos(),
+            memory_percent: 67.5,
+            disk_read_bps: 1_048_576,
+            disk_write_bps: 524_288,
+            network_rx_bps: 2_097_152,
+            network_tx_bps: 1_048_576,
+            active_connections: 87,
+            active_queries: 12,
+        }
+    }
+
+    pub fn rustydb() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (state, port, token) = runtime.block_on(async {
+            let mut config = rustydb::config::Config::for_data_dir(dir.path());
+            config.security.admin_password = Some(rustydb::config::Secret::new("bench-password"));
+            config.security.requests_per_minute = 1_000_000;
+            config.websocket.max_connections_per_user = 100_000;
+            config.websocket.max_connections = 100_000;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let server = rustydb::server::Server::start(
+                config,
+                rustydb::telemetry::LogControl::detached(),
+                Instant::now(),
+            )
+            .await
+            .expect("start");
+            let state = Arc::clone(&server.state);
+            let app = server.app();
+            tokio::spawn(server.serve(listener, std::future::pending()));
+            let token = login(app).await;
+            (state, port, token)
+        });
+        println!("ready {port} {token}");
+        let _ = std::io::stdout().flush();
+        let bus = Arc::clone(&state.bus);
+        let _guard = runtime.enter();
+        commands(|n, rate| paced(n, rate, || {
+            bus.publish(&sample());
+        }));
+    }
+
+    async fn login(app: axum::Router) -> String {
+        use tower::ServiceExt;
+        let request = axum::http::Request::post("/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"username":"admin","password":"bench-password"}"#,
+            ))
+            .expect("request");
+        let response = app.oneshot(request).await.expect("login");
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        v["access_token"].as_str().expect("token").to_string()
+    }
+
+    /// The raw baseline: accept, subscribe every connection to one broadcast channel, and per
+    /// connection drain what is ready and flush once.
+    pub fn baseline() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (tx, _) = tokio::sync::broadcast::channel::<tokio_tungstenite::tungstenite::Utf8Bytes>(1000);
+        let port = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let mut rx = tx.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                        let (mut sink, mut incoming) = ws.split();
+                        loop {
+                            tokio::select! {
+                                frame = rx.recv() => {
+                                    let Ok(frame) = frame else { continue };
+                                    if sink.feed(Message::Text(frame)).await.is_err() { return; }
+                                    while let Ok(more) = rx.try_recv() {
+                                        if sink.feed(Message::Text(more)).await.is_err() { return; }
+                                    }
+                                    if sink.flush().await.is_err() { return; }
+                                }
+                                m = incoming.next() => if !matches!(m, Some(Ok(_))) { return },
+                            }
+                        }
+                    });
+                }
+            });
+            port
+        });
+        println!("ready {port} -");
+        let _ = std::io::stdout().flush();
+        let mut sequence = 0u64;
+        commands(|n, rate| paced(n, rate, || {
+            sequence += 1;
+            let frame = serde_json::json!({
+                "message_type": "system_metrics",
+                "data": sample(),
+                "timestamp": chrono::Utc::now().timestamp(),
+                "topic": "system_metrics",
+                "sequence": sequence,
+            })
+            .to_string();
+            let _ = tx.send(frame.into());
+        }));
+    }
+}

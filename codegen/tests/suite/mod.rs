@@ -1,0 +1,4 @@
+mod robustness;
+mod snapshots;
+mod support;
+mod validation;
