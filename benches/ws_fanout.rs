@@ -172,7 +172,10 @@ fn driver() {
         x[x.len() / 2]
     };
     println!("\nmedians of {runs} runs (N={n}):");
-    println!("  {:<26} {:>14} {:>14} {:>8}", "figure", "baseline", "rustydb", "ratio");
+    println!(
+        "  {:<26} {:>14} {:>14} {:>8}",
+        "figure", "baseline", "rustydb", "ratio"
+    );
     let rows: [(&str, fn(&Figures) -> f64); 6] = [
         ("deliveries/s", |f| f.deliveries_per_sec),
         ("latency p50 ms @50k/s", |f| f.p50_ms),
@@ -336,7 +339,10 @@ async fn publish(server: Server, events: usize, rate: usize) -> (Server, String)
 /// The publish time carried in `memory_usage` of the benchmark's events.
 fn sent_at(frame: &str) -> Option<u64> {
     let i = frame.find("\"memory_usage\":")? + "\"memory_usage\":".len();
-    let digits: String = frame[i..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = frame[i..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -403,7 +409,9 @@ mod server {
             config.security.requests_per_minute = 1_000_000;
             config.websocket.max_connections_per_user = 100_000;
             config.websocket.max_connections = 100_000;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             let port = listener.local_addr().expect("addr").port();
             let server = rustydb::server::Server::start(
                 config,
@@ -422,9 +430,11 @@ mod server {
         let _ = std::io::stdout().flush();
         let bus = Arc::clone(&state.bus);
         let _guard = runtime.enter();
-        commands(|n, rate| paced(n, rate, || {
-            bus.publish(&sample());
-        }));
+        commands(|n, rate| {
+            paced(n, rate, || {
+                bus.publish(&sample());
+            })
+        });
     }
 
     async fn login(app: axum::Router) -> String {
@@ -452,16 +462,21 @@ mod server {
             .enable_all()
             .build()
             .expect("runtime");
-        let (tx, _) = tokio::sync::broadcast::channel::<tokio_tungstenite::tungstenite::Utf8Bytes>(1000);
+        let (tx, _) =
+            tokio::sync::broadcast::channel::<tokio_tungstenite::tungstenite::Utf8Bytes>(1000);
         let port = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             let port = listener.local_addr().expect("addr").port();
             let tx = tx.clone();
             tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     let mut rx = tx.subscribe();
                     tokio::spawn(async move {
-                        let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                        let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                            return;
+                        };
                         let (mut sink, mut incoming) = ws.split();
                         loop {
                             tokio::select! {
@@ -484,17 +499,19 @@ mod server {
         println!("ready {port} -");
         let _ = std::io::stdout().flush();
         let mut sequence = 0u64;
-        commands(|n, rate| paced(n, rate, || {
-            sequence += 1;
-            let frame = serde_json::json!({
-                "message_type": "system_metrics",
-                "data": sample(),
-                "timestamp": chrono::Utc::now().timestamp(),
-                "topic": "system_metrics",
-                "sequence": sequence,
+        commands(|n, rate| {
+            paced(n, rate, || {
+                sequence += 1;
+                let frame = serde_json::json!({
+                    "message_type": "system_metrics",
+                    "data": sample(),
+                    "timestamp": chrono::Utc::now().timestamp(),
+                    "topic": "system_metrics",
+                    "sequence": sequence,
+                })
+                .to_string();
+                let _ = tx.send(frame.into());
             })
-            .to_string();
-            let _ = tx.send(frame.into());
-        }));
+        });
     }
 }
