@@ -113,6 +113,9 @@ impl Drop for Server {
     }
 }
 
+/// A printed figure: its label and how to read it from a run.
+type FigureRow = (&'static str, fn(&Figures) -> f64);
+
 #[derive(Default, Clone)]
 struct Figures {
     deliveries_per_sec: f64,
@@ -176,7 +179,7 @@ fn driver() {
         "  {:<26} {:>14} {:>14} {:>8}",
         "figure", "baseline", "rustydb", "ratio"
     );
-    let rows: [(&str, fn(&Figures) -> f64); 6] = [
+    let rows: [FigureRow; 6] = [
         ("deliveries/s", |f| f.deliveries_per_sec),
         ("latency p50 ms @50k/s", |f| f.p50_ms),
         ("latency p95 ms @50k/s", |f| f.p95_ms),

@@ -25,6 +25,15 @@ pub enum Error {
     /// The request is well-formed but not acceptable (answered 422).
     #[error("{0}")]
     Invalid(String),
+    /// SQLite refused a statement: bad SQL, constraint, unknown table... (answered 400).
+    #[error("{0}")]
+    Sql(String),
+    /// The authorizer refused part of a statement for the caller's permissions (answered 403).
+    #[error("{0}")]
+    SqlDenied(String),
+    /// A statement ran past its timeout and was interrupted (answered 408).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl From<Error> for crate::api::ApiError {
@@ -35,6 +44,13 @@ impl From<Error> for crate::api::ApiError {
             Error::Conflict(m) => crate::api::ApiError::new(StatusCode::CONFLICT, "CONFLICT", m),
             Error::Invalid(m) => {
                 crate::api::ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST", m)
+            }
+            Error::Sql(m) => crate::api::ApiError::new(StatusCode::BAD_REQUEST, "SQL_ERROR", m),
+            Error::SqlDenied(m) => {
+                crate::api::ApiError::new(StatusCode::FORBIDDEN, "SQL_NOT_AUTHORIZED", m)
+            }
+            Error::Timeout(m) => {
+                crate::api::ApiError::new(StatusCode::REQUEST_TIMEOUT, "QUERY_TIMEOUT", m)
             }
             other => crate::api::ApiError::internal(other),
         }

@@ -7,12 +7,14 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod databases;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod server;
+pub mod sql;
 pub mod state;
 pub mod system;
 pub mod telemetry;

@@ -14,6 +14,7 @@ use crate::telemetry::LogControl;
 pub struct AppState {
     pub config: Config,
     pub system_db: SystemDb,
+    pub engine: Arc<crate::engine::catalog::Engine>,
     pub stats: RequestStats,
     pub log: LogControl,
     pub auth: Arc<crate::auth::Auth>,

@@ -1,5 +1,9 @@
-//! The embedded engine: SQLite through rusqlite. This first piece opens the data directory's
-//! `system.db` (WAL mode) and answers health checks; user databases arrive with the engine issue.
+//! The embedded engine: SQLite through rusqlite. `system.db` holds the server's own tables
+//! (users, roles, keys, audit); user databases are one file each (see `catalog`).
+
+pub mod access;
+pub mod catalog;
+pub mod sql;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -23,10 +23,12 @@ use tower_http::trace::TraceLayer;
 use crate::api::{self, ApiError, runtime::AccessPolicy, runtime::BodyLimit};
 use crate::auth::{self, AdminService, Auth, AuthService, RbacPolicy};
 use crate::config::Config;
+use crate::databases::DatabaseService;
 use crate::engine::SystemDb;
 use crate::error::Result;
 use crate::events::Bus;
 use crate::health::HealthService;
+use crate::sql::SqlService;
 use crate::state::{AppState, RequestStats, SharedState};
 use crate::system::SystemService;
 use crate::telemetry::LogControl;
@@ -43,6 +45,7 @@ impl Server {
     /// started, so the startup probe reports the whole startup.
     pub async fn start(config: Config, log: LogControl, process_start: Instant) -> Result<Server> {
         let system_db = SystemDb::open(&config.data_dir)?;
+        let engine = Arc::new(crate::engine::catalog::Engine::open(&config.data_dir)?);
         let auth = Auth::start(&config, system_db.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let bus = Arc::new(Bus::new(config.websocket.bus_capacity));
@@ -56,6 +59,7 @@ impl Server {
         let state = Arc::new(AppState {
             config,
             system_db,
+            engine,
             stats: RequestStats::default(),
             log,
             auth,
@@ -133,7 +137,9 @@ pub fn app(state: SharedState) -> Router {
     let api = api::api_router(
         Arc::new(AdminService::new(Arc::clone(&state.auth))),
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
+        Arc::new(DatabaseService::new(Arc::clone(&state.engine))),
         Arc::new(HealthService::new(Arc::clone(&state))),
+        Arc::new(SqlService::new(Arc::clone(&state.engine))),
         Arc::new(SystemService::new(Arc::clone(&state))),
         Arc::new(WebSocketManagement::new(Arc::clone(&state.ws))),
         Arc::new(WebSocketService::new(Arc::clone(&state.ws))),

@@ -1,0 +1,84 @@
+//! What a statement may do, decided by SQLite's authorizer (not by parsing SQL text) from the
+//! caller's permissions. ATTACH and DETACH are refused for everyone: databases live in the data
+//! directory and are managed through the API, and ATTACH would open arbitrary files.
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+use crate::api::Permission;
+use crate::api::runtime::Identity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlAccess {
+    /// Reads only (database:read).
+    Read,
+    /// Reads, writes and schema changes (database:write).
+    Write,
+    /// Everything but ATTACH/DETACH, including setting pragmas (database:admin).
+    Admin,
+}
+
+impl SqlAccess {
+    pub fn of(identity: &Identity) -> Option<SqlAccess> {
+        if identity.has(Permission::DatabaseAdmin) {
+            Some(SqlAccess::Admin)
+        } else if identity.has(Permission::DatabaseWrite) {
+            Some(SqlAccess::Write)
+        } else if identity.has(Permission::DatabaseRead) {
+            Some(SqlAccess::Read)
+        } else {
+            None
+        }
+    }
+
+    pub fn authorize(self, ctx: &AuthContext<'_>) -> Authorization {
+        use AuthAction::*;
+        let allowed = match ctx.action {
+            Attach { .. } | Detach { .. } => false,
+            Select | Read { .. } | Function { .. } | Recursive => true,
+            Transaction { .. } | Savepoint { .. } => true,
+            Pragma {
+                pragma_name,
+                pragma_value,
+            } => self == SqlAccess::Admin || introspection_pragma(pragma_name, pragma_value),
+            _ => self != SqlAccess::Read,
+        };
+        if allowed {
+            Authorization::Allow
+        } else {
+            Authorization::Deny
+        }
+    }
+}
+
+/// Pragmas that only report: allowed to every reader. A value turns most pragmas into a write,
+/// except those whose argument names what to describe.
+fn introspection_pragma(name: &str, value: Option<&str>) -> bool {
+    const DESCRIBE: &[&str] = &[
+        "table_info",
+        "table_xinfo",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "foreign_key_list",
+        "table_list",
+    ];
+    const READ_ONLY: &[&str] = &[
+        "page_count",
+        "page_size",
+        "freelist_count",
+        "journal_mode",
+        "user_version",
+        "schema_version",
+        "encoding",
+        "foreign_keys",
+        "collation_list",
+        "function_list",
+        "pragma_list",
+        "compile_options",
+        "integrity_check",
+        "quick_check",
+        "foreign_key_check",
+    ];
+    let name = name.to_ascii_lowercase();
+    DESCRIBE.contains(&name.as_str()) || (value.is_none() && READ_ONLY.contains(&name.as_str()))
+}

@@ -1,0 +1,242 @@
+//! The user databases: one SQLite file each under `<data_dir>/databases/`, with a small pool of
+//! idle connections per database. `default` exists from the first start.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use crate::api::types::DatabaseInfo;
+use crate::error::{Error, Result};
+
+pub const DEFAULT_DATABASE: &str = "default";
+/// Idle connections kept per database.
+const MAX_IDLE: usize = 4;
+
+pub struct Engine {
+    dir: PathBuf,
+    databases: Mutex<BTreeMap<String, Arc<Database>>>,
+}
+
+pub struct Database {
+    pub name: String,
+    pub path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    /// Connections executing a statement now.
+    pub active: AtomicU64,
+}
+
+/// 1 to 63 characters: a lowercase letter, then lowercase letters, digits or `_`. Nothing that
+/// can leave the databases directory.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "database name `{name}`: 1 to 63 lowercase letters, digits or `_`, starting with a letter"
+        )))
+    }
+}
+
+impl Engine {
+    /// Opens the databases directory, registers every `*.db` in it, and creates `default`.
+    pub fn open(data_dir: &Path) -> Result<Engine> {
+        let dir = data_dir.join("databases");
+        std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let engine = Engine {
+            dir,
+            databases: Mutex::new(BTreeMap::new()),
+        };
+        let entries = std::fs::read_dir(&engine.dir).map_err(|source| Error::DataDir {
+            path: engine.dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            if path.extension().is_some_and(|e| e == "db") && validate_name(name).is_ok() {
+                engine.register(name);
+            }
+        }
+        if engine.get(DEFAULT_DATABASE).is_err() {
+            engine.create(DEFAULT_DATABASE)?;
+        }
+        Ok(engine)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Database>>> {
+        self.databases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(&self, name: &str) -> Arc<Database> {
+        let db = Arc::new(Database {
+            name: name.to_string(),
+            path: self.dir.join(format!("{name}.db")),
+            idle: Mutex::new(Vec::new()),
+            active: AtomicU64::new(0),
+        });
+        self.lock().insert(name.to_string(), Arc::clone(&db));
+        db
+    }
+
+    pub fn create(&self, name: &str) -> Result<Arc<Database>> {
+        validate_name(name)?;
+        let mut databases = self.lock();
+        if databases.contains_key(name) {
+            return Err(Error::Conflict(format!("database `{name}` already exists")));
+        }
+        let db = Arc::new(Database {
+            name: name.to_string(),
+            path: self.dir.join(format!("{name}.db")),
+            idle: Mutex::new(Vec::new()),
+            active: AtomicU64::new(0),
+        });
+        // Creating the file now makes a bad data directory fail here, not at the first query.
+        let conn = db.open_connection()?;
+        db.check_in(conn);
+        databases.insert(name.to_string(), Arc::clone(&db));
+        Ok(db)
+    }
+
+    /// The named database, or `default` when no name is given.
+    pub fn get(&self, name: &str) -> Result<Arc<Database>> {
+        self.lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("no database `{name}`")))
+    }
+
+    pub fn list(&self) -> Vec<Arc<Database>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Removes a database and its files; refused while it executes a statement unless `force`.
+    pub fn delete(&self, name: &str, force: bool) -> Result<()> {
+        if name == DEFAULT_DATABASE {
+            return Err(Error::Conflict(
+                "the `default` database cannot be deleted".into(),
+            ));
+        }
+        let db = {
+            let mut databases = self.lock();
+            let db = databases
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::NotFound(format!("no database `{name}`")))?;
+            let active = db.active.load(Ordering::Acquire);
+            if active > 0 && !force {
+                return Err(Error::Conflict(format!(
+                    "database `{name}` is in use by {active} statement(s); retry, or delete with force=true"
+                )));
+            }
+            databases.remove(name);
+            db
+        };
+        db.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        for suffix in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", db.path.display()));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::DataDir { path, source }),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Database {
+    /// WAL with `synchronous = FULL`: a committed transaction is on disk when the call returns.
+    fn open_connection(&self) -> Result<Connection> {
+        let conn = Connection::open(&self.path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Defensive mode: no writable_schema tricks or other ways to corrupt the file from SQL.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+        Ok(conn)
+    }
+
+    fn check_out(&self) -> Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.open_connection(),
+        }
+    }
+
+    fn check_in(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` on a pooled connection, off the async runtime.
+    pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        db.active.fetch_add(1, Ordering::AcqRel);
+        let result = tokio::task::spawn_blocking({
+            let db = Arc::clone(&db);
+            move || {
+                let mut conn = db.check_out()?;
+                let result = f(&mut conn);
+                // A connection left inside a transaction (an error mid-batch) is not reused.
+                if conn.is_autocommit() {
+                    db.check_in(conn);
+                }
+                result
+            }
+        })
+        .await;
+        db.active.fetch_sub(1, Ordering::AcqRel);
+        result?
+    }
+
+    pub async fn info(self: &Arc<Self>) -> Result<DatabaseInfo> {
+        let name = self.name.clone();
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let size_bytes = size(&self.path);
+        let wal_bytes = size(Path::new(&format!("{}-wal", self.path.display())));
+        let active = self.active.load(Ordering::Acquire);
+        self.run(move |c| {
+            let pragma = |p: &str| -> rusqlite::Result<i64> { c.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0)) };
+            let mut stmt = c.prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )?;
+            let tables = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(DatabaseInfo {
+                name,
+                size_bytes,
+                wal_bytes,
+                page_size: pragma("page_size")?,
+                page_count: pragma("page_count")?,
+                freelist_count: pragma("freelist_count")?,
+                tables,
+                journal_mode: c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                active_connections: active,
+            })
+        })
+        .await
+    }
+}

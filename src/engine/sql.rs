@@ -1,0 +1,304 @@
+//! Running statements: bound parameters only, the caller's authorizer, a deadline enforced by
+//! SQLite's progress handler, and rows converted to JSON.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, Statement};
+use serde_json::Value;
+
+use super::access::SqlAccess;
+use crate::api::types::{QueryPlanNode, SqlColumn};
+use crate::error::{Error, Result};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_TIMEOUT_MS: i64 = 300_000;
+pub const DEFAULT_MAX_ROWS: usize = 10_000;
+pub const MAX_ROWS: i64 = 100_000;
+
+pub struct Rows {
+    pub columns: Vec<SqlColumn>,
+    pub rows: Vec<Vec<Value>>,
+    pub truncated: bool,
+}
+
+/// Installs the caller's authorizer and the deadline for the guard's lifetime.
+struct Guarded<'c> {
+    conn: &'c mut Connection,
+    deadline: Instant,
+}
+
+impl<'c> Guarded<'c> {
+    fn new(conn: &'c mut Connection, access: SqlAccess, timeout: Duration) -> Result<Guarded<'c>> {
+        let deadline = Instant::now() + timeout;
+        conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
+            access.authorize(&ctx)
+        }))?;
+        // Checked every 1,000 virtual machine steps: cheap, and a runaway query stops promptly.
+        conn.progress_handler(1000, Some(move || Instant::now() >= deadline))?;
+        Ok(Guarded { conn, deadline })
+    }
+
+    /// Maps an engine error to what the caller did wrong.
+    fn error(&self, e: rusqlite::Error) -> Error {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => Error::SqlDenied(
+                format!("the statement does something your role does not permit ({e})"),
+            ),
+            Some(rusqlite::ErrorCode::OperationInterrupted) if Instant::now() >= self.deadline => {
+                Error::Timeout("statement interrupted: it ran past its timeout".into())
+            }
+            _ => Error::Sql(e.to_string()),
+        }
+    }
+}
+
+impl Drop for Guarded<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.authorizer(
+            None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
+        );
+        let _ = self.conn.progress_handler(0, None::<fn() -> bool>);
+    }
+}
+
+fn to_sql(value: &Value, position: &str) -> Result<SqlValue> {
+    Ok(match value {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => SqlValue::Integer(i),
+            (None, Some(f)) => SqlValue::Real(f),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "parameter {position}: number out of range"
+                )));
+            }
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        Value::Array(_) | Value::Object(_) => {
+            return Err(Error::Invalid(format!(
+                "parameter {position}: arrays and objects are not SQL values"
+            )));
+        }
+    })
+}
+
+fn to_json(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+    }
+}
+
+/// Binds an array (positional) or an object (named) of parameters; counts must match.
+fn bind(stmt: &mut Statement<'_>, params: Option<&Value>) -> Result<()> {
+    let expected = stmt.parameter_count();
+    match params {
+        None | Some(Value::Null) if expected == 0 => Ok(()),
+        None | Some(Value::Null) => Err(Error::Invalid(format!(
+            "the statement has {expected} parameter(s) and none were given"
+        ))),
+        Some(Value::Array(values)) => {
+            if values.len() != expected {
+                return Err(Error::Invalid(format!(
+                    "the statement has {expected} parameter(s); {} given",
+                    values.len()
+                )));
+            }
+            for (i, v) in values.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, to_sql(v, &(i + 1).to_string())?)?;
+            }
+            Ok(())
+        }
+        Some(Value::Object(map)) => {
+            if map.len() != expected {
+                return Err(Error::Invalid(format!(
+                    "the statement has {expected} parameter(s); {} given",
+                    map.len()
+                )));
+            }
+            for (name, v) in map {
+                let index = [":", "@", "$", ""]
+                    .iter()
+                    .find_map(|prefix| {
+                        stmt.parameter_index(&format!("{prefix}{name}"))
+                            .ok()
+                            .flatten()
+                    })
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("the statement has no parameter `{name}`"))
+                    })?;
+                stmt.raw_bind_parameter(index, to_sql(v, &format!("`{name}`"))?)?;
+            }
+            Ok(())
+        }
+        Some(_) => Err(Error::Invalid(
+            "params must be an array or an object".into(),
+        )),
+    }
+}
+
+pub fn query(
+    conn: &mut Connection,
+    access: SqlAccess,
+    sql: &str,
+    params: Option<&Value>,
+    timeout: Duration,
+    max_rows: usize,
+) -> Result<Rows> {
+    let guard = Guarded::new(conn, access, timeout)?;
+    let result = (|| {
+        let mut stmt = guard.conn.prepare(sql)?;
+        bind(&mut stmt, params)?;
+        let columns: Vec<SqlColumn> = stmt
+            .columns()
+            .map(|c| SqlColumn {
+                name: c.name().to_string(),
+                decl_type: c.decl_type().map(str::to_string),
+            })
+            .collect();
+        let width = columns.len();
+        let mut rows = Vec::new();
+        let mut truncated = false;
+        let mut raw = stmt.raw_query();
+        while let Some(row) = raw.next()? {
+            if rows.len() == max_rows {
+                truncated = true;
+                break;
+            }
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
+                values.push(to_json(row.get_ref(i)?));
+            }
+            rows.push(values);
+        }
+        Ok::<_, Error>(Rows {
+            columns,
+            rows,
+            truncated,
+        })
+    })();
+    result.map_err(|e| match e {
+        Error::Engine(e) => guard.error(e),
+        other => other,
+    })
+}
+
+/// Runs one statement; returns rows affected and the last insert id.
+pub fn execute(
+    conn: &mut Connection,
+    access: SqlAccess,
+    sql: &str,
+    params: Option<&Value>,
+    timeout: Duration,
+) -> Result<(u64, i64)> {
+    let guard = Guarded::new(conn, access, timeout)?;
+    let result = (|| {
+        let mut stmt = guard.conn.prepare(sql)?;
+        bind(&mut stmt, params)?;
+        let changed = stmt.raw_execute()?;
+        Ok::<_, Error>((changed as u64, guard.conn.last_insert_rowid()))
+    })();
+    result.map_err(|e| match e {
+        Error::Engine(e) => guard.error(e),
+        other => other,
+    })
+}
+
+/// Runs statements in one transaction; on the first failure everything is rolled back and the
+/// error names the statement's position.
+pub fn batch(
+    conn: &mut Connection,
+    access: SqlAccess,
+    statements: &[(String, Option<Value>)],
+    timeout: Duration,
+) -> Result<Vec<(u64, i64)>> {
+    let guard = Guarded::new(conn, access, timeout)?;
+    guard
+        .conn
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| guard.error(e))?;
+    let mut results = Vec::with_capacity(statements.len());
+    for (i, (sql, params)) in statements.iter().enumerate() {
+        let step = (|| {
+            let mut stmt = guard.conn.prepare(sql)?;
+            bind(&mut stmt, params.as_ref())?;
+            let changed = stmt.raw_execute()?;
+            Ok::<_, Error>((changed as u64, guard.conn.last_insert_rowid()))
+        })();
+        match step {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                let _ = guard.conn.execute_batch("ROLLBACK");
+                let e = match e {
+                    Error::Engine(e) => guard.error(e),
+                    other => other,
+                };
+                return Err(prefix(e, &format!("statement {}: ", i + 1)));
+            }
+        }
+    }
+    if let Err(e) = guard.conn.execute_batch("COMMIT") {
+        let _ = guard.conn.execute_batch("ROLLBACK");
+        return Err(guard.error(e));
+    }
+    Ok(results)
+}
+
+fn prefix(e: Error, p: &str) -> Error {
+    match e {
+        Error::Sql(m) => Error::Sql(format!("{p}{m}")),
+        Error::SqlDenied(m) => Error::SqlDenied(format!("{p}{m}")),
+        Error::Timeout(m) => Error::Timeout(format!("{p}{m}")),
+        Error::Invalid(m) => Error::Invalid(format!("{p}{m}")),
+        other => other,
+    }
+}
+
+/// `EXPLAIN QUERY PLAN` as a tree (rows are id, parent, unused, detail).
+pub fn explain(
+    conn: &mut Connection,
+    access: SqlAccess,
+    sql: &str,
+    params: Option<&Value>,
+    timeout: Duration,
+) -> Result<Vec<QueryPlanNode>> {
+    let rows = query(
+        conn,
+        access,
+        &format!("EXPLAIN QUERY PLAN {sql}"),
+        params,
+        timeout,
+        MAX_ROWS as usize,
+    )?;
+    let flat: Vec<(i64, i64, String)> = rows
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.first().and_then(Value::as_i64).unwrap_or(0),
+                r.get(1).and_then(Value::as_i64).unwrap_or(0),
+                r.get(3)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    fn children(flat: &[(i64, i64, String)], parent: i64) -> Vec<QueryPlanNode> {
+        flat.iter()
+            .filter(|(id, p, _)| *p == parent && *id != parent)
+            .map(|(id, _, detail)| QueryPlanNode {
+                id: *id,
+                detail: detail.clone(),
+                children: children(flat, *id),
+            })
+            .collect()
+    }
+    Ok(children(&flat, 0))
+}

@@ -1,0 +1,155 @@
+//! The `sql` subsystem: statements over the engine with the caller's SQL permissions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::api::runtime::RequestContext;
+use crate::api::types::{
+    QueryPlan, SqlBatch, SqlBatchResult, SqlExecuted, SqlQuery, SqlResult, SqlStatementResult,
+};
+use crate::api::{ApiError, SqlApi};
+use crate::engine::access::SqlAccess;
+use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
+use crate::engine::sql;
+use crate::error::Error;
+
+pub struct SqlService {
+    engine: Arc<Engine>,
+}
+
+impl SqlService {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        SqlService { engine }
+    }
+
+    fn target(&self, database: Option<&str>) -> Result<Arc<Database>, ApiError> {
+        Ok(self.engine.get(database.unwrap_or(DEFAULT_DATABASE))?)
+    }
+}
+
+fn access(ctx: &RequestContext) -> Result<SqlAccess, ApiError> {
+    SqlAccess::of(ctx.identity()?)
+        .ok_or_else(|| ApiError::forbidden("permission `database:read` required"))
+}
+
+fn timeout(ms: Option<i64>) -> Result<Duration, ApiError> {
+    match ms {
+        None => Ok(sql::DEFAULT_TIMEOUT),
+        Some(ms @ 1..=sql::MAX_TIMEOUT_MS) => Ok(Duration::from_millis(ms.unsigned_abs())),
+        Some(_) => Err(Error::Invalid(format!(
+            "timeout must be 1 to {} milliseconds",
+            sql::MAX_TIMEOUT_MS
+        ))
+        .into()),
+    }
+}
+
+fn max_rows(n: Option<i64>) -> Result<usize, ApiError> {
+    match n {
+        None => Ok(sql::DEFAULT_MAX_ROWS),
+        Some(n @ 1..=sql::MAX_ROWS) => Ok(n.unsigned_abs() as usize),
+        Some(_) => Err(Error::Invalid(format!("max_rows must be 1 to {}", sql::MAX_ROWS)).into()),
+    }
+}
+
+fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+impl SqlApi for SqlService {
+    async fn query_sql(&self, ctx: RequestContext, body: SqlQuery) -> Result<SqlResult, ApiError> {
+        let (access, limit, rows_cap) = (
+            access(&ctx)?,
+            timeout(body.timeout)?,
+            max_rows(body.max_rows)?,
+        );
+        let db = self.target(body.database.as_deref())?;
+        let (statement, params) = (body.sql.to_string(), body.params.clone());
+        let start = Instant::now();
+        let rows = db
+            .run(move |c| sql::query(c, access, &statement, params.as_ref(), limit, rows_cap))
+            .await?;
+        Ok(SqlResult {
+            database: db.name.clone(),
+            row_count: rows.rows.len() as u64,
+            columns: rows.columns,
+            rows: rows.rows,
+            truncated: rows.truncated,
+            elapsed_ms: elapsed_ms(start),
+        })
+    }
+
+    async fn execute_sql(
+        &self,
+        ctx: RequestContext,
+        body: SqlQuery,
+    ) -> Result<SqlExecuted, ApiError> {
+        let (access, limit) = (access(&ctx)?, timeout(body.timeout)?);
+        let db = self.target(body.database.as_deref())?;
+        let (statement, params) = (body.sql.to_string(), body.params.clone());
+        let start = Instant::now();
+        let (rows_affected, last_insert_id) = db
+            .run(move |c| sql::execute(c, access, &statement, params.as_ref(), limit))
+            .await?;
+        Ok(SqlExecuted {
+            database: db.name.clone(),
+            rows_affected,
+            last_insert_id,
+            elapsed_ms: elapsed_ms(start),
+        })
+    }
+
+    async fn execute_sql_batch(
+        &self,
+        ctx: RequestContext,
+        body: SqlBatch,
+    ) -> Result<SqlBatchResult, ApiError> {
+        let (access, limit) = (access(&ctx)?, timeout(body.timeout)?);
+        // The schema's minItems/maxItems: typify does not enforce array bounds.
+        if !(1..=1000).contains(&body.statements.len()) {
+            return Err(Error::Invalid("a batch has 1 to 1000 statements".into()).into());
+        }
+        let db = self.target(body.database.as_deref())?;
+        let statements: Vec<(String, Option<Value>)> = body
+            .statements
+            .iter()
+            .map(|s| (s.sql.to_string(), s.params.clone()))
+            .collect();
+        let start = Instant::now();
+        let results = db
+            .run(move |c| sql::batch(c, access, &statements, limit))
+            .await?;
+        Ok(SqlBatchResult {
+            database: db.name.clone(),
+            results: results
+                .into_iter()
+                .map(|(rows_affected, last_insert_id)| SqlStatementResult {
+                    rows_affected,
+                    last_insert_id,
+                })
+                .collect(),
+            elapsed_ms: elapsed_ms(start),
+        })
+    }
+
+    async fn explain_sql(
+        &self,
+        ctx: RequestContext,
+        body: SqlQuery,
+    ) -> Result<QueryPlan, ApiError> {
+        let (access, limit) = (access(&ctx)?, timeout(body.timeout)?);
+        let db = self.target(body.database.as_deref())?;
+        let (statement, params) = (body.sql.to_string(), body.params.clone());
+        let text = statement.clone();
+        let plan = db
+            .run(move |c| sql::explain(c, access, &statement, params.as_ref(), limit))
+            .await?;
+        Ok(QueryPlan {
+            database: db.name.clone(),
+            sql: text,
+            plan,
+        })
+    }
+}
