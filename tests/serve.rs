@@ -18,12 +18,25 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 }
 
 fn http(port: u16, method: &str, path: &str, json: Option<&str>) -> std::io::Result<(u16, String)> {
+    http_as(port, method, path, json, None)
+}
+
+fn http_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let body = json.unwrap_or("");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
@@ -197,4 +210,123 @@ fn first_start_prints_a_generated_admin_password_once_and_it_works() {
         let _ = out.read_to_string(&mut logs);
     }
     assert!(!logs.contains("with password"), "{logs}");
+}
+
+/// Starts the binary on `data_dir` and waits until it answers.
+fn start_server(data_dir: &std::path::Path) -> (std::process::Child, u16) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_rustydb"))
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUSTYDB_ADMIN_PASSWORD", "durability-password")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rustydb");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(port, "/api/v1/health/liveness").is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+fn login(port: u16) -> String {
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        Some(r#"{"username":"admin","password":"durability-password"}"#),
+    )
+    .expect("login");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["access_token"].as_str().expect("token").to_string()
+}
+
+/// A 2xx answer to a write means it is on disk: SIGKILL during a stream of acknowledged inserts,
+/// restart, and every acknowledged row is there.
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, port) = start_server(data_dir.path());
+    let token = login(port);
+    let (status, body) = http_as(
+        port,
+        "POST",
+        "/api/v1/sql/execute",
+        Some(r#"{"sql":"CREATE TABLE acked (id INTEGER PRIMARY KEY)"}"#),
+        Some(&token),
+    )
+    .expect("create");
+    assert_eq!(status, 200, "{body}");
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let writer = {
+        let acknowledged = std::sync::Arc::clone(&acknowledged);
+        let token = token.clone();
+        std::thread::spawn(move || {
+            for id in 1.. {
+                let body =
+                    format!(r#"{{"sql":"INSERT INTO acked (id) VALUES (?)","params":[{id}]}}"#);
+                match http_as(
+                    port,
+                    "POST",
+                    "/api/v1/sql/execute",
+                    Some(&body),
+                    Some(&token),
+                ) {
+                    Ok((200, _)) => acknowledged.lock().expect("lock").push(id),
+                    _ => break,
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    let killed = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = child.wait();
+    writer.join().expect("writer");
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() > 5,
+        "only {} inserts acknowledged",
+        acknowledged.len()
+    );
+
+    let (mut child, port) = start_server(data_dir.path());
+    let token = login(port);
+    let (status, body) = http_as(
+        port,
+        "POST",
+        "/api/v1/sql/query",
+        Some(r#"{"sql":"SELECT id FROM acked ORDER BY id","max_rows":100000}"#),
+        Some(&token),
+    )
+    .expect("query");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let stored: std::collections::HashSet<u64> = v["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r[0].as_u64())
+        .collect();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged but lost after SIGKILL: {lost:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
