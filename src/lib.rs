@@ -17,5 +17,6 @@ pub mod server;
 pub mod sql;
 pub mod state;
 pub mod system;
+pub mod tables;
 pub mod telemetry;
 pub mod ws;

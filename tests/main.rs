@@ -12,5 +12,6 @@ mod serve;
 mod sql;
 mod surface;
 mod system;
+mod tables;
 mod tls;
 mod ws;

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod catalog;
 pub mod sql;
+pub mod tables;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -63,7 +63,22 @@ impl Drop for Guarded<'_> {
     }
 }
 
-fn to_sql(value: &Value, position: &str) -> Result<SqlValue> {
+/// Runs `f` with the caller's authorizer and deadline installed; engine errors are mapped to what
+/// the caller did wrong (400, 403, 408).
+pub fn guarded<T>(
+    conn: &mut Connection,
+    access: SqlAccess,
+    timeout: Duration,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let guard = Guarded::new(conn, access, timeout)?;
+    f(guard.conn).map_err(|e| match e {
+        Error::Engine(e) => guard.error(e),
+        other => other,
+    })
+}
+
+pub(crate) fn to_sql(value: &Value, position: &str) -> Result<SqlValue> {
     Ok(match value {
         Value::Null => SqlValue::Null,
         Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
@@ -85,7 +100,7 @@ fn to_sql(value: &Value, position: &str) -> Result<SqlValue> {
     })
 }
 
-fn to_json(value: ValueRef<'_>) -> Value {
+pub(crate) fn to_json(value: ValueRef<'_>) -> Value {
     match value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::from(i),

@@ -31,6 +31,7 @@ use crate::health::HealthService;
 use crate::sql::SqlService;
 use crate::state::{AppState, RequestStats, SharedState};
 use crate::system::SystemService;
+use crate::tables::TableService;
 use crate::telemetry::LogControl;
 use crate::ws::{WebSocketManagement, WebSocketService, WsHub};
 
@@ -141,6 +142,7 @@ pub fn app(state: SharedState) -> Router {
         Arc::new(HealthService::new(Arc::clone(&state))),
         Arc::new(SqlService::new(Arc::clone(&state.engine))),
         Arc::new(SystemService::new(Arc::clone(&state))),
+        Arc::new(TableService::new(Arc::clone(&state.engine))),
         Arc::new(WebSocketManagement::new(Arc::clone(&state.ws))),
         Arc::new(WebSocketService::new(Arc::clone(&state.ws))),
     );
