@@ -678,3 +678,41 @@ async fn storage_io_streams_measured_disk_statistics() {
     assert!(stats["reads_per_sec"].as_f64().expect("rate") >= 0.0);
     assert_eq!(m["topic"], "disk_io");
 }
+
+#[tokio::test]
+async fn revoked_credentials_and_lost_roles_reach_open_connections() {
+    let live = Live::start(|c| c.websocket.heartbeat = Duration::from_millis(100)).await;
+    let admin = live.admin_token().await;
+    live.rest(
+        "POST",
+        "/api/v1/admin/users",
+        &admin,
+        Some(json!({"username": "mon", "password": "password-123", "roles": ["monitor"]})),
+    )
+    .await;
+    let monitor = live.token("mon", "password-123").await;
+    let mut ws = live.connect_as("/api/v1/ws", &monitor).await;
+    subscribe(&mut ws, json!({"topic": "system_metrics"})).await;
+    let (_, me) = live
+        .rest("GET", "/api/v1/auth/validate", &monitor, None)
+        .await;
+    let id = me["user_id"].as_str().expect("id").to_string();
+    // Losing system:read ends the subscription, the connection stays.
+    live.rest(
+        "PUT",
+        &format!("/api/v1/admin/users/{id}/roles"),
+        &admin,
+        Some(json!({"roles": ["analyst"]})),
+    )
+    .await;
+    let (refused, _) = until(&mut ws, "error").await;
+    assert_eq!(refused["data"]["code"], "FORBIDDEN_TOPIC");
+    let (ack, _) = until(&mut ws, "subscription_ack").await;
+    assert_eq!(ack["data"]["subscribed"], false);
+    // Logging out closes the connection with 4001.
+    let (code, _) = live
+        .rest("POST", "/api/v1/auth/logout", &monitor, None)
+        .await;
+    assert_eq!(code, 204);
+    assert_eq!(close_code(&mut ws).await, Some(4001));
+}

@@ -248,6 +248,37 @@ impl Auth {
         })
     }
 
+    /// Checks that long-lived credentials (a WebSocket's) are still good: the login not revoked
+    /// or the key not revoked or expired, the user still enabled. Returns the identity with the
+    /// permissions of the user's current roles.
+    pub async fn revalidate(&self, identity: &Identity) -> std::result::Result<Identity, String> {
+        let (user_id, credential) = (identity.user_id.clone(), identity.credential.clone());
+        let access = self
+            .db
+            .call(move |c| {
+                let live = match &credential {
+                    Credential::Jwt { family, .. } => store::family_live(c, family, &user_id)?,
+                    Credential::ApiKey { key_id, .. } => {
+                        store::key_live(c, key_id)?.unwrap_or(false)
+                    }
+                };
+                if !live {
+                    return Ok(None);
+                }
+                store::user_access(c, &user_id)
+            })
+            .await
+            .map_err(|e| format!("credentials could not be checked: {e}"))?;
+        let access = live_user(access, "credentials have been revoked")?;
+        Ok(Identity {
+            user_id: identity.user_id.clone(),
+            username: access.username,
+            roles: access.roles,
+            permissions: access.permissions,
+            credential: identity.credential.clone(),
+        })
+    }
+
     /// Checks the per-user (or per-IP for anonymous callers) request limit.
     pub fn check_request_rate(
         &self,

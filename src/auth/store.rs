@@ -598,6 +598,20 @@ pub fn find_key(conn: &Connection, hash: &[u8]) -> Result<Option<StoredKey>> {
         .optional()?)
 }
 
+/// Whether a key still authenticates: not revoked, not expired. `None` if it no longer exists.
+pub fn key_live(conn: &Connection, id: &str) -> Result<Option<bool>> {
+    Ok(conn
+        .query_row(
+            "SELECT revoked_at IS NULL, expires_at FROM api_keys WHERE id = ?1",
+            [id],
+            |r| Ok((r.get::<_, bool>(0)?, r.get::<_, Option<String>>(1)?)),
+        )
+        .optional()?
+        .map(|(not_revoked, expires)| {
+            not_revoked && expires.is_none_or(|t| parse_time(&t) > Utc::now())
+        }))
+}
+
 pub fn touch_key(conn: &Connection, id: &str) -> Result<()> {
     conn.execute(
         "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",

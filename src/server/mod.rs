@@ -52,6 +52,7 @@ impl Server {
         let bus = Arc::new(Bus::new(config.websocket.bus_capacity));
         let ws = Arc::new(WsHub {
             bus: Arc::clone(&bus),
+            auth: Arc::clone(&auth),
             registry: Arc::default(),
             config: config.websocket.clone(),
             shutdown: shutdown.clone(),

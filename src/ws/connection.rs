@@ -139,6 +139,15 @@ impl Connection {
                     if last_activity.elapsed() >= config.idle_timeout {
                         break Exit::Close(CLOSE_IDLE, "idle timeout".into());
                     }
+                    // Logout, key revocation, disabling or deleting the user, and role changes
+                    // reach open connections within one heartbeat.
+                    match self.hub.auth.revalidate(&self.identity).await {
+                        Ok(identity) => {
+                            self.identity = Arc::new(identity);
+                            self.drop_forbidden(&mut streams, &mut subs, &mut out);
+                        }
+                        Err(reason) => break Exit::Close(CLOSE_CREDENTIALS_EXPIRED, reason),
+                    }
                     if tokio::time::timeout(config.slow_client_timeout, sink.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
                         break Exit::Stuck;
                     }
@@ -176,6 +185,27 @@ impl Connection {
             Exit::Stuck => {
                 tracing::info!(connection = %self.info().id, "dropping a client that stopped reading");
             }
+        }
+    }
+
+    /// Ends subscriptions to topics the caller's current roles no longer allow.
+    fn drop_forbidden(
+        &self,
+        streams: &mut StreamMap<String, BroadcastStream<Arc<Event>>>,
+        subs: &mut HashMap<String, Subscription>,
+        out: &mut Vec<Utf8Bytes>,
+    ) {
+        let forbidden: Vec<String> = subs
+            .iter()
+            .filter(|(_, s)| matches!(s.topic.meta.access, Access::Requires(p) if !self.identity.has(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in forbidden {
+            out.push(protocol::error(
+                "FORBIDDEN_TOPIC",
+                format!("subscription {id} ended: your roles no longer allow its topic"),
+            ));
+            self.unsubscribe(&id, streams, subs, out);
         }
     }
 

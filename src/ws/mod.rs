@@ -38,6 +38,8 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// What every connection shares.
 pub struct WsHub {
     pub bus: Arc<Bus>,
+    /// Re-checks each connection's credentials at every heartbeat.
+    pub auth: Arc<crate::auth::Auth>,
     pub registry: Arc<Registry>,
     pub config: WebSocketConfig,
     pub shutdown: watch::Receiver<bool>,
