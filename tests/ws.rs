@@ -716,3 +716,136 @@ async fn revoked_credentials_and_lost_roles_reach_open_connections() {
     assert_eq!(code, 204);
     assert_eq!(close_code(&mut ws).await, Some(4001));
 }
+
+async fn sql(live: &Live, token: &str, path: &str, body: Value) -> (u16, Value) {
+    live.rest("POST", path, token, Some(body)).await
+}
+
+#[tokio::test]
+async fn committed_changes_stream_in_order_and_rollbacks_stay_silent() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let exec = "/api/v1/sql/execute";
+    sql(&live, &admin, exec, json!({"sql": "CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT UNIQUE, avatar BLOB)"})).await;
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE other (a INTEGER)"}),
+    )
+    .await;
+    let mut ws = live
+        .connect_as("/api/v1/ws/events?table=users", &admin)
+        .await;
+    until(&mut ws, "subscription_ack").await;
+
+    // Through the rows API, raw SQL and a batch.
+    let (code, body) = live
+        .rest(
+            "POST",
+            "/api/v1/databases/default/tables/users/rows",
+            &admin,
+            Some(json!({"values": {"username": "alice"}})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "INSERT INTO other VALUES (1)"}),
+    )
+    .await;
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "UPDATE users SET username = 'alicia', avatar = x'00FF' WHERE id = 1"}),
+    )
+    .await;
+    let (code, _) = sql(
+        &live,
+        &admin,
+        "/api/v1/sql/batch",
+        json!({"statements": [
+            {"sql": "INSERT INTO users (username) VALUES ('bob')"},
+            {"sql": "INSERT INTO users (username) VALUES ('carol')"}
+        ]}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    // A failing batch is rolled back and emits nothing.
+    let (code, _) = sql(
+        &live,
+        &admin,
+        "/api/v1/sql/batch",
+        json!({"statements": [
+            {"sql": "INSERT INTO users (username) VALUES ('dave')"},
+            {"sql": "INSERT INTO users (username) VALUES ('alicia')"}
+        ]}),
+    )
+    .await;
+    assert_eq!(code, 400);
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "DELETE FROM users WHERE username = 'bob'"}),
+    )
+    .await;
+
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        let m = next_json(&mut ws).await;
+        assert_eq!(m["message_type"], "table_modified", "{m}");
+        events.push(m["data"].clone());
+    }
+    let ops: Vec<&str> = events
+        .iter()
+        .map(|e| e["operation"].as_str().expect("op"))
+        .collect();
+    assert_eq!(ops, ["INSERT", "UPDATE", "INSERT", "INSERT", "DELETE"]);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["table"] == "users" && e["database"] == "default")
+    );
+    assert_eq!(
+        events[0]["row_data"],
+        json!({"id": 1, "username": "alice", "avatar": null})
+    );
+    assert_eq!(events[0]["row_id"], "1");
+    assert_eq!(events[1]["old_row_data"]["username"], "alice");
+    assert_eq!(
+        events[1]["row_data"],
+        json!({"id": 1, "username": "alicia", "avatar": "AP8="})
+    );
+    assert_eq!(
+        events[2]["transaction_id"], events[3]["transaction_id"],
+        "one batch, one transaction"
+    );
+    assert_ne!(events[1]["transaction_id"], events[2]["transaction_id"]);
+    assert_eq!(
+        events[4]["row_data"]["username"], "bob",
+        "DELETE carries the old row"
+    );
+    // Nothing else arrived (no `dave`, nothing from `other`).
+    send(&mut ws, "ping", json!(null)).await;
+    assert_eq!(next_json(&mut ws).await["message_type"], "pong");
+
+    // The capture machinery is the server's: savepoints and direct calls of the capture
+    // function (which would forge events) are refused.
+    for statement in [
+        "SAVEPOINT a",
+        "SELECT rustydb_capture_v1('users', 'DELETE', 1, 1, 'forged')",
+    ] {
+        let (code, body) = sql(
+            &live,
+            &admin,
+            "/api/v1/sql/query",
+            json!({"sql": statement}),
+        )
+        .await;
+        assert_eq!(code, 403, "{statement}: {body}");
+    }
+}

@@ -516,6 +516,9 @@ fn check_operation(
     if op.response.status == 204 && op.response.type_ref.is_some() {
         c.err("a 204 response has no body");
     }
+    if op.response.type_ref.is_none() && op.response.status != 204 {
+        c.err("a response without a body ($ref) is a 204");
+    }
     if let Some(r) = &op.response.type_ref {
         check_ref(c, r, type_names);
     }

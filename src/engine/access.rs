@@ -7,6 +7,9 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use crate::api::Permission;
 use crate::api::runtime::Identity;
 
+/// Prefix of the change-capture function's name (see `capture`).
+pub const CAPTURE_PREFIX: &str = "rustydb_capture_";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqlAccess {
     /// Reads only (database:read).
@@ -34,8 +37,16 @@ impl SqlAccess {
         use AuthAction::*;
         let allowed = match ctx.action {
             Attach { .. } | Detach { .. } => false,
+            // The change-capture function may only run inside the server's capture triggers;
+            // called from a client's SQL it would forge change events.
+            Function { function_name } if function_name.starts_with(CAPTURE_PREFIX) => ctx
+                .accessor
+                .is_some_and(|trigger| trigger.starts_with("rustydb_cc_")),
             Select | Read { .. } | Function { .. } | Recursive => true,
-            Transaction { .. } | Savepoint { .. } => true,
+            Transaction { .. } => true,
+            // Change capture relies on a transaction ending all committed or all rolled back;
+            // savepoints arrive with the transactions API.
+            Savepoint { .. } => false,
             Pragma {
                 pragma_name,
                 pragma_value,
@@ -72,7 +83,6 @@ fn introspection_pragma(name: &str, value: Option<&str>) -> bool {
         "encoding",
         "foreign_keys",
         "collation_list",
-        "function_list",
         "pragma_list",
         "compile_options",
         "integrity_check",

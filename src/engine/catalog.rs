@@ -8,22 +8,31 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
+use super::capture::{Capture, Sequencer};
 use crate::api::types::DatabaseInfo;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_DATABASE: &str = "default";
+
+/// A pooled connection with its change-capture state.
+struct Pooled {
+    conn: Connection,
+    capture: Capture,
+}
 /// Idle connections kept per database.
 const MAX_IDLE: usize = 4;
 
 pub struct Engine {
     dir: PathBuf,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
+    sequencer: Arc<Sequencer>,
 }
 
 pub struct Database {
     pub name: String,
     pub path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Pooled>>,
+    sequencer: Arc<Sequencer>,
     /// Connections executing a statement now.
     pub active: AtomicU64,
 }
@@ -47,7 +56,8 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 impl Engine {
     /// Opens the databases directory, registers every `*.db` in it, and creates `default`.
-    pub fn open(data_dir: &Path) -> Result<Engine> {
+    /// Committed row changes go to `sequencer`.
+    pub fn open(data_dir: &Path, sequencer: Arc<Sequencer>) -> Result<Engine> {
         let dir = data_dir.join("databases");
         std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
             path: dir.clone(),
@@ -56,6 +66,7 @@ impl Engine {
         let engine = Engine {
             dir,
             databases: Mutex::new(BTreeMap::new()),
+            sequencer,
         };
         let entries = std::fs::read_dir(&engine.dir).map_err(|source| Error::DataDir {
             path: engine.dir.clone(),
@@ -81,13 +92,18 @@ impl Engine {
         self.databases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn register(&self, name: &str) -> Arc<Database> {
-        let db = Arc::new(Database {
+    fn new_database(&self, name: &str) -> Arc<Database> {
+        Arc::new(Database {
             name: name.to_string(),
             path: self.dir.join(format!("{name}.db")),
             idle: Mutex::new(Vec::new()),
+            sequencer: Arc::clone(&self.sequencer),
             active: AtomicU64::new(0),
-        });
+        })
+    }
+
+    fn register(&self, name: &str) -> Arc<Database> {
+        let db = self.new_database(name);
         self.lock().insert(name.to_string(), Arc::clone(&db));
         db
     }
@@ -98,12 +114,7 @@ impl Engine {
         if databases.contains_key(name) {
             return Err(Error::Conflict(format!("database `{name}` already exists")));
         }
-        let db = Arc::new(Database {
-            name: name.to_string(),
-            path: self.dir.join(format!("{name}.db")),
-            idle: Mutex::new(Vec::new()),
-            active: AtomicU64::new(0),
-        });
+        let db = self.new_database(name);
         // Creating the file now makes a bad data directory fail here, not at the first query.
         let conn = db.open_connection()?;
         db.check_in(conn);
@@ -160,18 +171,19 @@ impl Engine {
 
 impl Database {
     /// WAL with `synchronous = FULL`: a committed transaction is on disk when the call returns.
-    fn open_connection(&self) -> Result<Connection> {
-        let conn = Connection::open(&self.path)?;
+    fn open_connection(&self) -> Result<Pooled> {
+        let mut conn = Connection::open(&self.path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Defensive mode: no writable_schema tricks or other ways to corrupt the file from SQL.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
-        Ok(conn)
+        let capture = Capture::attach(&mut conn, Arc::clone(&self.sequencer))?;
+        Ok(Pooled { conn, capture })
     }
 
-    fn check_out(&self) -> Result<Connection> {
+    fn check_out(&self) -> Result<Pooled> {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(conn) => Ok(conn),
@@ -179,7 +191,7 @@ impl Database {
         }
     }
 
-    fn check_in(&self, conn: Connection) {
+    fn check_in(&self, conn: Pooled) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(conn);
@@ -197,11 +209,15 @@ impl Database {
         let result = tokio::task::spawn_blocking({
             let db = Arc::clone(&db);
             move || {
-                let mut conn = db.check_out()?;
-                let result = f(&mut conn);
-                // A connection left inside a transaction (an error mid-batch) is not reused.
-                if conn.is_autocommit() {
-                    db.check_in(conn);
+                let mut pooled = db.check_out()?;
+                pooled.capture.ensure_triggers(&pooled.conn)?;
+                let result = f(&mut pooled.conn);
+                // A connection left inside a transaction (a BEGIN without COMMIT) is not reused;
+                // dropping it rolls the transaction back.
+                let reusable = pooled.conn.is_autocommit();
+                pooled.capture.settle(&db.name, result.is_ok());
+                if reusable {
+                    db.check_in(pooled);
                 }
                 result
             }

@@ -2,6 +2,7 @@
 //! (users, roles, keys, audit); user databases are one file each (see `catalog`).
 
 pub mod access;
+pub mod capture;
 pub mod catalog;
 pub mod sql;
 pub mod tables;

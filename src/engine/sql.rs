@@ -49,6 +49,10 @@ impl<'c> Guarded<'c> {
             Some(rusqlite::ErrorCode::OperationInterrupted) if Instant::now() >= self.deadline => {
                 Error::Timeout("statement interrupted: it ran past its timeout".into())
             }
+            // A refused function is reported as a plain error with this wording.
+            _ if e.to_string().contains("not authorized") => Error::SqlDenied(format!(
+                "the statement does something your role does not permit ({e})"
+            )),
             _ => Error::Sql(e.to_string()),
         }
     }

@@ -46,10 +46,16 @@ impl Server {
     /// started, so the startup probe reports the whole startup.
     pub async fn start(config: Config, log: LogControl, process_start: Instant) -> Result<Server> {
         let system_db = SystemDb::open(&config.data_dir)?;
-        let engine = Arc::new(crate::engine::catalog::Engine::open(&config.data_dir)?);
+        let bus = Arc::new(Bus::new(config.websocket.bus_capacity));
+        let sequencer = Arc::new(crate::engine::capture::Sequencer::new(
+            crate::events::table_changes_publisher(Arc::clone(&bus)),
+        ));
+        let engine = Arc::new(crate::engine::catalog::Engine::open(
+            &config.data_dir,
+            sequencer,
+        )?);
         let auth = Auth::start(&config, system_db.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let bus = Arc::new(Bus::new(config.websocket.bus_capacity));
         let ws = Arc::new(WsHub {
             bus: Arc::clone(&bus),
             auth: Arc::clone(&auth),

@@ -63,7 +63,11 @@ enum Exit {
 impl Connection {
     /// Runs until the client leaves or the server closes the connection. `auto` subscriptions
     /// (topic, sampling interval) are made on connect.
-    pub async fn run(mut self, socket: WebSocket, auto: Vec<(Arc<Topic>, Option<Duration>)>) {
+    pub async fn run(
+        mut self,
+        socket: WebSocket,
+        auto: Vec<(Arc<Topic>, Option<Duration>, Filter)>,
+    ) {
         let (mut sink, mut stream) = socket.split();
         let mut streams: StreamMap<String, BroadcastStream<Arc<Event>>> = StreamMap::new();
         let mut subs: HashMap<String, Subscription> = HashMap::new();
@@ -75,13 +79,13 @@ impl Connection {
         let mut shutdown = self.hub.shutdown.clone();
         let expiry = self.expires_at;
 
-        for (topic, interval) in auto {
+        for (topic, interval, filter) in auto {
             self.subscribe(
                 &mut streams,
                 &mut subs,
                 &mut out,
                 topic,
-                Filter::default(),
+                filter,
                 None,
                 interval,
             );

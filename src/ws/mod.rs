@@ -22,10 +22,10 @@ pub use management::WebSocketManagement;
 pub use registry::{Control, Registry};
 
 use crate::api::runtime::{Credential, RequestContext};
-use crate::api::websocket_endpoints::WsMetricsQuery;
+use crate::api::websocket_endpoints::{WsEventsQuery, WsMetricsQuery};
 use crate::api::{ApiError, WebSocketApi, WebSocketMeta};
 use crate::config::WebSocketConfig;
-use crate::events::{Bus, Topic};
+use crate::events::{Bus, Filter, Topic};
 use connection::Connection;
 use registry::{ConnectionInfo, LimitExceeded};
 
@@ -60,6 +60,7 @@ impl WebSocketService {
         ctx: RequestContext,
         endpoint: &'static WebSocketMeta,
         interval: Option<Duration>,
+        filter: Filter,
         upgrade: WebSocketUpgrade,
     ) -> Response {
         let identity = match ctx.identity() {
@@ -110,11 +111,11 @@ impl WebSocketService {
             }
             Credential::ApiKey { expires_at, .. } => expires_at.map(remaining),
         };
-        let auto: Vec<(Arc<Topic>, Option<Duration>)> = endpoint
+        let auto: Vec<(Arc<Topic>, Option<Duration>, Filter)> = endpoint
             .topics
             .iter()
             .filter_map(|t| self.hub.bus.topic(t).cloned())
-            .map(|t| (t, interval))
+            .map(|t| (t, interval, filter.clone()))
             .collect();
         let connection = Connection {
             hub: Arc::clone(&self.hub),
@@ -139,7 +140,7 @@ impl WebSocketApi for WebSocketService {
         endpoint: &'static WebSocketMeta,
         upgrade: WebSocketUpgrade,
     ) -> Response {
-        self.connect(ctx, endpoint, None, upgrade)
+        self.connect(ctx, endpoint, None, Filter::default(), upgrade)
     }
 
     async fn ws_metrics(
@@ -151,7 +152,7 @@ impl WebSocketApi for WebSocketService {
     ) -> Response {
         // The generated router has checked 1 <= interval <= 60.
         let interval = Duration::from_secs(query.interval.unsigned_abs());
-        self.connect(ctx, endpoint, Some(interval), upgrade)
+        self.connect(ctx, endpoint, Some(interval), Filter::default(), upgrade)
     }
 
     async fn ws_storage_io(
@@ -160,6 +161,23 @@ impl WebSocketApi for WebSocketService {
         endpoint: &'static WebSocketMeta,
         upgrade: WebSocketUpgrade,
     ) -> Response {
-        self.connect(ctx, endpoint, None, upgrade)
+        self.connect(ctx, endpoint, None, Filter::default(), upgrade)
+    }
+
+    async fn ws_events(
+        &self,
+        ctx: RequestContext,
+        endpoint: &'static WebSocketMeta,
+        query: WsEventsQuery,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        let filter = match &query.table {
+            Some(table) => match Filter::parse(Some(&serde_json::json!({ "table": table }))) {
+                Ok(f) => f,
+                Err(e) => return ApiError::invalid_parameter("table", e).into_response(),
+            },
+            None => Filter::default(),
+        };
+        self.connect(ctx, endpoint, None, filter, upgrade)
     }
 }

@@ -1,0 +1,262 @@
+//! Change capture: every committed row change becomes a `table_modified` event, whatever wrote it
+//! (the rows API or raw SQL). See docs/decisions/0005-change-capture.md.
+//!
+//! Each pooled connection carries TEMP triggers on every user table that pass the old and new
+//! column values to a Rust function registered on that connection. Changes collect in the
+//! connection's buffer; a rollback clears it, and the commit hook hands it to the sequencer under a commit number taken while SQLite holds the write lock.
+//! The sequencer publishes transactions in commit order, and only once the statement that
+//! committed has returned successfully.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+use serde_json::{Map, Value};
+
+use super::sql::to_json;
+use crate::error::Result;
+
+/// One row change.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub table: String,
+    pub operation: &'static str,
+    pub row_id: i64,
+    pub old: Option<Map<String, Value>>,
+    pub new: Option<Map<String, Value>>,
+}
+
+/// A committed transaction's changes, published in commit order.
+pub type Publish = Box<dyn Fn(&str, u64, Vec<Change>) + Send + Sync>;
+
+/// Orders committed transactions of all databases and connections.
+pub struct Sequencer {
+    next_commit: AtomicU64,
+    pending: Mutex<Pending>,
+    publish: Publish,
+}
+
+/// A committed transaction: its database and changes; `None` when it did not commit after all.
+type Outcome = Option<(String, Vec<Change>)>;
+
+/// The next commit number to publish, and outcomes that arrived out of order.
+struct Pending {
+    next: u64,
+    waiting: BTreeMap<u64, Outcome>,
+}
+
+impl Sequencer {
+    pub fn new(publish: Publish) -> Sequencer {
+        Sequencer {
+            next_commit: AtomicU64::new(1),
+            pending: Mutex::new(Pending {
+                next: 1,
+                waiting: BTreeMap::new(),
+            }),
+            publish,
+        }
+    }
+
+    fn claim(&self) -> u64 {
+        self.next_commit.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Records the outcome of commit `seq` (`None`: it did not commit) and publishes every
+    /// transaction whose predecessors are all resolved.
+    fn resolve(&self, seq: u64, outcome: Outcome) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.waiting.insert(seq, outcome);
+        loop {
+            let next = pending.next;
+            let Some(outcome) = pending.waiting.remove(&next) else {
+                break;
+            };
+            pending.next += 1;
+            if let Some((database, changes)) = outcome
+                && !changes.is_empty()
+            {
+                (self.publish)(&database, next, changes);
+            }
+        }
+    }
+}
+
+/// Changes of the open transaction, and committed transactions not yet settled. Savepoints are
+/// refused by the authorizer (see `access`), so a transaction's changes only ever end all
+/// committed or all rolled back.
+#[derive(Default)]
+struct Buffer {
+    changes: Vec<Change>,
+    committed: Vec<(u64, Vec<Change>)>,
+}
+
+/// The capture state of one connection.
+pub struct Capture {
+    buffer: Arc<Mutex<Buffer>>,
+    columns: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    installed_schema: Option<i64>,
+    sequencer: Arc<Sequencer>,
+    function: String,
+}
+
+// Keep in step with `access::CAPTURE_PREFIX`.
+/// Name of the capture function. The authorizer lets only the capture triggers call it.
+fn function_name() -> &'static str {
+    "rustydb_capture_v1"
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Capture {
+    /// Registers the capture function and the transaction hooks on a new connection.
+    pub fn attach(conn: &mut Connection, sequencer: Arc<Sequencer>) -> Result<Capture> {
+        let buffer: Arc<Mutex<Buffer>> = Arc::default();
+        let columns: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+        let function = function_name().to_string();
+        {
+            let (buffer, columns) = (Arc::clone(&buffer), Arc::clone(&columns));
+            // Arguments: table, operation, rowid, number of old values, old values..., new values...
+            conn.create_scalar_function(
+                function.as_str(),
+                -1,
+                FunctionFlags::SQLITE_UTF8,
+                move |ctx| {
+                    let table: String = ctx.get(0)?;
+                    let operation: String = ctx.get(1)?;
+                    let row_id: i64 = ctx.get(2)?;
+                    let n_old: usize = ctx.get::<i64>(3)?.try_into().unwrap_or(0);
+                    let names = lock(&columns).get(&table).cloned().unwrap_or_default();
+                    let row = |from: usize| -> Map<String, Value> {
+                        names
+                            .iter()
+                            .enumerate()
+                            .map(|(i, n)| (n.clone(), to_json(ctx.get_raw(from + i))))
+                            .collect()
+                    };
+                    let (old, new) = match operation.as_str() {
+                        "INSERT" => (None, Some(row(4))),
+                        "DELETE" => (Some(row(4)), None),
+                        _ => (Some(row(4)), Some(row(4 + n_old))),
+                    };
+                    let operation = match operation.as_str() {
+                        "INSERT" => "INSERT",
+                        "DELETE" => "DELETE",
+                        _ => "UPDATE",
+                    };
+                    lock(&buffer).changes.push(Change {
+                        table,
+                        operation,
+                        row_id,
+                        old,
+                        new,
+                    });
+                    Ok(rusqlite::types::Value::Null)
+                },
+            )?;
+        }
+        {
+            let (buffer, sequencer) = (Arc::clone(&buffer), Arc::clone(&sequencer));
+            conn.commit_hook(Some(move || {
+                let mut b = lock(&buffer);
+                let changes = std::mem::take(&mut b.changes);
+                if !changes.is_empty() {
+                    // Taken while SQLite holds the write lock: commit numbers follow commit order.
+                    let seq = sequencer.claim();
+                    b.committed.push((seq, changes));
+                }
+                false
+            }))?;
+        }
+        {
+            let buffer = Arc::clone(&buffer);
+            conn.rollback_hook(Some(move || {
+                lock(&buffer).changes.clear();
+            }))?;
+        }
+        Ok(Capture {
+            buffer,
+            columns,
+            installed_schema: None,
+            sequencer,
+            function,
+        })
+    }
+
+    /// (Re)creates the TEMP triggers when the schema changed since they were made.
+    pub fn ensure_triggers(&mut self, conn: &Connection) -> Result<()> {
+        let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        if self.installed_schema == Some(version) {
+            return Ok(());
+        }
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_temp_schema WHERE type = 'trigger' AND name LIKE 'rustydb_cc_%'",
+        )?;
+        let old: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        for name in old {
+            conn.execute_batch(&format!(
+                "DROP TRIGGER IF EXISTS temp.{}",
+                super::tables::quote(&name)
+            ))?;
+        }
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+             AND sql NOT LIKE '%WITHOUT ROWID%'",
+        )?;
+        let tables: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        let mut columns = HashMap::new();
+        for (i, table) in tables.iter().enumerate() {
+            let mut stmt = conn.prepare(&format!(
+                "PRAGMA table_info({})",
+                super::tables::quote(table)
+            ))?;
+            let names: Vec<String> = stmt
+                .query_map([], |r| r.get(1))?
+                .collect::<rusqlite::Result<_>>()?;
+            let t = super::tables::quote(table);
+            let lit = format!("'{}'", table.replace('\'', "''"));
+            let vals = |alias: &str| {
+                names
+                    .iter()
+                    .map(|n| format!("{alias}.{}", super::tables::quote(n)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let n = names.len();
+            let f = &self.function;
+            conn.execute_batch(&format!(
+                "CREATE TEMP TRIGGER rustydb_cc_{i}_i AFTER INSERT ON main.{t} BEGIN \
+                   SELECT {f}({lit}, 'INSERT', NEW.rowid, 0, {new}); END;
+                 CREATE TEMP TRIGGER rustydb_cc_{i}_u AFTER UPDATE ON main.{t} BEGIN \
+                   SELECT {f}({lit}, 'UPDATE', NEW.rowid, {n}, {old}, {new}); END;
+                 CREATE TEMP TRIGGER rustydb_cc_{i}_d AFTER DELETE ON main.{t} BEGIN \
+                   SELECT {f}({lit}, 'DELETE', OLD.rowid, {n}, {old}); END;",
+                new = vals("NEW"),
+                old = vals("OLD"),
+            ))?;
+            columns.insert(table.clone(), names);
+        }
+        *lock(&self.columns) = columns;
+        self.installed_schema = Some(version);
+        Ok(())
+    }
+
+    /// After a call on this connection: publish what it committed if the call succeeded,
+    /// otherwise release its commit numbers without publishing.
+    pub fn settle(&self, database: &str, succeeded: bool) {
+        let committed = std::mem::take(&mut lock(&self.buffer).committed);
+        for (seq, changes) in committed {
+            let outcome = succeeded.then(|| (database.to_string(), changes));
+            self.sequencer.resolve(seq, outcome);
+        }
+    }
+}
