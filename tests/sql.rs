@@ -426,3 +426,34 @@ async fn a_database_in_use_is_not_deleted_unless_forced() {
     assert_eq!(forced.status, StatusCode::NO_CONTENT, "{}", forced.body);
     assert_eq!(long.status, StatusCode::REQUEST_TIMEOUT);
 }
+
+#[tokio::test]
+async fn the_request_timeout_answers_408_with_the_error_body() {
+    let server = TestServer::with_config(|c| c.request_timeout_secs = 1).await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    let start = std::time::Instant::now();
+    let r = query(
+        &dev,
+        json!({"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", "timeout": 5000}),
+    )
+    .await;
+    assert_eq!(
+        r.assert_error(StatusCode::REQUEST_TIMEOUT),
+        "REQUEST_TIMEOUT"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(4));
+    // The abandoned statement was interrupted: the database is idle again at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let info = dev.get("/api/v1/databases/default").await;
+        if info.body["active_connections"] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statement still running: {}",
+            info.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -123,3 +123,28 @@ async fn responses_carry_a_request_id() {
     let id = response.headers.get("x-request-id").expect("x-request-id");
     assert_eq!(id.len(), 36, "a UUID");
 }
+
+#[tokio::test]
+async fn cors_preflight_is_answered_for_allowed_origins() {
+    let server = TestServer::with_config(|c| {
+        c.cors_allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let response = server
+        .anon()
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send(Method::OPTIONS, "/api/v1/auth/login", None, None)
+        .await;
+    assert!(response.status.is_success(), "{}", response.status);
+    assert_eq!(
+        response.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = server
+        .anon()
+        .header("origin", "https://evil.example")
+        .get("/api/v1/health/liveness")
+        .await;
+    assert!(!other.headers.contains_key("access-control-allow-origin"));
+}

@@ -14,6 +14,35 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_DATABASE: &str = "default";
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Interrupts the running statement when dropped while armed.
+struct CancelOnDrop {
+    interrupt: Arc<Mutex<Option<rusqlite::InterruptHandle>>>,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed
+            && let Some(handle) = lock(&self.interrupt).as_ref()
+        {
+            handle.interrupt();
+        }
+    }
+}
+
+/// Counts a call as active until the blocking work ends, whatever happens to the request.
+struct ActiveGuard<'a>(&'a AtomicU64);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A pooled connection with its change-capture state.
 struct Pooled {
     conn: Connection,
@@ -205,25 +234,32 @@ impl Database {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let db = Arc::clone(self);
+        let interrupt: Arc<Mutex<Option<rusqlite::InterruptHandle>>> = Arc::default();
+        // If the request goes away (client gone, request timeout), stop its statement.
+        let mut cancel = CancelOnDrop {
+            interrupt: Arc::clone(&interrupt),
+            armed: true,
+        };
         db.active.fetch_add(1, Ordering::AcqRel);
-        let result = tokio::task::spawn_blocking({
-            let db = Arc::clone(&db);
-            move || {
-                let mut pooled = db.check_out()?;
-                pooled.capture.ensure_triggers(&pooled.conn)?;
-                let result = f(&mut pooled.conn);
-                // A connection left inside a transaction (a BEGIN without COMMIT) is not reused;
-                // dropping it rolls the transaction back.
-                let reusable = pooled.conn.is_autocommit();
-                pooled.capture.settle(&db.name, result.is_ok());
-                if reusable {
-                    db.check_in(pooled);
-                }
-                result
+        let result = tokio::task::spawn_blocking(move || {
+            let _active = ActiveGuard(&db.active);
+            let mut pooled = db.check_out()?;
+            pooled.capture.ensure_triggers(&pooled.conn)?;
+            *lock(&interrupt) = Some(pooled.conn.get_interrupt_handle());
+            let result = f(&mut pooled.conn);
+            // No interrupt may reach the connection once it serves someone else.
+            lock(&interrupt).take();
+            // A connection left inside a transaction (a BEGIN without COMMIT) is not reused;
+            // dropping it rolls the transaction back.
+            let reusable = pooled.conn.is_autocommit();
+            pooled.capture.settle(&db.name, result.is_ok());
+            if reusable {
+                db.check_in(pooled);
             }
+            result
         })
         .await;
-        db.active.fetch_sub(1, Ordering::AcqRel);
+        cancel.armed = false;
         result?
     }
 
