@@ -71,6 +71,7 @@ struct FileConfig {
     body_limit_bytes: Option<u64>,
     cors_allowed_origins: Option<Vec<String>>,
     shutdown_grace_secs: Option<u64>,
+    transaction_idle_timeout_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -196,6 +197,8 @@ pub struct Config {
     pub body_limit_bytes: u64,
     pub cors_allowed_origins: Vec<String>,
     pub shutdown_grace_secs: u64,
+    /// An explicit transaction idle this long is rolled back.
+    pub transaction_idle_timeout: Duration,
     pub config_file: Option<PathBuf>,
     /// Certificate chain and key files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -259,6 +262,9 @@ impl Config {
                 .shutdown_grace_secs
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(10),
+            transaction_idle_timeout: Duration::from_secs(
+                file.transaction_idle_timeout_secs.unwrap_or(60).max(1),
+            ),
             config_file: args.config,
             tls: match (
                 args.tls_cert.or(file.tls_cert),

@@ -19,4 +19,5 @@ pub mod state;
 pub mod system;
 pub mod tables;
 pub mod telemetry;
+pub mod transactions;
 pub mod ws;

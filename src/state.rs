@@ -15,6 +15,7 @@ pub struct AppState {
     pub config: Config,
     pub system_db: SystemDb,
     pub engine: Arc<crate::engine::catalog::Engine>,
+    pub transactions: Arc<crate::engine::sessions::Transactions>,
     pub stats: RequestStats,
     pub log: LogControl,
     pub auth: Arc<crate::auth::Auth>,

@@ -14,4 +14,5 @@ mod surface;
 mod system;
 mod tables;
 mod tls;
+mod transactions;
 mod ws;

@@ -873,3 +873,65 @@ async fn committed_changes_stream_in_order_and_rollbacks_stay_silent() {
         assert_eq!(code, 403, "{statement}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_transaction_publishes_at_commit_without_its_rolled_back_savepoints() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    sql(
+        &live,
+        &admin,
+        "/api/v1/sql/execute",
+        json!({"sql": "CREATE TABLE t (a INTEGER)"}),
+    )
+    .await;
+    let mut ws = live.connect_as("/api/v1/ws/events?table=t", &admin).await;
+    until(&mut ws, "subscription_ack").await;
+    let (_, tx) = sql(&live, &admin, "/api/v1/transactions", json!({})).await;
+    let id = tx["transaction_id"].as_str().expect("id").to_string();
+    let insert =
+        |v: i64| json!({"sql": "INSERT INTO t VALUES (?)", "params": [v], "transaction_id": id});
+    sql(&live, &admin, "/api/v1/sql/execute", insert(1)).await;
+    sql(
+        &live,
+        &admin,
+        &format!("/api/v1/transactions/{id}/savepoints"),
+        json!({"name": "a"}),
+    )
+    .await;
+    sql(&live, &admin, "/api/v1/sql/execute", insert(2)).await;
+    let (code, body) = sql(
+        &live,
+        &admin,
+        &format!("/api/v1/transactions/{id}/savepoints/a/rollback"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    sql(&live, &admin, "/api/v1/sql/execute", insert(3)).await;
+    // Nothing before the commit.
+    send(&mut ws, "ping", json!(null)).await;
+    assert_eq!(next_json(&mut ws).await["message_type"], "pong");
+    let (code, _) = sql(
+        &live,
+        &admin,
+        &format!("/api/v1/transactions/{id}/commit"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let first = next_json(&mut ws).await;
+    let second = next_json(&mut ws).await;
+    assert_eq!(first["data"]["row_data"]["a"], 1);
+    assert_eq!(second["data"]["row_data"]["a"], 3);
+    assert_eq!(
+        first["data"]["transaction_id"],
+        second["data"]["transaction_id"]
+    );
+    send(&mut ws, "ping", json!(null)).await;
+    assert_eq!(
+        next_json(&mut ws).await["message_type"],
+        "pong",
+        "row 2 was never published"
+    );
+}

@@ -44,8 +44,8 @@ impl SqlAccess {
                 .is_some_and(|trigger| trigger.starts_with("rustydb_cc_")),
             Select | Read { .. } | Function { .. } | Recursive => true,
             Transaction { .. } => true,
-            // Change capture relies on a transaction ending all committed or all rolled back;
-            // savepoints arrive with the transactions API.
+            // Change capture cannot see a partial rollback made in SQL; savepoints go through
+            // the transactions API, which keeps capture in step.
             Savepoint { .. } => false,
             Pragma {
                 pragma_name,

@@ -90,6 +90,8 @@ impl Sequencer {
 struct Buffer {
     changes: Vec<Change>,
     committed: Vec<(u64, Vec<Change>)>,
+    /// Savepoints set through the transactions API, with the buffer length when each was set.
+    marks: Vec<(String, usize)>,
 }
 
 /// The capture state of one connection.
@@ -163,6 +165,7 @@ impl Capture {
             conn.commit_hook(Some(move || {
                 let mut b = lock(&buffer);
                 let changes = std::mem::take(&mut b.changes);
+                b.marks.clear();
                 if !changes.is_empty() {
                     // Taken while SQLite holds the write lock: commit numbers follow commit order.
                     let seq = sequencer.claim();
@@ -174,7 +177,9 @@ impl Capture {
         {
             let buffer = Arc::clone(&buffer);
             conn.rollback_hook(Some(move || {
-                lock(&buffer).changes.clear();
+                let mut b = lock(&buffer);
+                b.changes.clear();
+                b.marks.clear();
             }))?;
         }
         Ok(Capture {
@@ -248,6 +253,31 @@ impl Capture {
         *lock(&self.columns) = columns;
         self.installed_schema = Some(version);
         Ok(())
+    }
+
+    /// A savepoint was set: a later rollback to it drops the changes made after this point.
+    pub fn mark(&self, name: &str) {
+        let mut b = lock(&self.buffer);
+        let at = b.changes.len();
+        b.marks.push((name.to_string(), at));
+    }
+
+    /// ROLLBACK TO `name`: its changes since are dropped; it stays, later ones go.
+    pub fn rollback_to(&self, name: &str) {
+        let mut b = lock(&self.buffer);
+        if let Some(pos) = b.marks.iter().rposition(|(n, _)| n == name) {
+            let at = b.marks[pos].1;
+            b.changes.truncate(at);
+            b.marks.truncate(pos + 1);
+        }
+    }
+
+    /// RELEASE `name`: it and later savepoints go; their changes stay.
+    pub fn release(&self, name: &str) {
+        let mut b = lock(&self.buffer);
+        if let Some(pos) = b.marks.iter().rposition(|(n, _)| n == name) {
+            b.marks.truncate(pos);
+        }
     }
 
     /// After a call on this connection: publish what it committed if the call succeeded,

@@ -43,10 +43,95 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
+/// A connection inside an explicit transaction. Dropping it without `finish` rolls back.
+pub struct Held {
+    db: Arc<Database>,
+    pooled: Option<Pooled>,
+}
+
+impl Held {
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Runs `f` on the held connection (blocking).
+    pub fn run<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .pooled
+            .as_mut()
+            .ok_or_else(|| Error::Conflict("the transaction has ended".into()))?;
+        f(&mut pooled.conn)
+    }
+
+    /// SAVEPOINT / RELEASE / ROLLBACK TO, kept in step with change capture.
+    pub fn savepoint(&mut self, action: &str, name: &str) -> Result<()> {
+        let pooled = self
+            .pooled
+            .as_mut()
+            .ok_or_else(|| Error::Conflict("the transaction has ended".into()))?;
+        let quoted = super::tables::quote(name);
+        let sql = match action {
+            "set" => format!("SAVEPOINT {quoted}"),
+            "release" => format!("RELEASE {quoted}"),
+            _ => format!("ROLLBACK TO {quoted}"),
+        };
+        pooled.conn.execute_batch(&sql)?;
+        match action {
+            "set" => pooled.capture.mark(name),
+            "release" => pooled.capture.release(name),
+            _ => pooled.capture.rollback_to(name),
+        }
+        Ok(())
+    }
+
+    /// Commits or rolls back, publishes what committed, and returns the connection to the pool.
+    pub fn finish(mut self, commit: bool) -> Result<()> {
+        let Some(pooled) = self.pooled.take() else {
+            return Ok(());
+        };
+        let result = pooled
+            .conn
+            .execute_batch(if commit { "COMMIT" } else { "ROLLBACK" })
+            .map_err(Error::from);
+        if !pooled.conn.is_autocommit() {
+            let _ = pooled.conn.execute_batch("ROLLBACK");
+        }
+        pooled.capture.settle(&self.db.name, result.is_ok());
+        let _ = pooled.conn.pragma_update(None, "query_only", false);
+        if pooled.conn.is_autocommit() {
+            self.db.check_in(pooled);
+        }
+        result
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(pooled) = self.pooled.take() {
+            // Dropping the connection rolls its transaction back; nothing was committed.
+            pooled.capture.settle(&self.db.name, false);
+        }
+        self.db.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A pooled connection with its change-capture state.
 struct Pooled {
     conn: Connection,
     capture: Capture,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // Closing a connection inside a transaction rolls it back during sqlite3_close, which
+        // would call the rollback hook after rusqlite has freed it (a use-after-free, seen as
+        // SIGSEGV). End the transaction and remove the hooks while the connection is whole.
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let _ = self.conn.commit_hook(None::<fn() -> bool>);
+        let _ = self.conn.rollback_hook(None::<fn()>);
+    }
 }
 /// Idle connections kept per database.
 const MAX_IDLE: usize = 4;
@@ -261,6 +346,35 @@ impl Database {
         .await;
         cancel.armed = false;
         result?
+    }
+
+    /// Begins a transaction on a connection of its own, held until `Held::finish` (blocking).
+    pub fn begin(self: &Arc<Self>, mode: &str, read_only: bool) -> Result<Held> {
+        let mut pooled = self.check_out()?;
+        pooled.capture.ensure_triggers(&pooled.conn)?;
+        if read_only {
+            pooled.conn.pragma_update(None, "query_only", true)?;
+        }
+        let begin = match mode {
+            "immediate" => "BEGIN IMMEDIATE",
+            "exclusive" => "BEGIN EXCLUSIVE",
+            _ => "BEGIN DEFERRED",
+        };
+        if let Err(e) = pooled.conn.execute_batch(begin) {
+            let _ = pooled.conn.pragma_update(None, "query_only", false);
+            return Err(match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseBusy) => Error::Conflict(format!(
+                    "database `{}` is locked by another writer",
+                    self.name
+                )),
+                _ => e.into(),
+            });
+        }
+        self.active.fetch_add(1, Ordering::AcqRel);
+        Ok(Held {
+            db: Arc::clone(self),
+            pooled: Some(pooled),
+        })
     }
 
     pub async fn info(self: &Arc<Self>) -> Result<DatabaseInfo> {

@@ -33,6 +33,7 @@ use crate::state::{AppState, RequestStats, SharedState};
 use crate::system::SystemService;
 use crate::tables::TableService;
 use crate::telemetry::LogControl;
+use crate::transactions::TransactionService;
 use crate::ws::{WebSocketManagement, WebSocketService, WsHub};
 
 /// A started-up server: state built, data directory open, ready to serve.
@@ -68,6 +69,7 @@ impl Server {
             config,
             system_db,
             engine,
+            transactions: Arc::default(),
             stats: RequestStats::default(),
             log,
             auth,
@@ -79,6 +81,11 @@ impl Server {
             shutdown,
         });
         crate::metrics::spawn_producers(Arc::clone(&state));
+        crate::transactions::spawn_reaper(
+            Arc::clone(&state.transactions),
+            state.config.transaction_idle_timeout,
+            state.shutdown.clone(),
+        );
         Ok(Server { state, shutdown_tx })
     }
 
@@ -147,9 +154,16 @@ pub fn app(state: SharedState) -> Router {
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
         Arc::new(DatabaseService::new(Arc::clone(&state.engine))),
         Arc::new(HealthService::new(Arc::clone(&state))),
-        Arc::new(SqlService::new(Arc::clone(&state.engine))),
+        Arc::new(SqlService::new(
+            Arc::clone(&state.engine),
+            Arc::clone(&state.transactions),
+        )),
         Arc::new(SystemService::new(Arc::clone(&state))),
         Arc::new(TableService::new(Arc::clone(&state.engine))),
+        Arc::new(TransactionService::new(
+            Arc::clone(&state.engine),
+            Arc::clone(&state.transactions),
+        )),
         Arc::new(WebSocketManagement::new(Arc::clone(&state.ws))),
         Arc::new(WebSocketService::new(Arc::clone(&state.ws))),
     );

@@ -12,16 +12,56 @@ use crate::api::types::{
 use crate::api::{ApiError, SqlApi};
 use crate::engine::access::SqlAccess;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
+use crate::engine::sessions::Transactions;
 use crate::engine::sql;
 use crate::error::Error;
 
 pub struct SqlService {
     engine: Arc<Engine>,
+    transactions: Arc<Transactions>,
 }
 
 impl SqlService {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        SqlService { engine }
+    pub fn new(engine: Arc<Engine>, transactions: Arc<Transactions>) -> Self {
+        SqlService {
+            engine,
+            transactions,
+        }
+    }
+
+    /// Runs `f` in the caller's open transaction `id`, or on its own on the target database.
+    async fn run<T, F>(
+        &self,
+        ctx: &RequestContext,
+        database: Option<&str>,
+        transaction: Option<&str>,
+        f: F,
+    ) -> Result<(String, T), ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> crate::error::Result<T> + Send + 'static,
+    {
+        match transaction {
+            Some(id) => {
+                let tx = crate::transactions::owned(&self.transactions, ctx.identity()?, id)?;
+                let name = tx.database();
+                if database.is_some_and(|d| d != name) {
+                    return Err(Error::Invalid(format!(
+                        "transaction `{id}` is on database `{name}`"
+                    ))
+                    .into());
+                }
+                let result = tokio::task::spawn_blocking(move || tx.run(f))
+                    .await
+                    .map_err(ApiError::internal)??;
+                Ok((name, result))
+            }
+            None => {
+                let db = self.target(database)?;
+                let result = db.run(f).await?;
+                Ok((db.name.clone(), result))
+            }
+        }
     }
 
     fn target(&self, database: Option<&str>) -> Result<Arc<Database>, ApiError> {
@@ -65,14 +105,18 @@ impl SqlApi for SqlService {
             timeout(body.timeout)?,
             max_rows(body.max_rows)?,
         );
-        let db = self.target(body.database.as_deref())?;
         let (statement, params) = (body.sql.to_string(), body.params.clone());
         let start = Instant::now();
-        let rows = db
-            .run(move |c| sql::query(c, access, &statement, params.as_ref(), limit, rows_cap))
+        let (database, rows) = self
+            .run(
+                &ctx,
+                body.database.as_deref(),
+                body.transaction_id.as_deref(),
+                move |c| sql::query(c, access, &statement, params.as_ref(), limit, rows_cap),
+            )
             .await?;
         Ok(SqlResult {
-            database: db.name.clone(),
+            database,
             row_count: rows.rows.len() as u64,
             columns: rows.columns,
             rows: rows.rows,
@@ -87,14 +131,18 @@ impl SqlApi for SqlService {
         body: SqlQuery,
     ) -> Result<SqlExecuted, ApiError> {
         let (access, limit) = (access(&ctx)?, timeout(body.timeout)?);
-        let db = self.target(body.database.as_deref())?;
         let (statement, params) = (body.sql.to_string(), body.params.clone());
         let start = Instant::now();
-        let (rows_affected, last_insert_id) = db
-            .run(move |c| sql::execute(c, access, &statement, params.as_ref(), limit))
+        let (database, (rows_affected, last_insert_id)) = self
+            .run(
+                &ctx,
+                body.database.as_deref(),
+                body.transaction_id.as_deref(),
+                move |c| sql::execute(c, access, &statement, params.as_ref(), limit),
+            )
             .await?;
         Ok(SqlExecuted {
-            database: db.name.clone(),
+            database,
             rows_affected,
             last_insert_id,
             elapsed_ms: elapsed_ms(start),

@@ -1,0 +1,192 @@
+//! Open transactions: each holds a connection across requests until commit, rollback or the idle
+//! timeout. Ended ones are remembered (the newest 1,000) so a client can learn why its
+//! transaction is gone.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::catalog::{Database, Held};
+use crate::api::types::{TransactionInfo, TransactionState};
+use crate::error::{Error, Result};
+
+const REMEMBERED: usize = 1000;
+
+pub struct Transaction {
+    pub owner_id: String,
+    info: Mutex<TransactionInfo>,
+    held: Mutex<Option<Held>>,
+    last_used: Mutex<Instant>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Transaction {
+    pub fn info(&self) -> TransactionInfo {
+        lock(&self.info).clone()
+    }
+
+    pub fn database(&self) -> String {
+        lock(&self.info).database.clone()
+    }
+
+    /// Runs `f` on the held connection (blocking); counts the statement and the activity.
+    pub fn run<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let mut held = lock(&self.held);
+        let held = held
+            .as_mut()
+            .ok_or_else(|| Error::Conflict("the transaction has ended".into()))?;
+        let result = held.run(f);
+        lock(&self.info).statements += 1;
+        *lock(&self.last_used) = Instant::now();
+        result
+    }
+
+    pub fn savepoint(&self, action: &str, name: &str) -> Result<TransactionInfo> {
+        let mut held = lock(&self.held);
+        let held = held
+            .as_mut()
+            .ok_or_else(|| Error::Conflict("the transaction has ended".into()))?;
+        let mut info = lock(&self.info);
+        let known = info.savepoints.iter().rposition(|s| s == name);
+        match (action, known) {
+            ("set", _) => {}
+            (_, None) => return Err(Error::NotFound(format!("no savepoint `{name}`"))),
+            _ => {}
+        }
+        held.savepoint(action, name).map_err(|e| match e {
+            Error::Engine(e) => Error::Sql(e.to_string()),
+            other => other,
+        })?;
+        match (action, known) {
+            ("set", _) => info.savepoints.push(name.to_string()),
+            ("release", Some(pos)) => info.savepoints.truncate(pos),
+            (_, Some(pos)) => info.savepoints.truncate(pos + 1),
+            _ => {}
+        }
+        *lock(&self.last_used) = Instant::now();
+        Ok(info.clone())
+    }
+}
+
+#[derive(Default)]
+pub struct Transactions {
+    open: Mutex<HashMap<String, Arc<Transaction>>>,
+    ended: Mutex<VecDeque<TransactionInfo>>,
+}
+
+pub fn validate_savepoint(name: &str) -> Result<()> {
+    if (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(Error::Invalid(
+            "a savepoint name is 1 to 64 letters, digits or `_`".into(),
+        ))
+    }
+}
+
+impl Transactions {
+    /// Begins a transaction (blocking).
+    pub fn begin(
+        &self,
+        db: &Arc<Database>,
+        owner_id: &str,
+        owner: &str,
+        mode: &str,
+        read_only: bool,
+    ) -> Result<TransactionInfo> {
+        let held = db.begin(mode, read_only)?;
+        let info = TransactionInfo {
+            transaction_id: format!("txn-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+            database: db.name.clone(),
+            mode: mode.to_string(),
+            read_only,
+            state: TransactionState::Active,
+            owner: owner.to_string(),
+            started_at: Utc::now(),
+            ended_at: None,
+            end_reason: None,
+            statements: 0,
+            savepoints: Vec::new(),
+        };
+        let tx = Arc::new(Transaction {
+            owner_id: owner_id.to_string(),
+            info: Mutex::new(info.clone()),
+            held: Mutex::new(Some(held)),
+            last_used: Mutex::new(Instant::now()),
+        });
+        lock(&self.open).insert(info.transaction_id.clone(), tx);
+        Ok(info)
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Transaction>> {
+        lock(&self.open).get(id).cloned()
+    }
+
+    pub fn ended(&self, id: &str) -> Option<TransactionInfo> {
+        lock(&self.ended)
+            .iter()
+            .find(|i| i.transaction_id == id)
+            .cloned()
+    }
+
+    pub fn list(&self) -> Vec<(String, TransactionInfo)> {
+        let mut all: Vec<_> = lock(&self.open)
+            .values()
+            .map(|t| (t.owner_id.clone(), t.info()))
+            .collect();
+        all.sort_by_key(|(_, info)| info.started_at);
+        all
+    }
+
+    /// Commits or rolls back (blocking) and remembers how it ended.
+    pub fn finish(&self, id: &str, commit: bool, reason: &str) -> Result<TransactionInfo> {
+        let tx = lock(&self.open)
+            .remove(id)
+            .ok_or_else(|| Error::NotFound(format!("no open transaction `{id}`")))?;
+        let held = lock(&tx.held).take();
+        let result = match held {
+            Some(h) => h.finish(commit),
+            None => Ok(()),
+        };
+        let mut info = tx.info();
+        info.state = match (&result, commit) {
+            (Ok(()), true) => TransactionState::Committed,
+            _ => TransactionState::RolledBack,
+        };
+        info.ended_at = Some(Utc::now());
+        info.end_reason = Some(match &result {
+            Ok(()) => reason.to_string(),
+            Err(e) => format!("commit failed, rolled back: {e}"),
+        });
+        info.savepoints.clear();
+        let mut ended = lock(&self.ended);
+        if ended.len() == REMEMBERED {
+            ended.pop_front();
+        }
+        ended.push_back(info.clone());
+        drop(ended);
+        result.map(|()| info).map_err(|e| match e {
+            Error::Engine(e) => Error::Sql(e.to_string()),
+            other => other,
+        })
+    }
+
+    /// Rolls back transactions idle longer than `limit` that are not running a statement.
+    pub fn reap(&self, limit: Duration) {
+        let idle: Vec<String> = lock(&self.open)
+            .iter()
+            .filter(|(_, t)| lock(&t.last_used).elapsed() >= limit && t.held.try_lock().is_ok())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            let reason = format!("rolled back after {} s idle", limit.as_secs());
+            let _ = self.finish(&id, false, &reason);
+        }
+    }
+}
