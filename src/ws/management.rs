@@ -25,6 +25,16 @@ impl WebSocketManagement {
         WebSocketManagement { hub }
     }
 
+    fn subscription(
+        &self,
+        id: &str,
+    ) -> Result<(Arc<ConnectionInfo>, Arc<SubscriptionInfo>), ApiError> {
+        self.hub
+            .registry
+            .subscription(id)
+            .ok_or_else(|| ApiError::not_found(format!("no subscription `{id}`")))
+    }
+
     fn connection(&self, id: &str) -> Result<Arc<ConnectionInfo>, ApiError> {
         self.hub
             .registry
@@ -143,13 +153,7 @@ impl WebsocketApi for WebSocketManagement {
         _ctx: RequestContext,
         path: GetWsSubscriptionPath,
     ) -> Result<WsSubscription, ApiError> {
-        let (_, sub) = self
-            .hub
-            .registry
-            .subscription(&path.subscription_id)
-            .ok_or_else(|| {
-                ApiError::not_found(format!("no subscription `{}`", path.subscription_id))
-            })?;
+        let (_, sub) = self.subscription(&path.subscription_id)?;
         Ok(subscription_view(&sub))
     }
 
@@ -158,13 +162,7 @@ impl WebsocketApi for WebSocketManagement {
         _ctx: RequestContext,
         path: DeleteWsSubscriptionPath,
     ) -> Result<(), ApiError> {
-        let (connection, sub) = self
-            .hub
-            .registry
-            .subscription(&path.subscription_id)
-            .ok_or_else(|| {
-                ApiError::not_found(format!("no subscription `{}`", path.subscription_id))
-            })?;
+        let (connection, sub) = self.subscription(&path.subscription_id)?;
         connection
             .control
             .send(Control::Unsubscribe(sub.id.clone()))
