@@ -457,3 +457,61 @@ async fn the_request_timeout_answers_408_with_the_error_body() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn running_queries_are_listed_and_can_be_cancelled() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    let other = server.user_with_roles("other", &["developer"]).await;
+    let long = {
+        let dev = dev.clone();
+        async move {
+            query(
+                &dev,
+                json!({"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", "timeout": 20000}),
+            )
+            .await
+        }
+    };
+    let cancel = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let id = loop {
+            let list = dev.get("/api/v1/sql/queries").await;
+            if let Some(q) = list.body["queries"].as_array().and_then(|a| a.first()) {
+                assert!(
+                    q["sql"]
+                        .as_str()
+                        .expect("sql")
+                        .starts_with("WITH RECURSIVE")
+                );
+                assert_eq!(q["user"], "dev");
+                break q["query_id"].as_str().expect("id").to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the query never showed up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        // Another user neither sees nor cancels it.
+        assert_eq!(other.get("/api/v1/sql/queries").await.body["total"], 0);
+        other
+            .post_json(&format!("/api/v1/sql/queries/{id}/cancel"), "")
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+        let one = dev.get(&format!("/api/v1/sql/queries/{id}")).await;
+        assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+        let r = dev
+            .post_json(&format!("/api/v1/sql/queries/{id}/cancel"), "")
+            .await;
+        assert_eq!(r.body["cancelled"], true, "{}", r.body);
+        id
+    };
+    let start = std::time::Instant::now();
+    let (long, id) = tokio::join!(long, cancel);
+    assert_eq!(long.assert_error(StatusCode::CONFLICT), "QUERY_CANCELLED");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    dev.get(&format!("/api/v1/sql/queries/{id}"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+}

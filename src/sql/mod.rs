@@ -6,12 +6,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::api::runtime::RequestContext;
+use crate::api::sql::{CancelQueryPath, GetRunningQueryPath};
 use crate::api::types::{
-    QueryPlan, SqlBatch, SqlBatchResult, SqlExecuted, SqlQuery, SqlResult, SqlStatementResult,
+    QueryCancelled, QueryPlan, RunningQuery, RunningQueryList, SqlBatch, SqlBatchResult,
+    SqlExecuted, SqlQuery, SqlResult, SqlStatementResult,
 };
 use crate::api::{ApiError, SqlApi};
 use crate::engine::access::SqlAccess;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
+use crate::engine::queries::{Running, RunningQueries};
 use crate::engine::sessions::Transactions;
 use crate::engine::sql;
 use crate::error::Error;
@@ -19,6 +22,7 @@ use crate::error::Error;
 pub struct SqlService {
     engine: Arc<Engine>,
     transactions: Arc<Transactions>,
+    running: RunningQueries,
 }
 
 impl SqlService {
@@ -26,11 +30,51 @@ impl SqlService {
         SqlService {
             engine,
             transactions,
+            running: RunningQueries::default(),
         }
     }
 
-    /// Runs `f` in the caller's open transaction `id`, or on its own on the target database.
+    /// Runs `f` in the caller's open transaction `id`, or on its own on the target database,
+    /// listed among the running queries (and cancellable) while it runs.
     async fn run<T, F>(
+        &self,
+        ctx: &RequestContext,
+        database: Option<&str>,
+        transaction: Option<&str>,
+        sql_text: &str,
+        f: F,
+    ) -> Result<(String, T), ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> crate::error::Result<T> + Send + 'static,
+    {
+        let identity = ctx.identity()?;
+        let registered = self.running.register(
+            sql_text,
+            database.unwrap_or(DEFAULT_DATABASE),
+            &identity.user_id,
+            &identity.username,
+            transaction,
+        );
+        let query = Arc::clone(&registered.query);
+        let f = move |c: &mut rusqlite::Connection| {
+            query.attach(c.get_interrupt_handle());
+            let result = f(c);
+            query.detach();
+            result
+        };
+        let result = self.run_inner(ctx, database, transaction, f).await;
+        if registered.query.was_cancelled() && result.is_err() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "QUERY_CANCELLED",
+                format!("query {} was cancelled", registered.query.id),
+            ));
+        }
+        result
+    }
+
+    async fn run_inner<T, F>(
         &self,
         ctx: &RequestContext,
         database: Option<&str>,
@@ -112,6 +156,7 @@ impl SqlApi for SqlService {
                 &ctx,
                 body.database.as_deref(),
                 body.transaction_id.as_deref(),
+                &body.sql,
                 move |c| sql::query(c, access, &statement, params.as_ref(), limit, rows_cap),
             )
             .await?;
@@ -138,6 +183,7 @@ impl SqlApi for SqlService {
                 &ctx,
                 body.database.as_deref(),
                 body.transaction_id.as_deref(),
+                &body.sql,
                 move |c| sql::execute(c, access, &statement, params.as_ref(), limit),
             )
             .await?;
@@ -159,18 +205,25 @@ impl SqlApi for SqlService {
         if !(1..=1000).contains(&body.statements.len()) {
             return Err(Error::Invalid("a batch has 1 to 1000 statements".into()).into());
         }
-        let db = self.target(body.database.as_deref())?;
         let statements: Vec<(String, Option<Value>)> = body
             .statements
             .iter()
             .map(|s| (s.sql.to_string(), s.params.clone()))
             .collect();
         let start = Instant::now();
-        let results = db
-            .run(move |c| sql::batch(c, access, &statements, limit))
+        let text = body
+            .statements
+            .iter()
+            .map(|s| s.sql.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let (database, results) = self
+            .run(&ctx, body.database.as_deref(), None, &text, move |c| {
+                sql::batch(c, access, &statements, limit)
+            })
             .await?;
         Ok(SqlBatchResult {
-            database: db.name.clone(),
+            database,
             results: results
                 .into_iter()
                 .map(|(rows_affected, last_insert_id)| SqlStatementResult {
@@ -199,5 +252,71 @@ impl SqlApi for SqlService {
             sql: text,
             plan,
         })
+    }
+
+    async fn list_running_queries(
+        &self,
+        ctx: RequestContext,
+    ) -> Result<RunningQueryList, ApiError> {
+        let identity = ctx.identity()?;
+        let queries: Vec<_> = self
+            .running
+            .list()
+            .iter()
+            .filter(|q| visible(q, identity))
+            .map(|q| view(q))
+            .collect();
+        Ok(RunningQueryList {
+            total: queries.len() as u64,
+            queries,
+        })
+    }
+
+    async fn get_running_query(
+        &self,
+        ctx: RequestContext,
+        path: GetRunningQueryPath,
+    ) -> Result<RunningQuery, ApiError> {
+        let query = self.visible_query(&ctx, &path.query_id)?;
+        Ok(view(&query))
+    }
+
+    async fn cancel_query(
+        &self,
+        ctx: RequestContext,
+        path: CancelQueryPath,
+    ) -> Result<QueryCancelled, ApiError> {
+        let query = self.visible_query(&ctx, &path.query_id)?;
+        Ok(QueryCancelled {
+            query_id: query.id.clone(),
+            cancelled: query.cancel(),
+        })
+    }
+}
+
+/// A caller sees its own statements; database:admin sees every statement.
+fn visible(query: &Running, identity: &crate::api::runtime::Identity) -> bool {
+    query.user_id == identity.user_id || identity.has(crate::api::Permission::DatabaseAdmin)
+}
+
+fn view(q: &Running) -> RunningQuery {
+    RunningQuery {
+        query_id: q.id.clone(),
+        sql: q.sql.clone(),
+        database: q.database.clone(),
+        user: q.username.clone(),
+        transaction_id: q.transaction_id.clone(),
+        started_at: q.started_at,
+        elapsed_ms: elapsed_ms(q.started),
+    }
+}
+
+impl SqlService {
+    fn visible_query(&self, ctx: &RequestContext, id: &str) -> Result<Arc<Running>, ApiError> {
+        let identity = ctx.identity()?;
+        self.running
+            .get(id)
+            .filter(|q| visible(q, identity))
+            .ok_or_else(|| ApiError::not_found(format!("no running query `{id}`")))
     }
 }

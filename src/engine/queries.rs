@@ -1,0 +1,112 @@
+//! Statements running now, so they can be listed and cancelled (`sqlite3_interrupt`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use rusqlite::InterruptHandle;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct Running {
+    pub id: String,
+    pub sql: String,
+    pub database: String,
+    pub user_id: String,
+    pub username: String,
+    pub transaction_id: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub started: Instant,
+    interrupt: Mutex<Option<InterruptHandle>>,
+    cancelled: AtomicBool,
+}
+
+impl Running {
+    /// The connection now executing this statement.
+    pub fn attach(&self, handle: InterruptHandle) {
+        *lock(&self.interrupt) = Some(handle);
+    }
+
+    /// Called before the connection is released, so no cancel reaches its next user.
+    pub fn detach(&self) {
+        lock(&self.interrupt).take();
+    }
+
+    /// Interrupts the statement if it is still executing.
+    pub fn cancel(&self) -> bool {
+        let guard = lock(&self.interrupt);
+        match guard.as_ref() {
+            Some(handle) => {
+                self.cancelled.store(true, Ordering::SeqCst);
+                handle.interrupt();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn was_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Default)]
+pub struct RunningQueries {
+    running: Mutex<HashMap<String, Arc<Running>>>,
+}
+
+/// Removes the statement from the registry when the call ends, however it ends.
+pub struct Registered<'a> {
+    registry: &'a RunningQueries,
+    pub query: Arc<Running>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        lock(&self.registry.running).remove(&self.query.id);
+    }
+}
+
+impl RunningQueries {
+    pub fn register(
+        &self,
+        sql: &str,
+        database: &str,
+        user_id: &str,
+        username: &str,
+        transaction_id: Option<&str>,
+    ) -> Registered<'_> {
+        let query = Arc::new(Running {
+            id: format!("q-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+            sql: sql.to_string(),
+            database: database.to_string(),
+            user_id: user_id.to_string(),
+            username: username.to_string(),
+            transaction_id: transaction_id.map(str::to_string),
+            started_at: Utc::now(),
+            started: Instant::now(),
+            interrupt: Mutex::new(None),
+            cancelled: AtomicBool::new(false),
+        });
+        lock(&self.running).insert(query.id.clone(), Arc::clone(&query));
+        Registered {
+            registry: self,
+            query,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Running>> {
+        lock(&self.running).get(id).cloned()
+    }
+
+    /// Oldest first.
+    pub fn list(&self) -> Vec<Arc<Running>> {
+        let mut all: Vec<_> = lock(&self.running).values().cloned().collect();
+        all.sort_by_key(|q| q.started);
+        all
+    }
+}
