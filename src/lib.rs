@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod server;
 pub mod sql;
 pub mod state;
+pub mod sync;
 pub mod system;
 pub mod tables;
 pub mod telemetry;

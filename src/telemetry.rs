@@ -10,6 +10,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, reload};
 
 use crate::config::LogFormat;
+use crate::sync::lock;
 
 /// Reads and replaces the filter of the installed subscriber.
 pub struct LogControl {
@@ -56,7 +57,7 @@ impl LogControl {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (String, Option<DateTime<Utc>>)> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.current)
     }
 }
 

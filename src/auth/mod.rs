@@ -111,59 +111,45 @@ impl Auth {
             .or(Some(peer))
     }
 
-    /// Resolves the request's credentials: `Authorization: Bearer <jwt>` or `X-API-Key`.
+    /// Resolves the request's credentials, first found wins: `Authorization: Bearer <jwt>`,
+    /// `X-API-Key`, then (browsers cannot set headers on a WebSocket) the subprotocols
+    /// `rustydb.bearer.<jwt>` or `rustydb.apikey.<key>`.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Principal {
-        if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
-            let Some(token) = value.to_str().ok().and_then(|v| {
+        let verdict = if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+            let token = value.to_str().ok().and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
-            }) else {
-                return Principal::Rejected("Authorization must be `Bearer <token>`".into());
-            };
-            return match self.identity_from_token(token.trim()).await {
-                Ok(identity) => Principal::User(Arc::new(identity)),
-                Err(reason) => Principal::Rejected(reason),
-            };
-        }
-        let (mut bearer, mut key) = (None, None);
-        // Browsers cannot set headers on a WebSocket: they offer the credential as a subprotocol.
-        for offered in headers
-            .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-        {
-            if let Some(t) = offered.strip_prefix("rustydb.bearer.") {
-                bearer = Some(t.to_string());
-            } else if let Some(k) = offered.strip_prefix("rustydb.apikey.") {
-                key = Some(k.to_string());
+            });
+            match token {
+                Some(token) => self.identity_from_token(token.trim()).await,
+                None => Err("Authorization must be `Bearer <token>`".into()),
             }
-        }
-        if headers.get("x-api-key").is_none() {
-            if let Some(token) = bearer {
-                return match self.identity_from_token(&token).await {
-                    Ok(identity) => Principal::User(Arc::new(identity)),
-                    Err(reason) => Principal::Rejected(reason),
-                };
+        } else if let Some(value) = headers.get("x-api-key") {
+            match value.to_str() {
+                Ok(key) => self.identity_from_key(key.trim()).await,
+                Err(_) => Err("invalid API key".into()),
             }
-            if let Some(k) = key {
-                return match self.identity_from_key(&k).await {
-                    Ok(identity) => Principal::User(Arc::new(identity)),
-                    Err(reason) => Principal::Rejected(reason),
-                };
+        } else {
+            let offered: Vec<&str> = headers
+                .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .collect();
+            let find = |prefix: &str| offered.iter().find_map(|p| p.strip_prefix(prefix));
+            if let Some(token) = find("rustydb.bearer.") {
+                self.identity_from_token(token).await
+            } else if let Some(key) = find("rustydb.apikey.") {
+                self.identity_from_key(key).await
+            } else {
+                return Principal::Anonymous;
             }
+        };
+        match verdict {
+            Ok(identity) => Principal::User(Arc::new(identity)),
+            Err(reason) => Principal::Rejected(reason),
         }
-        if let Some(value) = headers.get("x-api-key") {
-            return match value.to_str() {
-                Ok(key) => match self.identity_from_key(key.trim()).await {
-                    Ok(identity) => Principal::User(Arc::new(identity)),
-                    Err(reason) => Principal::Rejected(reason),
-                },
-                Err(_) => Principal::Rejected("invalid API key".into()),
-            };
-        }
-        Principal::Anonymous
     }
 
     /// Verifies an access token string (also used by WebSocket and GraphQL connection auth).

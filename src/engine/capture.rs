@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::sql::to_json;
 use crate::error::Result;
+use crate::sync::lock;
 
 /// One row change.
 #[derive(Debug, Clone)]
@@ -66,7 +67,7 @@ impl Sequencer {
     /// Records the outcome of commit `seq` (`None`: it did not commit) and publishes every
     /// transaction whose predecessors are all resolved.
     fn resolve(&self, seq: u64, outcome: Outcome) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = lock(&self.pending);
         pending.waiting.insert(seq, outcome);
         loop {
             let next = pending.next;
@@ -107,10 +108,6 @@ pub struct Capture {
 /// Name of the capture function. The authorizer lets only the capture triggers call it.
 fn function_name() -> &'static str {
     "rustydb_capture_v1"
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Capture {

@@ -11,12 +11,9 @@ use rusqlite::Connection;
 use super::capture::{Capture, Sequencer};
 use crate::api::types::DatabaseInfo;
 use crate::error::{Error, Result};
+use crate::sync::lock;
 
 pub const DEFAULT_DATABASE: &str = "default";
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Interrupts the running statement when dropped while armed.
 struct CancelOnDrop {
@@ -50,10 +47,6 @@ pub struct Held {
 }
 
 impl Held {
-    pub fn database(&self) -> &Arc<Database> {
-        &self.db
-    }
-
     /// Runs `f` on the held connection (blocking).
     pub fn run<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let pooled = self
@@ -203,7 +196,7 @@ impl Engine {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Database>>> {
-        self.databases.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.databases)
     }
 
     fn new_database(&self, name: &str) -> Arc<Database> {
@@ -270,7 +263,7 @@ impl Engine {
             databases.remove(name);
             db
         };
-        db.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        lock(&db.idle).clear();
         for suffix in ["", "-wal", "-shm"] {
             let path = PathBuf::from(format!("{}{suffix}", db.path.display()));
             match std::fs::remove_file(&path) {
@@ -298,7 +291,7 @@ impl Database {
     }
 
     fn check_out(&self) -> Result<Pooled> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let idle = lock(&self.idle).pop();
         match idle {
             Some(conn) => Ok(conn),
             None => self.open_connection(),
@@ -306,7 +299,7 @@ impl Database {
     }
 
     fn check_in(&self, conn: Pooled) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }

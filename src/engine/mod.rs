@@ -9,13 +9,14 @@ pub mod sessions;
 pub mod sql;
 pub mod tables;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
+use crate::sync::lock;
 
 /// Schema migrations of `system.db`, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit a released migration; add the next one.
@@ -28,7 +29,6 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct SystemDb {
     conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
     in_flight: Arc<AtomicU64>,
 }
 
@@ -57,13 +57,8 @@ impl SystemDb {
         }
         Ok(SystemDb {
             conn: Arc::new(Mutex::new(conn)),
-            path,
             in_flight: Arc::default(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `f` on the connection off the async runtime.
@@ -77,7 +72,7 @@ impl SystemDb {
         in_flight.fetch_add(1, Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(move || {
             // A panic while holding the lock poisons it; the connection itself is still usable.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = lock(&conn);
             f(&mut guard)
         })
         .await;

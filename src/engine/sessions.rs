@@ -11,6 +11,7 @@ use chrono::Utc;
 use super::catalog::{Database, Held};
 use crate::api::types::{TransactionInfo, TransactionState};
 use crate::error::{Error, Result};
+use crate::sync::lock;
 
 const REMEMBERED: usize = 1000;
 
@@ -19,10 +20,6 @@ pub struct Transaction {
     info: Mutex<TransactionInfo>,
     held: Mutex<Option<Held>>,
     last_used: Mutex<Instant>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Transaction {

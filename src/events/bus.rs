@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::api::{EventMessage, TOPICS, TopicMeta};
+use crate::sync::lock;
 
 /// One published event.
 #[derive(Debug)]
@@ -88,7 +89,7 @@ impl Topic {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Event>>> {
-        self.history.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.history)
     }
 
     /// Publishes a payload; returns its sequence number.
@@ -194,10 +195,6 @@ impl Bus {
                 .values()
                 .find(|t| t.meta.message_types.contains(&name))
         })
-    }
-
-    pub fn topics(&self) -> impl Iterator<Item = &Arc<Topic>> {
-        self.topics.values()
     }
 
     /// Publishes a typed event on its topic; `None` if the payload does not serialize.

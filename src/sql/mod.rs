@@ -113,7 +113,8 @@ impl SqlService {
     }
 }
 
-fn access(ctx: &RequestContext) -> Result<SqlAccess, ApiError> {
+/// What the caller may do inside SQL (the generated check has ensured database:read).
+pub(crate) fn access(ctx: &RequestContext) -> Result<SqlAccess, ApiError> {
     SqlAccess::of(ctx.identity()?)
         .ok_or_else(|| ApiError::forbidden("permission `database:read` required"))
 }

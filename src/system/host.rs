@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use sysinfo::{CpuRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::api::types::{HostInfo, LoadAverage};
+use crate::sync::lock;
 
 pub struct ProcessSample {
     pub memory_bytes: u64,
@@ -29,7 +30,7 @@ impl HostProbe {
     ) -> Result<T, String> {
         let system = Arc::clone(&self.system);
         tokio::task::spawn_blocking(move || {
-            let mut guard = system.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = lock(&system);
             if guard.is_none() {
                 *guard = Some(System::new().map_err(|e| format!("sysinfo: {e}"))?);
             }

@@ -10,7 +10,6 @@ use crate::api::tables::{
 };
 use crate::api::types::{RowPage, RowValues, RowWritten, TableCreate, TableInfo, TableList};
 use crate::api::{ApiError, TablesApi};
-use crate::engine::access::SqlAccess;
 use crate::engine::catalog::Engine;
 use crate::engine::{sql, tables};
 use crate::error::{Error, Result};
@@ -35,8 +34,7 @@ impl TableService {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
     {
-        let access = SqlAccess::of(ctx.identity()?)
-            .ok_or_else(|| ApiError::forbidden("permission `database:read` required"))?;
+        let access = crate::sql::access(ctx)?;
         let db = self.engine.get(name)?;
         Ok(db
             .run(move |c| sql::guarded(c, access, sql::DEFAULT_TIMEOUT, f))

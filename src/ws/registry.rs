@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::sync::{lock, read, write};
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -39,7 +40,7 @@ impl ConnectionInfo {
     }
 
     pub fn lock_subs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<SubscriptionInfo>>> {
-        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.subscriptions)
     }
 }
 
@@ -76,11 +77,11 @@ impl Registry {
         max_total: usize,
         max_per_user: usize,
     ) -> Result<Registration, LimitExceeded> {
-        let mut conns = self.connections.write().unwrap_or_else(|p| p.into_inner());
+        let mut conns = write(&self.connections);
         if conns.len() >= max_total {
             return Err(LimitExceeded::Server(max_total));
         }
-        let mut per_user = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_user = lock(&self.per_user);
         let count = per_user.entry(info.user_id.clone()).or_default();
         if *count >= max_per_user {
             return Err(LimitExceeded::User(max_per_user));
@@ -96,18 +97,18 @@ impl Registry {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<ConnectionInfo>> {
-        self.read().get(id).cloned()
+        self.open().get(id).cloned()
     }
 
     /// Open connections, oldest first.
     pub fn list(&self) -> Vec<Arc<ConnectionInfo>> {
-        let mut all: Vec<_> = self.read().values().cloned().collect();
+        let mut all: Vec<_> = self.open().values().cloned().collect();
         all.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
         all
     }
 
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.open().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,22 +117,19 @@ impl Registry {
 
     /// The subscription with this id and its connection.
     pub fn subscription(&self, id: &str) -> Option<(Arc<ConnectionInfo>, Arc<SubscriptionInfo>)> {
-        self.read().values().find_map(|c| {
+        self.open().values().find_map(|c| {
             let sub = c.lock_subs().get(id).cloned();
             sub.map(|s| (Arc::clone(c), s))
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ConnectionInfo>>> {
-        self.connections.read().unwrap_or_else(|p| p.into_inner())
+    fn open(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ConnectionInfo>>> {
+        read(&self.connections)
     }
 
     fn remove(&self, info: &ConnectionInfo) {
-        self.connections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&info.id);
-        let mut per_user = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        write(&self.connections).remove(&info.id);
+        let mut per_user = lock(&self.per_user);
         if let Some(count) = per_user.get_mut(&info.user_id) {
             *count -= 1;
             if *count == 0 {
