@@ -8,6 +8,7 @@ pub mod queries;
 pub mod sessions;
 pub mod sql;
 pub mod tables;
+pub mod wal_index;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
