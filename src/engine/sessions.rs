@@ -17,6 +17,8 @@ const REMEMBERED: usize = 1000;
 
 pub struct Transaction {
     pub owner_id: String,
+    /// The login or API-key session that began it.
+    pub session_id: String,
     info: Mutex<TransactionInfo>,
     held: Mutex<Option<Held>>,
     last_used: Mutex<Instant>,
@@ -70,6 +72,13 @@ impl Transaction {
     }
 }
 
+/// Who begins a transaction.
+pub struct Owner<'a> {
+    pub user_id: &'a str,
+    pub username: &'a str,
+    pub session_id: &'a str,
+}
+
 #[derive(Default)]
 pub struct Transactions {
     open: Mutex<HashMap<String, Arc<Transaction>>>,
@@ -92,8 +101,7 @@ impl Transactions {
     pub fn begin(
         &self,
         db: &Arc<Database>,
-        owner_id: &str,
-        owner: &str,
+        owner: &Owner<'_>,
         mode: &str,
         read_only: bool,
     ) -> Result<TransactionInfo> {
@@ -104,7 +112,7 @@ impl Transactions {
             mode: mode.to_string(),
             read_only,
             state: TransactionState::Active,
-            owner: owner.to_string(),
+            owner: owner.username.to_string(),
             started_at: Utc::now(),
             ended_at: None,
             end_reason: None,
@@ -112,7 +120,8 @@ impl Transactions {
             savepoints: Vec::new(),
         };
         let tx = Arc::new(Transaction {
-            owner_id: owner_id.to_string(),
+            owner_id: owner.user_id.to_string(),
+            session_id: owner.session_id.to_string(),
             info: Mutex::new(info.clone()),
             held: Mutex::new(Some(held)),
             last_used: Mutex::new(Instant::now()),
@@ -123,6 +132,15 @@ impl Transactions {
 
     pub fn get(&self, id: &str) -> Option<Arc<Transaction>> {
         lock(&self.open).get(id).cloned()
+    }
+
+    /// Ids of the open transactions of a session.
+    pub fn of_session(&self, session_id: &str) -> Vec<String> {
+        lock(&self.open)
+            .iter()
+            .filter(|(_, t)| t.session_id == session_id)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     pub fn ended(&self, id: &str) -> Option<TransactionInfo> {
