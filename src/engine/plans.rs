@@ -126,13 +126,9 @@ pub fn lines(plan: &[QueryPlanNode]) -> Vec<String> {
     out
 }
 
-struct Tracked {
-    view: TrackedQuery,
-}
-
 #[derive(Default)]
 pub struct PlanTracker {
-    tracked: Mutex<HashMap<(String, String), Tracked>>,
+    tracked: Mutex<HashMap<(String, String), TrackedQuery>>,
     changes: Mutex<VecDeque<PlanChange>>,
 }
 
@@ -173,10 +169,10 @@ impl PlanTracker {
         {
             let mut tracked = lock(&self.tracked);
             if let Some(t) = tracked.get_mut(&id)
-                && t.view.schema_version == version
+                && t.schema_version == version
             {
-                t.view.executions += 1;
-                t.view.last_executed_at = now;
+                t.executions += 1;
+                t.last_executed_at = now;
                 return;
             }
         }
@@ -185,48 +181,46 @@ impl PlanTracker {
         let mut tracked = lock(&self.tracked);
         match tracked.get_mut(&id) {
             Some(t) => {
-                if t.view.plan != plan {
+                if t.plan != plan {
                     self.record_change(PlanChange {
                         query_hash: key.hash,
                         database: key.database,
                         normalized_sql: key.normalized,
-                        old_plan: std::mem::replace(&mut t.view.plan, plan.clone()),
+                        old_plan: std::mem::replace(&mut t.plan, plan.clone()),
                         new_plan: plan,
                         reason: format!(
                             "schema changed (version {} -> {version})",
-                            t.view.schema_version
+                            t.schema_version
                         ),
                         changed_at: now,
                     });
-                    t.view.plan_changes += 1;
+                    t.plan_changes += 1;
                 }
-                t.view.schema_version = version;
-                t.view.executions += 1;
-                t.view.last_executed_at = now;
+                t.schema_version = version;
+                t.executions += 1;
+                t.last_executed_at = now;
             }
             None => {
                 if tracked.len() >= MAX_TRACKED
                     && let Some(oldest) = tracked
                         .iter()
-                        .min_by_key(|(_, t)| t.view.last_executed_at)
+                        .min_by_key(|(_, t)| t.last_executed_at)
                         .map(|(k, _)| k.clone())
                 {
                     tracked.remove(&oldest);
                 }
                 tracked.insert(
                     id,
-                    Tracked {
-                        view: TrackedQuery {
-                            query_hash: key.hash,
-                            database: key.database,
-                            normalized_sql: key.normalized,
-                            plan,
-                            schema_version: version,
-                            executions: 1,
-                            plan_changes: 0,
-                            first_seen_at: now,
-                            last_executed_at: now,
-                        },
+                    TrackedQuery {
+                        query_hash: key.hash,
+                        database: key.database,
+                        normalized_sql: key.normalized,
+                        plan,
+                        schema_version: version,
+                        executions: 1,
+                        plan_changes: 0,
+                        first_seen_at: now,
+                        last_executed_at: now,
                     },
                 );
             }
@@ -249,11 +243,8 @@ impl PlanTracker {
 
     /// Most recently executed first.
     pub fn list(&self) -> Vec<TrackedQuery> {
-        let mut all: Vec<_> = lock(&self.tracked)
-            .values()
-            .map(|t| t.view.clone())
-            .collect();
-        all.sort_by(|a, b| b.last_executed_at.cmp(&a.last_executed_at));
+        let mut all: Vec<_> = lock(&self.tracked).values().cloned().collect();
+        all.sort_by_key(|q| std::cmp::Reverse(q.last_executed_at));
         all
     }
 
