@@ -78,6 +78,62 @@ struct FileConfig {
     security: SecurityFile,
     #[serde(default)]
     websocket: WebSocketFile,
+    #[serde(default)]
+    queries: QueriesFile,
+    #[serde(default)]
+    pool: PoolFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueriesFile {
+    slow_threshold_ms: Option<u64>,
+    slow_log_capacity: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolFile {
+    max_connections: Option<usize>,
+    acquire_timeout_ms: Option<u64>,
+}
+
+/// Query monitoring: which statements count as slow and how many are remembered.
+#[derive(Debug, Clone)]
+pub struct QueriesConfig {
+    /// A statement running at least this long is recorded in the slow-query log.
+    pub slow_threshold: Duration,
+    /// Entries the slow-query log keeps (the newest).
+    pub slow_log_capacity: usize,
+}
+
+fn queries(file: QueriesFile) -> Result<QueriesConfig> {
+    let capacity = file.slow_log_capacity.unwrap_or(1000);
+    if !(1..=100_000).contains(&capacity) {
+        return Err(Error::Config(
+            "queries.slow_log_capacity must be 1 to 100000".into(),
+        ));
+    }
+    Ok(QueriesConfig {
+        slow_threshold: Duration::from_millis(file.slow_threshold_ms.unwrap_or(1000)),
+        slow_log_capacity: capacity,
+    })
+}
+
+fn pool(file: PoolFile) -> Result<crate::engine::catalog::PoolLimits> {
+    let defaults = crate::engine::catalog::PoolLimits::default();
+    let limits = crate::engine::catalog::PoolLimits {
+        max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+        acquire_timeout: file
+            .acquire_timeout_ms
+            .map_or(defaults.acquire_timeout, Duration::from_millis),
+    };
+    if limits.max_connections == 0 || limits.acquire_timeout.is_zero() {
+        return Err(Error::Config(
+            "pool.max_connections and pool.acquire_timeout_ms must be positive".into(),
+        ));
+    }
+    Ok(limits)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +260,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub security: SecurityConfig,
     pub websocket: WebSocketConfig,
+    pub queries: QueriesConfig,
+    /// Connection limits of every database's pool.
+    pub pool: crate::engine::catalog::PoolLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +339,8 @@ impl Config {
             },
             security: security(file.security)?,
             websocket: websocket(file.websocket)?,
+            queries: queries(file.queries)?,
+            pool: pool(file.pool)?,
         })
     }
 

@@ -34,6 +34,9 @@ pub enum Error {
     /// A statement ran past its timeout and was interrupted (answered 408).
     #[error("{0}")]
     Timeout(String),
+    /// No connection of the database's pool became free in time (answered 503).
+    #[error("{0}")]
+    PoolExhausted(String),
 }
 
 impl From<Error> for crate::api::ApiError {
@@ -51,6 +54,9 @@ impl From<Error> for crate::api::ApiError {
             }
             Error::Timeout(m) => {
                 crate::api::ApiError::new(StatusCode::REQUEST_TIMEOUT, "QUERY_TIMEOUT", m)
+            }
+            Error::PoolExhausted(m) => {
+                crate::api::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "POOL_EXHAUSTED", m)
             }
             other => crate::api::ApiError::internal(other),
         }

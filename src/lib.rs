@@ -14,6 +14,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod server;
+pub mod sessions;
 pub mod sql;
 pub mod state;
 pub mod sync;

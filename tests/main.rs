@@ -9,6 +9,7 @@ mod events;
 mod health;
 mod rbac;
 mod serve;
+mod sessions;
 mod sql;
 mod surface;
 mod system;

@@ -486,7 +486,7 @@ async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() 
     let live = Live::start(|c| {
         // Room for a busy CI machine to stall the fast reader without losing events.
         c.websocket.bus_capacity = 512;
-        c.websocket.slow_client_timeout = Duration::from_secs(2);
+        c.websocket.slow_client_timeout = Duration::from_secs(10);
     })
     .await;
     let admin = live.admin_token().await;
@@ -539,11 +539,12 @@ async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() 
             }
         })
     };
-    // The slow client reads at most ~300 messages a second, far slower than the publisher: its
-    // socket fills, then its queue overflows.
+    // The slow client reads at most ~100 messages a second, far slower than the publisher (paced
+    // by the fast client, hundreds a second even on a loaded machine): its socket fills, then
+    // its queue overflows.
     let mut warned = false;
     let mut gap = false;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline && !(warned && gap) {
         match tokio::time::timeout(Duration::from_millis(100), slow.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
@@ -554,12 +555,12 @@ async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() 
             Ok(Some(Ok(_))) | Err(_) => {}
             Ok(Some(Err(_)) | None) => break,
         }
-        tokio::time::sleep(Duration::from_millis(3)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(warned, "the slow client was warned");
     assert!(gap, "and told what it lost");
     // Then it stops reading for good and is dropped within the slow-client timeout.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(40);
     while live.state.ws.registry.len() > 1 {
         assert!(
             Instant::now() < deadline,

@@ -4,8 +4,10 @@
 pub mod access;
 pub mod capture;
 pub mod catalog;
+pub mod plans;
 pub mod queries;
 pub mod sessions;
+pub mod slow_log;
 pub mod sql;
 pub mod tables;
 pub mod wal_index;

@@ -22,6 +22,8 @@ const REMEMBERED: usize = 1000;
 
 pub struct Transaction {
     pub owner_id: String,
+    /// The login or API-key session that began it.
+    pub session_id: String,
     info: Mutex<TransactionInfo>,
     held: Mutex<Option<Held>>,
     last_used: Mutex<Instant>,
@@ -79,6 +81,13 @@ impl Transaction {
     }
 }
 
+/// Who begins a transaction.
+pub struct Owner<'a> {
+    pub user_id: &'a str,
+    pub username: &'a str,
+    pub session_id: &'a str,
+}
+
 #[derive(Default)]
 pub struct Transactions {
     open: Mutex<HashMap<String, Arc<Transaction>>>,
@@ -112,6 +121,7 @@ impl Transactions {
         event_type: TransactionEventEventType,
         info: &TransactionInfo,
         owner_id: &str,
+        session_id: &str,
     ) {
         let Some(bus) = &self.events else {
             return;
@@ -135,6 +145,7 @@ impl Transactions {
             transaction_id: info.transaction_id.clone(),
             database: info.database.clone(),
             user_id: owner_id.to_string(),
+            session_id: Some(session_id.to_string()).filter(|s| !s.is_empty()),
             username: info.owner.clone(),
             mode,
             read_only: info.read_only,
@@ -148,8 +159,7 @@ impl Transactions {
     pub fn begin(
         &self,
         db: &Arc<Database>,
-        owner_id: &str,
-        owner: &str,
+        owner: &Owner<'_>,
         mode: &str,
         read_only: bool,
     ) -> Result<TransactionInfo> {
@@ -160,7 +170,7 @@ impl Transactions {
             mode: mode.to_string(),
             read_only,
             state: TransactionState::Active,
-            owner: owner.to_string(),
+            owner: owner.username.to_string(),
             started_at: Utc::now(),
             ended_at: None,
             end_reason: None,
@@ -168,18 +178,33 @@ impl Transactions {
             savepoints: Vec::new(),
         };
         let tx = Arc::new(Transaction {
-            owner_id: owner_id.to_string(),
+            owner_id: owner.user_id.to_string(),
+            session_id: owner.session_id.to_string(),
             info: Mutex::new(info.clone()),
             held: Mutex::new(Some(held)),
             last_used: Mutex::new(Instant::now()),
         });
         lock(&self.open).insert(info.transaction_id.clone(), tx);
-        self.announce(TransactionEventEventType::Begin, &info, owner_id);
+        self.announce(
+            TransactionEventEventType::Begin,
+            &info,
+            owner.user_id,
+            owner.session_id,
+        );
         Ok(info)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Transaction>> {
         lock(&self.open).get(id).cloned()
+    }
+
+    /// Ids of the open transactions of a session.
+    pub fn of_session(&self, session_id: &str) -> Vec<String> {
+        lock(&self.open)
+            .iter()
+            .filter(|(_, t)| t.session_id == session_id)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     pub fn ended(&self, id: &str) -> Option<TransactionInfo> {
@@ -229,7 +254,7 @@ impl Transactions {
             TransactionState::Committed => TransactionEventEventType::Commit,
             _ => TransactionEventEventType::Rollback,
         };
-        self.announce(event_type, &info, &tx.owner_id);
+        self.announce(event_type, &info, &tx.owner_id, &tx.session_id);
         result.map(|()| info).map_err(|e| match e {
             Error::Engine(e) => Error::Sql(e.to_string()),
             other => other,

@@ -1,6 +1,7 @@
 //! Running statements: bound parameters only, the caller's authorizer, a deadline enforced by
 //! SQLite's progress handler, and rows converted to JSON.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -170,6 +171,27 @@ pub fn query(
     timeout: Duration,
     max_rows: usize,
 ) -> Result<Rows> {
+    query_counted(
+        conn,
+        access,
+        sql,
+        params,
+        timeout,
+        max_rows,
+        &AtomicU64::new(0),
+    )
+}
+
+/// `query`, adding each row produced to `produced` as it goes (for the running-queries view).
+pub fn query_counted(
+    conn: &mut Connection,
+    access: SqlAccess,
+    sql: &str,
+    params: Option<&Value>,
+    timeout: Duration,
+    max_rows: usize,
+    produced: &AtomicU64,
+) -> Result<Rows> {
     let guard = Guarded::new(conn, access, timeout)?;
     let result = (|| {
         let mut stmt = guard.conn.prepare(sql)?;
@@ -195,6 +217,7 @@ pub fn query(
                 values.push(to_json(row.get_ref(i)?));
             }
             rows.push(values);
+            produced.fetch_add(1, Ordering::Relaxed);
         }
         Ok::<_, Error>(Rows {
             columns,

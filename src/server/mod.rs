@@ -28,6 +28,7 @@ use crate::engine::SystemDb;
 use crate::error::Result;
 use crate::events::Bus;
 use crate::health::HealthService;
+use crate::sessions::SessionService;
 use crate::sql::SqlService;
 use crate::state::{AppState, RequestStats, SharedState};
 use crate::system::SystemService;
@@ -54,6 +55,7 @@ impl Server {
         let engine = Arc::new(crate::engine::catalog::Engine::open(
             &config.data_dir,
             sequencer,
+            config.pool,
         )?);
         let auth = Auth::start(&config, system_db.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
@@ -65,6 +67,7 @@ impl Server {
             shutdown: shutdown.clone(),
             started: process_start,
         });
+        let queries = Arc::new(crate::engine::queries::QueryMonitor::new(&config.queries));
         let state = Arc::new(AppState {
             config,
             system_db,
@@ -72,6 +75,7 @@ impl Server {
             transactions: Arc::new(crate::engine::sessions::Transactions::with_events(
                 Arc::clone(&bus),
             )),
+            queries,
             stats: RequestStats::default(),
             log,
             auth,
@@ -156,9 +160,12 @@ pub fn app(state: SharedState) -> Router {
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
         Arc::new(DatabaseService::new(Arc::clone(&state.engine))),
         Arc::new(HealthService::new(Arc::clone(&state))),
+        Arc::new(SessionService::new(Arc::clone(&state))),
         Arc::new(SqlService::new(
             Arc::clone(&state.engine),
             Arc::clone(&state.transactions),
+            Arc::clone(&state.queries),
+            Arc::clone(&state.auth.sessions),
             Arc::clone(&state.bus),
         )),
         Arc::new(SystemService::new(Arc::clone(&state))),

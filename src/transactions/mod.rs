@@ -13,7 +13,7 @@ use crate::api::types::{
 };
 use crate::api::{ApiError, Permission, TransactionsApi};
 use crate::engine::catalog::{DEFAULT_DATABASE, Engine};
-use crate::engine::sessions::{Transaction, Transactions, validate_savepoint};
+use crate::engine::sessions::{Owner, Transaction, Transactions, validate_savepoint};
 
 pub struct TransactionService {
     engine: Arc<Engine>,
@@ -101,7 +101,12 @@ impl TransactionsApi for TransactionService {
         let read_only = body.read_only.unwrap_or(false) || !identity.has(Permission::DatabaseWrite);
         let transactions = Arc::clone(&self.transactions);
         Ok(tokio::task::spawn_blocking(move || {
-            transactions.begin(&db, &identity.user_id, &identity.username, mode, read_only)
+            let owner = Owner {
+                user_id: &identity.user_id,
+                username: &identity.username,
+                session_id: &crate::sessions::session_id(&identity.credential),
+            };
+            transactions.begin(&db, &owner, mode, read_only)
         })
         .await
         .map_err(ApiError::internal)??)

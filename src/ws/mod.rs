@@ -72,6 +72,7 @@ impl WebSocketService {
             id: format!("conn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             user_id: identity.user_id.clone(),
             username: identity.username.clone(),
+            session_id: crate::sessions::session_id(&identity.credential),
             endpoint: endpoint.operation.path,
             connected_at: chrono::Utc::now(),
             client_address: ctx.peer,
