@@ -133,6 +133,8 @@ pub struct Engine {
     dir: PathBuf,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
     sequencer: Arc<Sequencer>,
+    /// Statements executing now, from the SQL API and the query stream alike.
+    pub running: Arc<super::queries::RunningQueries>,
 }
 
 pub struct Database {
@@ -174,6 +176,7 @@ impl Engine {
             dir,
             databases: Mutex::new(BTreeMap::new()),
             sequencer,
+            running: Arc::default(),
         };
         let entries = std::fs::read_dir(&engine.dir).map_err(|source| Error::DataDir {
             path: engine.dir.clone(),

@@ -59,6 +59,7 @@ impl Server {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let ws = Arc::new(WsHub {
             bus: Arc::clone(&bus),
+            engine: Arc::clone(&engine),
             auth: Arc::clone(&auth),
             registry: Arc::default(),
             config: config.websocket.clone(),

@@ -22,15 +22,16 @@ use crate::error::Error;
 pub struct SqlService {
     engine: Arc<Engine>,
     transactions: Arc<Transactions>,
-    running: RunningQueries,
+    /// Shared with the query stream (/api/v1/ws/query), so both are listed and cancellable here.
+    running: Arc<RunningQueries>,
 }
 
 impl SqlService {
     pub fn new(engine: Arc<Engine>, transactions: Arc<Transactions>) -> Self {
         SqlService {
+            running: Arc::clone(&engine.running),
             engine,
             transactions,
-            running: RunningQueries::default(),
         }
     }
 
