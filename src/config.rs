@@ -143,6 +143,7 @@ struct WebSocketFile {
     max_connections: Option<usize>,
     max_connections_per_user: Option<usize>,
     max_subscriptions_per_connection: Option<usize>,
+    max_queries_per_connection: Option<usize>,
     heartbeat_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     slow_client_timeout_secs: Option<u64>,
@@ -157,6 +158,8 @@ pub struct WebSocketConfig {
     pub max_connections: usize,
     pub max_connections_per_user: usize,
     pub max_subscriptions: usize,
+    /// Queries one connection may stream at once (/api/v1/ws/query).
+    pub max_queries: usize,
     /// Interval of server pings.
     pub heartbeat: Duration,
     /// A connection that sends nothing (not even pongs) this long is closed.
@@ -173,6 +176,7 @@ fn websocket(file: WebSocketFile) -> Result<WebSocketConfig> {
         max_connections: file.max_connections.unwrap_or(10_000),
         max_connections_per_user: file.max_connections_per_user.unwrap_or(100),
         max_subscriptions: file.max_subscriptions_per_connection.unwrap_or(100),
+        max_queries: file.max_queries_per_connection.unwrap_or(4),
         heartbeat: Duration::from_secs(file.heartbeat_secs.unwrap_or(30)),
         idle_timeout: Duration::from_secs(file.idle_timeout_secs.unwrap_or(300)),
         slow_client_timeout: Duration::from_secs(file.slow_client_timeout_secs.unwrap_or(60)),
@@ -182,6 +186,7 @@ fn websocket(file: WebSocketFile) -> Result<WebSocketConfig> {
         || config.max_connections == 0
         || config.max_connections_per_user == 0
         || config.max_subscriptions == 0
+        || config.max_queries == 0
         || config.heartbeat.is_zero()
         || config.idle_timeout.is_zero()
         || config.slow_client_timeout.is_zero()

@@ -17,3 +17,4 @@ mod tables;
 mod tls;
 mod transactions;
 mod ws;
+mod ws_query;

@@ -64,12 +64,14 @@ impl Running {
         lock(&self.interrupt).take();
     }
 
-    /// Interrupts the statement if it is still executing.
+    /// Interrupts the statement if it is executing; `false` if it is not (yet). The request is
+    /// remembered either way, so a streamed query that has not reached its connection yet stops
+    /// at its first check of `was_cancelled`.
     pub fn cancel(&self) -> bool {
         let guard = lock(&self.interrupt);
+        self.cancelled.store(true, Ordering::SeqCst);
         match guard.as_ref() {
             Some(handle) => {
-                self.cancelled.store(true, Ordering::SeqCst);
                 handle.interrupt();
                 true
             }
@@ -91,7 +93,8 @@ pub struct Sender<'a> {
 
 /// What the SQL subsystem watches: statements running now, the slow ones, and plans.
 pub struct QueryMonitor {
-    pub running: RunningQueries,
+    /// Shared with the query stream (/api/v1/ws/query), so both are listed and cancellable.
+    pub running: Arc<RunningQueries>,
     pub slow: super::slow_log::SlowLog,
     pub plans: super::plans::PlanTracker,
 }
@@ -99,7 +102,7 @@ pub struct QueryMonitor {
 impl QueryMonitor {
     pub fn new(config: &crate::config::QueriesConfig) -> QueryMonitor {
         QueryMonitor {
-            running: RunningQueries::default(),
+            running: Arc::default(),
             slow: super::slow_log::SlowLog::new(config.slow_threshold, config.slow_log_capacity),
             plans: super::plans::PlanTracker::default(),
         }
@@ -112,27 +115,51 @@ pub struct RunningQueries {
 }
 
 /// Removes the statement from the registry when the call ends, however it ends.
-pub struct Registered<'a> {
-    registry: &'a RunningQueries,
+pub struct Registered {
+    registry: Arc<RunningQueries>,
     pub query: Arc<Running>,
 }
 
-impl Drop for Registered<'_> {
+impl Drop for Registered {
     fn drop(&mut self) {
         lock(&self.registry.running).remove(&self.query.id);
     }
 }
 
 impl RunningQueries {
+    /// A fresh id for a statement: `q-` and 16 hex digits.
+    pub fn new_id() -> String {
+        format!("q-{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+    }
+
     pub fn register(
-        &self,
+        self: &Arc<Self>,
         sql: &str,
         database: &str,
         sender: &Sender<'_>,
         transaction_id: Option<&str>,
-    ) -> Registered<'_> {
+    ) -> Registered {
+        let id = Self::new_id();
+        self.register_as(id, sql, database, sender, transaction_id)
+            .unwrap_or_else(|| unreachable!("a fresh uuid-based id is unique"))
+    }
+
+    /// Registers under a caller-chosen id (a streamed query's `query_id`); `None` if a running
+    /// statement already has it.
+    pub fn register_as(
+        self: &Arc<Self>,
+        id: String,
+        sql: &str,
+        database: &str,
+        sender: &Sender<'_>,
+        transaction_id: Option<&str>,
+    ) -> Option<Registered> {
+        let mut running = lock(&self.running);
+        if running.contains_key(&id) {
+            return None;
+        }
         let query = Arc::new(Running {
-            id: format!("q-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+            id,
             sql: sql.to_string(),
             database: database.to_string(),
             user_id: sender.user_id.to_string(),
@@ -146,11 +173,11 @@ impl RunningQueries {
             cancelled: AtomicBool::new(false),
             executing: AtomicBool::new(false),
         });
-        lock(&self.running).insert(query.id.clone(), Arc::clone(&query));
-        Registered {
-            registry: self,
+        running.insert(query.id.clone(), Arc::clone(&query));
+        Some(Registered {
+            registry: Arc::clone(self),
             query,
-        }
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Running>> {

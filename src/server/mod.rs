@@ -59,15 +59,17 @@ impl Server {
         )?);
         let auth = Auth::start(&config, system_db.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let queries = Arc::new(crate::engine::queries::QueryMonitor::new(&config.queries));
         let ws = Arc::new(WsHub {
             bus: Arc::clone(&bus),
+            engine: Arc::clone(&engine),
+            queries: Arc::clone(&queries),
             auth: Arc::clone(&auth),
             registry: Arc::default(),
             config: config.websocket.clone(),
             shutdown: shutdown.clone(),
             started: process_start,
         });
-        let queries = Arc::new(crate::engine::queries::QueryMonitor::new(&config.queries));
         let state = Arc::new(AppState {
             config,
             system_db,
