@@ -34,6 +34,15 @@ pub enum Error {
     /// A statement ran past its timeout and was interrupted (answered 408).
     #[error("{0}")]
     Timeout(String),
+    /// A lock request was not granted within its wait (answered 409 LOCK_TIMEOUT).
+    #[error("{0}")]
+    LockTimeout(String),
+    /// A lock request was the victim of a deadlock (answered 409 DEADLOCK, with the cycle).
+    #[error("{message}")]
+    Deadlock {
+        message: String,
+        deadlock: Box<crate::api::types::Deadlock>,
+    },
 }
 
 impl From<Error> for crate::api::ApiError {
@@ -51,6 +60,13 @@ impl From<Error> for crate::api::ApiError {
             }
             Error::Timeout(m) => {
                 crate::api::ApiError::new(StatusCode::REQUEST_TIMEOUT, "QUERY_TIMEOUT", m)
+            }
+            Error::LockTimeout(m) => {
+                crate::api::ApiError::new(StatusCode::CONFLICT, "LOCK_TIMEOUT", m)
+            }
+            Error::Deadlock { message, deadlock } => {
+                crate::api::ApiError::new(StatusCode::CONFLICT, "DEADLOCK", message)
+                    .with_details(serde_json::to_value(*deadlock).unwrap_or_default())
             }
             other => crate::api::ApiError::internal(other),
         }
