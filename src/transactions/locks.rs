@@ -12,6 +12,8 @@ use crate::error::Error;
 
 /// Wait used when a request gives no `timeout_ms`.
 const DEFAULT_WAIT: Duration = Duration::from_millis(5000);
+/// The longest wait, as declared in the schema (typify does not check integer bounds).
+const MAX_WAIT_MS: u64 = 60_000;
 
 /// What a lock request names: a named resource or a table row, never both.
 fn target(body: &LockRequest) -> Result<Target, Error> {
@@ -77,6 +79,9 @@ pub async fn acquire(
     body: LockRequest,
 ) -> Result<LockInfo, ApiError> {
     let target = target(&body)?;
+    if body.timeout_ms.is_some_and(|ms| ms > MAX_WAIT_MS) {
+        return Err(Error::Invalid(format!("`timeout_ms` is at most {MAX_WAIT_MS}")).into());
+    }
     let wait = body.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis);
     let locks = Arc::clone(transactions.locks());
     tx.touch();
