@@ -114,7 +114,7 @@ struct Resource {
 /// How a wait ended when the serving side ended it.
 #[derive(Debug)]
 pub enum Outcome {
-    Granted(LockInfo),
+    Granted(Box<LockInfo>),
     Deadlock(Box<Deadlock>),
 }
 
@@ -422,7 +422,7 @@ impl LockManager {
             let info = table.info_of_grant(key, i);
             self.announce(LockEventEventType::Acquired, &info, None);
             // A requester that went away leaves the lock with its transaction until it ends.
-            let _ = w.wake.send(Outcome::Granted(info));
+            let _ = w.wake.send(Outcome::Granted(Box::new(info)));
         }
         let res = &table.resources[key];
         if res.holders.is_empty() && res.queue.is_empty() {

@@ -128,7 +128,7 @@ pub async fn acquire(
     guard.armed = false;
     tx.touch();
     match outcome {
-        Some(Outcome::Granted(info)) => Ok(info),
+        Some(Outcome::Granted(info)) => Ok(*info),
         Some(Outcome::Deadlock(deadlock)) => Err(deadlock_error(*deadlock).into()),
         None => Err(
             Error::Conflict("the transaction ended while its lock request waited".into()).into(),

@@ -51,7 +51,7 @@ fn cycle_through(out: &BTreeMap<&str, Vec<&WaitForEdge>>, start: &str) -> Option
 /// transaction of a cycle always survives, so the oldest transaction waiting anywhere is never a
 /// victim and always makes progress (no livelock between retries), and the youngest has usually
 /// done the least work to undo.
-pub fn choose_victim<'a>(cycle: &'a [(String, DateTime<Utc>)]) -> Option<&'a str> {
+pub fn choose_victim(cycle: &[(String, DateTime<Utc>)]) -> Option<&str> {
     cycle
         .iter()
         .max_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)))
