@@ -37,6 +37,15 @@ pub enum Error {
     /// No connection of the database's pool became free in time (answered 503).
     #[error("{0}")]
     PoolExhausted(String),
+    /// A lock request was not granted within its wait (answered 409 LOCK_TIMEOUT).
+    #[error("{0}")]
+    LockTimeout(String),
+    /// A lock request was the victim of a deadlock (answered 409 DEADLOCK, with the cycle).
+    #[error("{message}")]
+    Deadlock {
+        message: String,
+        deadlock: Box<crate::api::types::Deadlock>,
+    },
 }
 
 impl From<Error> for crate::api::ApiError {
@@ -57,6 +66,13 @@ impl From<Error> for crate::api::ApiError {
             }
             Error::PoolExhausted(m) => {
                 crate::api::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "POOL_EXHAUSTED", m)
+            }
+            Error::LockTimeout(m) => {
+                crate::api::ApiError::new(StatusCode::CONFLICT, "LOCK_TIMEOUT", m)
+            }
+            Error::Deadlock { message, deadlock } => {
+                crate::api::ApiError::new(StatusCode::CONFLICT, "DEADLOCK", message)
+                    .with_details(serde_json::to_value(*deadlock).unwrap_or_default())
             }
             other => crate::api::ApiError::internal(other),
         }

@@ -7,6 +7,7 @@ mod auth;
 mod drift;
 mod events;
 mod health;
+mod locks;
 mod rbac;
 mod serve;
 mod sessions;

@@ -59,6 +59,11 @@ impl TestServer {
         }
     }
 
+    /// The running server's state (its bus, transactions, ...).
+    pub fn state(&self) -> &rustydb::state::SharedState {
+        &self._server.state
+    }
+
     /// A caller without credentials.
     pub fn anon(&self) -> Caller<'_> {
         Caller {

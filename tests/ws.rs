@@ -742,11 +742,11 @@ async fn revoked_credentials_and_lost_roles_reach_open_connections() {
     assert_eq!(close_code(&mut ws).await, Some(4001));
 }
 
-/// Connects to an `/api/v1/ws/events` URL and waits for the acks of its four topics.
+/// Connects to an `/api/v1/ws/events` URL and waits for the acks of its five topics.
 async fn events(live: &Live, path: &str, token: &str) -> Client {
     let mut ws = live.connect_as(path, token).await;
     let mut topics = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let (ack, _) = until(&mut ws, "subscription_ack").await;
         topics.push(
             ack["data"]["topic"]
@@ -759,6 +759,7 @@ async fn events(live: &Live, path: &str, token: &str) -> Client {
     assert_eq!(
         topics,
         [
+            "locks",
             "maintenance",
             "schema_changes",
             "table_changes",

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod capture;
 pub mod catalog;
+pub mod locks;
 pub mod plans;
 pub mod queries;
 pub mod sessions;

@@ -10,6 +10,7 @@ use chrono::Utc;
 
 use super::capture::Actor;
 use super::catalog::{Database, Held};
+use super::locks::{LockManager, TxMeta};
 use crate::api::types::{
     TransactionEvent, TransactionEventEventType, TransactionEventMode, TransactionInfo,
     TransactionState,
@@ -32,6 +33,22 @@ pub struct Transaction {
 impl Transaction {
     pub fn info(&self) -> TransactionInfo {
         lock(&self.info).clone()
+    }
+
+    /// Who this transaction is, for the lock manager.
+    pub fn lock_meta(&self) -> TxMeta {
+        let info = lock(&self.info);
+        TxMeta {
+            transaction_id: info.transaction_id.clone(),
+            owner: info.owner.clone(),
+            database: info.database.clone(),
+            started_at: info.started_at,
+        }
+    }
+
+    /// Counts a lock request as activity, so the idle reaper leaves the transaction alone.
+    pub fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
     }
 
     pub fn database(&self) -> String {
@@ -94,6 +111,8 @@ pub struct Transactions {
     ended: Mutex<VecDeque<TransactionInfo>>,
     /// Where `transaction_event`s go; none in unit use.
     events: Option<Arc<Bus>>,
+    /// Locks taken through the API; released when their transaction ends.
+    locks: Arc<LockManager>,
 }
 
 pub fn validate_savepoint(name: &str) -> Result<()> {
@@ -111,9 +130,14 @@ impl Transactions {
     /// Transactions that announce BEGIN, COMMIT and ROLLBACK on `bus`.
     pub fn with_events(bus: Arc<Bus>) -> Transactions {
         Transactions {
+            locks: Arc::new(LockManager::with_events(Arc::clone(&bus))),
             events: Some(bus),
             ..Transactions::default()
         }
+    }
+
+    pub fn locks(&self) -> &Arc<LockManager> {
+        &self.locks
     }
 
     fn announce(
@@ -244,6 +268,8 @@ impl Transactions {
             Err(e) => format!("commit failed, rolled back: {e}"),
         });
         info.savepoints.clear();
+        // Only now, with SQLite's transaction over, may others have what it locked.
+        self.locks.release_all(id, reason);
         let mut ended = lock(&self.ended);
         if ended.len() == REMEMBERED {
             ended.pop_front();
@@ -261,11 +287,16 @@ impl Transactions {
         })
     }
 
-    /// Rolls back transactions idle longer than `limit` that are not running a statement.
+    /// Rolls back transactions idle longer than `limit` that are not running a statement nor
+    /// waiting for a lock (a wait is bounded by its own timeout).
     pub fn reap(&self, limit: Duration) {
         let idle: Vec<String> = lock(&self.open)
             .iter()
-            .filter(|(_, t)| lock(&t.last_used).elapsed() >= limit && t.held.try_lock().is_ok())
+            .filter(|(id, t)| {
+                lock(&t.last_used).elapsed() >= limit
+                    && t.held.try_lock().is_ok()
+                    && !self.locks.is_waiting(id)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in idle {
