@@ -6,7 +6,9 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::sql::{to_json, to_sql};
-use crate::api::types::{ColumnInfo, ColumnSpec, TableInfo};
+use crate::api::types::{
+    ColumnInfo, ColumnSpec, IndexInfo, IndexInfoOrigin, IndexStatistics, TableInfo, TableStatistics,
+};
 use crate::error::{Error, Result};
 
 pub fn quote(ident: &str) -> String {
@@ -17,8 +19,8 @@ pub fn quote(ident: &str) -> String {
 pub struct Table {
     pub name: String,
     pub columns: Vec<ColumnInfo>,
-    /// The single primary-key column, or `None` to address rows by rowid.
-    pub key: Option<String>,
+    /// The primary-key columns in PRIMARY KEY order; empty to address rows by rowid.
+    pub key: Vec<String>,
 }
 
 impl Table {
@@ -29,11 +31,110 @@ impl Table {
             .ok_or_else(|| Error::Invalid(format!("table `{}` has no column `{name}`", self.name)))
     }
 
+    /// The key columns as SQL, for ORDER BY.
     fn key_sql(&self) -> String {
-        self.key
-            .as_deref()
-            .map_or_else(|| "rowid".to_string(), quote)
+        if self.key.is_empty() {
+            return "rowid".into();
+        }
+        self.key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
     }
+
+    /// `WHERE` condition matching one row by its key, with one `?` per part.
+    fn key_condition(&self) -> String {
+        if self.key.is_empty() {
+            return "rowid = ?".into();
+        }
+        self.key
+            .iter()
+            .map(|k| format!("{} = ?", quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// Splits a key from the path into one bound value per key column.
+    pub fn parse_key(&self, text: &str) -> Result<Vec<SqlValue>> {
+        let parts = split_key(text, self.key.len().max(1))?;
+        Ok(parts.into_iter().map(SqlValue::Text).collect())
+    }
+
+    /// What `RETURNING` / `SELECT` lists to read a row and its key: the rowid first when rows
+    /// are addressed by it.
+    fn keyed_select(&self) -> String {
+        let columns = select_list(self);
+        if self.key.is_empty() {
+            format!("rowid, {columns}")
+        } else {
+            columns
+        }
+    }
+
+    /// Reads a row selected with `keyed_select`: its key as the path writes it, and the row.
+    fn keyed_row(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<(Value, Map<String, Value>)> {
+        if self.key.is_empty() {
+            let rowid: i64 = row.get(0)?;
+            return Ok((Value::from(rowid), row_object(self, row, 1)?));
+        }
+        let object = row_object(self, row, 0)?;
+        let id = match self.key.as_slice() {
+            [only] => object.get(only).cloned().unwrap_or_default(),
+            parts => Value::String(encode_key(
+                &parts
+                    .iter()
+                    .map(|k| match object.get(k) {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Null) | None => String::new(),
+                        Some(other) => other.to_string(),
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+        };
+        Ok((id, object))
+    }
+}
+
+/// Writes a key as the rows path takes it: one part as is; several joined with `,`, each part's
+/// `\` and `,` escaped with a backslash.
+pub fn encode_key(parts: &[String]) -> String {
+    match parts {
+        [only] => only.clone(),
+        parts => parts
+            .iter()
+            .map(|p| p.replace('\\', "\\\\").replace(',', "\\,"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// Reads a key written by `encode_key` for a key of `expected` columns.
+pub fn split_key(text: &str, expected: usize) -> Result<Vec<String>> {
+    if expected == 1 {
+        return Ok(vec![text.to_string()]);
+    }
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => match chars.next() {
+                Some(escaped @ ('\\' | ',')) => current.push(escaped),
+                _ => {
+                    return Err(Error::BadRowKey(
+                        "a backslash in a composite key escapes only `,` or `\\`".into(),
+                    ));
+                }
+            },
+            ',' => parts.push(std::mem::take(&mut current)),
+            other => current.push(other),
+        }
+    }
+    parts.push(current);
+    if parts.len() != expected {
+        return Err(Error::BadRowKey(format!(
+            "the table's primary key has {expected} columns; the key has {} parts (separate them with `,`, escape `,` and `\\` inside a value with `\\`)",
+            parts.len()
+        )));
+    }
+    Ok(parts)
 }
 
 pub fn describe(conn: &Connection, name: &str) -> Result<Table> {
@@ -62,7 +163,7 @@ pub fn describe(conn: &Connection, name: &str) -> Result<Table> {
     for row in rows {
         let (column, ty, not_null, default, pk) = row?;
         if pk > 0 {
-            keys.push(column.clone());
+            keys.push((column.clone(), pk));
         }
         columns.push(ColumnInfo {
             name: column,
@@ -72,15 +173,8 @@ pub fn describe(conn: &Connection, name: &str) -> Result<Table> {
             default,
         });
     }
-    let key = match keys.len() {
-        1 => keys.pop(),
-        0 => None,
-        _ => {
-            return Err(Error::Invalid(format!(
-                "table `{name}` has a composite primary key; use the SQL API"
-            )));
-        }
-    };
+    keys.sort_by_key(|(_, position)| *position);
+    let key = keys.into_iter().map(|(k, _)| k).collect();
     Ok(Table { name, columns, key })
 }
 
@@ -129,54 +223,166 @@ fn literal(value: &Value) -> Result<String> {
     })
 }
 
-pub fn create(conn: &Connection, name: &str, columns: &[ColumnSpec]) -> Result<TableInfo> {
-    if name.starts_with("sqlite_") {
+/// A column definition; `PRIMARY KEY` only when the column alone is the key.
+fn column_def(c: &ColumnSpec, primary_key: bool) -> Result<String> {
+    let ty = c.type_.as_str();
+    if !ty
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || " _(),".contains(ch))
+    {
+        return Err(Error::Invalid(format!(
+            "column `{}`: type `{ty}` is not a type name",
+            c.name.as_str()
+        )));
+    }
+    let mut def = format!("{} {ty}", quote(&c.name));
+    if primary_key {
+        def.push_str(" PRIMARY KEY");
+    }
+    if c.not_null == Some(true) {
+        def.push_str(" NOT NULL");
+    }
+    if c.unique == Some(true) {
+        def.push_str(" UNIQUE");
+    }
+    if let Some(d) = &c.default {
+        def.push_str(&format!(" DEFAULT {}", literal(d)?));
+    }
+    Ok(def)
+}
+
+fn check_new_name(name: &str) -> Result<()> {
+    if name.to_ascii_lowercase().starts_with("sqlite_") {
         return Err(Error::Invalid(
-            "table names starting with sqlite_ are reserved".into(),
+            "names starting with sqlite_ are reserved".into(),
         ));
     }
+    Ok(())
+}
+
+/// Whether a table, view, index or trigger already uses `name` (SQLite names share one space).
+fn name_taken(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE",
+            [name],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub fn create(
+    conn: &Connection,
+    name: &str,
+    columns: &[ColumnSpec],
+    without_rowid: bool,
+) -> Result<TableInfo> {
+    check_new_name(name)?;
     if columns.is_empty() {
         return Err(Error::Invalid("a table needs at least one column".into()));
     }
-    if describe(conn, name).is_ok() {
+    if name_taken(conn, name)? {
         return Err(Error::Conflict(format!("table `{name}` already exists")));
     }
-    let mut defs = Vec::new();
-    for c in columns {
-        let ty = c.type_.as_str();
-        if !ty
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || " _(),".contains(ch))
-        {
-            return Err(Error::Invalid(format!(
-                "column `{}`: type `{ty}` is not a type name",
-                c.name.as_str()
-            )));
-        }
-        let mut def = format!("{} {ty}", quote(&c.name));
-        if c.primary_key == Some(true) {
-            def.push_str(" PRIMARY KEY");
-        }
-        if c.not_null == Some(true) {
-            def.push_str(" NOT NULL");
-        }
-        if c.unique == Some(true) {
-            def.push_str(" UNIQUE");
-        }
-        if let Some(d) = &c.default {
-            def.push_str(&format!(" DEFAULT {}", literal(d)?));
-        }
-        defs.push(def);
+    let key: Vec<&ColumnSpec> = columns
+        .iter()
+        .filter(|c| c.primary_key == Some(true))
+        .collect();
+    if without_rowid && key.is_empty() {
+        return Err(Error::Invalid(
+            "a WITHOUT ROWID table needs a primary key".into(),
+        ));
+    }
+    let mut defs = columns
+        .iter()
+        .map(|c| column_def(c, key.len() == 1 && c.primary_key == Some(true)))
+        .collect::<Result<Vec<_>>>()?;
+    if key.len() > 1 {
+        defs.push(format!(
+            "PRIMARY KEY ({})",
+            key.iter()
+                .map(|c| quote(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     conn.execute_batch(&format!(
-        "CREATE TABLE {} ({})",
+        "CREATE TABLE {} ({}){}",
         quote(name),
-        defs.join(", ")
+        defs.join(", "),
+        if without_rowid { " WITHOUT ROWID" } else { "" }
     ))?;
     info(conn, name)
 }
 
+/// One ALTER TABLE change.
+pub enum Alter {
+    RenameTo(String),
+    AddColumn(ColumnSpec),
+    RenameColumn { from: String, to: String },
+    DropColumn(String),
+}
+
+/// Applies one change; returns the table as it is afterwards. Names are checked here so that a
+/// taken name is a 409 and an unknown one a 404; what SQLite itself refuses (a primary-key or
+/// indexed column, NOT NULL without a default...) comes back as its message (400).
+pub fn alter(conn: &Connection, name: &str, change: Alter) -> Result<TableInfo> {
+    let table = describe(conn, name)?;
+    let t = quote(&table.name);
+    let has = |column: &str| table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(column));
+    let (sql, after) = match change {
+        Alter::RenameTo(new) => {
+            check_new_name(&new)?;
+            if name_taken(conn, &new)? && !new.eq_ignore_ascii_case(&table.name) {
+                return Err(Error::Conflict(format!("the name `{new}` is already taken")));
+            }
+            (format!("ALTER TABLE {t} RENAME TO {}", quote(&new)), new)
+        }
+        Alter::AddColumn(spec) => {
+            if has(&spec.name) {
+                return Err(Error::Conflict(format!(
+                    "table `{}` already has a column `{}`",
+                    table.name,
+                    spec.name.as_str()
+                )));
+            }
+            let def = column_def(&spec, spec.primary_key == Some(true))?;
+            (format!("ALTER TABLE {t} ADD COLUMN {def}"), table.name)
+        }
+        Alter::RenameColumn { from, to } => {
+            let from = table.column(&from).map_err(|e| Error::NotFound(e.to_string()))?;
+            if has(&to) && !to.eq_ignore_ascii_case(&from.name) {
+                return Err(Error::Conflict(format!(
+                    "table `{}` already has a column `{to}`",
+                    table.name
+                )));
+            }
+            (
+                format!(
+                    "ALTER TABLE {t} RENAME COLUMN {} TO {}",
+                    quote(&from.name),
+                    quote(&to)
+                ),
+                table.name,
+            )
+        }
+        Alter::DropColumn(column) => {
+            let column = table
+                .column(&column)
+                .map_err(|e| Error::NotFound(e.to_string()))?;
+            (
+                format!("ALTER TABLE {t} DROP COLUMN {}", quote(&column.name)),
+                table.name,
+            )
+        }
+    };
+    conn.execute_batch(&sql)?;
+    info(conn, &after)
+}
+
 pub fn drop(conn: &Connection, name: &str) -> Result<()> {
+    // Checked first so that an unknown table is a 404, not SQLite's 400.
     let table = describe(conn, name)?;
     conn.execute_batch(&format!("DROP TABLE {}", quote(&table.name)))?;
     Ok(())
@@ -230,10 +436,15 @@ fn condition(table: &Table, c: &Value, args: &mut Vec<SqlValue>) -> Result<Strin
     })
 }
 
-fn row_object(table: &Table, row: &rusqlite::Row<'_>) -> rusqlite::Result<Map<String, Value>> {
+/// The table's columns of `row`, starting at column `from`.
+fn row_object(
+    table: &Table,
+    row: &rusqlite::Row<'_>,
+    from: usize,
+) -> rusqlite::Result<Map<String, Value>> {
     let mut object = Map::new();
     for (i, c) in table.columns.iter().enumerate() {
-        object.insert(c.name.clone(), to_json(row.get_ref(i)?));
+        object.insert(c.name.clone(), to_json(row.get_ref(from + i)?));
     }
     Ok(object)
 }
@@ -305,25 +516,34 @@ pub fn rows(
         select_list(&table)
     ))?;
     let rows = stmt
-        .query_map(params_from_iter(args.iter()), |r| row_object(&table, r))?
+        .query_map(params_from_iter(args.iter()), |r| row_object(&table, r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Page { rows, total })
 }
 
-/// Reads one row; `None` when no row has that key.
-pub fn get(conn: &Connection, table: &Table, key: &str) -> Result<Option<Map<String, Value>>> {
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {} FROM {} WHERE {} = ?1",
-                select_list(table),
-                quote(&table.name),
-                table.key_sql()
-            ),
-            [key],
-            |r| row_object(table, r),
-        )
-        .optional()?)
+/// A row and its key as the rows path writes it.
+pub type KeyedRow = (Value, Map<String, Value>);
+
+fn no_row(table: &Table, key: &str) -> Error {
+    Error::NotFound(format!("no row `{key}` in `{}`", table.name))
+}
+
+/// Reads one row by its key as written in the path.
+pub fn get(conn: &Connection, name: &str, key: &str) -> Result<KeyedRow> {
+    let table = describe(conn, name)?;
+    let args = table.parse_key(key)?;
+    conn.query_row(
+        &format!(
+            "SELECT {} FROM {} WHERE {}",
+            table.keyed_select(),
+            quote(&table.name),
+            table.key_condition()
+        ),
+        params_from_iter(args.iter()),
+        |r| table.keyed_row(r),
+    )
+    .optional()?
+    .ok_or_else(|| no_row(&table, key))
 }
 
 fn values(table: &Table, values: &Map<String, Value>) -> Result<(Vec<String>, Vec<SqlValue>)> {
@@ -339,7 +559,8 @@ fn values(table: &Table, values: &Map<String, Value>) -> Result<(Vec<String>, Ve
     Ok((columns, args))
 }
 
-/// Constraint failures on the rows API are conflicts with existing data (409).
+/// Constraint failures (NOT NULL, UNIQUE, CHECK, foreign keys, STRICT types) on the rows API
+/// are conflicts with the table's rules or existing data (409).
 fn conflicts(e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Conflict(e.to_string()),
@@ -347,105 +568,171 @@ fn conflicts(e: rusqlite::Error) -> Error {
     }
 }
 
-/// Inserts a row; returns its key and the row as stored.
-pub fn insert(
-    conn: &Connection,
-    name: &str,
-    new: &Map<String, Value>,
-) -> Result<(Value, Map<String, Value>)> {
+/// Inserts a row; returns its key and the row as stored. `RETURNING` reads it back, which
+/// also works for WITHOUT ROWID tables.
+pub fn insert(conn: &Connection, name: &str, new: &Map<String, Value>) -> Result<KeyedRow> {
     let table = describe(conn, name)?;
     let (columns, args) = values(&table, new)?;
-    conn.execute(
+    conn.query_row(
         &format!(
-            "INSERT INTO {} ({}) VALUES ({})",
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
             quote(&table.name),
             columns.join(", "),
-            vec!["?"; columns.len()].join(", ")
+            vec!["?"; columns.len()].join(", "),
+            table.keyed_select()
         ),
         params_from_iter(args.iter()),
+        |r| table.keyed_row(r),
     )
-    .map_err(conflicts)?;
-    let rowid = conn.last_insert_rowid();
-    let row: Map<String, Value> = conn.query_row(
-        &format!(
-            "SELECT {} FROM {} WHERE rowid = ?1",
-            select_list(&table),
-            quote(&table.name)
-        ),
-        [rowid],
-        |r| row_object(&table, r),
-    )?;
-    let key = match &table.key {
-        Some(k) => row.get(k).cloned().unwrap_or(Value::Null),
-        None => Value::from(rowid),
-    };
-    Ok((key, row))
+    .map_err(conflicts)
 }
 
+/// Changes columns of the row with `key`; returns its (possibly new) key and the row as stored.
 pub fn update(
     conn: &Connection,
     name: &str,
     key: &str,
     new: &Map<String, Value>,
-) -> Result<(Value, Map<String, Value>)> {
+) -> Result<KeyedRow> {
     let table = describe(conn, name)?;
     let (columns, mut args) = values(&table, new)?;
+    args.extend(table.parse_key(key)?);
     let set: Vec<String> = columns.iter().map(|c| format!("{c} = ?")).collect();
-    args.push(SqlValue::Text(key.to_string()));
+    conn.query_row(
+        &format!(
+            "UPDATE {} SET {} WHERE {} RETURNING {}",
+            quote(&table.name),
+            set.join(", "),
+            table.key_condition(),
+            table.keyed_select()
+        ),
+        params_from_iter(args.iter()),
+        |r| table.keyed_row(r),
+    )
+    .optional()
+    .map_err(conflicts)?
+    .ok_or_else(|| no_row(&table, key))
+}
+
+pub fn delete(conn: &Connection, name: &str, key: &str) -> Result<()> {
+    let table = describe(conn, name)?;
+    let args = table.parse_key(key)?;
     let changed = conn
         .execute(
             &format!(
-                "UPDATE {} SET {} WHERE {} = ?",
+                "DELETE FROM {} WHERE {}",
                 quote(&table.name),
-                set.join(", "),
-                table.key_sql()
+                table.key_condition()
             ),
             params_from_iter(args.iter()),
         )
         .map_err(conflicts)?;
     if changed == 0 {
-        return Err(Error::NotFound(format!(
-            "no row `{key}` in `{}`",
-            table.name
-        )));
-    }
-    // The key itself may have changed.
-    let new_key = table
-        .key
-        .as_ref()
-        .and_then(|k| new.get(k))
-        .map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .unwrap_or_else(|| key.to_string());
-    let row = get(conn, &table, &new_key)?
-        .ok_or_else(|| Error::NotFound(format!("no row `{new_key}` in `{}`", table.name)))?;
-    let key = table
-        .key
-        .as_ref()
-        .and_then(|k| row.get(k).cloned())
-        .unwrap_or(Value::String(new_key));
-    Ok((key, row))
-}
-
-pub fn delete(conn: &Connection, name: &str, key: &str) -> Result<()> {
-    let table = describe(conn, name)?;
-    let changed = conn
-        .execute(
-            &format!(
-                "DELETE FROM {} WHERE {} = ?1",
-                quote(&table.name),
-                table.key_sql()
-            ),
-            [key],
-        )
-        .map_err(conflicts)?;
-    if changed == 0 {
-        return Err(Error::NotFound(format!(
-            "no row `{key}` in `{}`",
-            table.name
-        )));
+        return Err(no_row(&table, key));
     }
     Ok(())
+}
+
+/// The indexes of a table, in name order.
+pub fn indexes(conn: &Connection, name: &str) -> Result<Vec<IndexInfo>> {
+    let table = describe(conn, name)?;
+    let mut stmt = conn.prepare(&format!("PRAGMA index_list({})", quote(&table.name)))?;
+    let mut listed: Vec<(String, bool, String, bool)> = stmt
+        .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    listed
+        .into_iter()
+        .map(|(index, unique, origin, partial)| {
+            let mut stmt = conn.prepare(&format!("PRAGMA index_info({})", quote(&index)))?;
+            let columns = stmt
+                .query_map([], |r| r.get::<_, Option<String>>(2))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(IndexInfo {
+                name: index,
+                table: table.name.clone(),
+                unique,
+                columns,
+                origin: match origin.as_str() {
+                    "pk" => IndexInfoOrigin::PrimaryKey,
+                    "u" => IndexInfoOrigin::Unique,
+                    _ => IndexInfoOrigin::Create,
+                },
+                partial,
+            })
+        })
+        .collect()
+}
+
+fn index_of(conn: &Connection, table: &str, index: &str) -> Result<IndexInfo> {
+    indexes(conn, table)?
+        .into_iter()
+        .find(|i| i.name == index)
+        .ok_or_else(|| Error::NotFound(format!("table `{table}` has no index `{index}`")))
+}
+
+/// Creates an index over existing columns. Duplicates in the data under a unique index are a
+/// conflict (409).
+pub fn create_index(
+    conn: &Connection,
+    name: &str,
+    index: &str,
+    columns: &[String],
+    unique: bool,
+) -> Result<IndexInfo> {
+    let table = describe(conn, name)?;
+    check_new_name(index)?;
+    if columns.is_empty() {
+        return Err(Error::Invalid("an index needs at least one column".into()));
+    }
+    let columns = columns
+        .iter()
+        .map(|c| table.column(c).map(|c| quote(&c.name)))
+        .collect::<Result<Vec<_>>>()?;
+    if name_taken(conn, index)? {
+        return Err(Error::Conflict(format!("the name `{index}` is already taken")));
+    }
+    conn.execute_batch(&format!(
+        "CREATE {}INDEX {} ON {} ({})",
+        if unique { "UNIQUE " } else { "" },
+        quote(index),
+        quote(&table.name),
+        columns.join(", ")
+    ))
+    .map_err(conflicts)?;
+    index_of(conn, &table.name, index)
+}
+
+/// Drops an index made by CREATE INDEX; those behind a constraint belong to the table (409).
+pub fn drop_index(conn: &Connection, name: &str, index: &str) -> Result<()> {
+    let found = index_of(conn, name, index)?;
+    if found.origin != IndexInfoOrigin::Create {
+        return Err(Error::Conflict(format!(
+            "index `{index}` backs a {} constraint of `{}`; alter the table instead",
+            found.origin, found.table
+        )));
+    }
+    conn.execute_batch(&format!("DROP INDEX {}", quote(&found.name)))?;
+    Ok(())
+}
+
+/// Runs ANALYZE on a table and returns what SQLite stored for it in `sqlite_stat1`.
+pub fn analyze(conn: &Connection, name: &str) -> Result<TableStatistics> {
+    let table = describe(conn, name)?;
+    conn.execute_batch(&format!("ANALYZE {}", quote(&table.name)))?;
+    // sqlite_stat1 exists once any ANALYZE has run, which the statement above just did.
+    let mut stmt =
+        conn.prepare("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = ?1 ORDER BY idx")?;
+    let statistics = stmt
+        .query_map([&table.name], |r| {
+            Ok(IndexStatistics {
+                index: r.get(0)?,
+                stat: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(TableStatistics {
+        table: table.name,
+        statistics,
+    })
 }
