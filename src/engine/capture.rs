@@ -96,6 +96,27 @@ struct Buffer {
     marks: Vec<(String, usize)>,
 }
 
+/// Drops this connection's capture triggers on `table`. SQLite refuses `DROP COLUMN` while any
+/// trigger, TEMP ones included, names the column; the caller drops them in the same
+/// transaction as the ALTER, and `ensure_triggers` recreates them on the next call because the
+/// schema version changed (a rollback restores them).
+pub fn drop_table_triggers(conn: &Connection, table: &str) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_temp_schema WHERE type = 'trigger' AND tbl_name = ?1
+         AND name LIKE 'rustydb_cc_%'",
+    )?;
+    let names: Vec<String> = stmt
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in names {
+        conn.execute_batch(&format!(
+            "DROP TRIGGER temp.{}",
+            super::tables::quote(&name)
+        ))?;
+    }
+    Ok(())
+}
+
 /// The capture state of one connection.
 pub struct Capture {
     buffer: Arc<Mutex<Buffer>>,

@@ -36,7 +36,11 @@ impl Table {
         if self.key.is_empty() {
             return "rowid".into();
         }
-        self.key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+        self.key
+            .iter()
+            .map(|k| quote(k))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// `WHERE` condition matching one row by its key, with one `?` per part.
@@ -330,12 +334,21 @@ pub enum Alter {
 pub fn alter(conn: &Connection, name: &str, change: Alter) -> Result<TableInfo> {
     let table = describe(conn, name)?;
     let t = quote(&table.name);
-    let has = |column: &str| table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(column));
+    let has = |column: &str| {
+        table
+            .columns
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(column))
+    };
+    let table_name = table.name.clone();
+    let drops_column = matches!(change, Alter::DropColumn(_));
     let (sql, after) = match change {
         Alter::RenameTo(new) => {
             check_new_name(&new)?;
             if name_taken(conn, &new)? && !new.eq_ignore_ascii_case(&table.name) {
-                return Err(Error::Conflict(format!("the name `{new}` is already taken")));
+                return Err(Error::Conflict(format!(
+                    "the name `{new}` is already taken"
+                )));
             }
             (format!("ALTER TABLE {t} RENAME TO {}", quote(&new)), new)
         }
@@ -351,7 +364,9 @@ pub fn alter(conn: &Connection, name: &str, change: Alter) -> Result<TableInfo> 
             (format!("ALTER TABLE {t} ADD COLUMN {def}"), table.name)
         }
         Alter::RenameColumn { from, to } => {
-            let from = table.column(&from).map_err(|e| Error::NotFound(e.to_string()))?;
+            let from = table
+                .column(&from)
+                .map_err(|e| Error::NotFound(e.to_string()))?;
             if has(&to) && !to.eq_ignore_ascii_case(&from.name) {
                 return Err(Error::Conflict(format!(
                     "table `{}` already has a column `{to}`",
@@ -377,7 +392,26 @@ pub fn alter(conn: &Connection, name: &str, change: Alter) -> Result<TableInfo> 
             )
         }
     };
-    conn.execute_batch(&sql)?;
+    if !drops_column {
+        conn.execute_batch(&sql)?;
+        return info(conn, &after);
+    }
+    // The capture triggers name every column; they go in the same transaction as the ALTER,
+    // so a refused drop brings them back.
+    // Inside someone else's transaction they stay, and SQLite reports the trigger instead.
+    if !conn.is_autocommit() {
+        conn.execute_batch(&sql)?;
+        return info(conn, &after);
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let outcome = super::capture::drop_table_triggers(conn, &table_name)
+        .and_then(|()| Ok(conn.execute_batch(&sql)?));
+    conn.execute_batch(if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    })?;
+    outcome?;
     info(conn, &after)
 }
 
@@ -690,7 +724,9 @@ pub fn create_index(
         .map(|c| table.column(c).map(|c| quote(&c.name)))
         .collect::<Result<Vec<_>>>()?;
     if name_taken(conn, index)? {
-        return Err(Error::Conflict(format!("the name `{index}` is already taken")));
+        return Err(Error::Conflict(format!(
+            "the name `{index}` is already taken"
+        )));
     }
     conn.execute_batch(&format!(
         "CREATE {}INDEX {} ON {} ({})",
