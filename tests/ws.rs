@@ -998,6 +998,26 @@ async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
     assert_eq!(events[1]["old_row_data"]["v"], "x");
     assert_eq!(events[1]["row_data"]["v"], "y");
 
+    // A refused drop leaves the capture triggers in place (the transaction rolls back).
+    let (code, body) = live
+        .rest(
+            "PATCH",
+            "/api/v1/databases/default/tables/pairs",
+            &admin,
+            Some(json!({"drop_column": "org"})),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "INSERT INTO pairs VALUES ('q', 5, 'w')"}),
+    )
+    .await;
+    let m = next_json(&mut ws).await;
+    assert_eq!(m["data"]["row_id"], "q,5", "{m}");
+
     // Dropping a column through the API keeps capture working, without that column.
     let (code, body) = live
         .rest(
@@ -1017,6 +1037,7 @@ async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
     .await;
     let m = next_json(&mut ws).await;
     assert_eq!(m["data"]["row_data"], json!({"org": "z", "id": 9}), "{m}");
+    assert_eq!(m["data"]["operation"], "INSERT");
     assert_eq!(m["data"]["row_id"], "z,9");
 
     // A single-column key is the value itself, as in the rows path.

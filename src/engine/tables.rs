@@ -772,3 +772,31 @@ pub fn analyze(conn: &Connection, name: &str) -> Result<TableStatistics> {
         statistics,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{encode_key, split_key};
+
+    #[test]
+    fn composite_keys_round_trip_through_their_encoding() {
+        let cases: [&[&str]; 5] = [
+            &["a", "1"],
+            &["a,b", "1"],
+            &["back\\slash", ",", ""],
+            &["\\,", "\\\\,,"],
+            &["", ""],
+        ];
+        for parts in cases {
+            let parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+            let encoded = encode_key(&parts);
+            assert_eq!(split_key(&encoded, parts.len()).expect("splits"), parts);
+        }
+        assert_eq!(encode_key(&["a,b".into(), "1".into()]), "a\\,b,1");
+        // One key column: the text as is.
+        assert_eq!(split_key("a,b\\", 1).expect("one part"), ["a,b\\"]);
+        assert!(split_key("a,b,c", 2).is_err());
+        assert!(split_key("a", 2).is_err());
+        assert!(split_key("a\\b,c", 2).is_err());
+        assert!(split_key("a,c\\", 2).is_err());
+    }
+}
