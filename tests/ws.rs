@@ -741,6 +741,32 @@ async fn revoked_credentials_and_lost_roles_reach_open_connections() {
     assert_eq!(close_code(&mut ws).await, Some(4001));
 }
 
+/// Connects to an `/api/v1/ws/events` URL and waits for the acks of its four topics.
+async fn events(live: &Live, path: &str, token: &str) -> Client {
+    let mut ws = live.connect_as(path, token).await;
+    let mut topics = Vec::new();
+    for _ in 0..4 {
+        let (ack, _) = until(&mut ws, "subscription_ack").await;
+        topics.push(
+            ack["data"]["topic"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    topics.sort();
+    assert_eq!(
+        topics,
+        [
+            "maintenance",
+            "schema_changes",
+            "table_changes",
+            "transactions"
+        ]
+    );
+    ws
+}
+
 async fn sql(live: &Live, token: &str, path: &str, body: Value) -> (u16, Value) {
     live.rest("POST", path, token, Some(body)).await
 }
@@ -758,10 +784,7 @@ async fn committed_changes_stream_in_order_and_rollbacks_stay_silent() {
         json!({"sql": "CREATE TABLE other (a INTEGER)"}),
     )
     .await;
-    let mut ws = live
-        .connect_as("/api/v1/ws/events?table=users", &admin)
-        .await;
-    until(&mut ws, "subscription_ack").await;
+    let mut ws = events(&live, "/api/v1/ws/events?table=users", &admin).await;
 
     // Through the rows API, raw SQL and a batch.
     let (code, body) = live
@@ -885,8 +908,7 @@ async fn a_transaction_publishes_at_commit_without_its_rolled_back_savepoints() 
         json!({"sql": "CREATE TABLE t (a INTEGER)"}),
     )
     .await;
-    let mut ws = live.connect_as("/api/v1/ws/events?table=t", &admin).await;
-    until(&mut ws, "subscription_ack").await;
+    let mut ws = events(&live, "/api/v1/ws/events?table=t", &admin).await;
     let (_, tx) = sql(&live, &admin, "/api/v1/transactions", json!({})).await;
     let id = tx["transaction_id"].as_str().expect("id").to_string();
     let insert =
@@ -936,6 +958,302 @@ async fn a_transaction_publishes_at_commit_without_its_rolled_back_savepoints() 
     );
 }
 
+/// Reads the next `n` messages of `message_type`, skipping others.
+async fn next_of(ws: &mut Client, message_type: &str, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let (m, _) = until(ws, message_type).await;
+        out.push(m["data"].clone());
+    }
+    out
+}
+
+#[tokio::test]
+async fn ddl_becomes_schema_change_events_after_commit_only() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let exec = "/api/v1/sql/execute";
+    let mut ws = events(&live, "/api/v1/ws/events", &admin).await;
+    for statement in [
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE INDEX idx_items_name ON items(name)",
+        "ALTER TABLE items ADD COLUMN price REAL",
+        "CREATE VIEW cheap AS SELECT * FROM items WHERE price < 10",
+        "DROP VIEW cheap",
+        "DROP INDEX idx_items_name",
+    ] {
+        let (code, body) = sql(&live, &admin, exec, json!({"sql": statement})).await;
+        assert_eq!(code, 200, "{statement}: {body}");
+    }
+    let changes = next_of(&mut ws, "schema_changed", 6).await;
+    let summary: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c["change_type"].as_str().unwrap(),
+                c["object_type"].as_str().unwrap(),
+                c["object_name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "CREATE TABLE items",
+            "CREATE INDEX idx_items_name",
+            "ALTER TABLE items",
+            "CREATE VIEW cheap",
+            "DROP VIEW cheap",
+            "DROP INDEX idx_items_name",
+        ]
+    );
+    assert_eq!(changes[1]["table"], "items");
+    assert_eq!(
+        changes[1]["statement"],
+        "CREATE INDEX idx_items_name ON items(name)"
+    );
+    assert_eq!(changes[1]["user"], "admin");
+    assert_eq!(changes[1]["database"], "default");
+    assert!(
+        changes[2]["definition"]
+            .as_str()
+            .unwrap()
+            .contains("price REAL"),
+        "{}",
+        changes[2]
+    );
+    assert!(
+        changes[0]["transaction_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("tx-")
+    );
+
+    // A rename keeps the object: one ALTER with the old name.
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "ALTER TABLE items RENAME TO products"}),
+    )
+    .await;
+    let renamed = next_of(&mut ws, "schema_changed", 1).await;
+    assert_eq!(renamed[0]["change_type"], "ALTER", "{}", renamed[0]);
+    assert_eq!(renamed[0]["object_name"], "products");
+    assert_eq!(renamed[0]["previous_name"], "items");
+
+    // DDL in an API transaction that rolls back emits nothing; one that commits emits at
+    // COMMIT.
+    for commit in [false, true] {
+        let (_, tx) = sql(&live, &admin, "/api/v1/transactions", json!({})).await;
+        let id = tx["transaction_id"].as_str().expect("id").to_string();
+        let table = if commit { "kept" } else { "discarded" };
+        let (code, body) = sql(
+            &live,
+            &admin,
+            exec,
+            json!({"sql": format!("CREATE TABLE {table} (a INTEGER)"), "transaction_id": id}),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        let end = if commit { "commit" } else { "rollback" };
+        let (code, body) = sql(
+            &live,
+            &admin,
+            &format!("/api/v1/transactions/{id}/{end}"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    // Topics are delivered independently, so only the order within each topic is promised.
+    let (mut transactions, mut schema) = (Vec::new(), Vec::new());
+    while transactions.len() + schema.len() < 5 {
+        let m = next_json(&mut ws).await;
+        match m["message_type"].as_str() {
+            Some("schema_changed") => schema.push(m["data"]["object_name"].clone()),
+            Some("transaction_event") => transactions.push(m["data"]["event_type"].clone()),
+            _ => {}
+        }
+    }
+    assert_eq!(schema, ["kept"]);
+    assert_eq!(transactions, ["BEGIN", "ROLLBACK", "BEGIN", "COMMIT"]);
+
+    // A failed DDL statement emits nothing either; the next event is the marker's.
+    let (code, _) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE products (x)"}),
+    )
+    .await;
+    assert_eq!(code, 400);
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE marker (x)"}),
+    )
+    .await;
+    let next = next_of(&mut ws, "schema_changed", 1).await;
+    assert_eq!(next[0]["object_name"], "marker");
+
+    // `?table=` keeps the schema changes of that table only.
+    let mut only = events(&live, "/api/v1/ws/events?table=kept", &admin).await;
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE INDEX idx_marker ON marker(x)"}),
+    )
+    .await;
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE INDEX idx_kept ON kept(a)"}),
+    )
+    .await;
+    let next = next_json(&mut only).await;
+    assert_eq!(next["message_type"], "schema_changed", "{next}");
+    assert_eq!(next["data"]["object_name"], "idx_kept");
+}
+
+#[tokio::test]
+async fn transactions_announce_begin_commit_and_idle_rollback() {
+    let live = Live::start(|c| c.transaction_idle_timeout = Duration::from_secs(1)).await;
+    let admin = live.admin_token().await;
+    sql(
+        &live,
+        &admin,
+        "/api/v1/sql/execute",
+        json!({"sql": "CREATE TABLE t (a INTEGER)"}),
+    )
+    .await;
+    let mut ws = events(&live, "/api/v1/ws/events", &admin).await;
+    let (_, tx) = sql(
+        &live,
+        &admin,
+        "/api/v1/transactions",
+        json!({"mode": "immediate"}),
+    )
+    .await;
+    let id = tx["transaction_id"].as_str().expect("id").to_string();
+    for v in [1, 2] {
+        sql(
+            &live,
+            &admin,
+            "/api/v1/sql/execute",
+            json!({"sql": "INSERT INTO t VALUES (?)", "params": [v], "transaction_id": id}),
+        )
+        .await;
+    }
+    sql(
+        &live,
+        &admin,
+        &format!("/api/v1/transactions/{id}/commit"),
+        json!({}),
+    )
+    .await;
+    let events = next_of(&mut ws, "transaction_event", 2).await;
+    assert_eq!(events[0]["event_type"], "BEGIN");
+    assert_eq!(events[0]["mode"], "immediate");
+    assert_eq!(events[0]["username"], "admin");
+    assert_eq!(events[1]["event_type"], "COMMIT");
+    assert_eq!(events[1]["transaction_id"], id.as_str());
+    assert_eq!(events[1]["statements"], 2);
+    assert!(events[1]["duration_ms"].as_f64().unwrap() > 0.0);
+    assert!(events[1].get("reason").is_none(), "{}", events[1]);
+
+    // Left idle, the transaction is rolled back by the server, and the event says why.
+    let (_, tx) = sql(&live, &admin, "/api/v1/transactions", json!({})).await;
+    let idle = tx["transaction_id"].as_str().expect("id").to_string();
+    let events = next_of(&mut ws, "transaction_event", 2).await;
+    assert_eq!(events[0]["event_type"], "BEGIN");
+    assert_eq!(events[1]["event_type"], "ROLLBACK");
+    assert_eq!(events[1]["transaction_id"], idle.as_str());
+    assert!(
+        events[1]["reason"].as_str().unwrap().contains("idle"),
+        "{}",
+        events[1]
+    );
+}
+
+#[tokio::test]
+async fn vacuum_and_analyze_report_sizes() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let exec = "/api/v1/sql/execute";
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE big (a TEXT)"}),
+    )
+    .await;
+    let (code, body) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "INSERT INTO big SELECT hex(randomblob(500)) FROM generate_series(1, 2000)"}),
+    )
+    .await;
+    if code != 200 {
+        // generate_series is an extension in some builds; a recursive CTE is always there.
+        let (code, body2) = sql(&live, &admin, exec, json!({"sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO big SELECT hex(randomblob(500)) FROM n"})).await;
+        assert_eq!(code, 200, "{body} / {body2}");
+    }
+    sql(&live, &admin, exec, json!({"sql": "DELETE FROM big"})).await;
+    let mut ws = events(&live, "/api/v1/ws/events", &admin).await;
+    let (code, body) = sql(&live, &admin, exec, json!({"sql": "VACUUM"})).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = sql(&live, &admin, exec, json!({"sql": "-- stats\nANALYZE big"})).await;
+    assert_eq!(code, 200, "{body}");
+    let events = next_of(&mut ws, "maintenance_event", 2).await;
+    assert_eq!(events[0]["operation"], "VACUUM");
+    assert_eq!(events[0]["user"], "admin");
+    let (before, after) = (
+        events[0]["size_before_bytes"].as_i64().unwrap(),
+        events[0]["size_after_bytes"].as_i64().unwrap(),
+    );
+    assert!(
+        before > 1_000_000 && after < before / 10,
+        "{before} -> {after}"
+    );
+    assert_eq!(events[1]["operation"], "ANALYZE");
+    assert_eq!(events[1]["statement"], "-- stats\nANALYZE big");
+
+    // An analyst may not VACUUM (the authorizer refuses it), and nothing is announced.
+    let analyst_password = "analyst-password-1";
+    let (code, body) = live
+        .rest(
+            "POST",
+            "/api/v1/admin/users",
+            &admin,
+            Some(json!({"username": "ann", "password": analyst_password, "roles": ["analyst"]})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let ann = live.token("ann", analyst_password).await;
+    let (code, _) = sql(&live, &ann, exec, json!({"sql": "VACUUM"})).await;
+    assert_eq!(code, 403);
+    // VACUUM INTO would write a file of the caller's choosing: refused even to admins.
+    let target = std::env::temp_dir().join(format!("rustydb-evil-{}.db", std::process::id()));
+    let (code, body) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": format!("VACUUM INTO '{}'", target.display())}),
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    assert!(!target.exists());
+    sql(&live, &admin, exec, json!({"sql": "REINDEX"})).await;
+    let next = next_of(&mut ws, "maintenance_event", 1).await;
+    assert_eq!(next[0]["operation"], "REINDEX");
+}
+
 #[tokio::test]
 async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
     let live = Live::start(|_| {}).await;
@@ -972,12 +1290,8 @@ async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
     )
     .await;
     sql(&live, &admin, exec, json!({"sql": "DELETE FROM pairs"})).await;
-    let mut events = Vec::new();
-    for _ in 0..3 {
-        let m = next_json(&mut ws).await;
-        assert_eq!(m["message_type"], "table_modified", "{m}");
-        events.push(m["data"].clone());
-    }
+    // Other topics of /ws/events (acks, schema changes) are skipped.
+    let events = next_of(&mut ws, "table_modified", 3).await;
     let ids: Vec<(&str, &str)> = events
         .iter()
         .map(|e| {
@@ -1015,8 +1329,8 @@ async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
         json!({"sql": "INSERT INTO pairs VALUES ('q', 5, 'w')"}),
     )
     .await;
-    let m = next_json(&mut ws).await;
-    assert_eq!(m["data"]["row_id"], "q,5", "{m}");
+    let m = next_of(&mut ws, "table_modified", 1).await;
+    assert_eq!(m[0]["row_id"], "q,5", "{m:?}");
 
     // Dropping a column through the API keeps capture working, without that column.
     let (code, body) = live
@@ -1035,10 +1349,10 @@ async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
         json!({"sql": "INSERT INTO pairs VALUES ('z', 9)"}),
     )
     .await;
-    let m = next_json(&mut ws).await;
-    assert_eq!(m["data"]["row_data"], json!({"org": "z", "id": 9}), "{m}");
-    assert_eq!(m["data"]["operation"], "INSERT");
-    assert_eq!(m["data"]["row_id"], "z,9");
+    let m = next_of(&mut ws, "table_modified", 1).await;
+    assert_eq!(m[0]["row_data"], json!({"org": "z", "id": 9}), "{m:?}");
+    assert_eq!(m[0]["operation"], "INSERT");
+    assert_eq!(m[0]["row_id"], "z,9");
 
     // A single-column key is the value itself, as in the rows path.
     let mut ws = live
@@ -1052,6 +1366,6 @@ async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
         json!({"sql": "INSERT INTO tags VALUES ('x,y')"}),
     )
     .await;
-    let m = next_json(&mut ws).await;
-    assert_eq!(m["data"]["row_id"], "x,y", "{m}");
+    let m = next_of(&mut ws, "table_modified", 1).await;
+    assert_eq!(m[0]["row_id"], "x,y", "{m:?}");
 }

@@ -1,6 +1,7 @@
 //! What a statement may do, decided by SQLite's authorizer (not by parsing SQL text) from the
 //! caller's permissions. ATTACH and DETACH are refused for everyone: databases live in the data
-//! directory and are managed through the API, and ATTACH would open arbitrary files.
+//! directory and are managed through the API, and ATTACH would open arbitrary files. The one
+//! exception is VACUUM's own `ATTACH ''` (a private temporary database), for admins.
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
@@ -36,6 +37,9 @@ impl SqlAccess {
     pub fn authorize(self, ctx: &AuthContext<'_>) -> Authorization {
         use AuthAction::*;
         let allowed = match ctx.action {
+            // VACUUM works through a private temporary database: `ATTACH ''`, which opens no
+            // file of anyone's choosing. Only admins may VACUUM.
+            Attach { filename: "" } | Detach { .. } if self == SqlAccess::Admin => true,
             Attach { .. } | Detach { .. } => false,
             // The change-capture function may only run inside the server's capture triggers;
             // called from a client's SQL it would forge change events.

@@ -30,8 +30,35 @@ pub struct Change {
     pub new: Option<Map<String, Value>>,
 }
 
+/// One schema object created, altered or dropped (see `Capture::detect_schema_changes`).
+#[derive(Debug, Clone)]
+pub struct SchemaChange {
+    pub change_type: &'static str,
+    pub object_type: String,
+    pub object_name: String,
+    pub table: String,
+    pub definition: Option<String>,
+    pub previous_name: Option<String>,
+    pub statement: String,
+    pub user: Option<String>,
+}
+
+/// What a transaction did, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Row(Change),
+    Schema(SchemaChange),
+}
+
+/// Who runs the current call, and its SQL, for the schema-change events it may cause.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub user: Option<String>,
+    pub statement: Option<String>,
+}
+
 /// A committed transaction's changes, published in commit order.
-pub type Publish = Box<dyn Fn(&str, u64, Vec<Change>) + Send + Sync>;
+pub type Publish = Box<dyn Fn(&str, u64, Vec<Item>) + Send + Sync>;
 
 /// Orders committed transactions of all databases and connections.
 pub struct Sequencer {
@@ -41,7 +68,7 @@ pub struct Sequencer {
 }
 
 /// A committed transaction: its database and changes; `None` when it did not commit after all.
-type Outcome = Option<(String, Vec<Change>)>;
+type Outcome = Option<(String, Vec<Item>)>;
 
 /// The next commit number to publish, and outcomes that arrived out of order.
 struct Pending {
@@ -90,10 +117,15 @@ impl Sequencer {
 /// committed or all rolled back.
 #[derive(Default)]
 struct Buffer {
-    changes: Vec<Change>,
-    committed: Vec<(u64, Vec<Change>)>,
+    changes: Vec<Item>,
+    /// Every commit gets a number, with or without row changes: a DDL statement's schema
+    /// changes are known only after it committed, and are attached to its commit then.
+    committed: Vec<(u64, Vec<Item>)>,
     /// Savepoints set through the transactions API, with the buffer length when each was set.
     marks: Vec<(String, usize)>,
+    /// Set while the server changes its own TEMP triggers: those commits are nobody's and get
+    /// no number (an unsettled number would hold back every later commit's events).
+    internal: bool,
 }
 
 /// Drops this connection's capture triggers on `table`. SQLite refuses `DROP COLUMN` while any
@@ -122,6 +154,9 @@ pub struct Capture {
     buffer: Arc<Mutex<Buffer>>,
     columns: Arc<Mutex<HashMap<String, Vec<String>>>>,
     installed_schema: Option<i64>,
+    /// `sqlite_schema` as of `installed_schema`.
+    schema: Vec<SchemaObject>,
+    actor: Actor,
     sequencer: Arc<Sequencer>,
     function: String,
 }
@@ -172,13 +207,13 @@ impl Capture {
                         "DELETE" => "DELETE",
                         _ => "UPDATE",
                     };
-                    lock(&buffer).changes.push(Change {
+                    lock(&buffer).changes.push(Item::Row(Change {
                         table,
                         operation,
                         row_id,
                         old,
                         new,
-                    });
+                    }));
                     Ok(rusqlite::types::Value::Null)
                 },
             )?;
@@ -187,13 +222,14 @@ impl Capture {
             let (buffer, sequencer) = (Arc::clone(&buffer), Arc::clone(&sequencer));
             conn.commit_hook(Some(move || {
                 let mut b = lock(&buffer);
+                if b.internal && b.changes.is_empty() {
+                    return false;
+                }
                 let changes = std::mem::take(&mut b.changes);
                 b.marks.clear();
-                if !changes.is_empty() {
-                    // Taken while SQLite holds the write lock: commit numbers follow commit order.
-                    let seq = sequencer.claim();
-                    b.committed.push((seq, changes));
-                }
+                // Taken while SQLite holds the write lock: commit numbers follow commit order.
+                let seq = sequencer.claim();
+                b.committed.push((seq, changes));
                 false
             }))?;
         }
@@ -209,6 +245,8 @@ impl Capture {
             buffer,
             columns,
             installed_schema: None,
+            schema: Vec::new(),
+            actor: Actor::default(),
             sequencer,
             function,
         })
@@ -220,6 +258,14 @@ impl Capture {
         if self.installed_schema == Some(version) {
             return Ok(());
         }
+        self.schema = SchemaObject::load(conn)?;
+        lock(&self.buffer).internal = true;
+        let result = self.install_triggers(conn, version);
+        lock(&self.buffer).internal = false;
+        result
+    }
+
+    fn install_triggers(&mut self, conn: &Connection, version: i64) -> Result<()> {
         let mut stmt = conn.prepare(
             "SELECT name FROM sqlite_temp_schema WHERE type = 'trigger' AND name LIKE 'rustydb_cc_%'",
         )?;
@@ -306,7 +352,53 @@ impl Capture {
         Ok(())
     }
 
-    /// A savepoint was set: a later rollback to it drops the changes made after this point.
+    /// Who runs the next call on this connection, for the schema-change events it may cause.
+    pub fn set_actor(&mut self, actor: Actor) {
+        self.actor = actor;
+    }
+
+    /// After a call: if it changed the schema, compares `sqlite_schema` with the copy taken
+    /// before, and records each created, altered or dropped object. The changes join the open
+    /// transaction, or, when the call committed, the commit that made them, so they are
+    /// published after it and in commit order with row changes. A rolled-back DDL statement
+    /// leaves the schema version as it was and records nothing.
+    pub fn detect_schema_changes(&mut self, conn: &Connection) -> Result<()> {
+        if self.installed_schema.is_none() {
+            return self.ensure_triggers(conn);
+        }
+        let before = self.schema.clone();
+        self.ensure_triggers(conn)?;
+        let actor = std::mem::take(&mut self.actor);
+        let items: Vec<Item> = diff(&before, &self.schema)
+            .into_iter()
+            .map(|(change_type, object, previous_name)| {
+                Item::Schema(SchemaChange {
+                    change_type,
+                    object_type: object.kind.to_ascii_uppercase(),
+                    object_name: object.name.clone(),
+                    table: object.table.clone(),
+                    definition: object.sql.clone(),
+                    previous_name,
+                    statement: actor.statement.clone().unwrap_or_default(),
+                    user: actor.user.clone(),
+                })
+            })
+            .collect();
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut b = lock(&self.buffer);
+        if !conn.is_autocommit() {
+            b.changes.extend(items);
+        } else if let Some((_, committed)) = b.committed.last_mut() {
+            committed.extend(items);
+        } else {
+            let seq = self.sequencer.claim();
+            b.committed.push((seq, items));
+        }
+        Ok(())
+    }
+
     pub fn mark(&self, name: &str) {
         let mut b = lock(&self.buffer);
         let at = b.changes.len();
@@ -339,5 +431,142 @@ impl Capture {
             let outcome = succeeded.then(|| (database.to_string(), changes));
             self.sequencer.resolve(seq, outcome);
         }
+    }
+}
+
+/// A row of `main.sqlite_schema`; SQLite's internal objects (`sqlite_%`) are left out.
+#[derive(Debug, Clone, PartialEq)]
+struct SchemaObject {
+    kind: String,
+    name: String,
+    table: String,
+    rootpage: i64,
+    sql: Option<String>,
+}
+
+impl SchemaObject {
+    fn load(conn: &Connection) -> Result<Vec<SchemaObject>> {
+        let mut stmt = conn.prepare(
+            "SELECT type, name, tbl_name, coalesce(rootpage, 0), sql FROM main.sqlite_schema
+             WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+        )?;
+        let objects = stmt
+            .query_map([], |r| {
+                Ok(SchemaObject {
+                    kind: r.get(0)?,
+                    name: r.get(1)?,
+                    table: r.get(2)?,
+                    rootpage: r.get(3)?,
+                    sql: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(objects)
+    }
+
+    fn same(&self, other: &SchemaObject) -> bool {
+        self.kind == other.kind && self.name == other.name
+    }
+}
+
+/// What changed from `before` to `after`: an object of the same type and name with another
+/// definition was altered; a table or index that vanished while one of the same type appeared
+/// on the same root page was renamed (root pages survive a rename, not a drop and create).
+fn diff<'a>(
+    before: &'a [SchemaObject],
+    after: &'a [SchemaObject],
+) -> Vec<(&'static str, &'a SchemaObject, Option<String>)> {
+    let mut changes = Vec::new();
+    let gone: Vec<&SchemaObject> = before
+        .iter()
+        .filter(|b| !after.iter().any(|a| a.same(b)))
+        .collect();
+    let mut renamed_from = Vec::new();
+    for a in after {
+        match before.iter().find(|b| b.same(a)) {
+            Some(b) if b.sql != a.sql => changes.push(("ALTER", a, None)),
+            Some(_) => {}
+            None => {
+                let old = gone
+                    .iter()
+                    .find(|g| g.kind == a.kind && g.rootpage != 0 && g.rootpage == a.rootpage);
+                match old {
+                    Some(old) => {
+                        renamed_from.push(old.name.clone());
+                        changes.push(("ALTER", a, Some(old.name.clone())));
+                    }
+                    None => changes.push(("CREATE", a, None)),
+                }
+            }
+        }
+    }
+    for g in gone {
+        if !renamed_from.contains(&g.name) {
+            changes.push(("DROP", g, None));
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(kind: &str, name: &str, rootpage: i64, sql: &str) -> SchemaObject {
+        SchemaObject {
+            kind: kind.into(),
+            name: name.into(),
+            table: name.into(),
+            rootpage,
+            sql: Some(sql.into()),
+        }
+    }
+
+    fn summary(changes: &[(&'static str, &SchemaObject, Option<String>)]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|(t, o, p)| {
+                format!(
+                    "{t} {} {}{}",
+                    o.kind,
+                    o.name,
+                    p.as_deref()
+                        .map(|p| format!(" from {p}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn diff_finds_create_alter_rename_and_drop() {
+        let before = vec![
+            object("table", "a", 2, "CREATE TABLE a(x)"),
+            object("table", "b", 3, "CREATE TABLE b(x)"),
+            object("table", "c", 4, "CREATE TABLE c(x)"),
+            object("view", "v", 0, "CREATE VIEW v AS SELECT 1"),
+        ];
+        let after = vec![
+            object("table", "a", 2, "CREATE TABLE a(x, y)"),
+            object("table", "b2", 3, "CREATE TABLE \"b2\"(x)"),
+            object("index", "i", 5, "CREATE INDEX i ON a(x)"),
+            object("view", "v", 0, "CREATE VIEW v AS SELECT 1"),
+        ];
+        assert_eq!(
+            summary(&diff(&before, &after)),
+            [
+                "ALTER table a",
+                "ALTER table b2 from b",
+                "CREATE index i",
+                "DROP table c"
+            ]
+        );
+    }
+
+    #[test]
+    fn vacuum_moving_root_pages_is_no_change() {
+        let before = vec![object("table", "a", 2, "CREATE TABLE a(x)")];
+        let after = vec![object("table", "a", 7, "CREATE TABLE a(x)")];
+        assert!(diff(&before, &after).is_empty());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::capture::{Capture, Sequencer};
+use super::capture::{Actor, Capture, Sequencer};
 use crate::api::types::DatabaseInfo;
 use crate::error::{Error, Result};
 use crate::sync::lock;
@@ -47,13 +47,21 @@ pub struct Held {
 }
 
 impl Held {
-    /// Runs `f` on the held connection (blocking).
-    pub fn run<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the held connection (blocking); `actor` names who runs it, for the
+    /// schema-change events it may cause.
+    pub fn run<T>(
+        &mut self,
+        actor: Actor,
+        f: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> Result<T> {
         let pooled = self
             .pooled
             .as_mut()
             .ok_or_else(|| Error::Conflict("the transaction has ended".into()))?;
-        f(&mut pooled.conn)
+        pooled.capture.set_actor(actor);
+        let result = f(&mut pooled.conn);
+        pooled.detect_schema_changes(&self.db.name);
+        result
     }
 
     /// SAVEPOINT / RELEASE / ROLLBACK TO, kept in step with change capture.
@@ -112,6 +120,16 @@ impl Drop for Held {
 struct Pooled {
     conn: Connection,
     capture: Capture,
+}
+
+impl Pooled {
+    /// Records the schema changes of the call that just ran. Failing to read the schema loses
+    /// those events, not the call's result, so it is logged rather than returned.
+    fn detect_schema_changes(&mut self, database: &str) {
+        if let Err(e) = self.capture.detect_schema_changes(&self.conn) {
+            tracing::warn!(database, error = %e, "schema change detection failed");
+        }
+    }
 }
 
 impl Drop for Pooled {
@@ -311,6 +329,15 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        self.run_as(Actor::default(), f).await
+    }
+
+    /// `run`, naming who runs `f` and its SQL for the schema-change events it may cause.
+    pub async fn run_as<T, F>(self: &Arc<Self>, actor: Actor, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
         let db = Arc::clone(self);
         let interrupt: Arc<Mutex<Option<rusqlite::InterruptHandle>>> = Arc::default();
         // If the request goes away (client gone, request timeout), stop its statement.
@@ -324,9 +351,11 @@ impl Database {
             let mut pooled = db.check_out()?;
             pooled.capture.ensure_triggers(&pooled.conn)?;
             *lock(&interrupt) = Some(pooled.conn.get_interrupt_handle());
+            pooled.capture.set_actor(actor);
             let result = f(&mut pooled.conn);
             // No interrupt may reach the connection once it serves someone else.
             lock(&interrupt).take();
+            pooled.detect_schema_changes(&db.name);
             // A connection left inside a transaction (a BEGIN without COMMIT) is not reused;
             // dropping it rolls the transaction back.
             let reusable = pooled.conn.is_autocommit();

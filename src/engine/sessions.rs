@@ -8,9 +8,14 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use super::capture::Actor;
 use super::catalog::{Database, Held};
-use crate::api::types::{TransactionInfo, TransactionState};
+use crate::api::types::{
+    TransactionEvent, TransactionEventEventType, TransactionEventMode, TransactionInfo,
+    TransactionState,
+};
 use crate::error::{Error, Result};
+use crate::events::Bus;
 use crate::sync::lock;
 
 const REMEMBERED: usize = 1000;
@@ -32,12 +37,16 @@ impl Transaction {
     }
 
     /// Runs `f` on the held connection (blocking); counts the statement and the activity.
-    pub fn run<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>) -> Result<T> {
+    pub fn run<T>(
+        &self,
+        actor: Actor,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>,
+    ) -> Result<T> {
         let mut held = lock(&self.held);
         let held = held
             .as_mut()
             .ok_or_else(|| Error::Conflict("the transaction has ended".into()))?;
-        let result = held.run(f);
+        let result = held.run(actor, f);
         lock(&self.info).statements += 1;
         *lock(&self.last_used) = Instant::now();
         result
@@ -74,6 +83,8 @@ impl Transaction {
 pub struct Transactions {
     open: Mutex<HashMap<String, Arc<Transaction>>>,
     ended: Mutex<VecDeque<TransactionInfo>>,
+    /// Where `transaction_event`s go; none in unit use.
+    events: Option<Arc<Bus>>,
 }
 
 pub fn validate_savepoint(name: &str) -> Result<()> {
@@ -88,6 +99,51 @@ pub fn validate_savepoint(name: &str) -> Result<()> {
 }
 
 impl Transactions {
+    /// Transactions that announce BEGIN, COMMIT and ROLLBACK on `bus`.
+    pub fn with_events(bus: Arc<Bus>) -> Transactions {
+        Transactions {
+            events: Some(bus),
+            ..Transactions::default()
+        }
+    }
+
+    fn announce(
+        &self,
+        event_type: TransactionEventEventType,
+        info: &TransactionInfo,
+        owner_id: &str,
+    ) {
+        let Some(bus) = &self.events else {
+            return;
+        };
+        let mode = match info.mode.as_str() {
+            "immediate" => TransactionEventMode::Immediate,
+            "exclusive" => TransactionEventMode::Exclusive,
+            _ => TransactionEventMode::Deferred,
+        };
+        let end = info.ended_at.unwrap_or_else(Utc::now);
+        let reason = match event_type {
+            // The client's own commit or rollback needs no explanation; anything else does.
+            TransactionEventEventType::Begin => None,
+            _ => info
+                .end_reason
+                .clone()
+                .filter(|r| r != "commit" && r != "rollback"),
+        };
+        bus.publish(&TransactionEvent {
+            event_type,
+            transaction_id: info.transaction_id.clone(),
+            database: info.database.clone(),
+            user_id: owner_id.to_string(),
+            username: info.owner.clone(),
+            mode,
+            read_only: info.read_only,
+            duration_ms: (end - info.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0,
+            statements: i64::try_from(info.statements).unwrap_or(i64::MAX),
+            reason,
+        });
+    }
+
     /// Begins a transaction (blocking).
     pub fn begin(
         &self,
@@ -118,6 +174,7 @@ impl Transactions {
             last_used: Mutex::new(Instant::now()),
         });
         lock(&self.open).insert(info.transaction_id.clone(), tx);
+        self.announce(TransactionEventEventType::Begin, &info, owner_id);
         Ok(info)
     }
 
@@ -168,6 +225,11 @@ impl Transactions {
         }
         ended.push_back(info.clone());
         drop(ended);
+        let event_type = match info.state {
+            TransactionState::Committed => TransactionEventEventType::Commit,
+            _ => TransactionEventEventType::Rollback,
+        };
+        self.announce(event_type, &info, &tx.owner_id);
         result.map(|()| info).map_err(|e| match e {
             Error::Engine(e) => Error::Sql(e.to_string()),
             other => other,

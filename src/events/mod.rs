@@ -8,14 +8,25 @@ pub use filter::Filter;
 
 use std::sync::Arc;
 
-use crate::api::types::{TableModified, TableModifiedOperation};
-use crate::engine::capture::{Change, Publish};
+use crate::api::types::{
+    SchemaChanged, SchemaChangedChangeType, SchemaChangedObjectType, TableModified,
+    TableModifiedOperation,
+};
+use crate::engine::capture::{Item, Publish, SchemaChange};
 
-/// Turns committed transactions into `table_modified` events on the bus.
+/// Turns committed transactions into `table_modified` and `schema_changed` events on the bus,
+/// in the order the transaction made them.
 pub fn table_changes_publisher(bus: Arc<Bus>) -> Publish {
-    Box::new(move |database: &str, commit: u64, changes: Vec<Change>| {
+    Box::new(move |database: &str, commit: u64, items: Vec<Item>| {
         let transaction_id = format!("tx-{commit}");
-        for change in changes {
+        for item in items {
+            let change = match item {
+                Item::Row(change) => change,
+                Item::Schema(change) => {
+                    publish_schema_change(&bus, database, &transaction_id, change);
+                    continue;
+                }
+            };
             let operation = match change.operation {
                 "INSERT" => TableModifiedOperation::Insert,
                 "DELETE" => TableModifiedOperation::Delete,
@@ -37,4 +48,30 @@ pub fn table_changes_publisher(bus: Arc<Bus>) -> Publish {
             });
         }
     })
+}
+
+fn publish_schema_change(bus: &Bus, database: &str, transaction_id: &str, change: SchemaChange) {
+    let object_type = match change.object_type.as_str() {
+        "TABLE" => SchemaChangedObjectType::Table,
+        "INDEX" => SchemaChangedObjectType::Index,
+        "VIEW" => SchemaChangedObjectType::View,
+        _ => SchemaChangedObjectType::Trigger,
+    };
+    let change_type = match change.change_type {
+        "CREATE" => SchemaChangedChangeType::Create,
+        "DROP" => SchemaChangedChangeType::Drop,
+        _ => SchemaChangedChangeType::Alter,
+    };
+    bus.publish(&SchemaChanged {
+        change_type,
+        object_type,
+        object_name: change.object_name,
+        table: change.table,
+        database: database.to_string(),
+        statement: Some(change.statement).filter(|s| !s.is_empty()),
+        definition: change.definition,
+        previous_name: change.previous_name,
+        user: change.user,
+        transaction_id: transaction_id.to_string(),
+    });
 }

@@ -69,7 +69,9 @@ impl Server {
             config,
             system_db,
             engine,
-            transactions: Arc::default(),
+            transactions: Arc::new(crate::engine::sessions::Transactions::with_events(
+                Arc::clone(&bus),
+            )),
             stats: RequestStats::default(),
             log,
             auth,
@@ -157,6 +159,7 @@ pub fn app(state: SharedState) -> Router {
         Arc::new(SqlService::new(
             Arc::clone(&state.engine),
             Arc::clone(&state.transactions),
+            Arc::clone(&state.bus),
         )),
         Arc::new(SystemService::new(Arc::clone(&state))),
         Arc::new(TableService::new(Arc::clone(&state.engine))),

@@ -13,24 +13,30 @@ use crate::api::types::{
 };
 use crate::api::{ApiError, SqlApi};
 use crate::engine::access::SqlAccess;
+use crate::engine::capture::Actor;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
 use crate::engine::queries::{Running, RunningQueries};
 use crate::engine::sessions::Transactions;
 use crate::engine::sql;
 use crate::error::Error;
+use crate::events::Bus;
+
+mod maintenance;
 
 pub struct SqlService {
     engine: Arc<Engine>,
     transactions: Arc<Transactions>,
     running: RunningQueries,
+    bus: Arc<Bus>,
 }
 
 impl SqlService {
-    pub fn new(engine: Arc<Engine>, transactions: Arc<Transactions>) -> Self {
+    pub fn new(engine: Arc<Engine>, transactions: Arc<Transactions>, bus: Arc<Bus>) -> Self {
         SqlService {
             engine,
             transactions,
             running: RunningQueries::default(),
+            bus,
         }
     }
 
@@ -57,13 +63,35 @@ impl SqlService {
             transaction,
         );
         let query = Arc::clone(&registered.query);
+        let maintenance = maintenance::Operation::of(sql_text);
         let f = move |c: &mut rusqlite::Connection| {
+            let size_before = maintenance.map(|_| maintenance::database_bytes(c));
             query.attach(c.get_interrupt_handle());
             let result = f(c);
             query.detach();
-            result
+            let size_after = maintenance.map(|_| maintenance::database_bytes(c));
+            result.map(|r| (r, size_before.zip(size_after)))
         };
-        let result = self.run_inner(ctx, database, transaction, f).await;
+        let actor = Actor {
+            user: Some(identity.username.clone()),
+            statement: Some(sql_text.to_string()),
+        };
+        let start = Instant::now();
+        let result = self.run_inner(ctx, database, transaction, actor, f).await;
+        let result = result.map(|(database, (r, sizes))| {
+            if let (Some(operation), Some((before, after))) = (maintenance, sizes) {
+                maintenance::publish(
+                    &self.bus,
+                    operation,
+                    &database,
+                    sql_text,
+                    &identity.username,
+                    elapsed_ms(start),
+                    (before, after),
+                );
+            }
+            (database, r)
+        });
         if registered.query.was_cancelled() && result.is_err() {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
@@ -79,6 +107,7 @@ impl SqlService {
         ctx: &RequestContext,
         database: Option<&str>,
         transaction: Option<&str>,
+        actor: Actor,
         f: F,
     ) -> Result<(String, T), ApiError>
     where
@@ -95,14 +124,14 @@ impl SqlService {
                     ))
                     .into());
                 }
-                let result = tokio::task::spawn_blocking(move || tx.run(f))
+                let result = tokio::task::spawn_blocking(move || tx.run(actor, f))
                     .await
                     .map_err(ApiError::internal)??;
                 Ok((name, result))
             }
             None => {
                 let db = self.target(database)?;
-                let result = db.run(f).await?;
+                let result = db.run_as(actor, f).await?;
                 Ok((db.name.clone(), result))
             }
         }
