@@ -25,6 +25,9 @@ pub enum Error {
     /// The request is well-formed but not acceptable (answered 422).
     #[error("{0}")]
     Invalid(String),
+    /// A row key in the path that does not fit the table's primary key (answered 400).
+    #[error("{0}")]
+    BadRowKey(String),
     /// SQLite refused a statement: bad SQL, constraint, unknown table... (answered 400).
     #[error("{0}")]
     Sql(String),
@@ -56,6 +59,10 @@ impl From<Error> for crate::api::ApiError {
             Error::Conflict(m) => crate::api::ApiError::new(StatusCode::CONFLICT, "CONFLICT", m),
             Error::Invalid(m) => {
                 crate::api::ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST", m)
+            }
+            Error::BadRowKey(m) => {
+                crate::api::ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PARAMETER", m)
+                    .with_details(serde_json::json!({ "parameter": "row_id" }))
             }
             Error::Sql(m) => crate::api::ApiError::new(StatusCode::BAD_REQUEST, "SQL_ERROR", m),
             Error::SqlDenied(m) => {
