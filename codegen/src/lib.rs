@@ -37,7 +37,8 @@ pub fn artifacts(api: &ir::Api) -> Vec<(&'static str, String)> {
 
 /// The generated SDK sources: (path relative to `sdk/`, contents), in a fixed order.
 pub fn sdk_artifacts(api: &ir::Api) -> Result<Vec<(String, String)>> {
-    let files = emit::sdk::typescript::emit(api)?;
+    let mut files = emit::sdk::typescript::emit(api)?;
+    files.extend(emit::sdk::python::emit(api)?);
     Ok(files)
 }
 

@@ -3,6 +3,7 @@
 //! a schema name becomes an identifier. The templates live in `codegen/templates/` and are
 //! embedded, so the generator needs no files at run time.
 
+pub mod python;
 pub mod typescript;
 
 use std::collections::HashMap;
@@ -27,6 +28,11 @@ pub trait Lang {
     fn param_name(&self, name: &str) -> String;
     /// The expression building an operation path, `{param}` segments URL-encoded.
     fn path_expr(&self, path: &str, params: &[ParamCtx]) -> String;
+    /// Whether a property key can be written as a plain field name (Python's class-syntax
+    /// TypedDict cannot hold keywords or non-identifiers).
+    fn plain_key(&self, _key: &str) -> bool {
+        true
+    }
     /// A string literal.
     fn string_lit(&self, s: &str) -> String {
         serde_json::to_string(s).unwrap_or_default()
@@ -53,6 +59,8 @@ pub struct TypeCtx {
     /// An object with declared properties; otherwise `alias` holds the type expression.
     pub fields: Option<Vec<FieldCtx>>,
     pub alias: Option<String>,
+    /// Every field key is a plain field name in the language.
+    pub plain_keys: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -120,6 +128,7 @@ pub struct VariantCtx {
     /// The variant's own type; for a flat message, the data type.
     pub type_name: String,
     pub fields: Vec<FieldCtx>,
+    pub plain_keys: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,11 +159,13 @@ pub fn context(api: &Api, lang: &dyn Lang) -> Ctx {
                 .and_then(Value::as_str)
                 .map(str::to_string);
             let has_props = t.schema.get("properties").is_some_and(Value::is_object);
+            let fields = has_props.then(|| object_fields(&t.schema, lang));
             TypeCtx {
+                plain_keys: fields.iter().flatten().all(|f| lang.plain_key(&f.key)),
                 name: lang.type_name(&t.name),
                 wire_name: t.name.clone(),
                 description,
-                fields: has_props.then(|| object_fields(&t.schema, lang)),
+                fields,
                 alias: (!has_props).then(|| lang.ty(&t.schema)),
             }
         })
@@ -165,9 +176,10 @@ pub fn context(api: &Api, lang: &dyn Lang) -> Ctx {
         .iter()
         .flat_map(|s| s.operations.iter())
         .map(|op| {
-            let path_params: Vec<ParamCtx> =
+            let mut path_params: Vec<ParamCtx> =
                 op.path_params.iter().map(|p| param(p, lang)).collect();
-            let query: Vec<ParamCtx> = op.query.iter().map(|p| param(p, lang)).collect();
+            let mut query: Vec<ParamCtx> = op.query.iter().map(|p| param(p, lang)).collect();
+            unique_idents(&mut path_params, &mut query);
             OpCtx {
                 id: op.id.clone(),
                 method_name: lang.method_name(&op.id),
@@ -182,11 +194,7 @@ pub fn context(api: &Api, lang: &dyn Lang) -> Ctx {
                 path_params,
                 query,
                 body_ty: op.body.as_ref().map(|b| lang.type_name(&b.type_name)),
-                response_ty: op
-                    .response
-                    .type_name
-                    .as_ref()
-                    .map(|t| lang.type_name(t)),
+                response_ty: op.response.type_name.as_ref().map(|t| lang.type_name(t)),
                 status: op.response.status,
                 errors: op.errors.clone(),
             }
@@ -264,15 +272,17 @@ pub fn context(api: &Api, lang: &dyn Lang) -> Ctx {
 }
 
 fn variant(v: &Variant, type_name: String, lang: &dyn Lang) -> VariantCtx {
+    let fields: Vec<FieldCtx> = v
+        .fields
+        .iter()
+        .map(|(name, schema)| field(name, schema, v.required.contains(name), lang))
+        .collect();
     VariantCtx {
         name: v.name.clone(),
         name_lit: lang.string_lit(&v.name),
         type_name,
-        fields: v
-            .fields
-            .iter()
-            .map(|(name, schema)| field(name, schema, v.required.contains(name), lang))
-            .collect(),
+        plain_keys: fields.iter().all(|f| lang.plain_key(&f.key)) && lang.plain_key("event_type"),
+        fields,
     }
 }
 
@@ -330,6 +340,20 @@ fn param(p: &Param, lang: &dyn Lang) -> ParamCtx {
     }
 }
 
+/// Two parameters whose names escape to one identifier (`self` and `Self`) get `_2`, `_3`...
+fn unique_idents(path: &mut [ParamCtx], query: &mut [ParamCtx]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for p in path.iter_mut().chain(query.iter_mut()) {
+        let mut ident = p.ident.clone();
+        let mut n = 2;
+        while !seen.insert(ident.clone()) {
+            ident = format!("{}_{n}", p.ident);
+            n += 1;
+        }
+        p.ident = ident;
+    }
+}
+
 /// The `type` keyword as a list (`type: [string, "null"]` or `type: string`); empty when absent.
 pub fn schema_types(schema: &Value) -> Vec<&str> {
     match schema.get("type") {
@@ -344,11 +368,14 @@ pub fn upper_camel(name: &str) -> String {
     naming::bare(&naming::camel_ident(name)).to_string()
 }
 
+/// A tera filter: the value and the named arguments.
+pub type Filter = fn(&Value, &HashMap<String, Value>) -> tera::Result<Value>;
+
 /// Renders templates (name, source) with the context; returns each output by template name.
 pub fn render(
     templates: &[(&'static str, &'static str)],
     ctx: &Ctx,
-    filters: &[(&'static str, fn(&Value, &HashMap<String, Value>) -> tera::Result<Value>)],
+    filters: &[(&'static str, Filter)],
 ) -> Result<Vec<(&'static str, String)>> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on(Vec::new());
@@ -357,8 +384,8 @@ pub fn render(
     for (name, f) in filters {
         tera.register_filter(name, *f);
     }
-    let context = tera::Context::from_serialize(ctx)
-        .map_err(|e| CodegenError::Template(render_error(&e)))?;
+    let context =
+        tera::Context::from_serialize(ctx).map_err(|e| CodegenError::Template(render_error(&e)))?;
     templates
         .iter()
         .map(|(name, _)| {

@@ -246,11 +246,7 @@ pub fn emit(api: &Api) -> Result<Vec<(String, String)>> {
     let qualified = super::context(api, &TypeScript { refs: "T." });
     ctx.messages = qualified.messages;
     ctx.operations = qualified.operations;
-    let files = super::render(
-        TEMPLATES,
-        &ctx,
-        &[("jsdoc", jsdoc), ("key", key_filter)],
-    )?;
+    let files = super::render(TEMPLATES, &ctx, &[("jsdoc", jsdoc), ("key", key_filter)])?;
     Ok(files
         .into_iter()
         .map(|(name, text)| (format!("{DIR}/{name}"), text))
@@ -264,13 +260,19 @@ mod tests {
 
     #[test]
     fn schema_to_typescript() {
-        assert_eq!(ts_type(&json!({"type": ["string", "null"]}), ""), "string | null");
+        assert_eq!(
+            ts_type(&json!({"type": ["string", "null"]}), ""),
+            "string | null"
+        );
         assert_eq!(
             ts_type(&json!({"type": "string", "enum": ["A", "B"]}), ""),
             "\"A\" | \"B\""
         );
         assert_eq!(
-            ts_type(&json!({"type": "array", "items": {"$ref": "io_stats"}}), "T."),
+            ts_type(
+                &json!({"type": "array", "items": {"$ref": "io_stats"}}),
+                "T."
+            ),
             "Array<T.IoStats>"
         );
         assert_eq!(
