@@ -489,6 +489,25 @@ class RestClient:
         return _t.cast("m.DatabaseInfo", result)
 
 
+    def get_database_pool(
+        self,
+        name: str,
+    ) -> m.PoolStats:
+        """Connection-pool figures of a database
+
+        GET /api/v1/databases/{name}/pool (system:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        Connections in use (running a statement or held by an explicit transaction), idle in the pool, callers waiting because `pool.max_connections` are open, and the total open.
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/databases/{_segment(name)}/pool",
+            auth=True,
+        )
+        return _t.cast("m.PoolStats", result)
+
+
     def list_tables(
         self,
         name: str,
@@ -558,6 +577,110 @@ class RestClient:
             auth=True,
         )
         return _t.cast("m.TableInfo", result)
+
+
+    def alter_table(
+        self,
+        name: str,
+        table: str,
+        body: m.TableAlter,
+    ) -> m.TableInfo:
+        """Alter a table (one change per request)
+
+        PATCH /api/v1/databases/{name}/tables/{table} (database:write); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        Exactly one of `rename_to`, `add_column`, `rename_column` or `drop_column`, run as one SQLite `ALTER TABLE` statement. What SQLite refuses (dropping a primary-key, UNIQUE or indexed column, adding a NOT NULL column without a default, adding a UNIQUE or PRIMARY KEY column) is answered 400 `SQL_ERROR` with SQLite's message; a name that is already taken is 409.
+        """
+        result = self._transport.request(
+            "PATCH",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.TableInfo", result)
+
+
+    def analyze_table(
+        self,
+        name: str,
+        table: str,
+    ) -> m.TableStatistics:
+        """Gather query-planner statistics for a table
+
+        POST /api/v1/databases/{name}/tables/{table}/analyze (database:write); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        Runs `ANALYZE` on the table and returns the statistics SQLite stored in `sqlite_stat1`.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}/analyze",
+            auth=True,
+        )
+        return _t.cast("m.TableStatistics", result)
+
+
+    def list_indexes(
+        self,
+        name: str,
+        table: str,
+    ) -> m.IndexList:
+        """Indexes of a table
+
+        GET /api/v1/databases/{name}/tables/{table}/indexes (database:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        Every index, including those SQLite made for PRIMARY KEY and UNIQUE constraints (`origin` tells which).
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}/indexes",
+            auth=True,
+        )
+        return _t.cast("m.IndexList", result)
+
+
+    def create_index(
+        self,
+        name: str,
+        table: str,
+        body: m.IndexCreate,
+    ) -> m.IndexInfo:
+        """Create an index
+
+        POST /api/v1/databases/{name}/tables/{table}/indexes (database:write); answers 201.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        An index on one or more columns, in the given order, optionally UNIQUE. A unique index over columns that already hold duplicates is 409.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}/indexes",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.IndexInfo", result)
+
+
+    def drop_index(
+        self,
+        name: str,
+        table: str,
+        index: str,
+    ) -> None:
+        """Drop an index
+
+        DELETE /api/v1/databases/{name}/tables/{table}/indexes/{index} (database:write); answers 204.
+        Errors: 400, 401, 403, 404, 409, 429, 500
+
+        Indexes that back a PRIMARY KEY or UNIQUE constraint cannot be dropped (409).
+        """
+        self._transport.request(
+            "DELETE",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}/indexes/{_segment(index)}",
+            auth=True,
+        )
 
 
     def list_rows(
@@ -783,6 +906,58 @@ class RestClient:
         return _t.cast("m.StartupReport", result)
 
 
+    def list_sessions(
+        self,
+    ) -> m.SessionList:
+        """Live sessions (the caller's; everyone's for database:admin)
+
+        GET /api/v1/sessions (authenticated); answers 200.
+        Errors: 401, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/sessions",
+            auth=True,
+        )
+        return _t.cast("m.SessionList", result)
+
+
+    def terminate_session(
+        self,
+        session_id: str,
+    ) -> m.SessionTerminated:
+        """End a session
+
+        DELETE /api/v1/sessions/{session_id} (authenticated); answers 200.
+        Errors: 400, 401, 404, 429, 500
+
+        Revokes the login (its access and refresh tokens answer 401 from now on) or the API key, interrupts the session's running statements, rolls back its open transactions and closes its WebSocket connections (close code 4009).
+        """
+        result = self._transport.request(
+            "DELETE",
+            f"/api/v1/sessions/{_segment(session_id)}",
+            auth=True,
+        )
+        return _t.cast("m.SessionTerminated", result)
+
+
+    def get_session(
+        self,
+        session_id: str,
+    ) -> m.SessionInfo:
+        """A live session
+
+        GET /api/v1/sessions/{session_id} (authenticated); answers 200.
+        Errors: 400, 401, 404, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/sessions/{_segment(session_id)}",
+            auth=True,
+        )
+        return _t.cast("m.SessionInfo", result)
+
+
     def execute_sql_batch(
         self,
         body: m.SqlBatch,
@@ -790,7 +965,7 @@ class RestClient:
         """Run statements in one transaction, all or nothing
 
         POST /api/v1/sql/batch (database:write); answers 200.
-        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
         """
         result = self._transport.request(
             "POST",
@@ -808,7 +983,7 @@ class RestClient:
         """Run a DDL or DML statement
 
         POST /api/v1/sql/execute (database:write); answers 200.
-        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
 
         A 200 answer means the change is committed and on disk (synchronous = FULL).
         """
@@ -828,7 +1003,7 @@ class RestClient:
         """The query plan of a statement (EXPLAIN QUERY PLAN) as a tree
 
         POST /api/v1/sql/explain (database:read); answers 200.
-        Errors: 400, 401, 403, 404, 408, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 408, 413, 415, 422, 429, 500, 503
         """
         result = self._transport.request(
             "POST",
@@ -837,6 +1012,45 @@ class RestClient:
             auth=True,
         )
         return _t.cast("m.QueryPlan", result)
+
+
+    def list_query_plans(
+        self,
+    ) -> m.TrackedQueryList:
+        """Tracked queries with their current plan
+
+        GET /api/v1/sql/plans (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+
+        Every SELECT (or WITH) run through /api/v1/sql/query is normalized and hashed; its plan is taken with EXPLAIN QUERY PLAN the first time and again whenever the database's schema version changed. The newest 1,000 queries are tracked.
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/sql/plans",
+            auth=True,
+        )
+        return _t.cast("m.TrackedQueryList", result)
+
+
+    def list_plan_changes(
+        self,
+        *,
+        query_hash: str | None = None,
+    ) -> m.PlanChangeList:
+        """Recorded plan changes, newest first (the newest 1,000)
+
+        GET /api/v1/sql/plans/changes (database:admin); answers 200.
+        Errors: 400, 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/sql/plans/changes",
+            query={
+                "query_hash": query_hash,
+            },
+            auth=True,
+        )
+        return _t.cast("m.PlanChangeList", result)
 
 
     def list_running_queries(
@@ -898,7 +1112,7 @@ class RestClient:
         """Run a statement and return its rows
 
         POST /api/v1/sql/query (database:read); answers 200.
-        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
         """
         result = self._transport.request(
             "POST",
@@ -907,6 +1121,29 @@ class RestClient:
             auth=True,
         )
         return _t.cast("m.SqlResult", result)
+
+
+    def list_slow_queries(
+        self,
+        *,
+        limit: int | None = None,
+    ) -> m.SlowQueryList:
+        """The slow-query log (the caller's statements; everyone's for database:admin)
+
+        GET /api/v1/sql/slow-queries (database:read); answers 200.
+        Errors: 400, 401, 403, 429, 500
+
+        Statements that ran at least `queries.slow_threshold_ms` (configuration), newest first. The log is in memory and keeps the newest `queries.slow_log_capacity` entries.
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/sql/slow-queries",
+            query={
+                "limit": limit,
+            },
+            auth=True,
+        )
+        return _t.cast("m.SlowQueryList", result)
 
 
     def get_config(
@@ -1040,7 +1277,7 @@ class RestClient:
         """Begin a transaction
 
         POST /api/v1/transactions (database:read); answers 201.
-        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503
         """
         result = self._transport.request(
             "POST",
@@ -1065,6 +1302,105 @@ class RestClient:
             auth=True,
         )
         return _t.cast("m.TransactionList", result)
+
+
+    def list_deadlocks(
+        self,
+    ) -> m.DeadlockList:
+        """Deadlocks detected (the last 1000, newest first)
+
+        GET /api/v1/transactions/deadlocks (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/transactions/deadlocks",
+            auth=True,
+        )
+        return _t.cast("m.DeadlockList", result)
+
+
+    def detect_deadlocks(
+        self,
+    ) -> m.DeadlockDetection:
+        """Search the whole wait-for graph for cycles now and resolve any found
+
+        POST /api/v1/transactions/deadlocks/detect (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/transactions/deadlocks/detect",
+            auth=True,
+        )
+        return _t.cast("m.DeadlockDetection", result)
+
+
+    def list_locks(
+        self,
+    ) -> m.LockList:
+        """Every granted lock and waiting request
+
+        GET /api/v1/transactions/locks (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/transactions/locks",
+            auth=True,
+        )
+        return _t.cast("m.LockList", result)
+
+
+    def get_lock_graph(
+        self,
+    ) -> m.WaitForGraph:
+        """The wait-for graph
+
+        GET /api/v1/transactions/locks/graph (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/transactions/locks/graph",
+            auth=True,
+        )
+        return _t.cast("m.WaitForGraph", result)
+
+
+    def list_lock_waiters(
+        self,
+    ) -> m.LockList:
+        """Waiting lock requests, with what blocks them
+
+        GET /api/v1/transactions/locks/waiters (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/transactions/locks/waiters",
+            auth=True,
+        )
+        return _t.cast("m.LockList", result)
+
+
+    def release_lock(
+        self,
+        lock_id: str,
+    ) -> m.LockInfo:
+        """Release a granted lock as an administrator
+
+        DELETE /api/v1/transactions/locks/{lock_id} (database:admin); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        The holder's transaction stays open without the lock; waiters behind it are served. A waiting request is not a lock: it ends with its timeout or its transaction.
+        """
+        result = self._transport.request(
+            "DELETE",
+            f"/api/v1/transactions/locks/{_segment(lock_id)}",
+            auth=True,
+        )
+        return _t.cast("m.LockInfo", result)
 
 
     def get_transaction(
@@ -1099,6 +1435,44 @@ class RestClient:
             auth=True,
         )
         return _t.cast("m.TransactionInfo", result)
+
+
+    def list_transaction_locks(
+        self,
+        transaction_id: str,
+    ) -> m.LockList:
+        """The locks a transaction holds and the request it waits on
+
+        GET /api/v1/transactions/{transaction_id}/locks (database:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/transactions/{_segment(transaction_id)}/locks",
+            auth=True,
+        )
+        return _t.cast("m.LockList", result)
+
+
+    def acquire_lock(
+        self,
+        transaction_id: str,
+        body: m.LockRequest,
+    ) -> m.LockInfo:
+        """Take a named or row lock in a transaction, waiting up to `timeout_ms`
+
+        POST /api/v1/transactions/{transaction_id}/locks (database:read); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        Advisory locks of RustyDB's lock manager (SQLite itself locks whole files), held until the transaction commits or rolls back. The request waits FIFO behind incompatible holders and earlier requests. It fails with 409 LOCK_TIMEOUT when the wait runs out, and with 409 DEADLOCK when waiting would close a cycle in the wait-for graph and this transaction is the victim (the youngest of the cycle); the victim's transaction is rolled back. Asking again for a lock already held returns it; shared to exclusive is an upgrade.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/transactions/{_segment(transaction_id)}/locks",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.LockInfo", result)
 
 
     def rollback_transaction(
@@ -1787,6 +2161,25 @@ class AsyncRestClient:
         return _t.cast("m.DatabaseInfo", result)
 
 
+    async def get_database_pool(
+        self,
+        name: str,
+    ) -> m.PoolStats:
+        """Connection-pool figures of a database
+
+        GET /api/v1/databases/{name}/pool (system:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        Connections in use (running a statement or held by an explicit transaction), idle in the pool, callers waiting because `pool.max_connections` are open, and the total open.
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/databases/{_segment(name)}/pool",
+            auth=True,
+        )
+        return _t.cast("m.PoolStats", result)
+
+
     async def list_tables(
         self,
         name: str,
@@ -1856,6 +2249,110 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.TableInfo", result)
+
+
+    async def alter_table(
+        self,
+        name: str,
+        table: str,
+        body: m.TableAlter,
+    ) -> m.TableInfo:
+        """Alter a table (one change per request)
+
+        PATCH /api/v1/databases/{name}/tables/{table} (database:write); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        Exactly one of `rename_to`, `add_column`, `rename_column` or `drop_column`, run as one SQLite `ALTER TABLE` statement. What SQLite refuses (dropping a primary-key, UNIQUE or indexed column, adding a NOT NULL column without a default, adding a UNIQUE or PRIMARY KEY column) is answered 400 `SQL_ERROR` with SQLite's message; a name that is already taken is 409.
+        """
+        result = await self._transport.request(
+            "PATCH",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.TableInfo", result)
+
+
+    async def analyze_table(
+        self,
+        name: str,
+        table: str,
+    ) -> m.TableStatistics:
+        """Gather query-planner statistics for a table
+
+        POST /api/v1/databases/{name}/tables/{table}/analyze (database:write); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        Runs `ANALYZE` on the table and returns the statistics SQLite stored in `sqlite_stat1`.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}/analyze",
+            auth=True,
+        )
+        return _t.cast("m.TableStatistics", result)
+
+
+    async def list_indexes(
+        self,
+        name: str,
+        table: str,
+    ) -> m.IndexList:
+        """Indexes of a table
+
+        GET /api/v1/databases/{name}/tables/{table}/indexes (database:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        Every index, including those SQLite made for PRIMARY KEY and UNIQUE constraints (`origin` tells which).
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}/indexes",
+            auth=True,
+        )
+        return _t.cast("m.IndexList", result)
+
+
+    async def create_index(
+        self,
+        name: str,
+        table: str,
+        body: m.IndexCreate,
+    ) -> m.IndexInfo:
+        """Create an index
+
+        POST /api/v1/databases/{name}/tables/{table}/indexes (database:write); answers 201.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        An index on one or more columns, in the given order, optionally UNIQUE. A unique index over columns that already hold duplicates is 409.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}/indexes",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.IndexInfo", result)
+
+
+    async def drop_index(
+        self,
+        name: str,
+        table: str,
+        index: str,
+    ) -> None:
+        """Drop an index
+
+        DELETE /api/v1/databases/{name}/tables/{table}/indexes/{index} (database:write); answers 204.
+        Errors: 400, 401, 403, 404, 409, 429, 500
+
+        Indexes that back a PRIMARY KEY or UNIQUE constraint cannot be dropped (409).
+        """
+        await self._transport.request(
+            "DELETE",
+            f"/api/v1/databases/{_segment(name)}/tables/{_segment(table)}/indexes/{_segment(index)}",
+            auth=True,
+        )
 
 
     async def list_rows(
@@ -2081,6 +2578,58 @@ class AsyncRestClient:
         return _t.cast("m.StartupReport", result)
 
 
+    async def list_sessions(
+        self,
+    ) -> m.SessionList:
+        """Live sessions (the caller's; everyone's for database:admin)
+
+        GET /api/v1/sessions (authenticated); answers 200.
+        Errors: 401, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/sessions",
+            auth=True,
+        )
+        return _t.cast("m.SessionList", result)
+
+
+    async def terminate_session(
+        self,
+        session_id: str,
+    ) -> m.SessionTerminated:
+        """End a session
+
+        DELETE /api/v1/sessions/{session_id} (authenticated); answers 200.
+        Errors: 400, 401, 404, 429, 500
+
+        Revokes the login (its access and refresh tokens answer 401 from now on) or the API key, interrupts the session's running statements, rolls back its open transactions and closes its WebSocket connections (close code 4009).
+        """
+        result = await self._transport.request(
+            "DELETE",
+            f"/api/v1/sessions/{_segment(session_id)}",
+            auth=True,
+        )
+        return _t.cast("m.SessionTerminated", result)
+
+
+    async def get_session(
+        self,
+        session_id: str,
+    ) -> m.SessionInfo:
+        """A live session
+
+        GET /api/v1/sessions/{session_id} (authenticated); answers 200.
+        Errors: 400, 401, 404, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/sessions/{_segment(session_id)}",
+            auth=True,
+        )
+        return _t.cast("m.SessionInfo", result)
+
+
     async def execute_sql_batch(
         self,
         body: m.SqlBatch,
@@ -2088,7 +2637,7 @@ class AsyncRestClient:
         """Run statements in one transaction, all or nothing
 
         POST /api/v1/sql/batch (database:write); answers 200.
-        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
         """
         result = await self._transport.request(
             "POST",
@@ -2106,7 +2655,7 @@ class AsyncRestClient:
         """Run a DDL or DML statement
 
         POST /api/v1/sql/execute (database:write); answers 200.
-        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
 
         A 200 answer means the change is committed and on disk (synchronous = FULL).
         """
@@ -2126,7 +2675,7 @@ class AsyncRestClient:
         """The query plan of a statement (EXPLAIN QUERY PLAN) as a tree
 
         POST /api/v1/sql/explain (database:read); answers 200.
-        Errors: 400, 401, 403, 404, 408, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 408, 413, 415, 422, 429, 500, 503
         """
         result = await self._transport.request(
             "POST",
@@ -2135,6 +2684,45 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.QueryPlan", result)
+
+
+    async def list_query_plans(
+        self,
+    ) -> m.TrackedQueryList:
+        """Tracked queries with their current plan
+
+        GET /api/v1/sql/plans (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+
+        Every SELECT (or WITH) run through /api/v1/sql/query is normalized and hashed; its plan is taken with EXPLAIN QUERY PLAN the first time and again whenever the database's schema version changed. The newest 1,000 queries are tracked.
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/sql/plans",
+            auth=True,
+        )
+        return _t.cast("m.TrackedQueryList", result)
+
+
+    async def list_plan_changes(
+        self,
+        *,
+        query_hash: str | None = None,
+    ) -> m.PlanChangeList:
+        """Recorded plan changes, newest first (the newest 1,000)
+
+        GET /api/v1/sql/plans/changes (database:admin); answers 200.
+        Errors: 400, 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/sql/plans/changes",
+            query={
+                "query_hash": query_hash,
+            },
+            auth=True,
+        )
+        return _t.cast("m.PlanChangeList", result)
 
 
     async def list_running_queries(
@@ -2196,7 +2784,7 @@ class AsyncRestClient:
         """Run a statement and return its rows
 
         POST /api/v1/sql/query (database:read); answers 200.
-        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
         """
         result = await self._transport.request(
             "POST",
@@ -2205,6 +2793,29 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.SqlResult", result)
+
+
+    async def list_slow_queries(
+        self,
+        *,
+        limit: int | None = None,
+    ) -> m.SlowQueryList:
+        """The slow-query log (the caller's statements; everyone's for database:admin)
+
+        GET /api/v1/sql/slow-queries (database:read); answers 200.
+        Errors: 400, 401, 403, 429, 500
+
+        Statements that ran at least `queries.slow_threshold_ms` (configuration), newest first. The log is in memory and keeps the newest `queries.slow_log_capacity` entries.
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/sql/slow-queries",
+            query={
+                "limit": limit,
+            },
+            auth=True,
+        )
+        return _t.cast("m.SlowQueryList", result)
 
 
     async def get_config(
@@ -2338,7 +2949,7 @@ class AsyncRestClient:
         """Begin a transaction
 
         POST /api/v1/transactions (database:read); answers 201.
-        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503
         """
         result = await self._transport.request(
             "POST",
@@ -2363,6 +2974,105 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.TransactionList", result)
+
+
+    async def list_deadlocks(
+        self,
+    ) -> m.DeadlockList:
+        """Deadlocks detected (the last 1000, newest first)
+
+        GET /api/v1/transactions/deadlocks (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/transactions/deadlocks",
+            auth=True,
+        )
+        return _t.cast("m.DeadlockList", result)
+
+
+    async def detect_deadlocks(
+        self,
+    ) -> m.DeadlockDetection:
+        """Search the whole wait-for graph for cycles now and resolve any found
+
+        POST /api/v1/transactions/deadlocks/detect (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/transactions/deadlocks/detect",
+            auth=True,
+        )
+        return _t.cast("m.DeadlockDetection", result)
+
+
+    async def list_locks(
+        self,
+    ) -> m.LockList:
+        """Every granted lock and waiting request
+
+        GET /api/v1/transactions/locks (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/transactions/locks",
+            auth=True,
+        )
+        return _t.cast("m.LockList", result)
+
+
+    async def get_lock_graph(
+        self,
+    ) -> m.WaitForGraph:
+        """The wait-for graph
+
+        GET /api/v1/transactions/locks/graph (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/transactions/locks/graph",
+            auth=True,
+        )
+        return _t.cast("m.WaitForGraph", result)
+
+
+    async def list_lock_waiters(
+        self,
+    ) -> m.LockList:
+        """Waiting lock requests, with what blocks them
+
+        GET /api/v1/transactions/locks/waiters (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/transactions/locks/waiters",
+            auth=True,
+        )
+        return _t.cast("m.LockList", result)
+
+
+    async def release_lock(
+        self,
+        lock_id: str,
+    ) -> m.LockInfo:
+        """Release a granted lock as an administrator
+
+        DELETE /api/v1/transactions/locks/{lock_id} (database:admin); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        The holder's transaction stays open without the lock; waiters behind it are served. A waiting request is not a lock: it ends with its timeout or its transaction.
+        """
+        result = await self._transport.request(
+            "DELETE",
+            f"/api/v1/transactions/locks/{_segment(lock_id)}",
+            auth=True,
+        )
+        return _t.cast("m.LockInfo", result)
 
 
     async def get_transaction(
@@ -2397,6 +3107,44 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.TransactionInfo", result)
+
+
+    async def list_transaction_locks(
+        self,
+        transaction_id: str,
+    ) -> m.LockList:
+        """The locks a transaction holds and the request it waits on
+
+        GET /api/v1/transactions/{transaction_id}/locks (database:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/transactions/{_segment(transaction_id)}/locks",
+            auth=True,
+        )
+        return _t.cast("m.LockList", result)
+
+
+    async def acquire_lock(
+        self,
+        transaction_id: str,
+        body: m.LockRequest,
+    ) -> m.LockInfo:
+        """Take a named or row lock in a transaction, waiting up to `timeout_ms`
+
+        POST /api/v1/transactions/{transaction_id}/locks (database:read); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        Advisory locks of RustyDB's lock manager (SQLite itself locks whole files), held until the transaction commits or rolls back. The request waits FIFO behind incompatible holders and earlier requests. It fails with 409 LOCK_TIMEOUT when the wait runs out, and with 409 DEADLOCK when waiting would close a cycle in the wait-for graph and this transaction is the victim (the youngest of the cycle); the victim's transaction is rolled back. Asking again for a lock already held returns it; shared to exclusive is an upgrade.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/transactions/{_segment(transaction_id)}/locks",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.LockInfo", result)
 
 
     async def rollback_transaction(

@@ -53,6 +53,240 @@ class DiskIoEventMessage(_t.TypedDict):
     sequence: int
 
 
+# ---- lock_event (locks, flat)
+
+
+class LockEventData(_t.TypedDict):
+    event_type: _t.Literal["ACQUIRED", "WAITING", "RELEASED", "TIMEOUT", "DEADLOCK"]
+    """ACQUIRED (granted), WAITING (queued), RELEASED, TIMEOUT (the wait ran out) or DEADLOCK (the request was a deadlock victim)."""
+
+    lock_id: str
+    transaction_id: str
+    database: str
+    lock_type: _t.Literal["row", "named"]
+    lock_mode: _t.Literal["shared", "exclusive"]
+    resource: str
+    """The named resource, or `table/row_id` for a row lock."""
+
+    table: _t.NotRequired[str]
+    """Table of a row lock."""
+
+    row_id: _t.NotRequired[str]
+    wait_time_ms: float
+    """Time the request waited (so far, for WAITING/TIMEOUT/DEADLOCK)."""
+
+    granted: bool
+    """Whether the transaction holds the lock after this event."""
+
+    reason: _t.NotRequired[str]
+    """Why a lock was RELEASED: commit, rollback, an admin, ..."""
+
+
+class LockEventMessage(_t.TypedDict):
+    """A lock request or lock changed state."""
+
+    message_type: _t.Literal["lock_event"]
+    data: LockEventData
+    timestamp: int
+    topic: _t.Literal["locks"]
+    sequence: int
+
+
+# ---- deadlock_detected (locks, flat)
+
+
+class DeadlockDetectedData(_t.TypedDict):
+    deadlock_id: str
+    detected_at: str
+    transactions: list[str]
+    """The cycle's transactions, each waiting for the next."""
+
+    victim_transaction: str
+    resource_graph: list[m.WaitForEdge]
+    """The cycle's wait-for edges."""
+
+    resolution_strategy: str
+    impacted_queries: list[str]
+    """The waiting lock requests of the cycle."""
+
+
+class DeadlockDetectedMessage(_t.TypedDict):
+    """A cycle in the wait-for graph, and the victim chosen to break it."""
+
+    message_type: _t.Literal["deadlock_detected"]
+    data: DeadlockDetectedData
+    timestamp: int
+    topic: _t.Literal["locks"]
+    sequence: int
+
+
+# ---- maintenance_event (maintenance, flat)
+
+
+class MaintenanceEventData(_t.TypedDict):
+    operation: _t.Literal["VACUUM", "ANALYZE", "REINDEX"]
+    database: str
+    statement: str
+    user: str
+    duration_ms: float
+    size_before_bytes: int
+    """Database file size (pages x page size) before."""
+
+    size_after_bytes: int
+    """Database file size (pages x page size) after."""
+
+
+class MaintenanceEventMessage(_t.TypedDict):
+    """One maintenance statement completed."""
+
+    message_type: _t.Literal["maintenance_event"]
+    data: MaintenanceEventData
+    timestamp: int
+    topic: _t.Literal["maintenance"]
+    sequence: int
+
+
+# ---- query_started (query_stream, flat)
+
+
+class QueryStartedData(_t.TypedDict):
+    query_id: str
+    """The client's `query_id`, or one the server chose (`q-` and 16 hex digits); also listed by GET /api/v1/sql/queries."""
+
+    sql: str
+    database: str
+    columns: list[m.SqlColumn]
+    """The result columns in order; their names are the keys of `row_data` (repeated names get a suffix `:2`, `:3`, ...)."""
+
+
+class QueryStartedMessage(_t.TypedDict):
+    """The statement is prepared and its first row is being computed."""
+
+    message_type: _t.Literal["query_started"]
+    data: QueryStartedData
+    timestamp: int
+
+
+# ---- query_row (query_stream, flat)
+
+
+class QueryRowData(_t.TypedDict):
+    query_id: str
+    row_index: int
+    """Position of the row in the result, from 0."""
+
+    row_data: dict[str, _t.Any]
+    """Column name -> value; BLOBs are base64 strings."""
+
+
+class QueryRowMessage(_t.TypedDict):
+    """One result row, in the order the engine produces them."""
+
+    message_type: _t.Literal["query_row"]
+    data: QueryRowData
+    timestamp: int
+
+
+# ---- query_progress (query_stream, flat)
+
+
+class QueryProgressData(_t.TypedDict):
+    query_id: str
+    rows_processed: int
+    """Rows produced so far."""
+
+    vm_steps: int
+    """SQLite virtual-machine instructions executed so far (in steps of 1,000)."""
+
+    elapsed_ms: float
+
+
+class QueryProgressMessage(_t.TypedDict):
+    """Progress of a running query, sampled by SQLite's progress handler, at most once per the query's `progress_interval_ms`; skipped while the client is behind on reading rows."""
+
+    message_type: _t.Literal["query_progress"]
+    data: QueryProgressData
+    timestamp: int
+
+
+# ---- query_completed (query_stream, flat)
+
+
+class QueryCompletedData(_t.TypedDict):
+    query_id: str
+    row_count: int
+    elapsed_ms: float
+    columns: list[m.SqlColumn]
+
+
+class QueryCompletedMessage(_t.TypedDict):
+    """The query ran to its end; no more messages about it follow."""
+
+    message_type: _t.Literal["query_completed"]
+    data: QueryCompletedData
+    timestamp: int
+
+
+# ---- query_error (query_stream, flat)
+
+
+class QueryErrorData(_t.TypedDict):
+    query_id: str
+    code: str
+    """SQL_ERROR, SQL_NOT_AUTHORIZED, QUERY_TIMEOUT, QUERY_CANCELLED, INVALID_REQUEST, NOT_FOUND (database), TOO_MANY_QUERIES, QUERY_ID_IN_USE, INTERNAL_ERROR"""
+
+    message: str
+    row_count: int
+    """Rows sent before the query stopped."""
+
+    elapsed_ms: float
+
+
+class QueryErrorMessage(_t.TypedDict):
+    """The query was refused or stopped; no more messages about it follow."""
+
+    message_type: _t.Literal["query_error"]
+    data: QueryErrorData
+    timestamp: int
+
+
+# ---- schema_changed (schema_changes, flat)
+
+
+class SchemaChangedData(_t.TypedDict):
+    change_type: _t.Literal["CREATE", "ALTER", "DROP"]
+    object_type: _t.Literal["TABLE", "INDEX", "VIEW", "TRIGGER"]
+    object_name: str
+    table: str
+    """The table the object belongs to (the table itself for a table)."""
+
+    database: str
+    statement: _t.NotRequired[str]
+    """The SQL of the call that made the change (for the tables API, the statement it ran); absent when the change came from elsewhere."""
+
+    definition: _t.NotRequired[str]
+    """The object's definition after the change (before it, for DROP), as stored in sqlite_schema."""
+
+    previous_name: _t.NotRequired[str]
+    """The old name of a renamed object."""
+
+    user: _t.NotRequired[str]
+    """Who ran the statement."""
+
+    transaction_id: str
+    """The committing transaction, as in `table_modified`."""
+
+
+class SchemaChangedMessage(_t.TypedDict):
+    """One schema object created, altered (its definition changed, e.g. ADD COLUMN, or renamed) or dropped by a committed transaction. Detected by comparing `sqlite_schema` before and after the call, so it reports what really changed, not what the SQL text claims."""
+
+    message_type: _t.Literal["schema_changed"]
+    data: SchemaChangedData
+    timestamp: int
+    topic: _t.Literal["schema_changes"]
+    sequence: int
+
+
 # ---- system_metrics (system_metrics, flat)
 
 
@@ -102,7 +336,7 @@ class TableModifiedData(_t.TypedDict):
     table: str
     operation: _t.Literal["INSERT", "UPDATE", "DELETE"]
     row_id: str
-    """The row's rowid."""
+    """The row's rowid; for a WITHOUT ROWID table its primary key, written as in the rows API path (composite keys joined with `,`)."""
 
     row_data: dict[str, _t.Any]
     """The row after the change (before it, for DELETE)."""
@@ -122,6 +356,42 @@ class TableModifiedMessage(_t.TypedDict):
     data: TableModifiedData
     timestamp: int
     topic: _t.Literal["table_changes"]
+    sequence: int
+
+
+# ---- transaction_event (transactions, flat)
+
+
+class TransactionEventData(_t.TypedDict):
+    event_type: _t.Literal["BEGIN", "COMMIT", "ROLLBACK"]
+    transaction_id: str
+    database: str
+    user_id: str
+    session_id: _t.NotRequired[str]
+    """The session (login or API key) that owns the transaction; see GET /api/v1/sessions."""
+
+    username: str
+    mode: _t.Literal["deferred", "immediate", "exclusive"]
+    """SQLite's locking mode of the BEGIN."""
+
+    read_only: bool
+    duration_ms: float
+    """Time since BEGIN (0 for BEGIN)."""
+
+    statements: int
+    """Statements run in the transaction so far."""
+
+    reason: _t.NotRequired[str]
+    """Why a ROLLBACK happened when the client did not ask for it (e.g. idle timeout), or why a COMMIT failed."""
+
+
+class TransactionEventMessage(_t.TypedDict):
+    """One transaction began, committed or rolled back."""
+
+    message_type: _t.Literal["transaction_event"]
+    data: TransactionEventData
+    timestamp: int
+    topic: _t.Literal["transactions"]
     sequence: int
 
 
@@ -239,8 +509,18 @@ class BroadcastMessage(_t.TypedDict):
 
 ServerMessage: _t.TypeAlias = _t.Union[
     DiskIoEventMessage,
+    LockEventMessage,
+    DeadlockDetectedMessage,
+    MaintenanceEventMessage,
+    QueryStartedMessage,
+    QueryRowMessage,
+    QueryProgressMessage,
+    QueryCompletedMessage,
+    QueryErrorMessage,
+    SchemaChangedMessage,
     SystemMetricsMessage,
     TableModifiedMessage,
+    TransactionEventMessage,
     SubscriptionAckMessage,
     ErrorMessage,
     PongMessage,
@@ -252,17 +532,32 @@ ServerMessage: _t.TypeAlias = _t.Union[
 
 EventMessage: _t.TypeAlias = _t.Union[
     DiskIoEventMessage,
+    LockEventMessage,
+    DeadlockDetectedMessage,
+    MaintenanceEventMessage,
+    SchemaChangedMessage,
     SystemMetricsMessage,
     TableModifiedMessage,
+    TransactionEventMessage,
 ]
 """Messages published on a topic: they carry ``topic`` and ``sequence``."""
 
-Topic: _t.TypeAlias = _t.Literal["disk_io", "system_metrics", "table_changes"]
+Topic: _t.TypeAlias = _t.Literal["disk_io", "locks", "maintenance", "schema_changes", "system_metrics", "table_changes", "transactions"]
 
 MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "disk_io_event",
+    "lock_event",
+    "deadlock_detected",
+    "maintenance_event",
+    "query_started",
+    "query_row",
+    "query_progress",
+    "query_completed",
+    "query_error",
+    "schema_changed",
     "system_metrics",
     "table_modified",
+    "transaction_event",
     "subscription_ack",
     "error",
     "pong",
@@ -274,14 +569,23 @@ MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
 
 EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "disk_io_event",
+    "lock_event",
+    "deadlock_detected",
+    "maintenance_event",
+    "schema_changed",
     "system_metrics",
     "table_modified",
+    "transaction_event",
 })
 
 TOPICS: _t.Final[dict[str, dict[str, _t.Any]]] = {
     "disk_io": {"permission": "system:read", "message_types": ["disk_io_event"]},
+    "locks": {"permission": "database:read", "message_types": ["lock_event", "deadlock_detected"]},
+    "maintenance": {"permission": "database:read", "message_types": ["maintenance_event"]},
+    "schema_changes": {"permission": "database:read", "message_types": ["schema_changed"]},
     "system_metrics": {"permission": "system:read", "message_types": ["system_metrics"]},
     "table_changes": {"permission": "database:read", "message_types": ["table_modified"]},
+    "transactions": {"permission": "database:read", "message_types": ["transaction_event"]},
 }
 """Topics a client may subscribe to, with their permission and message types."""
 
@@ -290,6 +594,7 @@ WS_ENDPOINTS: _t.Final[dict[str, str]] = {
     "ws_metrics": "/api/v1/ws/metrics",
     "ws_storage_io": "/api/v1/ws/storage/io",
     "ws_events": "/api/v1/ws/events",
+    "ws_query": "/api/v1/ws/query",
 }
 """WebSocket endpoints by id; ``ws`` (``/api/v1/ws``) takes ``subscribe`` with replay."""
 

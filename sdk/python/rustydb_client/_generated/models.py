@@ -34,6 +34,7 @@ __all__ = [
     "DatabaseCreate",
     "DatabaseInfo",
     "DatabaseList",
+    "PoolStats",
     "HealthStatus",
     "ComponentHealth",
     "HealthSummary",
@@ -41,6 +42,22 @@ __all__ = [
     "ReadinessReport",
     "StartupReport",
     "DetailedHealth",
+    "LockMode",
+    "LockType",
+    "LockState",
+    "LockRequest",
+    "LockInfo",
+    "LockList",
+    "WaitForEdge",
+    "WaitForNode",
+    "WaitForGraph",
+    "Deadlock",
+    "DeadlockList",
+    "DeadlockDetection",
+    "SessionKind",
+    "SessionInfo",
+    "SessionList",
+    "SessionTerminated",
     "SqlQuery",
     "SqlColumn",
     "SqlResult",
@@ -51,9 +68,17 @@ __all__ = [
     "SqlStatementResult",
     "QueryPlanNode",
     "QueryPlan",
+    "RunningQueryState",
     "RunningQuery",
     "RunningQueryList",
     "QueryCancelled",
+    "SlowQueryOutcome",
+    "SlowQuery",
+    "SlowQueryList",
+    "TrackedQuery",
+    "TrackedQueryList",
+    "PlanChange",
+    "PlanChangeList",
     "ServerInfo",
     "VersionInfo",
     "EffectiveConfig",
@@ -72,6 +97,13 @@ __all__ = [
     "RowValues",
     "RowWritten",
     "RowPage",
+    "ColumnRename",
+    "TableAlter",
+    "IndexCreate",
+    "IndexInfo",
+    "IndexList",
+    "IndexStatistics",
+    "TableStatistics",
     "TransactionBegin",
     "TransactionState",
     "TransactionInfo",
@@ -318,6 +350,23 @@ class DatabaseList(_t.TypedDict):
     total: int
 
 
+class PoolStats(_t.TypedDict):
+    database: str
+    active: int
+    """Connections checked out (running a statement or held by a transaction)."""
+
+    idle: int
+    """Open connections waiting in the pool for their next use."""
+
+    waiting: int
+    """Callers waiting for a connection because max_connections are open."""
+
+    total: int
+    """Open connections (active + idle)."""
+
+    max_connections: int
+
+
 HealthStatus: _t.TypeAlias = "_t.Literal[\"healthy\", \"degraded\", \"unhealthy\"]"
 """Overall or per-component health."""
 
@@ -368,6 +417,191 @@ class DetailedHealth(_t.TypedDict):
     uptime_seconds: int
     checked_at: str
     components: list[ComponentHealth]
+
+
+LockMode: _t.TypeAlias = "_t.Literal[\"shared\", \"exclusive\"]"
+"""`shared` locks are compatible with each other; `exclusive` is compatible with nothing."""
+
+
+LockType: _t.TypeAlias = "_t.Literal[\"row\", \"named\"]"
+"""`row`: a row of a table (`table` + `row_id`); `named`: any resource name the application chooses."""
+
+
+LockState: _t.TypeAlias = "_t.Literal[\"granted\", \"waiting\"]"
+
+
+class LockRequest(_t.TypedDict):
+    """A lock to take in the transaction: either `resource` (a named lock) or `table` with `row_id` (a row lock). Locks live in the transaction's database."""
+
+    resource: _t.NotRequired[str]
+    """A named resource, e.g. `orders/42` or `nightly-report`."""
+
+    table: _t.NotRequired[str]
+    """Table of a row lock (with `row_id`). The name is not checked against the schema."""
+
+    row_id: _t.NotRequired[str]
+    """Row of a row lock (with `table`), e.g. its rowid or primary key."""
+
+    mode: LockMode
+    timeout_ms: _t.NotRequired[int]
+    """How long to wait for the lock, in milliseconds (default 5000). 0 means do not wait: fail at once with LOCK_TIMEOUT if the lock is not free."""
+
+
+class LockInfo(_t.TypedDict):
+    """A lock held by a transaction, or a request waiting for one."""
+
+    lock_id: str
+    """Stays the same from WAITING to ACQUIRED; an upgrade keeps the shared lock's id."""
+
+    transaction_id: str
+    database: str
+    owner: str
+    """Username of the transaction's owner."""
+
+    lock_type: LockType
+    mode: LockMode
+    resource: str
+    """The named resource, or `table/row_id` for a row lock."""
+
+    table: _t.NotRequired[str | None]
+    row_id: _t.NotRequired[str | None]
+    state: LockState
+    requested_at: str
+    granted_at: _t.NotRequired[str | None]
+    wait_time_ms: float
+    """Time waited before the grant, or so far for a waiting request."""
+
+    queue_position: _t.NotRequired[int | None]
+    """0-based place in the resource's wait queue; null when granted."""
+
+    blocked_by: list[str]
+    """Transactions this request waits for (holders or requests ahead of it); empty when granted."""
+
+
+class LockList(_t.TypedDict):
+    locks: list[LockInfo]
+    total: int
+
+
+class WaitForEdge(_t.TypedDict):
+    """`waiter` cannot proceed until `holder` releases `resource` (or, for a request ahead of it in the queue, is served)."""
+
+    waiter: str
+    """Waiting transaction."""
+
+    holder: str
+    """Transaction it waits for."""
+
+    database: str
+    lock_type: LockType
+    resource: str
+    waiter_mode: LockMode
+    holder_mode: LockMode
+    holder_state: LockState
+    """`granted`: the holder has the lock; `waiting`: the holder's request is ahead in the FIFO queue."""
+
+
+class WaitForNode(_t.TypedDict):
+    transaction_id: str
+    owner: str
+    database: str
+    started_at: str
+    locks_held: int
+    waiting: bool
+    """Whether it has a lock request waiting."""
+
+
+class WaitForGraph(_t.TypedDict):
+    """The wait-for graph now; a cycle in it is a deadlock."""
+
+    transactions: list[WaitForNode]
+    """Transactions that hold or wait for a lock."""
+
+    edges: list[WaitForEdge]
+
+
+class Deadlock(_t.TypedDict):
+    deadlock_id: str
+    detected_at: str
+    detected_by: _t.Literal["on_wait", "detect_request"]
+    """`on_wait`: when a request started waiting; `detect_request`: by POST /api/v1/transactions/deadlocks/detect."""
+
+    transactions: list[str]
+    """The transactions of the cycle, each waiting for the next."""
+
+    victim_transaction: str
+    """The youngest transaction of the cycle; its request failed and it was rolled back."""
+
+    resource_graph: list[WaitForEdge]
+    """The cycle's wait-for edges."""
+
+    resolution_strategy: str
+    impacted_queries: list[str]
+    """The waiting lock requests of the cycle, one line each."""
+
+
+class DeadlockList(_t.TypedDict):
+    deadlocks: list[Deadlock]
+    """Newest first; the last 1000 are kept."""
+
+    total: int
+    """Deadlocks in this list."""
+
+    detected_total: int
+    """Deadlocks detected since the server started."""
+
+
+class DeadlockDetection(_t.TypedDict):
+    detected_at: str
+    transactions_checked: int
+    edges_checked: int
+    deadlocks: list[Deadlock]
+    """Cycles found now, each resolved like one found on wait. Usually empty, because every wait is checked when it starts."""
+
+
+SessionKind: _t.TypeAlias = "_t.Literal[\"login\", \"api_key\"]"
+"""`login`: a JWT login (POST /api/v1/auth/login); `api_key`: an API key."""
+
+
+class SessionInfo(_t.TypedDict):
+    session_id: str
+    kind: SessionKind
+    user_id: str
+    username: str
+    client_address: _t.NotRequired[str | None]
+    """Address of the latest request."""
+
+    connected_at: str
+    """Login time, or the API key's first use since the server started."""
+
+    last_activity_at: str
+    queries_executed: int
+    """SQL statements run through /api/v1/sql in this session since the server started."""
+
+    database: _t.NotRequired[str | None]
+    """Database of the latest statement."""
+
+    open_transactions: list[str]
+    """Ids of the session's open transactions."""
+
+    websocket_connections: list[str]
+    """Ids of the session's open WebSocket connections."""
+
+    running_queries: list[str]
+    """Ids of the session's running statements."""
+
+
+class SessionList(_t.TypedDict):
+    sessions: list[SessionInfo]
+    total: int
+
+
+class SessionTerminated(_t.TypedDict):
+    session_id: str
+    credential_revoked: SessionKind
+    queries_cancelled: int
+    transactions_rolled_back: list[str]
+    websocket_connections_closed: list[str]
 
 
 class SqlQuery(_t.TypedDict):
@@ -455,12 +689,23 @@ class QueryPlan(_t.TypedDict):
     """EXPLAIN QUERY PLAN as a tree."""
 
 
+RunningQueryState: _t.TypeAlias = "_t.Literal[\"waiting\", \"executing\", \"cancelling\"]"
+"""`waiting`: for a connection (the pool is at its limit) or for its transaction's; `executing`; `cancelling`: interrupted, its request is about to answer 409."""
+
+
 class RunningQuery(_t.TypedDict):
     query_id: str
     sql: str
     database: str
     user: str
     """Username of the caller running it."""
+
+    session_id: str
+    """The session that sent it (see /api/v1/sessions)."""
+
+    state: RunningQueryState
+    rows_so_far: int
+    """Rows the statement has returned so far."""
 
     transaction_id: _t.NotRequired[str | None]
     started_at: str
@@ -476,6 +721,85 @@ class QueryCancelled(_t.TypedDict):
     query_id: str
     cancelled: bool
     """True when the statement was interrupted (it answers 409 QUERY_CANCELLED)."""
+
+
+SlowQueryOutcome: _t.TypeAlias = "_t.Literal[\"completed\", \"failed\", \"cancelled\"]"
+
+
+class SlowQuery(_t.TypedDict):
+    """A statement that ran at least the configured threshold (queries.slow_threshold_ms)."""
+
+    id: int
+    """Increases with each entry."""
+
+    sql: str
+    database: str
+    user: str
+    session_id: str
+    duration_ms: float
+    rows: int
+    """Rows returned (query) or changed (execute, batch)."""
+
+    outcome: SlowQueryOutcome
+    error: _t.NotRequired[str | None]
+    """Why it failed, when it did."""
+
+    started_at: str
+    ended_at: str
+
+
+class SlowQueryList(_t.TypedDict):
+    queries: list[SlowQuery]
+    """Newest first."""
+
+    total: int
+    """Entries returned."""
+
+    threshold_ms: int
+
+
+class TrackedQuery(_t.TypedDict):
+    """A normalized query (literals replaced by `?`, whitespace collapsed) with its current plan."""
+
+    query_hash: str
+    database: str
+    normalized_sql: str
+    plan: list[str]
+    """EXPLAIN QUERY PLAN lines, children indented by two spaces."""
+
+    schema_version: int
+    """The database's PRAGMA schema_version when the plan was taken."""
+
+    executions: int
+    plan_changes: int
+    first_seen_at: str
+    last_executed_at: str
+
+
+class TrackedQueryList(_t.TypedDict):
+    queries: list[TrackedQuery]
+    """Most recently executed first."""
+
+    total: int
+
+
+class PlanChange(_t.TypedDict):
+    query_hash: str
+    database: str
+    normalized_sql: str
+    old_plan: list[str]
+    new_plan: list[str]
+    reason: str
+    """Why the plan was re-checked, e.g. `schema changed (version 3 -> 4)`."""
+
+    changed_at: str
+
+
+class PlanChangeList(_t.TypedDict):
+    changes: list[PlanChange]
+    """Newest first."""
+
+    total: int
 
 
 class ServerInfo(_t.TypedDict):
@@ -618,6 +942,10 @@ class ColumnSpec(_t.TypedDict):
 class TableCreate(_t.TypedDict):
     name: str
     columns: list[ColumnSpec]
+    """Columns in order. Several columns marked `primary_key` make one composite PRIMARY KEY in this order."""
+
+    without_rowid: _t.NotRequired[bool]
+    """Create a WITHOUT ROWID table (needs a primary key)."""
 
 
 class ColumnInfo(_t.TypedDict):
@@ -649,7 +977,7 @@ class RowValues(_t.TypedDict):
 
 class RowWritten(_t.TypedDict):
     row_id: _t.Any
-    """The row's primary key (or rowid)."""
+    """The row's key as used in the rows path: the primary key value, for a composite key the encoded string (`a,b` with `\\,` and `\\\\` escapes), or the rowid."""
 
     row: dict[str, _t.Any]
     """The row as stored, column name -> value."""
@@ -662,6 +990,67 @@ class RowPage(_t.TypedDict):
 
     limit: int
     offset: int
+
+
+ColumnRename = _t.TypedDict(
+    "ColumnRename",
+    {
+        "from": "str",
+        "to": "str",
+    },
+)
+
+
+class TableAlter(_t.TypedDict):
+    """Exactly one change."""
+
+    rename_to: _t.NotRequired[str]
+    """New table name."""
+
+    add_column: _t.NotRequired[ColumnSpec]
+    rename_column: _t.NotRequired[ColumnRename]
+    drop_column: _t.NotRequired[str]
+    """Name of the column to drop."""
+
+
+class IndexCreate(_t.TypedDict):
+    name: str
+    columns: list[str]
+    """Indexed columns, in order."""
+
+    unique: _t.NotRequired[bool]
+
+
+class IndexInfo(_t.TypedDict):
+    name: str
+    table: str
+    unique: bool
+    columns: list[str | None]
+    """Indexed columns in order; null for an expression."""
+
+    origin: _t.Literal["create", "unique", "primary_key"]
+    """`create`: made by CREATE INDEX; `unique` / `primary_key`: made by SQLite for that constraint."""
+
+    partial: bool
+    """Whether the index has a WHERE clause (made through SQL)."""
+
+
+class IndexList(_t.TypedDict):
+    indexes: list[IndexInfo]
+    total: int
+
+
+class IndexStatistics(_t.TypedDict):
+    index: _t.NotRequired[str | None]
+    """The index, or null for the table's own row estimate."""
+
+    stat: str
+    """sqlite_stat1.stat: the row estimate, then average rows per distinct key prefix."""
+
+
+class TableStatistics(_t.TypedDict):
+    table: str
+    statistics: list[IndexStatistics]
 
 
 class TransactionBegin(_t.TypedDict):

@@ -412,6 +412,23 @@ export class RestClient {
   }
 
   /**
+   * Connection-pool figures of a database
+   *
+   * GET /api/v1/databases/{name}/pool (system:read); answers 200.
+   * Errors: 400, 401, 403, 404, 429, 500
+   *
+   * Connections in use (running a statement or held by an explicit transaction), idle in the pool, callers waiting because `pool.max_connections` are open, and the total open.
+   */
+  getDatabasePool(name: string, options?: RequestOptions): Promise<T.PoolStats> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/databases/${encodeURIComponent(String(name))}/pool`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
    * Tables of a database
    *
    * GET /api/v1/databases/{name}/tables (database:read); answers 200.
@@ -467,6 +484,93 @@ export class RestClient {
     return this.transport.request({
       method: "GET",
       path: `/api/v1/databases/${encodeURIComponent(String(name))}/tables/${encodeURIComponent(String(table))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Alter a table (one change per request)
+   *
+   * PATCH /api/v1/databases/{name}/tables/{table} (database:write); answers 200.
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   *
+   * Exactly one of `rename_to`, `add_column`, `rename_column` or `drop_column`, run as one SQLite `ALTER TABLE` statement. What SQLite refuses (dropping a primary-key, UNIQUE or indexed column, adding a NOT NULL column without a default, adding a UNIQUE or PRIMARY KEY column) is answered 400 `SQL_ERROR` with SQLite's message; a name that is already taken is 409.
+   */
+  alterTable(name: string, table: string, body: T.TableAlter, options?: RequestOptions): Promise<T.TableInfo> {
+    return this.transport.request({
+      method: "PATCH",
+      path: `/api/v1/databases/${encodeURIComponent(String(name))}/tables/${encodeURIComponent(String(table))}`,
+      body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Gather query-planner statistics for a table
+   *
+   * POST /api/v1/databases/{name}/tables/{table}/analyze (database:write); answers 200.
+   * Errors: 400, 401, 403, 404, 429, 500
+   *
+   * Runs `ANALYZE` on the table and returns the statistics SQLite stored in `sqlite_stat1`.
+   */
+  analyzeTable(name: string, table: string, options?: RequestOptions): Promise<T.TableStatistics> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/databases/${encodeURIComponent(String(name))}/tables/${encodeURIComponent(String(table))}/analyze`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Indexes of a table
+   *
+   * GET /api/v1/databases/{name}/tables/{table}/indexes (database:read); answers 200.
+   * Errors: 400, 401, 403, 404, 429, 500
+   *
+   * Every index, including those SQLite made for PRIMARY KEY and UNIQUE constraints (`origin` tells which).
+   */
+  listIndexes(name: string, table: string, options?: RequestOptions): Promise<T.IndexList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/databases/${encodeURIComponent(String(name))}/tables/${encodeURIComponent(String(table))}/indexes`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Create an index
+   *
+   * POST /api/v1/databases/{name}/tables/{table}/indexes (database:write); answers 201.
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   *
+   * An index on one or more columns, in the given order, optionally UNIQUE. A unique index over columns that already hold duplicates is 409.
+   */
+  createIndex(name: string, table: string, body: T.IndexCreate, options?: RequestOptions): Promise<T.IndexInfo> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/databases/${encodeURIComponent(String(name))}/tables/${encodeURIComponent(String(table))}/indexes`,
+      body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Drop an index
+   *
+   * DELETE /api/v1/databases/{name}/tables/{table}/indexes/{index} (database:write); answers 204.
+   * Errors: 400, 401, 403, 404, 409, 429, 500
+   *
+   * Indexes that back a PRIMARY KEY or UNIQUE constraint cannot be dropped (409).
+   */
+  dropIndex(name: string, table: string, index: string, options?: RequestOptions): Promise<void> {
+    return this.transport.request({
+      method: "DELETE",
+      path: `/api/v1/databases/${encodeURIComponent(String(name))}/tables/${encodeURIComponent(String(table))}/indexes/${encodeURIComponent(String(index))}`,
       auth: true,
       options,
     });
@@ -656,10 +760,57 @@ export class RestClient {
   }
 
   /**
+   * Live sessions (the caller's; everyone's for database:admin)
+   *
+   * GET /api/v1/sessions (authenticated); answers 200.
+   * Errors: 401, 429, 500
+   */
+  listSessions(options?: RequestOptions): Promise<T.SessionList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/sessions`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * End a session
+   *
+   * DELETE /api/v1/sessions/{session_id} (authenticated); answers 200.
+   * Errors: 400, 401, 404, 429, 500
+   *
+   * Revokes the login (its access and refresh tokens answer 401 from now on) or the API key, interrupts the session's running statements, rolls back its open transactions and closes its WebSocket connections (close code 4009).
+   */
+  terminateSession(sessionId: string, options?: RequestOptions): Promise<T.SessionTerminated> {
+    return this.transport.request({
+      method: "DELETE",
+      path: `/api/v1/sessions/${encodeURIComponent(String(sessionId))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * A live session
+   *
+   * GET /api/v1/sessions/{session_id} (authenticated); answers 200.
+   * Errors: 400, 401, 404, 429, 500
+   */
+  getSession(sessionId: string, options?: RequestOptions): Promise<T.SessionInfo> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/sessions/${encodeURIComponent(String(sessionId))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
    * Run statements in one transaction, all or nothing
    *
    * POST /api/v1/sql/batch (database:write); answers 200.
-   * Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+   * Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
    */
   executeSqlBatch(body: T.SqlBatch, options?: RequestOptions): Promise<T.SqlBatchResult> {
     return this.transport.request({
@@ -675,7 +826,7 @@ export class RestClient {
    * Run a DDL or DML statement
    *
    * POST /api/v1/sql/execute (database:write); answers 200.
-   * Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+   * Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
    *
    * A 200 answer means the change is committed and on disk (synchronous = FULL).
    */
@@ -693,13 +844,46 @@ export class RestClient {
    * The query plan of a statement (EXPLAIN QUERY PLAN) as a tree
    *
    * POST /api/v1/sql/explain (database:read); answers 200.
-   * Errors: 400, 401, 403, 404, 408, 413, 415, 422, 429, 500
+   * Errors: 400, 401, 403, 404, 408, 413, 415, 422, 429, 500, 503
    */
   explainSql(body: T.SqlQuery, options?: RequestOptions): Promise<T.QueryPlan> {
     return this.transport.request({
       method: "POST",
       path: `/api/v1/sql/explain`,
       body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Tracked queries with their current plan
+   *
+   * GET /api/v1/sql/plans (database:admin); answers 200.
+   * Errors: 401, 403, 429, 500
+   *
+   * Every SELECT (or WITH) run through /api/v1/sql/query is normalized and hashed; its plan is taken with EXPLAIN QUERY PLAN the first time and again whenever the database's schema version changed. The newest 1,000 queries are tracked.
+   */
+  listQueryPlans(options?: RequestOptions): Promise<T.TrackedQueryList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/sql/plans`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Recorded plan changes, newest first (the newest 1,000)
+   *
+   * GET /api/v1/sql/plans/changes (database:admin); answers 200.
+   * Errors: 400, 401, 403, 429, 500
+   */
+  listPlanChanges(query?: { query_hash?: string }, options?: RequestOptions): Promise<T.PlanChangeList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/sql/plans/changes`,
+      query,
       auth: true,
       options,
     });
@@ -756,13 +940,31 @@ export class RestClient {
    * Run a statement and return its rows
    *
    * POST /api/v1/sql/query (database:read); answers 200.
-   * Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500
+   * Errors: 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503
    */
   querySql(body: T.SqlQuery, options?: RequestOptions): Promise<T.SqlResult> {
     return this.transport.request({
       method: "POST",
       path: `/api/v1/sql/query`,
       body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * The slow-query log (the caller's statements; everyone's for database:admin)
+   *
+   * GET /api/v1/sql/slow-queries (database:read); answers 200.
+   * Errors: 400, 401, 403, 429, 500
+   *
+   * Statements that ran at least `queries.slow_threshold_ms` (configuration), newest first. The log is in memory and keeps the newest `queries.slow_log_capacity` entries.
+   */
+  listSlowQueries(query?: { limit?: number }, options?: RequestOptions): Promise<T.SlowQueryList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/sql/slow-queries`,
+      query,
       auth: true,
       options,
     });
@@ -888,7 +1090,7 @@ export class RestClient {
    * Begin a transaction
    *
    * POST /api/v1/transactions (database:read); answers 201.
-   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503
    */
   beginTransaction(body: T.TransactionBegin, options?: RequestOptions): Promise<T.TransactionInfo> {
     return this.transport.request({
@@ -910,6 +1112,98 @@ export class RestClient {
     return this.transport.request({
       method: "GET",
       path: `/api/v1/transactions/active`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Deadlocks detected (the last 1000, newest first)
+   *
+   * GET /api/v1/transactions/deadlocks (database:admin); answers 200.
+   * Errors: 401, 403, 429, 500
+   */
+  listDeadlocks(options?: RequestOptions): Promise<T.DeadlockList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/transactions/deadlocks`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Search the whole wait-for graph for cycles now and resolve any found
+   *
+   * POST /api/v1/transactions/deadlocks/detect (database:admin); answers 200.
+   * Errors: 401, 403, 429, 500
+   */
+  detectDeadlocks(options?: RequestOptions): Promise<T.DeadlockDetection> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/transactions/deadlocks/detect`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Every granted lock and waiting request
+   *
+   * GET /api/v1/transactions/locks (database:admin); answers 200.
+   * Errors: 401, 403, 429, 500
+   */
+  listLocks(options?: RequestOptions): Promise<T.LockList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/transactions/locks`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * The wait-for graph
+   *
+   * GET /api/v1/transactions/locks/graph (database:admin); answers 200.
+   * Errors: 401, 403, 429, 500
+   */
+  getLockGraph(options?: RequestOptions): Promise<T.WaitForGraph> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/transactions/locks/graph`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Waiting lock requests, with what blocks them
+   *
+   * GET /api/v1/transactions/locks/waiters (database:admin); answers 200.
+   * Errors: 401, 403, 429, 500
+   */
+  listLockWaiters(options?: RequestOptions): Promise<T.LockList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/transactions/locks/waiters`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Release a granted lock as an administrator
+   *
+   * DELETE /api/v1/transactions/locks/{lock_id} (database:admin); answers 200.
+   * Errors: 400, 401, 403, 404, 429, 500
+   *
+   * The holder's transaction stays open without the lock; waiters behind it are served. A waiting request is not a lock: it ends with its timeout or its transaction.
+   */
+  releaseLock(lockId: string, options?: RequestOptions): Promise<T.LockInfo> {
+    return this.transport.request({
+      method: "DELETE",
+      path: `/api/v1/transactions/locks/${encodeURIComponent(String(lockId))}`,
       auth: true,
       options,
     });
@@ -940,6 +1234,39 @@ export class RestClient {
     return this.transport.request({
       method: "POST",
       path: `/api/v1/transactions/${encodeURIComponent(String(transactionId))}/commit`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * The locks a transaction holds and the request it waits on
+   *
+   * GET /api/v1/transactions/{transaction_id}/locks (database:read); answers 200.
+   * Errors: 400, 401, 403, 404, 429, 500
+   */
+  listTransactionLocks(transactionId: string, options?: RequestOptions): Promise<T.LockList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/transactions/${encodeURIComponent(String(transactionId))}/locks`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Take a named or row lock in a transaction, waiting up to `timeout_ms`
+   *
+   * POST /api/v1/transactions/{transaction_id}/locks (database:read); answers 200.
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   *
+   * Advisory locks of RustyDB's lock manager (SQLite itself locks whole files), held until the transaction commits or rolls back. The request waits FIFO behind incompatible holders and earlier requests. It fails with 409 LOCK_TIMEOUT when the wait runs out, and with 409 DEADLOCK when waiting would close a cycle in the wait-for graph and this transaction is the victim (the youngest of the cycle); the victim's transaction is rolled back. Asking again for a lock already held returns it; shared to exclusive is an upgrade.
+   */
+  acquireLock(transactionId: string, body: T.LockRequest, options?: RequestOptions): Promise<T.LockInfo> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/transactions/${encodeURIComponent(String(transactionId))}/locks`,
+      body,
       auth: true,
       options,
     });

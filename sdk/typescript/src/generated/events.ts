@@ -57,6 +57,284 @@ export interface DiskIoEventMessage {
   sequence: number;
 }
 
+// ---- lock_event (locks, flat)
+
+export interface LockEventData {
+  /**
+   * ACQUIRED (granted), WAITING (queued), RELEASED, TIMEOUT (the wait ran out) or DEADLOCK (the request was a deadlock victim).
+   */
+  event_type: "ACQUIRED" | "WAITING" | "RELEASED" | "TIMEOUT" | "DEADLOCK";
+  lock_id: string;
+  transaction_id: string;
+  database: string;
+  lock_type: "row" | "named";
+  lock_mode: "shared" | "exclusive";
+  /**
+   * The named resource, or `table/row_id` for a row lock.
+   */
+  resource: string;
+  /**
+   * Table of a row lock.
+   */
+  table?: string;
+  row_id?: string;
+  /**
+   * Time the request waited (so far, for WAITING/TIMEOUT/DEADLOCK).
+   */
+  wait_time_ms: number;
+  /**
+   * Whether the transaction holds the lock after this event.
+   */
+  granted: boolean;
+  /**
+   * Why a lock was RELEASED: commit, rollback, an admin, ...
+   */
+  reason?: string;
+}
+
+/**
+ * A lock request or lock changed state.
+ */
+export interface LockEventMessage {
+  message_type: "lock_event";
+  data: LockEventData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "locks";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
+// ---- deadlock_detected (locks, flat)
+
+export interface DeadlockDetectedData {
+  deadlock_id: string;
+  detected_at: string;
+  /**
+   * The cycle's transactions, each waiting for the next.
+   */
+  transactions: Array<string>;
+  victim_transaction: string;
+  /**
+   * The cycle's wait-for edges.
+   */
+  resource_graph: Array<T.WaitForEdge>;
+  resolution_strategy: string;
+  /**
+   * The waiting lock requests of the cycle.
+   */
+  impacted_queries: Array<string>;
+}
+
+/**
+ * A cycle in the wait-for graph, and the victim chosen to break it.
+ */
+export interface DeadlockDetectedMessage {
+  message_type: "deadlock_detected";
+  data: DeadlockDetectedData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "locks";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
+// ---- maintenance_event (maintenance, flat)
+
+export interface MaintenanceEventData {
+  operation: "VACUUM" | "ANALYZE" | "REINDEX";
+  database: string;
+  statement: string;
+  user: string;
+  duration_ms: number;
+  /**
+   * Database file size (pages x page size) before.
+   */
+  size_before_bytes: number;
+  /**
+   * Database file size (pages x page size) after.
+   */
+  size_after_bytes: number;
+}
+
+/**
+ * One maintenance statement completed.
+ */
+export interface MaintenanceEventMessage {
+  message_type: "maintenance_event";
+  data: MaintenanceEventData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "maintenance";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
+// ---- query_started (query_stream, flat)
+
+export interface QueryStartedData {
+  /**
+   * The client's `query_id`, or one the server chose (`q-` and 16 hex digits); also listed by GET /api/v1/sql/queries.
+   */
+  query_id: string;
+  sql: string;
+  database: string;
+  /**
+   * The result columns in order; their names are the keys of `row_data` (repeated names get a suffix `:2`, `:3`, ...).
+   */
+  columns: Array<T.SqlColumn>;
+}
+
+/**
+ * The statement is prepared and its first row is being computed.
+ */
+export interface QueryStartedMessage {
+  message_type: "query_started";
+  data: QueryStartedData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+}
+
+// ---- query_row (query_stream, flat)
+
+export interface QueryRowData {
+  query_id: string;
+  /**
+   * Position of the row in the result, from 0.
+   */
+  row_index: number;
+  /**
+   * Column name -> value; BLOBs are base64 strings.
+   */
+  row_data: { [key: string]: unknown };
+}
+
+/**
+ * One result row, in the order the engine produces them.
+ */
+export interface QueryRowMessage {
+  message_type: "query_row";
+  data: QueryRowData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+}
+
+// ---- query_progress (query_stream, flat)
+
+export interface QueryProgressData {
+  query_id: string;
+  /**
+   * Rows produced so far.
+   */
+  rows_processed: number;
+  /**
+   * SQLite virtual-machine instructions executed so far (in steps of 1,000).
+   */
+  vm_steps: number;
+  elapsed_ms: number;
+}
+
+/**
+ * Progress of a running query, sampled by SQLite's progress handler, at most once per the query's `progress_interval_ms`; skipped while the client is behind on reading rows.
+ */
+export interface QueryProgressMessage {
+  message_type: "query_progress";
+  data: QueryProgressData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+}
+
+// ---- query_completed (query_stream, flat)
+
+export interface QueryCompletedData {
+  query_id: string;
+  row_count: number;
+  elapsed_ms: number;
+  columns: Array<T.SqlColumn>;
+}
+
+/**
+ * The query ran to its end; no more messages about it follow.
+ */
+export interface QueryCompletedMessage {
+  message_type: "query_completed";
+  data: QueryCompletedData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+}
+
+// ---- query_error (query_stream, flat)
+
+export interface QueryErrorData {
+  query_id: string;
+  /**
+   * SQL_ERROR, SQL_NOT_AUTHORIZED, QUERY_TIMEOUT, QUERY_CANCELLED, INVALID_REQUEST, NOT_FOUND (database), TOO_MANY_QUERIES, QUERY_ID_IN_USE, INTERNAL_ERROR
+   */
+  code: string;
+  message: string;
+  /**
+   * Rows sent before the query stopped.
+   */
+  row_count: number;
+  elapsed_ms: number;
+}
+
+/**
+ * The query was refused or stopped; no more messages about it follow.
+ */
+export interface QueryErrorMessage {
+  message_type: "query_error";
+  data: QueryErrorData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+}
+
+// ---- schema_changed (schema_changes, flat)
+
+export interface SchemaChangedData {
+  change_type: "CREATE" | "ALTER" | "DROP";
+  object_type: "TABLE" | "INDEX" | "VIEW" | "TRIGGER";
+  object_name: string;
+  /**
+   * The table the object belongs to (the table itself for a table).
+   */
+  table: string;
+  database: string;
+  /**
+   * The SQL of the call that made the change (for the tables API, the statement it ran); absent when the change came from elsewhere.
+   */
+  statement?: string;
+  /**
+   * The object's definition after the change (before it, for DROP), as stored in sqlite_schema.
+   */
+  definition?: string;
+  /**
+   * The old name of a renamed object.
+   */
+  previous_name?: string;
+  /**
+   * Who ran the statement.
+   */
+  user?: string;
+  /**
+   * The committing transaction, as in `table_modified`.
+   */
+  transaction_id: string;
+}
+
+/**
+ * One schema object created, altered (its definition changed, e.g. ADD COLUMN, or renamed) or dropped by a committed transaction. Detected by comparing `sqlite_schema` before and after the call, so it reports what really changed, not what the SQL text claims.
+ */
+export interface SchemaChangedMessage {
+  message_type: "schema_changed";
+  data: SchemaChangedData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "schema_changes";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
 // ---- system_metrics (system_metrics, flat)
 
 export interface SystemMetricsData {
@@ -117,7 +395,7 @@ export interface TableModifiedData {
   table: string;
   operation: "INSERT" | "UPDATE" | "DELETE";
   /**
-   * The row's rowid.
+   * The row's rowid; for a WITHOUT ROWID table its primary key, written as in the rows API path (composite keys joined with `,`).
    */
   row_id: string;
   /**
@@ -144,6 +422,50 @@ export interface TableModifiedMessage {
   /** Unix seconds: when the event was published, or the frame built. */
   timestamp: number;
   topic: "table_changes";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
+// ---- transaction_event (transactions, flat)
+
+export interface TransactionEventData {
+  event_type: "BEGIN" | "COMMIT" | "ROLLBACK";
+  transaction_id: string;
+  database: string;
+  user_id: string;
+  /**
+   * The session (login or API key) that owns the transaction; see GET /api/v1/sessions.
+   */
+  session_id?: string;
+  username: string;
+  /**
+   * SQLite's locking mode of the BEGIN.
+   */
+  mode: "deferred" | "immediate" | "exclusive";
+  read_only: boolean;
+  /**
+   * Time since BEGIN (0 for BEGIN).
+   */
+  duration_ms: number;
+  /**
+   * Statements run in the transaction so far.
+   */
+  statements: number;
+  /**
+   * Why a ROLLBACK happened when the client did not ask for it (e.g. idle timeout), or why a COMMIT failed.
+   */
+  reason?: string;
+}
+
+/**
+ * One transaction began, committed or rolled back.
+ */
+export interface TransactionEventMessage {
+  message_type: "transaction_event";
+  data: TransactionEventData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "transactions";
   /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
   sequence: number;
 }
@@ -277,8 +599,18 @@ export interface BroadcastMessage {
 /** Any message the server sends. Narrow on `message_type`. */
 export type ServerMessage =
   | DiskIoEventMessage
+  | LockEventMessage
+  | DeadlockDetectedMessage
+  | MaintenanceEventMessage
+  | QueryStartedMessage
+  | QueryRowMessage
+  | QueryProgressMessage
+  | QueryCompletedMessage
+  | QueryErrorMessage
+  | SchemaChangedMessage
   | SystemMetricsMessage
   | TableModifiedMessage
+  | TransactionEventMessage
   | SubscriptionAckMessage
   | ErrorMessage
   | PongMessage
@@ -289,14 +621,29 @@ export type ServerMessage =
 /** Messages published on a topic: they carry `topic` and `sequence`. */
 export type EventMessage =
   | DiskIoEventMessage
+  | LockEventMessage
+  | DeadlockDetectedMessage
+  | MaintenanceEventMessage
+  | SchemaChangedMessage
   | SystemMetricsMessage
-  | TableModifiedMessage;
+  | TableModifiedMessage
+  | TransactionEventMessage;
 
 /** Every `message_type` the server sends. */
 export const MESSAGE_TYPES = [
   "disk_io_event",
+  "lock_event",
+  "deadlock_detected",
+  "maintenance_event",
+  "query_started",
+  "query_row",
+  "query_progress",
+  "query_completed",
+  "query_error",
+  "schema_changed",
   "system_metrics",
   "table_modified",
+  "transaction_event",
   "subscription_ack",
   "error",
   "pong",
@@ -310,8 +657,12 @@ export type MessageType = ServerMessage["message_type"];
 /** Topics a client may subscribe to, with the message types each carries and its permission. */
 export const TOPICS = {
   disk_io: { permission: "system:read", messageTypes: ["disk_io_event"] },
+  locks: { permission: "database:read", messageTypes: ["lock_event", "deadlock_detected"] },
+  maintenance: { permission: "database:read", messageTypes: ["maintenance_event"] },
+  schema_changes: { permission: "database:read", messageTypes: ["schema_changed"] },
   system_metrics: { permission: "system:read", messageTypes: ["system_metrics"] },
   table_changes: { permission: "database:read", messageTypes: ["table_modified"] },
+  transactions: { permission: "database:read", messageTypes: ["transaction_event"] },
 } as const;
 
 export type Topic = keyof typeof TOPICS;
@@ -322,6 +673,7 @@ export const WS_ENDPOINTS = {
   ws_metrics: { path: "/api/v1/ws/metrics", permission: "system:read" },
   ws_storage_io: { path: "/api/v1/ws/storage/io", permission: "system:read" },
   ws_events: { path: "/api/v1/ws/events", permission: "database:read" },
+  ws_query: { path: "/api/v1/ws/query", permission: "database:read" },
 } as const;
 
 const KNOWN = new Set<string>(MESSAGE_TYPES);

@@ -273,6 +273,27 @@ export interface DatabaseList {
   total: number;
 }
 
+export interface PoolStats {
+  database: string;
+  /**
+   * Connections checked out (running a statement or held by a transaction).
+   */
+  active: number;
+  /**
+   * Open connections waiting in the pool for their next use.
+   */
+  idle: number;
+  /**
+   * Callers waiting for a connection because max_connections are open.
+   */
+  waiting: number;
+  /**
+   * Open connections (active + idle).
+   */
+  total: number;
+  max_connections: number;
+}
+
 /**
  * Overall or per-component health.
  */
@@ -332,6 +353,236 @@ export interface DetailedHealth {
   uptime_seconds: number;
   checked_at: string;
   components: Array<ComponentHealth>;
+}
+
+/**
+ * `shared` locks are compatible with each other; `exclusive` is compatible with nothing.
+ */
+export type LockMode = "shared" | "exclusive";
+
+/**
+ * `row`: a row of a table (`table` + `row_id`); `named`: any resource name the application chooses.
+ */
+export type LockType = "row" | "named";
+
+export type LockState = "granted" | "waiting";
+
+/**
+ * A lock to take in the transaction: either `resource` (a named lock) or `table` with `row_id` (a row lock). Locks live in the transaction's database.
+ */
+export interface LockRequest {
+  /**
+   * A named resource, e.g. `orders/42` or `nightly-report`.
+   */
+  resource?: string;
+  /**
+   * Table of a row lock (with `row_id`). The name is not checked against the schema.
+   */
+  table?: string;
+  /**
+   * Row of a row lock (with `table`), e.g. its rowid or primary key.
+   */
+  row_id?: string;
+  mode: LockMode;
+  /**
+   * How long to wait for the lock, in milliseconds (default 5000). 0 means do not wait: fail at once with LOCK_TIMEOUT if the lock is not free.
+   */
+  timeout_ms?: number;
+}
+
+/**
+ * A lock held by a transaction, or a request waiting for one.
+ */
+export interface LockInfo {
+  /**
+   * Stays the same from WAITING to ACQUIRED; an upgrade keeps the shared lock's id.
+   */
+  lock_id: string;
+  transaction_id: string;
+  database: string;
+  /**
+   * Username of the transaction's owner.
+   */
+  owner: string;
+  lock_type: LockType;
+  mode: LockMode;
+  /**
+   * The named resource, or `table/row_id` for a row lock.
+   */
+  resource: string;
+  table?: string | null;
+  row_id?: string | null;
+  state: LockState;
+  requested_at: string;
+  granted_at?: string | null;
+  /**
+   * Time waited before the grant, or so far for a waiting request.
+   */
+  wait_time_ms: number;
+  /**
+   * 0-based place in the resource's wait queue; null when granted.
+   */
+  queue_position?: number | null;
+  /**
+   * Transactions this request waits for (holders or requests ahead of it); empty when granted.
+   */
+  blocked_by: Array<string>;
+}
+
+export interface LockList {
+  locks: Array<LockInfo>;
+  total: number;
+}
+
+/**
+ * `waiter` cannot proceed until `holder` releases `resource` (or, for a request ahead of it in the queue, is served).
+ */
+export interface WaitForEdge {
+  /**
+   * Waiting transaction.
+   */
+  waiter: string;
+  /**
+   * Transaction it waits for.
+   */
+  holder: string;
+  database: string;
+  lock_type: LockType;
+  resource: string;
+  waiter_mode: LockMode;
+  holder_mode: LockMode;
+  /**
+   * `granted`: the holder has the lock; `waiting`: the holder's request is ahead in the FIFO queue.
+   */
+  holder_state: LockState;
+}
+
+export interface WaitForNode {
+  transaction_id: string;
+  owner: string;
+  database: string;
+  started_at: string;
+  locks_held: number;
+  /**
+   * Whether it has a lock request waiting.
+   */
+  waiting: boolean;
+}
+
+/**
+ * The wait-for graph now; a cycle in it is a deadlock.
+ */
+export interface WaitForGraph {
+  /**
+   * Transactions that hold or wait for a lock.
+   */
+  transactions: Array<WaitForNode>;
+  edges: Array<WaitForEdge>;
+}
+
+export interface Deadlock {
+  deadlock_id: string;
+  detected_at: string;
+  /**
+   * `on_wait`: when a request started waiting; `detect_request`: by POST /api/v1/transactions/deadlocks/detect.
+   */
+  detected_by: "on_wait" | "detect_request";
+  /**
+   * The transactions of the cycle, each waiting for the next.
+   */
+  transactions: Array<string>;
+  /**
+   * The youngest transaction of the cycle; its request failed and it was rolled back.
+   */
+  victim_transaction: string;
+  /**
+   * The cycle's wait-for edges.
+   */
+  resource_graph: Array<WaitForEdge>;
+  resolution_strategy: string;
+  /**
+   * The waiting lock requests of the cycle, one line each.
+   */
+  impacted_queries: Array<string>;
+}
+
+export interface DeadlockList {
+  /**
+   * Newest first; the last 1000 are kept.
+   */
+  deadlocks: Array<Deadlock>;
+  /**
+   * Deadlocks in this list.
+   */
+  total: number;
+  /**
+   * Deadlocks detected since the server started.
+   */
+  detected_total: number;
+}
+
+export interface DeadlockDetection {
+  detected_at: string;
+  transactions_checked: number;
+  edges_checked: number;
+  /**
+   * Cycles found now, each resolved like one found on wait. Usually empty, because every wait is checked when it starts.
+   */
+  deadlocks: Array<Deadlock>;
+}
+
+/**
+ * `login`: a JWT login (POST /api/v1/auth/login); `api_key`: an API key.
+ */
+export type SessionKind = "login" | "api_key";
+
+export interface SessionInfo {
+  session_id: string;
+  kind: SessionKind;
+  user_id: string;
+  username: string;
+  /**
+   * Address of the latest request.
+   */
+  client_address?: string | null;
+  /**
+   * Login time, or the API key's first use since the server started.
+   */
+  connected_at: string;
+  last_activity_at: string;
+  /**
+   * SQL statements run through /api/v1/sql in this session since the server started.
+   */
+  queries_executed: number;
+  /**
+   * Database of the latest statement.
+   */
+  database?: string | null;
+  /**
+   * Ids of the session's open transactions.
+   */
+  open_transactions: Array<string>;
+  /**
+   * Ids of the session's open WebSocket connections.
+   */
+  websocket_connections: Array<string>;
+  /**
+   * Ids of the session's running statements.
+   */
+  running_queries: Array<string>;
+}
+
+export interface SessionList {
+  sessions: Array<SessionInfo>;
+  total: number;
+}
+
+export interface SessionTerminated {
+  session_id: string;
+  credential_revoked: SessionKind;
+  queries_cancelled: number;
+  transactions_rolled_back: Array<string>;
+  websocket_connections_closed: Array<string>;
 }
 
 /**
@@ -437,6 +688,11 @@ export interface QueryPlan {
   plan: Array<QueryPlanNode>;
 }
 
+/**
+ * `waiting`: for a connection (the pool is at its limit) or for its transaction's; `executing`; `cancelling`: interrupted, its request is about to answer 409.
+ */
+export type RunningQueryState = "waiting" | "executing" | "cancelling";
+
 export interface RunningQuery {
   query_id: string;
   sql: string;
@@ -445,6 +701,15 @@ export interface RunningQuery {
    * Username of the caller running it.
    */
   user: string;
+  /**
+   * The session that sent it (see /api/v1/sessions).
+   */
+  session_id: string;
+  state: RunningQueryState;
+  /**
+   * Rows the statement has returned so far.
+   */
+  rows_so_far: number;
   transaction_id?: string | null;
   started_at: string;
   elapsed_ms: number;
@@ -461,6 +726,96 @@ export interface QueryCancelled {
    * True when the statement was interrupted (it answers 409 QUERY_CANCELLED).
    */
   cancelled: boolean;
+}
+
+export type SlowQueryOutcome = "completed" | "failed" | "cancelled";
+
+/**
+ * A statement that ran at least the configured threshold (queries.slow_threshold_ms).
+ */
+export interface SlowQuery {
+  /**
+   * Increases with each entry.
+   */
+  id: number;
+  sql: string;
+  database: string;
+  user: string;
+  session_id: string;
+  duration_ms: number;
+  /**
+   * Rows returned (query) or changed (execute, batch).
+   */
+  rows: number;
+  outcome: SlowQueryOutcome;
+  /**
+   * Why it failed, when it did.
+   */
+  error?: string | null;
+  started_at: string;
+  ended_at: string;
+}
+
+export interface SlowQueryList {
+  /**
+   * Newest first.
+   */
+  queries: Array<SlowQuery>;
+  /**
+   * Entries returned.
+   */
+  total: number;
+  threshold_ms: number;
+}
+
+/**
+ * A normalized query (literals replaced by `?`, whitespace collapsed) with its current plan.
+ */
+export interface TrackedQuery {
+  query_hash: string;
+  database: string;
+  normalized_sql: string;
+  /**
+   * EXPLAIN QUERY PLAN lines, children indented by two spaces.
+   */
+  plan: Array<string>;
+  /**
+   * The database's PRAGMA schema_version when the plan was taken.
+   */
+  schema_version: number;
+  executions: number;
+  plan_changes: number;
+  first_seen_at: string;
+  last_executed_at: string;
+}
+
+export interface TrackedQueryList {
+  /**
+   * Most recently executed first.
+   */
+  queries: Array<TrackedQuery>;
+  total: number;
+}
+
+export interface PlanChange {
+  query_hash: string;
+  database: string;
+  normalized_sql: string;
+  old_plan: Array<string>;
+  new_plan: Array<string>;
+  /**
+   * Why the plan was re-checked, e.g. `schema changed (version 3 -> 4)`.
+   */
+  reason: string;
+  changed_at: string;
+}
+
+export interface PlanChangeList {
+  /**
+   * Newest first.
+   */
+  changes: Array<PlanChange>;
+  total: number;
 }
 
 export interface ServerInfo {
@@ -627,7 +982,14 @@ export interface ColumnSpec {
 
 export interface TableCreate {
   name: string;
+  /**
+   * Columns in order. Several columns marked `primary_key` make one composite PRIMARY KEY in this order.
+   */
   columns: Array<ColumnSpec>;
+  /**
+   * Create a WITHOUT ROWID table (needs a primary key).
+   */
+  without_rowid?: boolean;
 }
 
 export interface ColumnInfo {
@@ -662,7 +1024,7 @@ export interface RowValues {
 
 export interface RowWritten {
   /**
-   * The row's primary key (or rowid).
+   * The row's key as used in the rows path: the primary key value, for a composite key the encoded string (`a,b` with `\,` and `\\` escapes), or the rowid.
    */
   row_id: unknown;
   /**
@@ -679,6 +1041,75 @@ export interface RowPage {
   total: number;
   limit: number;
   offset: number;
+}
+
+export interface ColumnRename {
+  from: string;
+  to: string;
+}
+
+/**
+ * Exactly one change.
+ */
+export interface TableAlter {
+  /**
+   * New table name.
+   */
+  rename_to?: string;
+  add_column?: ColumnSpec;
+  rename_column?: ColumnRename;
+  /**
+   * Name of the column to drop.
+   */
+  drop_column?: string;
+}
+
+export interface IndexCreate {
+  name: string;
+  /**
+   * Indexed columns, in order.
+   */
+  columns: Array<string>;
+  unique?: boolean;
+}
+
+export interface IndexInfo {
+  name: string;
+  table: string;
+  unique: boolean;
+  /**
+   * Indexed columns in order; null for an expression.
+   */
+  columns: Array<string | null>;
+  /**
+   * `create`: made by CREATE INDEX; `unique` / `primary_key`: made by SQLite for that constraint.
+   */
+  origin: "create" | "unique" | "primary_key";
+  /**
+   * Whether the index has a WHERE clause (made through SQL).
+   */
+  partial: boolean;
+}
+
+export interface IndexList {
+  indexes: Array<IndexInfo>;
+  total: number;
+}
+
+export interface IndexStatistics {
+  /**
+   * The index, or null for the table's own row estimate.
+   */
+  index?: string | null;
+  /**
+   * sqlite_stat1.stat: the row estimate, then average rows per distinct key prefix.
+   */
+  stat: string;
+}
+
+export interface TableStatistics {
+  table: string;
+  statistics: Array<IndexStatistics>;
 }
 
 export interface TransactionBegin {
