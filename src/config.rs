@@ -78,6 +78,47 @@ struct FileConfig {
     security: SecurityFile,
     #[serde(default)]
     websocket: WebSocketFile,
+    #[serde(default)]
+    alerts: AlertsFile,
+    #[serde(default)]
+    health: HealthFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsFile {
+    evaluation_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthFile {
+    watch_interval_ms: Option<u64>,
+}
+
+/// How often the background monitors run.
+#[derive(Debug, Clone)]
+pub struct MonitoringConfig {
+    /// Between two evaluations of the alert rules (`[alerts] evaluation_interval_ms`).
+    pub alert_evaluation_interval: Duration,
+    /// Between two runs of the health checks that detect status changes
+    /// (`[health] watch_interval_ms`).
+    pub health_watch_interval: Duration,
+}
+
+fn monitoring(alerts: &AlertsFile, health: &HealthFile) -> Result<MonitoringConfig> {
+    let alert_ms = alerts.evaluation_interval_ms.unwrap_or(1000);
+    let health_ms = health.watch_interval_ms.unwrap_or(5000);
+    // Below 10 ms the monitors would only burn the CPU they are supposed to watch.
+    if alert_ms < 10 || health_ms < 10 {
+        return Err(Error::Config(
+            "alerts.evaluation_interval_ms and health.watch_interval_ms must be at least 10".into(),
+        ));
+    }
+    Ok(MonitoringConfig {
+        alert_evaluation_interval: Duration::from_millis(alert_ms),
+        health_watch_interval: Duration::from_millis(health_ms),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +245,7 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub security: SecurityConfig,
     pub websocket: WebSocketConfig,
+    pub monitoring: MonitoringConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +320,7 @@ impl Config {
                     ));
                 }
             },
+            monitoring: monitoring(&file.alerts, &file.health)?,
             security: security(file.security)?,
             websocket: websocket(file.websocket)?,
         })

@@ -3,10 +3,12 @@
 mod support;
 
 mod admin;
+mod alerts;
 mod auth;
 mod drift;
 mod events;
 mod health;
+mod monitoring;
 mod rbac;
 mod serve;
 mod sql;

@@ -20,6 +20,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::alerts::AlertService;
 use crate::api::{self, ApiError, runtime::AccessPolicy, runtime::BodyLimit};
 use crate::auth::{self, AdminService, Auth, AuthService, RbacPolicy};
 use crate::config::Config;
@@ -77,12 +78,15 @@ impl Server {
             auth,
             bus,
             ws,
+            host: Arc::default(),
             started_at: chrono::Utc::now() - process_start.elapsed(),
             started: process_start,
             startup_duration: process_start.elapsed(),
             shutdown,
         });
         crate::metrics::spawn_producers(Arc::clone(&state));
+        crate::alerts::spawn_evaluator(Arc::clone(&state));
+        crate::health::watch::spawn(Arc::clone(&state)).await;
         crate::transactions::spawn_reaper(
             Arc::clone(&state.transactions),
             state.config.transaction_idle_timeout,
@@ -153,6 +157,7 @@ pub fn app(state: SharedState) -> Router {
     });
     let api = api::api_router(
         Arc::new(AdminService::new(Arc::clone(&state.auth))),
+        Arc::new(AlertService::new(Arc::clone(&state))),
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
         Arc::new(DatabaseService::new(Arc::clone(&state.engine))),
         Arc::new(HealthService::new(Arc::clone(&state))),
@@ -175,6 +180,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .merge(api)
         .merge(docs::router())
+        .merge(crate::monitoring::prometheus::router(Arc::clone(&state)))
         .fallback(|| async { ApiError::not_found("no route for this path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
