@@ -82,6 +82,14 @@ struct FileConfig {
     alerts: AlertsFile,
     #[serde(default)]
     health: HealthFile,
+    #[serde(default)]
+    partitions: PartitionsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionsFile {
+    stats_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,20 +112,27 @@ pub struct MonitoringConfig {
     /// Between two runs of the health checks that detect status changes
     /// (`[health] watch_interval_ms`).
     pub health_watch_interval: Duration,
+    /// Between two measurements of partition row counts and sizes, while someone listens
+    /// (`[partitions] stats_interval_ms`).
+    pub partition_stats_interval: Duration,
 }
 
-fn monitoring(alerts: &AlertsFile, health: &HealthFile) -> Result<MonitoringConfig> {
-    let alert_ms = alerts.evaluation_interval_ms.unwrap_or(1000);
-    let health_ms = health.watch_interval_ms.unwrap_or(5000);
+fn monitoring(file: &FileConfig) -> Result<MonitoringConfig> {
+    let alert_ms = file.alerts.evaluation_interval_ms.unwrap_or(1000);
+    let health_ms = file.health.watch_interval_ms.unwrap_or(5000);
+    let partition_ms = file.partitions.stats_interval_ms.unwrap_or(5000);
     // Below 10 ms the monitors would only burn the CPU they are supposed to watch.
-    if alert_ms < 10 || health_ms < 10 {
+    if alert_ms < 10 || health_ms < 10 || partition_ms < 10 {
         return Err(Error::Config(
-            "alerts.evaluation_interval_ms and health.watch_interval_ms must be at least 10".into(),
+            "alerts.evaluation_interval_ms, health.watch_interval_ms and \
+             partitions.stats_interval_ms must be at least 10"
+                .into(),
         ));
     }
     Ok(MonitoringConfig {
         alert_evaluation_interval: Duration::from_millis(alert_ms),
         health_watch_interval: Duration::from_millis(health_ms),
+        partition_stats_interval: Duration::from_millis(partition_ms),
     })
 }
 
@@ -261,6 +276,7 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let monitoring = monitoring(&file)?;
         let bind = args
             .bind
             .or(file.bind)
@@ -320,7 +336,7 @@ impl Config {
                     ));
                 }
             },
-            monitoring: monitoring(&file.alerts, &file.health)?,
+            monitoring,
             security: security(file.security)?,
             websocket: websocket(file.websocket)?,
         })

@@ -15,6 +15,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod monitoring;
+pub mod partitions;
 pub mod server;
 pub mod sql;
 pub mod state;

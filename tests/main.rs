@@ -9,6 +9,7 @@ mod drift;
 mod events;
 mod health;
 mod monitoring;
+mod partitions;
 mod rbac;
 mod serve;
 mod sql;

@@ -29,6 +29,7 @@ use crate::engine::SystemDb;
 use crate::error::Result;
 use crate::events::Bus;
 use crate::health::HealthService;
+use crate::partitions::PartitionService;
 use crate::sql::SqlService;
 use crate::state::{AppState, RequestStats, SharedState};
 use crate::system::SystemService;
@@ -87,6 +88,7 @@ impl Server {
         crate::metrics::spawn_producers(Arc::clone(&state));
         crate::alerts::spawn_evaluator(Arc::clone(&state));
         crate::health::watch::spawn(Arc::clone(&state)).await;
+        crate::partitions::spawn_stats_watcher(Arc::clone(&state));
         crate::transactions::spawn_reaper(
             Arc::clone(&state.transactions),
             state.config.transaction_idle_timeout,
@@ -161,6 +163,10 @@ pub fn app(state: SharedState) -> Router {
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
         Arc::new(DatabaseService::new(Arc::clone(&state.engine))),
         Arc::new(HealthService::new(Arc::clone(&state))),
+        Arc::new(PartitionService::new(
+            Arc::clone(&state.engine),
+            Arc::clone(&state.bus),
+        )),
         Arc::new(SqlService::new(
             Arc::clone(&state.engine),
             Arc::clone(&state.transactions),
