@@ -436,6 +436,38 @@ mod tests {
     }
 
     #[test]
+    fn monitor_intervals_come_from_their_sections_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rustydb.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::resolve(ServeArgs {
+                config: Some(file.clone()),
+                ..Default::default()
+            })
+        };
+        let config =
+            load("[alerts]\nevaluation_interval_ms = 250\n[partitions]\nstats_interval_ms = 700\n")
+                .unwrap();
+        assert_eq!(
+            config.monitoring.alert_evaluation_interval,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            config.monitoring.health_watch_interval,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.monitoring.partition_stats_interval,
+            Duration::from_millis(700)
+        );
+        let err = load("[health]\nwatch_interval_ms = 0\n").unwrap_err();
+        assert!(err.to_string().contains("at least 10"), "{err}");
+        let err = load("[alerts]\ninterval = 5\n").unwrap_err();
+        assert!(err.to_string().contains("interval"), "{err}");
+    }
+
+    #[test]
     fn tls_needs_both_files_and_secrets_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rustydb.toml");

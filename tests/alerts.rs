@@ -58,11 +58,26 @@ async fn a_rule_fires_on_open_transactions_is_acknowledged_resolves_and_fires_ag
         .await;
     assert_eq!(slow.status, StatusCode::CREATED, "{}", slow.body);
 
+    // And one that must hold for a second: it fires, but not before.
+    let second = admin
+        .post_json(
+            "/api/v1/alerts/rules",
+            &rule("held transactions", "active_transactions", 1),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    let second_id = second.body["id"].as_str().expect("id").to_string();
+
     let none = admin.get("/api/v1/alerts").await;
     assert_eq!(none.body["alerts"], json!([]), "nothing holds yet");
 
+    let began = chrono::Utc::now();
     let tx = begin(&admin).await;
-    let fired = next_event(&mut events, |d| d["state"] == "firing").await;
+    let mine = |state: &'static str| {
+        let id = rule_id.clone();
+        move |d: &Value| d["state"] == state && d["rule_id"] == id.as_str()
+    };
+    let fired = next_event(&mut events, mine("firing")).await;
     assert_eq!(fired["rule_id"], rule_id.as_str());
     assert_eq!(fired["name"], "open transactions");
     assert_eq!(fired["severity"], "WARNING");
@@ -75,15 +90,30 @@ async fn a_rule_fires_on_open_transactions_is_acknowledged_resolves_and_fires_ag
     let firing = admin.get("/api/v1/alerts?state=firing").await;
     assert_eq!(firing.status, StatusCode::OK, "{}", firing.body);
     let list = firing.body["alerts"].as_array().expect("alerts");
-    assert_eq!(
-        list.len(),
-        1,
-        "only the zero-duration rule fired: {}",
+    let ours = list
+        .iter()
+        .find(|a| a["id"] == alert_id.as_str())
+        .expect("our alert is listed");
+    assert_eq!(ours["value"], 1.0);
+    assert!(
+        list.iter().all(|a| a["name"] != "long transactions"),
+        "{}",
         firing.body
     );
-    assert_eq!(list[0]["id"], alert_id.as_str());
-    assert_eq!(list[0]["value"], 1.0);
-    assert!(list[0]["triggered_at"].is_string());
+    assert!(ours["triggered_at"].is_string());
+    let held = next_event(&mut events, |d| {
+        d["state"] == "firing" && d["rule_id"] == second_id.as_str()
+    })
+    .await;
+    let triggered: chrono::DateTime<chrono::Utc> = held["triggered_at"]
+        .as_str()
+        .expect("time")
+        .parse()
+        .expect("date-time");
+    assert!(
+        triggered - began >= chrono::Duration::seconds(1),
+        "fired {triggered} before holding a second since {began}"
+    );
     let other = admin.get("/api/v1/alerts?severity=CRITICAL").await;
     assert_eq!(other.body["alerts"], json!([]));
 
@@ -93,7 +123,7 @@ async fn a_rule_fires_on_open_transactions_is_acknowledged_resolves_and_fires_ag
     assert_eq!(ack.status, StatusCode::OK, "{}", ack.body);
     assert_eq!(ack.body["state"], "acknowledged");
     assert_eq!(ack.body["acknowledged_by"], "admin");
-    let acked = next_event(&mut events, |d| d["state"] == "acknowledged").await;
+    let acked = next_event(&mut events, mine("acknowledged")).await;
     assert_eq!(acked["alert_id"], alert_id.as_str());
     let again = admin
         .post_json(&format!("/api/v1/alerts/{alert_id}/acknowledge"), "")
@@ -104,7 +134,7 @@ async fn a_rule_fires_on_open_transactions_is_acknowledged_resolves_and_fires_ag
         .post_json(&format!("/api/v1/transactions/{tx}/commit"), "")
         .await;
     assert_eq!(commit.status, StatusCode::OK, "{}", commit.body);
-    let resolved = next_event(&mut events, |d| d["state"] == "resolved").await;
+    let resolved = next_event(&mut events, mine("resolved")).await;
     assert_eq!(resolved["alert_id"], alert_id.as_str());
     assert_eq!(resolved["details"]["value"], 0.0);
     let one = admin.get(&format!("/api/v1/alerts/{alert_id}")).await;
@@ -116,7 +146,7 @@ async fn a_rule_fires_on_open_transactions_is_acknowledged_resolves_and_fires_ag
     assert_eq!(resolved_ack.assert_error(StatusCode::CONFLICT), "CONFLICT");
 
     let tx = begin(&admin).await;
-    let refired = next_event(&mut events, |d| d["state"] == "firing").await;
+    let refired = next_event(&mut events, mine("firing")).await;
     assert_eq!(
         refired["alert_id"],
         alert_id.as_str(),
@@ -127,7 +157,7 @@ async fn a_rule_fires_on_open_transactions_is_acknowledged_resolves_and_fires_ag
         .post_json(&format!("/api/v1/transactions/{tx}/rollback"), "")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    next_event(&mut events, |d| d["state"] == "resolved").await;
+    next_event(&mut events, mine("resolved")).await;
 
     // Deleting the rule takes its alert with it.
     let gone = admin
