@@ -82,6 +82,12 @@ struct FileConfig {
     queries: QueriesFile,
     #[serde(default)]
     pool: PoolFile,
+    #[serde(default)]
+    alerts: AlertsFile,
+    #[serde(default)]
+    health: HealthFile,
+    #[serde(default)]
+    partitions: PartitionsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +95,12 @@ struct FileConfig {
 struct QueriesFile {
     slow_threshold_ms: Option<u64>,
     slow_log_capacity: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionsFile {
+    stats_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +146,50 @@ fn pool(file: PoolFile) -> Result<crate::engine::catalog::PoolLimits> {
         ));
     }
     Ok(limits)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsFile {
+    evaluation_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthFile {
+    watch_interval_ms: Option<u64>,
+}
+
+/// How often the background monitors run.
+#[derive(Debug, Clone)]
+pub struct MonitoringConfig {
+    /// Between two evaluations of the alert rules (`[alerts] evaluation_interval_ms`).
+    pub alert_evaluation_interval: Duration,
+    /// Between two runs of the health checks that detect status changes
+    /// (`[health] watch_interval_ms`).
+    pub health_watch_interval: Duration,
+    /// Between two measurements of partition row counts and sizes, while someone listens
+    /// (`[partitions] stats_interval_ms`).
+    pub partition_stats_interval: Duration,
+}
+
+fn monitoring(file: &FileConfig) -> Result<MonitoringConfig> {
+    let alert_ms = file.alerts.evaluation_interval_ms.unwrap_or(1000);
+    let health_ms = file.health.watch_interval_ms.unwrap_or(5000);
+    let partition_ms = file.partitions.stats_interval_ms.unwrap_or(5000);
+    // Below 10 ms the monitors would only burn the CPU they are supposed to watch.
+    if alert_ms < 10 || health_ms < 10 || partition_ms < 10 {
+        return Err(Error::Config(
+            "alerts.evaluation_interval_ms, health.watch_interval_ms and \
+             partitions.stats_interval_ms must be at least 10"
+                .into(),
+        ));
+    }
+    Ok(MonitoringConfig {
+        alert_evaluation_interval: Duration::from_millis(alert_ms),
+        health_watch_interval: Duration::from_millis(health_ms),
+        partition_stats_interval: Duration::from_millis(partition_ms),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -268,6 +324,7 @@ pub struct Config {
     pub queries: QueriesConfig,
     /// Connection limits of every database's pool.
     pub pool: crate::engine::catalog::PoolLimits,
+    pub monitoring: MonitoringConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +340,7 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let monitoring = monitoring(&file)?;
         let bind = args
             .bind
             .or(file.bind)
@@ -342,6 +400,7 @@ impl Config {
                     ));
                 }
             },
+            monitoring,
             security: security(file.security)?,
             websocket: websocket(file.websocket)?,
             queries: queries(file.queries)?,
@@ -440,6 +499,38 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("not-an-address"), "{err}");
+    }
+
+    #[test]
+    fn monitor_intervals_come_from_their_sections_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rustydb.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::resolve(ServeArgs {
+                config: Some(file.clone()),
+                ..Default::default()
+            })
+        };
+        let config =
+            load("[alerts]\nevaluation_interval_ms = 250\n[partitions]\nstats_interval_ms = 700\n")
+                .unwrap();
+        assert_eq!(
+            config.monitoring.alert_evaluation_interval,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            config.monitoring.health_watch_interval,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.monitoring.partition_stats_interval,
+            Duration::from_millis(700)
+        );
+        let err = load("[health]\nwatch_interval_ms = 0\n").unwrap_err();
+        assert!(err.to_string().contains("at least 10"), "{err}");
+        let err = load("[alerts]\ninterval = 5\n").unwrap_err();
+        assert!(err.to_string().contains("interval"), "{err}");
     }
 
     #[test]

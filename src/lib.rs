@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -13,6 +14,8 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod monitoring;
+pub mod partitions;
 pub mod server;
 pub mod sessions;
 pub mod sql;

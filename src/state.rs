@@ -23,6 +23,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     pub bus: Arc<crate::events::Bus>,
     pub ws: Arc<crate::ws::WsHub>,
+    /// Host and process sampler shared by `/metrics` and the alert evaluator.
+    pub host: Arc<crate::monitoring::host::Host>,
     /// When the process started, as wall time and as a monotonic instant.
     pub started_at: DateTime<Utc>,
     pub started: Instant,

@@ -3,11 +3,14 @@
 mod support;
 
 mod admin;
+mod alerts;
 mod auth;
 mod drift;
 mod events;
 mod health;
 mod locks;
+mod monitoring;
+mod partitions;
 mod rbac;
 mod serve;
 mod sessions;

@@ -221,6 +221,26 @@ impl<'a> Caller<'a> {
     }
 }
 
+/// Waits (up to 20 s, so a loaded machine does not make it flaky) for the next event on `topic`
+/// that satisfies `pick`, and returns its data.
+pub async fn next_event(
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<rustydb::events::Event>>,
+    pick: impl Fn(&Value) -> bool,
+) -> Value {
+    let wait = async {
+        loop {
+            match rx.recv().await {
+                Ok(event) if pick(&event.data) => return event.data.clone(),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("bus closed: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), wait)
+        .await
+        .expect("no matching event within 20 s")
+}
+
 impl TestResponse {
     /// Asserts the status and the seed's error body, and returns the error code.
     #[track_caller]

@@ -27,6 +27,8 @@ use crate::sync::lock;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_settings.sql"),
     include_str!("migrations/0002_auth.sql"),
+    // Numbered 0004 so it does not collide with a parallel 0003; it is the third migration here.
+    include_str!("migrations/0004_alerts.sql"),
 ];
 
 /// The server's own database, `system.db` in the data directory.

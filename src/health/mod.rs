@@ -1,6 +1,7 @@
 //! The `health` subsystem: probes backed by real checks of the engine and the data directory.
 
 mod checks;
+pub mod watch;
 
 use crate::api::health::{GetComponentHealthPath, GetDetailedHealthQuery};
 use crate::api::types::{

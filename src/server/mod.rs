@@ -20,6 +20,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::alerts::AlertService;
 use crate::api::{self, ApiError, runtime::AccessPolicy, runtime::BodyLimit};
 use crate::auth::{self, AdminService, Auth, AuthService, RbacPolicy};
 use crate::config::Config;
@@ -28,6 +29,7 @@ use crate::engine::SystemDb;
 use crate::error::Result;
 use crate::events::Bus;
 use crate::health::HealthService;
+use crate::partitions::PartitionService;
 use crate::sessions::SessionService;
 use crate::sql::SqlService;
 use crate::state::{AppState, RequestStats, SharedState};
@@ -83,12 +85,16 @@ impl Server {
             auth,
             bus,
             ws,
+            host: Arc::default(),
             started_at: chrono::Utc::now() - process_start.elapsed(),
             started: process_start,
             startup_duration: process_start.elapsed(),
             shutdown,
         });
         crate::metrics::spawn_producers(Arc::clone(&state));
+        crate::alerts::spawn_evaluator(Arc::clone(&state));
+        crate::health::watch::spawn(Arc::clone(&state)).await;
+        crate::partitions::spawn_stats_watcher(Arc::clone(&state));
         crate::transactions::spawn_reaper(
             Arc::clone(&state.transactions),
             state.config.transaction_idle_timeout,
@@ -159,9 +165,14 @@ pub fn app(state: SharedState) -> Router {
     });
     let api = api::api_router(
         Arc::new(AdminService::new(Arc::clone(&state.auth))),
+        Arc::new(AlertService::new(Arc::clone(&state))),
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
         Arc::new(DatabaseService::new(Arc::clone(&state.engine))),
         Arc::new(HealthService::new(Arc::clone(&state))),
+        Arc::new(PartitionService::new(
+            Arc::clone(&state.engine),
+            Arc::clone(&state.bus),
+        )),
         Arc::new(SessionService::new(Arc::clone(&state))),
         Arc::new(SqlService::new(
             Arc::clone(&state.engine),
@@ -184,6 +195,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .merge(api)
         .merge(docs::router())
+        .merge(crate::monitoring::prometheus::router(Arc::clone(&state)))
         .fallback(|| async { ApiError::not_found("no route for this path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

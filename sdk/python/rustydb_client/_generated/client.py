@@ -273,6 +273,171 @@ class RestClient:
         return _t.cast("m.User", result)
 
 
+    def list_alerts(
+        self,
+        *,
+        state: _t.Literal["firing", "acknowledged", "resolved"] | None = None,
+        severity: _t.Literal["INFO", "WARNING", "ERROR", "CRITICAL"] | None = None,
+    ) -> m.AlertList:
+        """Alerts, newest firing first
+
+        GET /api/v1/alerts (system:read); answers 200.
+        Errors: 400, 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/alerts",
+            query={
+                "state": state,
+                "severity": severity,
+            },
+            auth=True,
+        )
+        return _t.cast("m.AlertList", result)
+
+
+    def list_alert_metrics(
+        self,
+    ) -> m.AlertMetricList:
+        """The metrics a rule can watch, with their current values
+
+        GET /api/v1/alerts/metrics (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/alerts/metrics",
+            auth=True,
+        )
+        return _t.cast("m.AlertMetricList", result)
+
+
+    def list_alert_rules(
+        self,
+    ) -> m.AlertRuleList:
+        """Alert rules
+
+        GET /api/v1/alerts/rules (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/alerts/rules",
+            auth=True,
+        )
+        return _t.cast("m.AlertRuleList", result)
+
+
+    def create_alert_rule(
+        self,
+        body: m.AlertRuleCreate,
+    ) -> m.AlertRule:
+        """Create an alert rule
+
+        POST /api/v1/alerts/rules (system:admin); answers 201.
+        Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+
+        An unknown metric is refused with 422; a name already used with 409.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/alerts/rules",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.AlertRule", result)
+
+
+    def delete_alert_rule(
+        self,
+        rule_id: str,
+    ) -> None:
+        """Delete an alert rule and its alert
+
+        DELETE /api/v1/alerts/rules/{rule_id} (system:admin); answers 204.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        self._transport.request(
+            "DELETE",
+            f"/api/v1/alerts/rules/{_segment(rule_id)}",
+            auth=True,
+        )
+
+
+    def get_alert_rule(
+        self,
+        rule_id: str,
+    ) -> m.AlertRule:
+        """An alert rule
+
+        GET /api/v1/alerts/rules/{rule_id} (system:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/alerts/rules/{_segment(rule_id)}",
+            auth=True,
+        )
+        return _t.cast("m.AlertRule", result)
+
+
+    def update_alert_rule(
+        self,
+        rule_id: str,
+        body: m.AlertRuleCreate,
+    ) -> m.AlertRule:
+        """Replace an alert rule
+
+        PUT /api/v1/alerts/rules/{rule_id} (system:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        The rule is evaluated afresh; its alert keeps its history.
+        """
+        result = self._transport.request(
+            "PUT",
+            f"/api/v1/alerts/rules/{_segment(rule_id)}",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.AlertRule", result)
+
+
+    def get_alert(
+        self,
+        alert_id: str,
+    ) -> m.AlertRecord:
+        """An alert
+
+        GET /api/v1/alerts/{alert_id} (system:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/alerts/{_segment(alert_id)}",
+            auth=True,
+        )
+        return _t.cast("m.AlertRecord", result)
+
+
+    def acknowledge_alert(
+        self,
+        alert_id: str,
+    ) -> m.AlertRecord:
+        """Acknowledge a firing alert
+
+        POST /api/v1/alerts/{alert_id}/acknowledge (system:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 429, 500
+
+        Only a firing alert can be acknowledged; otherwise 409.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/alerts/{_segment(alert_id)}/acknowledge",
+            auth=True,
+        )
+        return _t.cast("m.AlertRecord", result)
+
+
     def list_api_keys(
         self,
     ) -> m.ApiKeyList:
@@ -1146,6 +1311,67 @@ class RestClient:
         return _t.cast("m.SlowQueryList", result)
 
 
+    def list_partitions(
+        self,
+        *,
+        database: str | None = None,
+        table: str | None = None,
+    ) -> m.PartitionList:
+        """Partitions of a database's partitioned tables, with measured row counts and sizes
+
+        GET /api/v1/storage/partitions (database:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/storage/partitions",
+            query={
+                "database": database,
+                "table": table,
+            },
+            auth=True,
+        )
+        return _t.cast("m.PartitionList", result)
+
+
+    def create_partition(
+        self,
+        body: m.PartitionCreate,
+    ) -> m.PartitionInfo:
+        """Create a partition (and the partitioned table with its first partition)
+
+        POST /api/v1/storage/partitions (database:write); answers 201.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        A range that overlaps another partition's, or a list value another partition holds, is refused with 409, as is a partition name already used; a table that exists but is not partitioned too. Bad bounds, names or columns are 422.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/storage/partitions",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.PartitionInfo", result)
+
+
+    def delete_partition(
+        self,
+        id: str,
+    ) -> None:
+        """Drop a partition and its rows
+
+        DELETE /api/v1/storage/partitions/{id} (database:write); answers 204.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        Dropping a table's last partition drops the partitioned table too.
+        """
+        self._transport.request(
+            "DELETE",
+            f"/api/v1/storage/partitions/{_segment(id)}",
+            auth=True,
+        )
+
+
     def get_config(
         self,
     ) -> m.EffectiveConfig:
@@ -1943,6 +2169,171 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.User", result)
+
+
+    async def list_alerts(
+        self,
+        *,
+        state: _t.Literal["firing", "acknowledged", "resolved"] | None = None,
+        severity: _t.Literal["INFO", "WARNING", "ERROR", "CRITICAL"] | None = None,
+    ) -> m.AlertList:
+        """Alerts, newest firing first
+
+        GET /api/v1/alerts (system:read); answers 200.
+        Errors: 400, 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/alerts",
+            query={
+                "state": state,
+                "severity": severity,
+            },
+            auth=True,
+        )
+        return _t.cast("m.AlertList", result)
+
+
+    async def list_alert_metrics(
+        self,
+    ) -> m.AlertMetricList:
+        """The metrics a rule can watch, with their current values
+
+        GET /api/v1/alerts/metrics (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/alerts/metrics",
+            auth=True,
+        )
+        return _t.cast("m.AlertMetricList", result)
+
+
+    async def list_alert_rules(
+        self,
+    ) -> m.AlertRuleList:
+        """Alert rules
+
+        GET /api/v1/alerts/rules (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/alerts/rules",
+            auth=True,
+        )
+        return _t.cast("m.AlertRuleList", result)
+
+
+    async def create_alert_rule(
+        self,
+        body: m.AlertRuleCreate,
+    ) -> m.AlertRule:
+        """Create an alert rule
+
+        POST /api/v1/alerts/rules (system:admin); answers 201.
+        Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+
+        An unknown metric is refused with 422; a name already used with 409.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/alerts/rules",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.AlertRule", result)
+
+
+    async def delete_alert_rule(
+        self,
+        rule_id: str,
+    ) -> None:
+        """Delete an alert rule and its alert
+
+        DELETE /api/v1/alerts/rules/{rule_id} (system:admin); answers 204.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        await self._transport.request(
+            "DELETE",
+            f"/api/v1/alerts/rules/{_segment(rule_id)}",
+            auth=True,
+        )
+
+
+    async def get_alert_rule(
+        self,
+        rule_id: str,
+    ) -> m.AlertRule:
+        """An alert rule
+
+        GET /api/v1/alerts/rules/{rule_id} (system:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/alerts/rules/{_segment(rule_id)}",
+            auth=True,
+        )
+        return _t.cast("m.AlertRule", result)
+
+
+    async def update_alert_rule(
+        self,
+        rule_id: str,
+        body: m.AlertRuleCreate,
+    ) -> m.AlertRule:
+        """Replace an alert rule
+
+        PUT /api/v1/alerts/rules/{rule_id} (system:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        The rule is evaluated afresh; its alert keeps its history.
+        """
+        result = await self._transport.request(
+            "PUT",
+            f"/api/v1/alerts/rules/{_segment(rule_id)}",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.AlertRule", result)
+
+
+    async def get_alert(
+        self,
+        alert_id: str,
+    ) -> m.AlertRecord:
+        """An alert
+
+        GET /api/v1/alerts/{alert_id} (system:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/alerts/{_segment(alert_id)}",
+            auth=True,
+        )
+        return _t.cast("m.AlertRecord", result)
+
+
+    async def acknowledge_alert(
+        self,
+        alert_id: str,
+    ) -> m.AlertRecord:
+        """Acknowledge a firing alert
+
+        POST /api/v1/alerts/{alert_id}/acknowledge (system:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 429, 500
+
+        Only a firing alert can be acknowledged; otherwise 409.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/alerts/{_segment(alert_id)}/acknowledge",
+            auth=True,
+        )
+        return _t.cast("m.AlertRecord", result)
 
 
     async def list_api_keys(
@@ -2816,6 +3207,67 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.SlowQueryList", result)
+
+
+    async def list_partitions(
+        self,
+        *,
+        database: str | None = None,
+        table: str | None = None,
+    ) -> m.PartitionList:
+        """Partitions of a database's partitioned tables, with measured row counts and sizes
+
+        GET /api/v1/storage/partitions (database:read); answers 200.
+        Errors: 400, 401, 403, 404, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/storage/partitions",
+            query={
+                "database": database,
+                "table": table,
+            },
+            auth=True,
+        )
+        return _t.cast("m.PartitionList", result)
+
+
+    async def create_partition(
+        self,
+        body: m.PartitionCreate,
+    ) -> m.PartitionInfo:
+        """Create a partition (and the partitioned table with its first partition)
+
+        POST /api/v1/storage/partitions (database:write); answers 201.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        A range that overlaps another partition's, or a list value another partition holds, is refused with 409, as is a partition name already used; a table that exists but is not partitioned too. Bad bounds, names or columns are 422.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/storage/partitions",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.PartitionInfo", result)
+
+
+    async def delete_partition(
+        self,
+        id: str,
+    ) -> None:
+        """Drop a partition and its rows
+
+        DELETE /api/v1/storage/partitions/{id} (database:write); answers 204.
+        Errors: 400, 401, 403, 404, 429, 500
+
+        Dropping a table's last partition drops the partitioned table too.
+        """
+        await self._transport.request(
+            "DELETE",
+            f"/api/v1/storage/partitions/{_segment(id)}",
+            auth=True,
+        )
 
 
     async def get_config(

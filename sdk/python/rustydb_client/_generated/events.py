@@ -13,6 +13,34 @@ from . import models as m
 # Keeps the import used whatever the schema holds.
 _MODELS = m
 
+# ---- alert (alerts, flat)
+
+
+class AlertData(_t.TypedDict):
+    alert_id: str
+    rule_id: str
+    name: str
+    category: str
+    severity: m.AlertSeverity
+    state: m.AlertState
+    message: str
+    details: dict[str, _t.Any]
+    """The measurement: `metric`, `value`, `comparison`, `threshold`, `duration_seconds`."""
+
+    triggered_at: str
+    occurrence_count: int
+
+
+class AlertMessage(_t.TypedDict):
+    """An alert changed state."""
+
+    message_type: _t.Literal["alert"]
+    data: AlertData
+    timestamp: int
+    topic: _t.Literal["alerts"]
+    sequence: int
+
+
 # ---- disk_io_event (disk_io, externally_tagged)
 
 
@@ -50,6 +78,37 @@ class DiskIoEventMessage(_t.TypedDict):
     data: DiskIoEventData
     timestamp: int
     topic: _t.Literal["disk_io"]
+    sequence: int
+
+
+# ---- health_status_changed (health, flat)
+
+
+class HealthStatusChangedData(_t.TypedDict):
+    status: m.HealthStatus
+    """Overall status after the change."""
+
+    previous_status: m.HealthStatus
+    """Overall status before the change."""
+
+    changed_components: list[m.HealthComponentChange]
+    errors: list[str]
+    """Messages of the unhealthy components."""
+
+    warnings: list[str]
+    """Messages of the degraded components."""
+
+    timestamp: str
+    """When the check ran."""
+
+
+class HealthStatusChangedMessage(_t.TypedDict):
+    """At least one component's status differs from the previous check."""
+
+    message_type: _t.Literal["health_status_changed"]
+    data: HealthStatusChangedData
+    timestamp: int
+    topic: _t.Literal["health"]
     sequence: int
 
 
@@ -143,6 +202,33 @@ class MaintenanceEventMessage(_t.TypedDict):
     data: MaintenanceEventData
     timestamp: int
     topic: _t.Literal["maintenance"]
+    sequence: int
+
+
+# ---- partition_event (partitions, flat)
+
+
+class PartitionEventData(_t.TypedDict):
+    event_type: _t.Literal["CREATED", "DROPPED", "STATS_CHANGED"]
+    partition_id: str
+    partition_name: str
+    table_name: str
+    database: str
+    partition_type: m.PartitionType
+    row_count: int
+    """Rows in the partition (when dropped: the rows it took with it)."""
+
+    size_bytes: int
+    timestamp: str
+
+
+class PartitionEventMessage(_t.TypedDict):
+    """A partition was created or dropped, or its row count or size changed."""
+
+    message_type: _t.Literal["partition_event"]
+    data: PartitionEventData
+    timestamp: int
+    topic: _t.Literal["partitions"]
     sequence: int
 
 
@@ -508,10 +594,13 @@ class BroadcastMessage(_t.TypedDict):
 
 
 ServerMessage: _t.TypeAlias = _t.Union[
+    AlertMessage,
     DiskIoEventMessage,
+    HealthStatusChangedMessage,
     LockEventMessage,
     DeadlockDetectedMessage,
     MaintenanceEventMessage,
+    PartitionEventMessage,
     QueryStartedMessage,
     QueryRowMessage,
     QueryProgressMessage,
@@ -531,10 +620,13 @@ ServerMessage: _t.TypeAlias = _t.Union[
 """Any message the server sends. Narrow on ``message["message_type"]``."""
 
 EventMessage: _t.TypeAlias = _t.Union[
+    AlertMessage,
     DiskIoEventMessage,
+    HealthStatusChangedMessage,
     LockEventMessage,
     DeadlockDetectedMessage,
     MaintenanceEventMessage,
+    PartitionEventMessage,
     SchemaChangedMessage,
     SystemMetricsMessage,
     TableModifiedMessage,
@@ -542,13 +634,16 @@ EventMessage: _t.TypeAlias = _t.Union[
 ]
 """Messages published on a topic: they carry ``topic`` and ``sequence``."""
 
-Topic: _t.TypeAlias = _t.Literal["disk_io", "locks", "maintenance", "schema_changes", "system_metrics", "table_changes", "transactions"]
+Topic: _t.TypeAlias = _t.Literal["alerts", "disk_io", "health", "locks", "maintenance", "partitions", "schema_changes", "system_metrics", "table_changes", "transactions"]
 
 MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
+    "alert",
     "disk_io_event",
+    "health_status_changed",
     "lock_event",
     "deadlock_detected",
     "maintenance_event",
+    "partition_event",
     "query_started",
     "query_row",
     "query_progress",
@@ -568,10 +663,13 @@ MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
 """Every ``message_type`` the server sends."""
 
 EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
+    "alert",
     "disk_io_event",
+    "health_status_changed",
     "lock_event",
     "deadlock_detected",
     "maintenance_event",
+    "partition_event",
     "schema_changed",
     "system_metrics",
     "table_modified",
@@ -579,9 +677,12 @@ EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
 })
 
 TOPICS: _t.Final[dict[str, dict[str, _t.Any]]] = {
+    "alerts": {"permission": "system:read", "message_types": ["alert"]},
     "disk_io": {"permission": "system:read", "message_types": ["disk_io_event"]},
+    "health": {"permission": "system:read", "message_types": ["health_status_changed"]},
     "locks": {"permission": "database:read", "message_types": ["lock_event", "deadlock_detected"]},
     "maintenance": {"permission": "database:read", "message_types": ["maintenance_event"]},
+    "partitions": {"permission": "database:read", "message_types": ["partition_event"]},
     "schema_changes": {"permission": "database:read", "message_types": ["schema_changed"]},
     "system_metrics": {"permission": "system:read", "message_types": ["system_metrics"]},
     "table_changes": {"permission": "database:read", "message_types": ["table_modified"]},

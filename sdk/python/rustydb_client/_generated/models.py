@@ -20,6 +20,16 @@ __all__ = [
     "AuditOutcome",
     "AuditEntry",
     "AuditList",
+    "AlertSeverity",
+    "AlertComparison",
+    "AlertState",
+    "AlertRuleCreate",
+    "AlertRule",
+    "AlertRuleList",
+    "AlertMetric",
+    "AlertMetricList",
+    "AlertRecord",
+    "AlertList",
     "LoginRequest",
     "TokenPair",
     "RefreshRequest",
@@ -42,6 +52,7 @@ __all__ = [
     "ReadinessReport",
     "StartupReport",
     "DetailedHealth",
+    "HealthComponentChange",
     "LockMode",
     "LockType",
     "LockState",
@@ -54,6 +65,10 @@ __all__ = [
     "Deadlock",
     "DeadlockList",
     "DeadlockDetection",
+    "PartitionType",
+    "PartitionCreate",
+    "PartitionInfo",
+    "PartitionList",
     "SessionKind",
     "SessionInfo",
     "SessionList",
@@ -219,6 +234,104 @@ class AuditList(_t.TypedDict):
     entries: list[AuditEntry]
     total: int
     """Entries matching the filters, before paging."""
+
+
+AlertSeverity: _t.TypeAlias = "_t.Literal[\"INFO\", \"WARNING\", \"ERROR\", \"CRITICAL\"]"
+"""How serious an alert is."""
+
+
+AlertComparison: _t.TypeAlias = "_t.Literal[\"gt\", \"gte\", \"lt\", \"lte\", \"eq\", \"ne\"]"
+"""How the measured value is compared with the threshold: `gt` (>), `gte` (>=), `lt` (<), `lte` (<=), `eq` (==), `ne` (!=)."""
+
+
+AlertState: _t.TypeAlias = "_t.Literal[\"firing\", \"acknowledged\", \"resolved\"]"
+"""`firing` while the rule's condition holds, `acknowledged` when someone has taken note of a firing alert (it still holds), `resolved` once the condition stopped holding."""
+
+
+class AlertRuleCreate(_t.TypedDict):
+    """A rule; the same body replaces a rule with PUT."""
+
+    name: str
+    """Unique name of the rule; also the name of its alert."""
+
+    metric: str
+    """A metric from GET /api/v1/alerts/metrics."""
+
+    comparison: AlertComparison
+    threshold: float
+    duration_seconds: _t.NotRequired[int]
+    """How long the condition must hold before the alert fires (0 fires at once)."""
+
+    severity: AlertSeverity
+    category: str
+    """Free grouping such as `database`, `system` or `security`."""
+
+    enabled: _t.NotRequired[bool]
+    """A disabled rule is not evaluated, and its open alert resolves."""
+
+
+class AlertRule(_t.TypedDict):
+    id: str
+    name: str
+    metric: str
+    comparison: AlertComparison
+    threshold: float
+    duration_seconds: int
+    severity: AlertSeverity
+    category: str
+    enabled: bool
+    created_at: str
+    updated_at: str
+
+
+class AlertRuleList(_t.TypedDict):
+    rules: list[AlertRule]
+
+
+class AlertMetric(_t.TypedDict):
+    """A metric a rule can watch, with its current measured value."""
+
+    name: str
+    description: str
+    unit: str
+    value: _t.NotRequired[float | None]
+    """The value measured now; null when the source could not be read."""
+
+
+class AlertMetricList(_t.TypedDict):
+    metrics: list[AlertMetric]
+
+
+class AlertRecord(_t.TypedDict):
+    """The alert of one rule. It fires when the rule's condition has held for its duration, resolves when it stops holding, and counts how often it fired."""
+
+    id: str
+    rule_id: str
+    name: str
+    category: str
+    severity: AlertSeverity
+    state: AlertState
+    metric: str
+    comparison: AlertComparison
+    threshold: float
+    duration_seconds: int
+    value: float
+    """The measured value when the alert last changed state."""
+
+    message: str
+    triggered_at: str
+    """When the alert last fired."""
+
+    first_triggered_at: str
+    resolved_at: _t.NotRequired[str | None]
+    acknowledged_at: _t.NotRequired[str | None]
+    acknowledged_by: _t.NotRequired[str | None]
+    occurrence_count: int
+    """How many times the alert has fired."""
+
+
+class AlertList(_t.TypedDict):
+    alerts: list[AlertRecord]
 
 
 class LoginRequest(_t.TypedDict):
@@ -419,6 +532,17 @@ class DetailedHealth(_t.TypedDict):
     components: list[ComponentHealth]
 
 
+class HealthComponentChange(_t.TypedDict):
+    """A component whose status changed between two checks."""
+
+    name: str
+    status: HealthStatus
+    previous_status: HealthStatus
+    response_time_ms: float
+    details: _t.NotRequired[str | None]
+    """Why the component is not healthy; absent when it is."""
+
+
 LockMode: _t.TypeAlias = "_t.Literal[\"shared\", \"exclusive\"]"
 """`shared` locks are compatible with each other; `exclusive` is compatible with nothing."""
 
@@ -557,6 +681,51 @@ class DeadlockDetection(_t.TypedDict):
     edges_checked: int
     deadlocks: list[Deadlock]
     """Cycles found now, each resolved like one found on wait. Usually empty, because every wait is checked when it starts."""
+
+
+PartitionType: _t.TypeAlias = "_t.Literal[\"range\", \"list\"]"
+"""`range`: rows whose key is >= `from` and < `to` (either bound may be left out for an open end). `list`: rows whose key is one of `values`."""
+
+
+PartitionCreate = _t.TypedDict(
+    "PartitionCreate",
+    {
+        "database": "_t.NotRequired[str]",
+        "table": "str",
+        "name": "str",
+        "partition_type": "PartitionType",
+        "column": "str",
+        "columns": "_t.NotRequired[list[ColumnSpec]]",
+        "from": "_t.NotRequired[_t.Any]",
+        "to": "_t.NotRequired[_t.Any]",
+        "values": "_t.NotRequired[list[_t.Any]]",
+    },
+)
+"""One partition of a partitioned table. The first partition of a table creates the table: it names its `partition_type`, its key `column`, and its `columns`. Later partitions of the same table must agree (their `columns` may be left out)."""
+
+
+PartitionInfo = _t.TypedDict(
+    "PartitionInfo",
+    {
+        "id": "str",
+        "database": "str",
+        "table": "str",
+        "name": "str",
+        "partition_type": "PartitionType",
+        "column": "str",
+        "child_table": "str",
+        "from": "_t.NotRequired[_t.Any]",
+        "to": "_t.NotRequired[_t.Any]",
+        "values": "list[_t.Any]",
+        "row_count": "int",
+        "size_bytes": "int",
+        "created_at": "str",
+    },
+)
+
+
+class PartitionList(_t.TypedDict):
+    partitions: list[PartitionInfo]
 
 
 SessionKind: _t.TypeAlias = "_t.Literal[\"login\", \"api_key\"]"

@@ -217,6 +217,150 @@ export class RestClient {
   }
 
   /**
+   * Alerts, newest firing first
+   *
+   * GET /api/v1/alerts (system:read); answers 200.
+   * Errors: 400, 401, 403, 429, 500
+   */
+  listAlerts(query?: { state?: "firing" | "acknowledged" | "resolved"; severity?: "INFO" | "WARNING" | "ERROR" | "CRITICAL" }, options?: RequestOptions): Promise<T.AlertList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/alerts`,
+      query,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * The metrics a rule can watch, with their current values
+   *
+   * GET /api/v1/alerts/metrics (system:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   */
+  listAlertMetrics(options?: RequestOptions): Promise<T.AlertMetricList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/alerts/metrics`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Alert rules
+   *
+   * GET /api/v1/alerts/rules (system:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   */
+  listAlertRules(options?: RequestOptions): Promise<T.AlertRuleList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/alerts/rules`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Create an alert rule
+   *
+   * POST /api/v1/alerts/rules (system:admin); answers 201.
+   * Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+   *
+   * An unknown metric is refused with 422; a name already used with 409.
+   */
+  createAlertRule(body: T.AlertRuleCreate, options?: RequestOptions): Promise<T.AlertRule> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/alerts/rules`,
+      body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Delete an alert rule and its alert
+   *
+   * DELETE /api/v1/alerts/rules/{rule_id} (system:admin); answers 204.
+   * Errors: 400, 401, 403, 404, 429, 500
+   */
+  deleteAlertRule(ruleId: string, options?: RequestOptions): Promise<void> {
+    return this.transport.request({
+      method: "DELETE",
+      path: `/api/v1/alerts/rules/${encodeURIComponent(String(ruleId))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * An alert rule
+   *
+   * GET /api/v1/alerts/rules/{rule_id} (system:read); answers 200.
+   * Errors: 400, 401, 403, 404, 429, 500
+   */
+  getAlertRule(ruleId: string, options?: RequestOptions): Promise<T.AlertRule> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/alerts/rules/${encodeURIComponent(String(ruleId))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Replace an alert rule
+   *
+   * PUT /api/v1/alerts/rules/{rule_id} (system:admin); answers 200.
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   *
+   * The rule is evaluated afresh; its alert keeps its history.
+   */
+  updateAlertRule(ruleId: string, body: T.AlertRuleCreate, options?: RequestOptions): Promise<T.AlertRule> {
+    return this.transport.request({
+      method: "PUT",
+      path: `/api/v1/alerts/rules/${encodeURIComponent(String(ruleId))}`,
+      body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * An alert
+   *
+   * GET /api/v1/alerts/{alert_id} (system:read); answers 200.
+   * Errors: 400, 401, 403, 404, 429, 500
+   */
+  getAlert(alertId: string, options?: RequestOptions): Promise<T.AlertRecord> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/alerts/${encodeURIComponent(String(alertId))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Acknowledge a firing alert
+   *
+   * POST /api/v1/alerts/{alert_id}/acknowledge (system:admin); answers 200.
+   * Errors: 400, 401, 403, 404, 409, 429, 500
+   *
+   * Only a firing alert can be acknowledged; otherwise 409.
+   */
+  acknowledgeAlert(alertId: string, options?: RequestOptions): Promise<T.AlertRecord> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/alerts/${encodeURIComponent(String(alertId))}/acknowledge`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
    * List the caller's API keys (no secrets)
    *
    * GET /api/v1/auth/api-keys (authenticated); answers 200.
@@ -965,6 +1109,57 @@ export class RestClient {
       method: "GET",
       path: `/api/v1/sql/slow-queries`,
       query,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Partitions of a database's partitioned tables, with measured row counts and sizes
+   *
+   * GET /api/v1/storage/partitions (database:read); answers 200.
+   * Errors: 400, 401, 403, 404, 429, 500
+   */
+  listPartitions(query?: { database?: string; table?: string }, options?: RequestOptions): Promise<T.PartitionList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/storage/partitions`,
+      query,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Create a partition (and the partitioned table with its first partition)
+   *
+   * POST /api/v1/storage/partitions (database:write); answers 201.
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   *
+   * A range that overlaps another partition's, or a list value another partition holds, is refused with 409, as is a partition name already used; a table that exists but is not partitioned too. Bad bounds, names or columns are 422.
+   */
+  createPartition(body: T.PartitionCreate, options?: RequestOptions): Promise<T.PartitionInfo> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/storage/partitions`,
+      body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Drop a partition and its rows
+   *
+   * DELETE /api/v1/storage/partitions/{id} (database:write); answers 204.
+   * Errors: 400, 401, 403, 404, 429, 500
+   *
+   * Dropping a table's last partition drops the partitioned table too.
+   */
+  deletePartition(id: string, options?: RequestOptions): Promise<void> {
+    return this.transport.request({
+      method: "DELETE",
+      path: `/api/v1/storage/partitions/${encodeURIComponent(String(id))}`,
       auth: true,
       options,
     });

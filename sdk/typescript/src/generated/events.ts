@@ -8,6 +8,37 @@ import type * as T from "./types.js";
 // Keeps the import used when no message refers to a named type.
 export type { T as RestTypes };
 
+// ---- alert (alerts, flat)
+
+export interface AlertData {
+  alert_id: string;
+  rule_id: string;
+  name: string;
+  category: string;
+  severity: T.AlertSeverity;
+  state: T.AlertState;
+  message: string;
+  /**
+   * The measurement: `metric`, `value`, `comparison`, `threshold`, `duration_seconds`.
+   */
+  details: { [key: string]: unknown };
+  triggered_at: string;
+  occurrence_count: number;
+}
+
+/**
+ * An alert changed state.
+ */
+export interface AlertMessage {
+  message_type: "alert";
+  data: AlertData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "alerts";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
 // ---- disk_io_event (disk_io, externally_tagged)
 
 export interface DiskIoEventIoStats {
@@ -53,6 +84,45 @@ export interface DiskIoEventMessage {
   /** Unix seconds: when the event was published, or the frame built. */
   timestamp: number;
   topic: "disk_io";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
+// ---- health_status_changed (health, flat)
+
+export interface HealthStatusChangedData {
+  /**
+   * Overall status after the change.
+   */
+  status: T.HealthStatus;
+  /**
+   * Overall status before the change.
+   */
+  previous_status: T.HealthStatus;
+  changed_components: Array<T.HealthComponentChange>;
+  /**
+   * Messages of the unhealthy components.
+   */
+  errors: Array<string>;
+  /**
+   * Messages of the degraded components.
+   */
+  warnings: Array<string>;
+  /**
+   * When the check ran.
+   */
+  timestamp: string;
+}
+
+/**
+ * At least one component's status differs from the previous check.
+ */
+export interface HealthStatusChangedMessage {
+  message_type: "health_status_changed";
+  data: HealthStatusChangedData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "health";
   /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
   sequence: number;
 }
@@ -166,6 +236,36 @@ export interface MaintenanceEventMessage {
   /** Unix seconds: when the event was published, or the frame built. */
   timestamp: number;
   topic: "maintenance";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
+// ---- partition_event (partitions, flat)
+
+export interface PartitionEventData {
+  event_type: "CREATED" | "DROPPED" | "STATS_CHANGED";
+  partition_id: string;
+  partition_name: string;
+  table_name: string;
+  database: string;
+  partition_type: T.PartitionType;
+  /**
+   * Rows in the partition (when dropped: the rows it took with it).
+   */
+  row_count: number;
+  size_bytes: number;
+  timestamp: string;
+}
+
+/**
+ * A partition was created or dropped, or its row count or size changed.
+ */
+export interface PartitionEventMessage {
+  message_type: "partition_event";
+  data: PartitionEventData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "partitions";
   /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
   sequence: number;
 }
@@ -598,10 +698,13 @@ export interface BroadcastMessage {
 
 /** Any message the server sends. Narrow on `message_type`. */
 export type ServerMessage =
+  | AlertMessage
   | DiskIoEventMessage
+  | HealthStatusChangedMessage
   | LockEventMessage
   | DeadlockDetectedMessage
   | MaintenanceEventMessage
+  | PartitionEventMessage
   | QueryStartedMessage
   | QueryRowMessage
   | QueryProgressMessage
@@ -620,10 +723,13 @@ export type ServerMessage =
 
 /** Messages published on a topic: they carry `topic` and `sequence`. */
 export type EventMessage =
+  | AlertMessage
   | DiskIoEventMessage
+  | HealthStatusChangedMessage
   | LockEventMessage
   | DeadlockDetectedMessage
   | MaintenanceEventMessage
+  | PartitionEventMessage
   | SchemaChangedMessage
   | SystemMetricsMessage
   | TableModifiedMessage
@@ -631,10 +737,13 @@ export type EventMessage =
 
 /** Every `message_type` the server sends. */
 export const MESSAGE_TYPES = [
+  "alert",
   "disk_io_event",
+  "health_status_changed",
   "lock_event",
   "deadlock_detected",
   "maintenance_event",
+  "partition_event",
   "query_started",
   "query_row",
   "query_progress",
@@ -656,9 +765,12 @@ export type MessageType = ServerMessage["message_type"];
 
 /** Topics a client may subscribe to, with the message types each carries and its permission. */
 export const TOPICS = {
+  alerts: { permission: "system:read", messageTypes: ["alert"] },
   disk_io: { permission: "system:read", messageTypes: ["disk_io_event"] },
+  health: { permission: "system:read", messageTypes: ["health_status_changed"] },
   locks: { permission: "database:read", messageTypes: ["lock_event", "deadlock_detected"] },
   maintenance: { permission: "database:read", messageTypes: ["maintenance_event"] },
+  partitions: { permission: "database:read", messageTypes: ["partition_event"] },
   schema_changes: { permission: "database:read", messageTypes: ["schema_changed"] },
   system_metrics: { permission: "system:read", messageTypes: ["system_metrics"] },
   table_changes: { permission: "database:read", messageTypes: ["table_modified"] },

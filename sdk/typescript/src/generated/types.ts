@@ -118,6 +118,122 @@ export interface AuditList {
   total: number;
 }
 
+/**
+ * How serious an alert is.
+ */
+export type AlertSeverity = "INFO" | "WARNING" | "ERROR" | "CRITICAL";
+
+/**
+ * How the measured value is compared with the threshold: `gt` (>), `gte` (>=), `lt` (<), `lte` (<=), `eq` (==), `ne` (!=).
+ */
+export type AlertComparison = "gt" | "gte" | "lt" | "lte" | "eq" | "ne";
+
+/**
+ * `firing` while the rule's condition holds, `acknowledged` when someone has taken note of a firing alert (it still holds), `resolved` once the condition stopped holding.
+ */
+export type AlertState = "firing" | "acknowledged" | "resolved";
+
+/**
+ * A rule; the same body replaces a rule with PUT.
+ */
+export interface AlertRuleCreate {
+  /**
+   * Unique name of the rule; also the name of its alert.
+   */
+  name: string;
+  /**
+   * A metric from GET /api/v1/alerts/metrics.
+   */
+  metric: string;
+  comparison: AlertComparison;
+  threshold: number;
+  /**
+   * How long the condition must hold before the alert fires (0 fires at once).
+   */
+  duration_seconds?: number;
+  severity: AlertSeverity;
+  /**
+   * Free grouping such as `database`, `system` or `security`.
+   */
+  category: string;
+  /**
+   * A disabled rule is not evaluated, and its open alert resolves.
+   */
+  enabled?: boolean;
+}
+
+export interface AlertRule {
+  id: string;
+  name: string;
+  metric: string;
+  comparison: AlertComparison;
+  threshold: number;
+  duration_seconds: number;
+  severity: AlertSeverity;
+  category: string;
+  enabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AlertRuleList {
+  rules: Array<AlertRule>;
+}
+
+/**
+ * A metric a rule can watch, with its current measured value.
+ */
+export interface AlertMetric {
+  name: string;
+  description: string;
+  unit: string;
+  /**
+   * The value measured now; null when the source could not be read.
+   */
+  value?: number | null;
+}
+
+export interface AlertMetricList {
+  metrics: Array<AlertMetric>;
+}
+
+/**
+ * The alert of one rule. It fires when the rule's condition has held for its duration, resolves when it stops holding, and counts how often it fired.
+ */
+export interface AlertRecord {
+  id: string;
+  rule_id: string;
+  name: string;
+  category: string;
+  severity: AlertSeverity;
+  state: AlertState;
+  metric: string;
+  comparison: AlertComparison;
+  threshold: number;
+  duration_seconds: number;
+  /**
+   * The measured value when the alert last changed state.
+   */
+  value: number;
+  message: string;
+  /**
+   * When the alert last fired.
+   */
+  triggered_at: string;
+  first_triggered_at: string;
+  resolved_at?: string | null;
+  acknowledged_at?: string | null;
+  acknowledged_by?: string | null;
+  /**
+   * How many times the alert has fired.
+   */
+  occurrence_count: number;
+}
+
+export interface AlertList {
+  alerts: Array<AlertRecord>;
+}
+
 export interface LoginRequest {
   username: string;
   password: string;
@@ -356,6 +472,20 @@ export interface DetailedHealth {
 }
 
 /**
+ * A component whose status changed between two checks.
+ */
+export interface HealthComponentChange {
+  name: string;
+  status: HealthStatus;
+  previous_status: HealthStatus;
+  response_time_ms: number;
+  /**
+   * Why the component is not healthy; absent when it is.
+   */
+  details?: string | null;
+}
+
+/**
  * `shared` locks are compatible with each other; `exclusive` is compatible with nothing.
  */
 export type LockMode = "shared" | "exclusive";
@@ -529,6 +659,91 @@ export interface DeadlockDetection {
    * Cycles found now, each resolved like one found on wait. Usually empty, because every wait is checked when it starts.
    */
   deadlocks: Array<Deadlock>;
+}
+
+/**
+ * `range`: rows whose key is >= `from` and < `to` (either bound may be left out for an open end). `list`: rows whose key is one of `values`.
+ */
+export type PartitionType = "range" | "list";
+
+/**
+ * One partition of a partitioned table. The first partition of a table creates the table: it names its `partition_type`, its key `column`, and its `columns`. Later partitions of the same table must agree (their `columns` may be left out).
+ */
+export interface PartitionCreate {
+  /**
+   * Database of the table (default `default`).
+   */
+  database?: string;
+  /**
+   * The partitioned table (lowercase letters, digits and `_`).
+   */
+  table: string;
+  /**
+   * The partition's name (lowercase letters, digits and `_`); its rows live in the table `<table>__p_<name>`.
+   */
+  name: string;
+  partition_type: PartitionType;
+  /**
+   * The partition key column.
+   */
+  column: string;
+  /**
+   * The table's columns; required for the first partition.
+   */
+  columns?: Array<ColumnSpec>;
+  /**
+   * Range only. Lowest key, inclusive (a number or a string); absent for no lower bound.
+   */
+  from?: unknown;
+  /**
+   * Range only. Key upper bound, exclusive; absent for no upper bound.
+   */
+  to?: unknown;
+  /**
+   * List only. The keys (numbers or strings) of this partition.
+   */
+  values?: Array<unknown>;
+}
+
+export interface PartitionInfo {
+  /**
+   * `<database>.<table>.<name>`
+   */
+  id: string;
+  database: string;
+  table: string;
+  name: string;
+  partition_type: PartitionType;
+  column: string;
+  /**
+   * The table holding this partition's rows.
+   */
+  child_table: string;
+  /**
+   * Range only; absent when the range has no lower bound.
+   */
+  from?: unknown;
+  /**
+   * Range only; absent when the range has no upper bound.
+   */
+  to?: unknown;
+  /**
+   * List only (empty for a range).
+   */
+  values: Array<unknown>;
+  /**
+   * Rows in the partition, counted now.
+   */
+  row_count: number;
+  /**
+   * Bytes of the pages of the partition's table and indexes (SQLite's dbstat).
+   */
+  size_bytes: number;
+  created_at: string;
+}
+
+export interface PartitionList {
+  partitions: Array<PartitionInfo>;
 }
 
 /**
