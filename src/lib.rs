@@ -11,6 +11,7 @@ pub mod databases;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod graphql;
 pub mod health;
 pub mod metrics;
 pub mod server;
