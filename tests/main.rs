@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod drift;
 mod events;
+mod graphql;
 mod health;
 mod rbac;
 mod serve;

@@ -77,11 +77,10 @@ async fn post_graphql(State(gql): State<Arc<GraphQl>>, request: Request) -> Resp
         Err(e) => return e.into_response(),
     };
     let (parts, body) = request.into_parts();
-    let request: async_graphql::Request =
-        match crate::api::runtime::json_body(&parts, body).await {
-            Ok(r) => r,
-            Err(e) => return e.into_response(),
-        };
+    let request: async_graphql::Request = match crate::api::runtime::json_body(&parts, body).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
     let response = gql.schema.execute(request.data(caller)).await;
     axum::Json(response).into_response()
 }

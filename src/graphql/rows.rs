@@ -108,7 +108,10 @@ mod tests {
         let row = serde_json::json!({"n": 9}).as_object().cloned().unwrap();
         assert!(matches(&clause(FilterOperator::Lt, "10"), &row));
         assert!(!matches(&clause(FilterOperator::Gt, "10"), &row));
-        let row = serde_json::json!({"n": "pending"}).as_object().cloned().unwrap();
+        let row = serde_json::json!({"n": "pending"})
+            .as_object()
+            .cloned()
+            .unwrap();
         assert!(matches(&clause(FilterOperator::Eq, "pending"), &row));
         assert!(!matches(&clause(FilterOperator::Eq, "shipped"), &row));
         assert!(matches(&clause(FilterOperator::Like, "PEN%"), &row));

@@ -95,8 +95,7 @@ pub fn args<T: DeserializeOwned>(ctx: &ResolverContext<'_>) -> Result<T, ApiErro
 /// A started source as the subscription field's stream of JSON values.
 pub fn stream<'a, T: Serialize + Send + 'static>(
     started: SourceResult<T>,
-) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<FieldValue<'a>>> + Send + 'a>
-{
+) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<FieldValue<'a>>> + Send + 'a> {
     let s = started.map_err(error)?;
     Ok(s.map(|item| {
         serde_json::to_value(item.map_err(error)?)

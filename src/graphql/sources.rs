@@ -64,8 +64,7 @@ impl Sources {
             .events("table_changes")?
             .filter_map(move |e| {
                 let change = Change::parse(&e.data).filter(|c| {
-                    c.database == database
-                        && tables.as_ref().is_none_or(|t| t.contains(&c.table))
+                    c.database == database && tables.as_ref().is_none_or(|t| t.contains(&c.table))
                 });
                 async move { change }
             })
@@ -225,7 +224,10 @@ impl GraphQlSources for Sources {
         let changes = self.row_changes(args.database, Some(vec![args.table]))?;
         Ok(changes
             .filter_map(|c| async move {
-                let old = c.old.clone().filter(|_| c.operation == ChangeType::Update)?;
+                let old = c
+                    .old
+                    .clone()
+                    .filter(|_| c.operation == ChangeType::Update)?;
                 Some(RowUpdated {
                     table: c.table.clone(),
                     old_row: row_data(&c.row_id, &old),
@@ -275,7 +277,9 @@ impl GraphQlSources for Sources {
     ) -> SourceResult<AggregateChange> {
         let interval = seconds("intervalSeconds", args.interval_seconds, 1)?;
         if args.aggregates.is_empty() {
-            return Err(invalid_argument("`aggregates` needs at least one aggregate"));
+            return Err(invalid_argument(
+                "`aggregates` needs at least one aggregate",
+            ));
         }
         for a in &args.aggregates {
             if a.field == "*" && a.function != AggregateFunction::Count {
@@ -285,7 +289,10 @@ impl GraphQlSources for Sources {
                 )));
             }
         }
-        let database = args.database.clone().unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let database = args
+            .database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
         let db = self.state.engine.get(&database)?;
         let table = args.table.clone();
         let mut changes = self.row_changes(Some(database), Some(vec![table.clone()]))?;
@@ -330,7 +337,10 @@ impl GraphQlSources for Sources {
 
     fn query_changes(&self, _caller: Caller, args: QueryChangesArgs) -> SourceResult<QueryChange> {
         let poll = seconds("pollIntervalSeconds", args.poll_interval_seconds, 30)?;
-        let database = args.database.clone().unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let database = args
+            .database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
         let db = self.state.engine.get(&database)?;
         let table = args.table.clone();
         let filter = args.where_clause.as_ref().map(rest_filter);
@@ -343,7 +353,9 @@ impl GraphQlSources for Sources {
                 match db.run(move |c| live_query(c, &t, f.as_deref())).await {
                     Ok((rows, total_count))
                         if last.as_deref()
-                            != Some(&*serde_json::to_string(&(&rows, total_count)).unwrap_or_default()) =>
+                            != Some(
+                                &*serde_json::to_string(&(&rows, total_count)).unwrap_or_default(),
+                            ) =>
                     {
                         last = serde_json::to_string(&(&rows, total_count)).ok();
                         let change = QueryChange {
@@ -395,7 +407,11 @@ impl GraphQlSources for Sources {
             .boxed())
     }
 
-    fn schema_changes(&self, _caller: Caller, args: SchemaChangesArgs) -> SourceResult<SchemaChange> {
+    fn schema_changes(
+        &self,
+        _caller: Caller,
+        args: SchemaChangesArgs,
+    ) -> SourceResult<SchemaChange> {
         let (schema, kinds) = (args.schema_name, args.object_types);
         Ok(self
             .events("schema_changes")?
@@ -413,7 +429,9 @@ impl GraphQlSources for Sources {
                     Some("DROP") => SchemaChangeType::Drop,
                     _ => SchemaChangeType::Alter,
                 };
-                let wanted = schema.as_ref().is_none_or(|n| s("database").as_ref() == Some(n))
+                let wanted = schema
+                    .as_ref()
+                    .is_none_or(|n| s("database").as_ref() == Some(n))
                     && kinds.as_ref().is_none_or(|k| k.contains(&object_type));
                 let change = wanted.then(|| SchemaChange {
                     change_type,
@@ -468,9 +486,15 @@ fn aggregate(
         };
         exprs.push(format!("{}({column})", a.function));
     }
-    let sql = format!("SELECT {} FROM {}", exprs.join(", "), tables::quote(&t.name));
+    let sql = format!(
+        "SELECT {} FROM {}",
+        exprs.join(", "),
+        tables::quote(&t.name)
+    );
     let values: Vec<Option<f64>> = conn.query_row(&sql, [], |r| {
-        (0..aggregates.len()).map(|i| r.get::<_, Option<f64>>(i)).collect()
+        (0..aggregates.len())
+            .map(|i| r.get::<_, Option<f64>>(i))
+            .collect()
     })?;
     Ok(aggregates
         .iter()

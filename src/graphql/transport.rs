@@ -107,7 +107,10 @@ pub async fn serve(
     let mut shutdown = gql.shutdown.clone();
     let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     let outcome: Close = loop {
-        let expiry = conn.caller.as_ref().map_or(far, |c| expires(&c.identity).unwrap_or(far));
+        let expiry = conn
+            .caller
+            .as_ref()
+            .map_or(far, |c| expires(&c.identity).unwrap_or(far));
         tokio::select! {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match conn.handle(text.as_str()).await {
@@ -234,7 +237,10 @@ impl Connection {
         }
         self.init_seen = true;
         if payload.is_some_and(|p| !p.is_null() && !p.is_object()) {
-            return Err(close(4400, "Invalid message received: payload is not an object"));
+            return Err(close(
+                4400,
+                "Invalid message received: payload is not an object",
+            ));
         }
         let authorization = payload
             .and_then(|p| p.get("authorization").or_else(|| p.get("Authorization")))
@@ -320,11 +326,17 @@ impl Connection {
             while let Some(response) = responses.next().await {
                 // Errors before execution (validation, permission, arguments) end the operation
                 // with an `error` message, as the protocol says; later ones travel in `next`.
-                let refused = first && !response.errors.is_empty() && response.data == async_graphql::Value::Null;
+                let refused = first
+                    && !response.errors.is_empty()
+                    && response.data == async_graphql::Value::Null;
                 first = false;
                 let text = if refused {
                     let errors = serde_json::to_value(&response.errors).unwrap_or_default();
-                    let payload = if legacy { errors.get(0).cloned().unwrap_or_default() } else { errors };
+                    let payload = if legacy {
+                        errors.get(0).cloned().unwrap_or_default()
+                    } else {
+                        errors
+                    };
                     json!({"id": task_id, "type": "error", "payload": payload}).to_string()
                 } else {
                     let payload = serde_json::to_value(&response).unwrap_or_default();
@@ -339,7 +351,9 @@ impl Connection {
                 }
             }
             let _ = tx
-                .send(Out::Send(json!({"id": task_id, "type": "complete"}).to_string()))
+                .send(Out::Send(
+                    json!({"id": task_id, "type": "complete"}).to_string(),
+                ))
                 .await;
             let _ = tx.send(Out::Finished(task_id)).await;
         });

@@ -154,7 +154,12 @@ fn enum_values(t: &NamedType) -> Option<Vec<String>> {
     (!values.is_empty() && values.iter().all(|v| is_enum_value(v))).then_some(values)
 }
 
-fn field_type(api: &Api, schema: &Value, wanted: &mut Vec<String>, m: &mut Model) -> (String, Kind) {
+fn field_type(
+    api: &Api,
+    schema: &Value,
+    wanted: &mut Vec<String>,
+    m: &mut Model,
+) -> (String, Kind) {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         wanted.push(r.to_string());
         let kind = match api.types.iter().find(|t| t.name == r) {
@@ -281,7 +286,9 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             let fd = f.description.clone().unwrap_or_default();
             quote! { .field(gd::InputValue::new(#n, gr::type_ref(#ty)).description(#fd)) }
         });
-        defs.push(quote! { ty.push(gd::InputObject::new(#name).description(#d) #(#fields)* .into()); });
+        defs.push(
+            quote! { ty.push(gd::InputObject::new(#name).description(#d) #(#fields)* .into()); },
+        );
     }
     for t in m.objects.values() {
         let name = &t.name;
@@ -299,7 +306,9 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
         defs.push(quote! { ty.push(gd::Object::new(#name).description(#d) #(#fields)* .into()); });
     }
     if m.json_scalar {
-        defs.push(quote! { ty.push(gd::Scalar::new(#JSON).description("Any JSON value.").into()); });
+        defs.push(
+            quote! { ty.push(gd::Scalar::new(#JSON).description("Any JSON value.").into()); },
+        );
     }
 
     let mut metas = Vec::new();
@@ -310,7 +319,17 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
     let entries = api
         .queries
         .iter()
-        .map(|q| (false, &q.name, &q.description, &q.permission, &q.args, &q.returns, None))
+        .map(|q| {
+            (
+                false,
+                &q.name,
+                &q.description,
+                &q.permission,
+                &q.args,
+                &q.returns,
+                None,
+            )
+        })
         .chain(api.subscriptions.iter().map(|s| {
             (
                 true,
@@ -345,7 +364,10 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             #[serde(deny_unknown_fields)]
             pub struct #args_ident { #(#arg_fields,)* }
         });
-        let ret = types.get(returns.as_str()).cloned().unwrap_or_else(|| quote! { () });
+        let ret = types
+            .get(returns.as_str())
+            .cloned()
+            .unwrap_or_else(|| quote! { () });
         let doc = format!(" {}\n\n Access `{}`.", description.trim(), permission);
         let arg_defs: Vec<TokenStream> = args
             .iter()
@@ -381,8 +403,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                     let s = ::std::sync::Arc::clone(&s);
                     gd::FieldFuture::new(async move {
                         // The permission check runs before the arguments are read.
-                        let caller = gr::authorize(&ctx, &FIELDS[#index])?;
-                        let args = gr::args::<#args_ident>(&ctx)?;
+                        let caller = gr::authorize(&ctx, &FIELDS[#index]).map_err(gr::error)?;
+                        let args = gr::args::<#args_ident>(&ctx).map_err(gr::error)?;
                         gr::value(s.#method(caller, args).await)
                     })
                 }) #(#arg_defs)* .description(#d));
@@ -487,7 +509,11 @@ fn rust_type(t: &str, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 .unwrap_or_else(|| quote! { ::serde_json::Value }),
         },
     };
-    if non_null { ty } else { quote! { Option<#ty> } }
+    if non_null {
+        ty
+    } else {
+        quote! { Option<#ty> }
+    }
 }
 
 /// A GraphQL enum value: a name that is not `true`, `false` or `null`.
