@@ -177,7 +177,6 @@ pub struct MessageSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionsFile {
-    #[serde(default)]
     pub subscriptions: Vec<SubscriptionSpec>,
     /// Fields of the GraphQL `Query` root.
     #[serde(default)]

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use heck::{ToSnakeCase, ToUpperCamelCase};
+use heck::ToUpperCamelCase;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use serde_json::Value;
@@ -350,10 +350,10 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             None => quote! { None },
         };
         metas.push(quote! { FieldMeta { name: #name, subscription: #is_sub, access: #access, topic: #topic } });
-        let method = format_ident!("{}", name.to_snake_case());
+        let method = ident(&crate::naming::snake_ident(name));
         let args_ident = format_ident!("{}Args", name.to_upper_camel_case());
         let arg_fields = args.iter().map(|(n, t)| {
-            let f = format_ident!("{}", n.to_snake_case());
+            let f = ident(&crate::naming::snake_ident(n));
             let rty = rust_type(t, types);
             quote! { #[serde(rename = #n)] pub #f: #rty }
         });
@@ -474,6 +474,10 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
         }
         pub use graphql::GraphQlSources;
     }
+}
+
+fn ident(s: &str) -> TokenStream {
+    s.parse().unwrap_or_else(|_| quote! { invalid_identifier })
 }
 
 fn access_tokens(p: &str) -> TokenStream {
