@@ -12,6 +12,7 @@ pub mod databases;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod graphql;
 pub mod health;
 pub mod metrics;
 pub mod monitoring;

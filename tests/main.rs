@@ -7,6 +7,7 @@ mod alerts;
 mod auth;
 mod drift;
 mod events;
+mod graphql;
 mod health;
 mod locks;
 mod monitoring;

@@ -22,6 +22,7 @@ pub struct Api {
     pub subsystems: Vec<Subsystem>,
     pub events: Vec<EventFamily>,
     pub subscriptions: Vec<Subscription>,
+    pub queries: Vec<Query>,
     pub websockets: Vec<WebSocketEndpoint>,
 }
 
@@ -104,6 +105,15 @@ pub enum Access {
 }
 
 impl Access {
+    /// `public`, `authenticated` or a permission name, as written in the schema.
+    pub fn from_label(label: &str) -> Access {
+        match label {
+            "public" => Access::Public,
+            "authenticated" => Access::Authenticated,
+            p => Access::Requires(p.to_string()),
+        }
+    }
+
     pub fn label(&self) -> &str {
         match self {
             Access::Public => "public",
@@ -223,8 +233,21 @@ pub struct Subscription {
     pub permission: String,
     pub args: Vec<(String, String)>,
     pub returns: String,
-    pub topic: String,
+    /// The bus topic feeding the subscription; `None` for a polled source.
+    pub topic: Option<String>,
+    /// What a polled source samples.
+    pub poll: Option<String>,
     pub filter: Vec<String>,
+}
+
+/// A field of the GraphQL `Query` root.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub name: String,
+    pub description: String,
+    pub permission: String,
+    pub args: Vec<(String, String)>,
+    pub returns: String,
 }
 
 #[derive(Debug, Clone)]

@@ -178,6 +178,22 @@ pub struct MessageSpec {
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionsFile {
     pub subscriptions: Vec<SubscriptionSpec>,
+    /// Fields of the GraphQL `Query` root.
+    #[serde(default)]
+    pub queries: Vec<QuerySpec>,
+}
+
+/// A field of the `Query` root: resolved once per request by a method of the generated trait.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySpec {
+    pub name: String,
+    pub description: String,
+    pub permission: String,
+    #[serde(default)]
+    pub args: Map<String, Value>,
+    /// A named type from `schema/types/`.
+    pub returns: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,7 +214,12 @@ pub struct SubscriptionSpec {
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     /// The event family whose topic feeds the subscription.
-    pub topic: String,
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Instead of a topic: what the source samples on a timer (documentation; e.g. the
+    /// running-queries registry). Exactly one of `topic` and `poll` is given.
+    #[serde(default)]
+    pub poll: Option<String>,
     /// Arguments applied as server-side filters.
     #[serde(default)]
     pub filter: Vec<String>,

@@ -281,10 +281,33 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         });
     }
 
-    // Subscriptions.
+    // Subscriptions and queries: the GraphQL roots.
     let mut subscriptions = Vec::new();
+    let mut queries = Vec::new();
     let mut sub_names = BTreeSet::new();
+    let mut query_names = BTreeSet::new();
     for (file, sf) in &files.subscriptions {
+        for q in &sf.queries {
+            c.at(file, &format!("query {}", q.name));
+            if !is_lower_camel(&q.name) {
+                c.err("a query name is lowerCamelCase");
+            }
+            if !query_names.insert(q.name.clone()) {
+                c.err("duplicate query name");
+            }
+            check_stream_access(&mut c, &q.permission, &known_permissions);
+            if !type_names.contains(&q.returns) {
+                c.err(format!("unknown type reference `{}`", q.returns));
+            }
+            let args = graphql_args(&mut c, &q.args, &type_names);
+            queries.push(Query {
+                name: q.name.clone(),
+                description: q.description.clone(),
+                permission: q.permission.clone(),
+                args,
+                returns: q.returns.clone(),
+            });
+        }
         for s in &sf.subscriptions {
             c.at(file, &format!("subscription {}", s.name));
             if !is_lower_camel(&s.name) {
@@ -293,25 +316,20 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
             if !sub_names.insert(s.name.clone()) {
                 c.err("duplicate subscription name");
             }
-            check_permission(&mut c, &s.permission, &known_permissions);
+            check_stream_access(&mut c, &s.permission, &known_permissions);
             if !type_names.contains(&s.returns) {
                 c.err(format!("unknown type reference `{}`", s.returns));
             }
-            if !families.contains(&s.source.topic) {
-                c.err(format!(
-                    "unknown event family `{}` in source.topic",
-                    s.source.topic
-                ));
-            }
-            let mut args = Vec::new();
-            for (name, ty) in &s.args {
-                match ty.as_str() {
-                    Some(t) if is_graphql_type(t) => args.push((name.clone(), t.to_string())),
-                    _ => c.err(format!(
-                        "argument `{name}` needs a GraphQL type such as `String!` or `[Int!]`"
-                    )),
+            match (&s.source.topic, &s.source.poll) {
+                (Some(topic), None) => {
+                    if !families.contains(topic) {
+                        c.err(format!("unknown event family `{topic}` in source.topic"));
+                    }
                 }
+                (None, Some(_)) => {}
+                _ => c.err("a source has exactly one of `topic` and `poll`"),
             }
+            let args = graphql_args(&mut c, &s.args, &type_names);
             for f in &s.source.filter {
                 if !s.args.contains_key(f) {
                     c.err(format!("filter `{f}` is not an argument"));
@@ -324,6 +342,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 args,
                 returns: s.returns.clone(),
                 topic: s.source.topic.clone(),
+                poll: s.source.poll.clone(),
                 filter: s.source.filter.clone(),
             });
         }
@@ -391,8 +410,36 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         subsystems,
         events,
         subscriptions,
+        queries,
         websockets,
     })
+}
+
+/// GraphQL arguments: name -> type such as `String!` or `[AggregateInput!]`; named types exist.
+fn graphql_args(
+    c: &mut Checker,
+    args: &serde_json::Map<String, Value>,
+    type_names: &BTreeSet<String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, ty) in args {
+        if !is_lower_camel(name) {
+            c.err(format!("argument `{name}` is lowerCamelCase"));
+        }
+        match ty.as_str() {
+            Some(t) if is_graphql_type(t) => {
+                let base = t.trim_matches(|ch| matches!(ch, '[' | ']' | '!'));
+                if !GRAPHQL_SCALARS.contains(&base) && !type_names.contains(base) {
+                    c.err(format!("argument `{name}`: unknown type `{base}`"));
+                }
+                out.push((name.clone(), t.to_string()));
+            }
+            _ => c.err(format!(
+                "argument `{name}` needs a GraphQL type such as `String!` or `[Int!]`"
+            )),
+        }
+    }
+    out
 }
 
 /// A permission or `authenticated`: what streams and their endpoints may require.

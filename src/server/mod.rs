@@ -190,10 +190,23 @@ pub fn app(state: SharedState) -> Router {
         Arc::new(WebSocketManagement::new(Arc::clone(&state.ws))),
         Arc::new(WebSocketService::new(Arc::clone(&state.ws))),
     );
+    // The GraphQL schema is generated and checked by tests, so building it does not fail in
+    // practice; if it ever did, /graphql answers 500 and says why instead of the server not starting.
+    let graphql = crate::graphql::router(&state).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "GraphQL schema failed to build");
+        Router::new().route(
+            "/graphql",
+            axum::routing::any(move || {
+                let e = e.clone();
+                async move { ApiError::internal(format!("GraphQL schema failed to build: {e}")) }
+            }),
+        )
+    });
     let config = &state.config;
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api)
+        .merge(graphql)
         .merge(docs::router())
         .merge(crate::monitoring::prometheus::router(Arc::clone(&state)))
         .fallback(|| async { ApiError::not_found("no route for this path") })

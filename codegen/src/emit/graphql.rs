@@ -1,138 +1,524 @@
-//! `schema.graphql`: the subscription root and the object types it returns. The running
-//! async-graphql schema must export the same SDL (checked by a test once subscriptions exist).
+//! The GraphQL API: `schema.graphql` (SDL) and the server Rust that builds the same schema with
+//! `async_graphql::dynamic` at startup. Both render one model derived from the IR, so the served
+//! schema and the committed SDL cannot disagree (a test compares them anyway).
+//!
+//! Types come from `schema/types/`: a type reached from an argument is an `input`, one reached
+//! from a result is a `type`; a string type whose `enum` values are GraphQL names is an `enum`.
+//! Property names are snake_case in the schema and lowerCamelCase in GraphQL.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use heck::ToUpperCamelCase;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
 use serde_json::Value;
 
 use crate::emit::header;
-use crate::ir::{Api, NamedType};
+use crate::ir::{Access, Api, NamedType};
 
-pub fn emit(api: &Api) -> String {
-    let mut out = format!("# {}\n", header());
-    if api.subscriptions.is_empty() {
-        out.push_str("# No subscriptions are declared in schema/subscriptions/ yet.\n");
-        return out;
-    }
-    let mut wanted: Vec<String> = api
+/// How a field's value is turned into GraphQL output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Scalar,
+    Enum,
+    Object,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// lowerCamelCase GraphQL name.
+    pub name: String,
+    /// The property name in the JSON value.
+    pub key: String,
+    /// GraphQL type, e.g. `[RowData!]!`.
+    pub ty: String,
+    pub kind: Kind,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectType {
+    pub name: String,
+    pub description: Option<String>,
+    pub fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub enums: BTreeMap<String, (Option<String>, Vec<String>)>,
+    pub inputs: BTreeMap<String, ObjectType>,
+    pub objects: BTreeMap<String, ObjectType>,
+    pub json_scalar: bool,
+}
+
+/// The scalar of fields without a GraphQL type (no `type`, or a map).
+pub const JSON: &str = "JSON";
+
+pub fn model(api: &Api) -> Model {
+    let mut m = Model::default();
+    let mut outputs: Vec<String> = api
         .subscriptions
         .iter()
         .map(|s| s.returns.clone())
+        .chain(api.queries.iter().map(|q| q.returns.clone()))
         .collect();
-    let mut emitted = BTreeSet::new();
-    let mut objects = Vec::new();
-    while let Some(name) = wanted.pop() {
-        if !emitted.insert(name.clone()) {
-            continue;
+    let mut inputs: Vec<String> = api
+        .subscriptions
+        .iter()
+        .flat_map(|s| s.args.iter())
+        .chain(api.queries.iter().flat_map(|q| q.args.iter()))
+        .map(|(_, t)| base(t).to_string())
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some(name) = outputs.pop() {
+        if seen.insert(("out", name.clone())) {
+            add_type(api, &name, false, &mut m, &mut outputs);
         }
-        if let Some(t) = api.types.iter().find(|t| t.name == name) {
-            objects.push(object_type(t, &mut wanted));
-        } else if name == JSON {
-            objects.push(format!("scalar {JSON}\n"));
+    }
+    while let Some(name) = inputs.pop() {
+        if seen.insert(("in", name.clone())) {
+            add_type(api, &name, true, &mut m, &mut inputs);
         }
     }
-    objects.sort();
-    out.push('\n');
-    for o in objects {
-        out.push_str(&o);
-        out.push('\n');
-    }
-    out.push_str("type Subscription {\n");
-    for s in &api.subscriptions {
-        out.push_str(&format!("  \"\"\"{}\"\"\"\n", s.description.trim()));
-        let args = if s.args.is_empty() {
-            String::new()
-        } else {
-            let list: Vec<String> = s.args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
-            format!("({})", list.join(", "))
-        };
-        out.push_str(&format!("  {}{args}: {}!\n", s.name, s.returns));
-    }
-    out.push_str("}\n\nschema {\n  subscription: Subscription\n}\n");
-    out
+    m
 }
 
-fn object_type(t: &NamedType, wanted: &mut Vec<String>) -> String {
-    let mut out = String::new();
-    if let Some(d) = t.schema.get("description").and_then(Value::as_str) {
-        out.push_str(&format!("\"\"\"{}\"\"\"\n", d.trim()));
-    }
+fn add_type(api: &Api, name: &str, input: bool, m: &mut Model, wanted: &mut Vec<String>) {
+    let Some(t) = api.types.iter().find(|t| t.name == name) else {
+        return; // a built-in scalar
+    };
+    let description = t
+        .schema
+        .get("description")
+        .and_then(Value::as_str)
+        .map(|d| d.trim().to_string());
     let Some(props) = t
         .schema
         .get("properties")
         .and_then(Value::as_object)
         .filter(|p| !p.is_empty())
     else {
-        // Not an object (an object type needs fields): an enum when its values are GraphQL names,
-        // a custom scalar otherwise.
-        let values: Option<Vec<&str>> = t
-            .schema
-            .get("enum")
-            .and_then(Value::as_array)
-            .and_then(|vs| vs.iter().map(Value::as_str).collect());
-        match values.filter(|vs| !vs.is_empty() && vs.iter().all(|v| is_enum_value(v))) {
-            Some(vs) => {
-                out.push_str(&format!("enum {} {{\n", t.name));
-                for v in vs {
-                    out.push_str(&format!("  {v}\n"));
-                }
-                out.push_str("}\n");
+        match enum_values(t) {
+            Some(values) => {
+                m.enums.insert(t.name.clone(), (description, values));
             }
-            None => out.push_str(&format!("scalar {}\n", t.name)),
+            None => m.json_scalar = true,
         }
-        return out;
+        return;
     };
-    out.push_str(&format!("type {} {{\n", t.name));
     let required: Vec<&str> = t
         .schema
         .get("required")
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    for (name, schema) in props {
-        let ty = gql_type(schema, wanted);
-        let bang = if required.contains(&name.as_str()) {
+    let mut fields = Vec::new();
+    for (key, schema) in props {
+        let (ty, kind) = field_type(api, schema, wanted, m);
+        let bang = if required.contains(&key.as_str()) {
             "!"
         } else {
             ""
         };
-        out.push_str(&format!("  {}: {ty}{bang}\n", lower_camel(name)));
+        fields.push(Field {
+            name: lower_camel(key),
+            key: key.clone(),
+            ty: format!("{ty}{bang}"),
+            kind,
+            description: schema
+                .get("description")
+                .and_then(Value::as_str)
+                .map(|d| d.trim().to_string()),
+        });
     }
-    out.push_str("}\n");
-    out
+    let object = ObjectType {
+        name: t.name.clone(),
+        description,
+        fields,
+    };
+    if input {
+        m.inputs.insert(t.name.clone(), object);
+    } else {
+        m.objects.insert(t.name.clone(), object);
+    }
 }
 
-fn gql_type(schema: &Value, wanted: &mut Vec<String>) -> String {
+fn enum_values(t: &NamedType) -> Option<Vec<String>> {
+    let values: Vec<String> = t
+        .schema
+        .get("enum")
+        .and_then(Value::as_array)?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect::<Option<_>>()?;
+    (!values.is_empty() && values.iter().all(|v| is_enum_value(v))).then_some(values)
+}
+
+fn field_type(
+    api: &Api,
+    schema: &Value,
+    wanted: &mut Vec<String>,
+    m: &mut Model,
+) -> (String, Kind) {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         wanted.push(r.to_string());
-        return r.to_string();
+        let kind = match api.types.iter().find(|t| t.name == r) {
+            Some(t) if t.schema.get("properties").is_some() => Kind::Object,
+            Some(t) if enum_values(t).is_some() => Kind::Enum,
+            _ => Kind::Scalar,
+        };
+        return (r.to_string(), kind);
     }
     let ty = match schema.get("type") {
         Some(Value::Array(ts)) => ts.iter().find(|t| *t != "null").cloned(),
         other => other.cloned(),
     };
+    let scalar = |s: &str| (s.to_string(), Kind::Scalar);
     match ty.as_ref().and_then(Value::as_str) {
-        Some("string") => "String".into(),
-        Some("integer") => "Int".into(),
-        Some("number") => "Float".into(),
-        Some("boolean") => "Boolean".into(),
+        Some("string") => scalar("String"),
+        Some("integer") => scalar("Int"),
+        Some("number") => scalar("Float"),
+        Some("boolean") => scalar("Boolean"),
         Some("array") => {
-            let inner = schema
+            let (inner, kind) = schema
                 .get("items")
-                .map(|i| gql_type(i, wanted))
-                .unwrap_or_else(|| "String".into());
-            format!("[{inner}!]")
+                .map(|i| field_type(api, i, wanted, m))
+                .unwrap_or_else(|| scalar("String"));
+            (format!("[{inner}!]"), kind)
         }
         _ => {
-            wanted.push(JSON.into());
-            JSON.into()
+            m.json_scalar = true;
+            scalar(JSON)
         }
     }
 }
 
-/// The scalar of fields without a GraphQL type (no `type`, or a map).
-const JSON: &str = "JSON";
+/// The named type inside a GraphQL type (`[Foo!]!` -> `Foo`).
+pub fn base(t: &str) -> &str {
+    t.trim_matches(|c| matches!(c, '[' | ']' | '!'))
+}
+
+pub fn emit(api: &Api) -> String {
+    let mut out = format!("# {}\n", header());
+    if api.subscriptions.is_empty() && api.queries.is_empty() {
+        out.push_str("# No GraphQL fields are declared in schema/subscriptions/ yet.\n");
+        return out;
+    }
+    let m = model(api);
+    let desc = |out: &mut String, d: &Option<String>, indent: &str| {
+        if let Some(d) = d {
+            out.push_str(&format!("{indent}\"\"\"{d}\"\"\"\n"));
+        }
+    };
+    out.push('\n');
+    if m.json_scalar {
+        out.push_str(&format!("\"\"\"Any JSON value.\"\"\"\nscalar {JSON}\n\n"));
+    }
+    for (name, (d, values)) in &m.enums {
+        desc(&mut out, d, "");
+        out.push_str(&format!("enum {name} {{\n"));
+        for v in values {
+            out.push_str(&format!("  {v}\n"));
+        }
+        out.push_str("}\n\n");
+    }
+    for (keyword, types) in [("input", &m.inputs), ("type", &m.objects)] {
+        for t in types.values() {
+            desc(&mut out, &t.description, "");
+            out.push_str(&format!("{keyword} {} {{\n", t.name));
+            for f in &t.fields {
+                desc(&mut out, &f.description, "  ");
+                out.push_str(&format!("  {}: {}\n", f.name, f.ty));
+            }
+            out.push_str("}\n\n");
+        }
+    }
+    let args = |args: &[(String, String)]| {
+        if args.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+            format!("({})", list.join(", "))
+        }
+    };
+    out.push_str("type Query {\n");
+    for q in &api.queries {
+        desc(&mut out, &Some(q.description.trim().to_string()), "  ");
+        out.push_str(&format!("  {}{}: {}!\n", q.name, args(&q.args), q.returns));
+    }
+    out.push_str("}\n\n");
+    if !api.subscriptions.is_empty() {
+        out.push_str("type Subscription {\n");
+        for s in &api.subscriptions {
+            desc(&mut out, &Some(s.description.trim().to_string()), "  ");
+            out.push_str(&format!("  {}{}: {}!\n", s.name, args(&s.args), s.returns));
+        }
+        out.push_str("}\n\n");
+    }
+    out.push_str("schema {\n  query: Query\n");
+    if !api.subscriptions.is_empty() {
+        out.push_str("  subscription: Subscription\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The server side: argument structs, the `GraphQlSources` trait (one method per subscription
+/// returning a stream, one per query), the permission table, and the dynamic schema builder whose
+/// resolvers check each field's permission before calling the trait.
+pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
+    if api.subscriptions.is_empty() && api.queries.is_empty() {
+        return quote! {};
+    }
+    let m = model(api);
+    let mut defs = Vec::new();
+    for (name, (d, values)) in &m.enums {
+        let d = d.clone().unwrap_or_default();
+        defs.push(quote! {
+            ty.push(gd::Enum::new(#name).description(#d) #(.item(#values))* .into());
+        });
+    }
+    for t in m.inputs.values() {
+        let name = &t.name;
+        let d = t.description.clone().unwrap_or_default();
+        let fields = t.fields.iter().map(|f| {
+            let (n, ty) = (&f.name, &f.ty);
+            let fd = f.description.clone().unwrap_or_default();
+            quote! { .field(gd::InputValue::new(#n, gr::type_ref(#ty)).description(#fd)) }
+        });
+        defs.push(
+            quote! { ty.push(gd::InputObject::new(#name).description(#d) #(#fields)* .into()); },
+        );
+    }
+    for t in m.objects.values() {
+        let name = &t.name;
+        let d = t.description.clone().unwrap_or_default();
+        let fields = t.fields.iter().map(|f| {
+            let (n, key, ty) = (&f.name, &f.key, &f.ty);
+            let fd = f.description.clone().unwrap_or_default();
+            let kind = match f.kind {
+                Kind::Scalar => quote! { gr::Kind::Scalar },
+                Kind::Enum => quote! { gr::Kind::Enum },
+                Kind::Object => quote! { gr::Kind::Object },
+            };
+            quote! { .field(gd::Field::new(#n, gr::type_ref(#ty), |ctx| gr::property(ctx, #key, #kind)).description(#fd)) }
+        });
+        defs.push(quote! { ty.push(gd::Object::new(#name).description(#d) #(#fields)* .into()); });
+    }
+    if m.json_scalar {
+        defs.push(
+            quote! { ty.push(gd::Scalar::new(#JSON).description("Any JSON value.").into()); },
+        );
+    }
+
+    let mut metas = Vec::new();
+    let mut arg_structs = Vec::new();
+    let mut methods = Vec::new();
+    let mut sub_fields = Vec::new();
+    let mut query_fields = Vec::new();
+    let entries = api
+        .queries
+        .iter()
+        .map(|q| {
+            (
+                false,
+                &q.name,
+                &q.description,
+                &q.permission,
+                &q.args,
+                &q.returns,
+                None,
+            )
+        })
+        .chain(api.subscriptions.iter().map(|s| {
+            (
+                true,
+                &s.name,
+                &s.description,
+                &s.permission,
+                &s.args,
+                &s.returns,
+                Some(s.topic.clone()),
+            )
+        }));
+    for (index, (is_sub, name, description, permission, args, returns, topic)) in
+        entries.enumerate()
+    {
+        let access = access_tokens(permission);
+        let topic = match topic.flatten() {
+            Some(t) => quote! { Some(#t) },
+            None => quote! { None },
+        };
+        metas.push(quote! { FieldMeta { name: #name, subscription: #is_sub, access: #access, topic: #topic } });
+        let method = ident(&crate::naming::snake_ident(name));
+        let args_ident = format_ident!("{}Args", name.to_upper_camel_case());
+        let arg_fields = args.iter().map(|(n, t)| {
+            let f = ident(&crate::naming::snake_ident(n));
+            let rty = rust_type(t, types);
+            quote! { #[serde(rename = #n)] pub #f: #rty }
+        });
+        let arg_doc = format!(" Arguments of `{name}`.");
+        arg_structs.push(quote! {
+            #[doc = #arg_doc]
+            #[derive(Debug, Clone, ::serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            pub struct #args_ident { #(#arg_fields,)* }
+        });
+        let ret = types
+            .get(returns.as_str())
+            .cloned()
+            .unwrap_or_else(|| quote! { () });
+        let doc = format!(" {}\n\n Access `{}`.", description.trim(), permission);
+        let arg_defs: Vec<TokenStream> = args
+            .iter()
+            .map(|(n, t)| quote! { .argument(gd::InputValue::new(#n, gr::type_ref(#t))) })
+            .collect();
+        let field_ty = format!("{returns}!");
+        let d = description.trim().to_string();
+        if is_sub {
+            methods.push(quote! {
+                #[doc = #doc]
+                fn #method(&self, caller: gr::Caller, args: #args_ident) -> gr::SourceResult<#ret>;
+            });
+            sub_fields.push(quote! {
+                let s = ::std::sync::Arc::clone(&sources);
+                root = root.field(gd::SubscriptionField::new(#name, gr::type_ref(#field_ty), move |ctx| {
+                    let s = ::std::sync::Arc::clone(&s);
+                    // The permission check runs before the arguments are read or a source starts.
+                    let started = gr::authorize(&ctx, &FIELDS[#index])
+                        .and_then(|caller| Ok((caller, gr::args::<#args_ident>(&ctx)?)))
+                        .and_then(|(caller, args)| s.#method(caller, args));
+                    gd::SubscriptionFieldFuture::new(async move { gr::stream(started) })
+                }) #(#arg_defs)* .description(#d));
+            });
+        } else {
+            methods.push(quote! {
+                #[doc = #doc]
+                fn #method(&self, caller: gr::Caller, args: #args_ident)
+                    -> impl ::std::future::Future<Output = Result<#ret, ApiError>> + Send;
+            });
+            query_fields.push(quote! {
+                let s = ::std::sync::Arc::clone(&sources);
+                query = query.field(gd::Field::new(#name, gr::type_ref(#field_ty), move |ctx| {
+                    let s = ::std::sync::Arc::clone(&s);
+                    gd::FieldFuture::new(async move {
+                        // The permission check runs before the arguments are read.
+                        let caller = gr::authorize(&ctx, &FIELDS[#index]).map_err(gr::error)?;
+                        let args = gr::args::<#args_ident>(&ctx).map_err(gr::error)?;
+                        gr::value(s.#method(caller, args).await)
+                    })
+                }) #(#arg_defs)* .description(#d));
+            });
+        }
+    }
+    let schema_subscription = if api.subscriptions.is_empty() {
+        quote! { None }
+    } else {
+        quote! { Some("Subscription") }
+    };
+    quote! {
+        /// The GraphQL API declared in `schema/subscriptions/`.
+        pub mod graphql {
+            #[allow(unused_imports)]
+            use super::types;
+            #[allow(unused_imports)]
+            use super::{Access, Permission};
+            use super::rt::ApiError;
+            use ::async_graphql::dynamic as gd;
+            use crate::graphql::runtime as gr;
+
+            /// One field of the `Query` or `Subscription` root and who may use it.
+            #[derive(Debug, Clone, Copy)]
+            pub struct FieldMeta {
+                pub name: &'static str,
+                pub subscription: bool,
+                pub access: Access,
+                /// The bus topic feeding a subscription; `None` for polled sources and queries.
+                pub topic: Option<&'static str>,
+            }
+
+            /// Every declared root field: queries, then subscriptions.
+            pub const FIELDS: &[FieldMeta] = &[#(#metas),*];
+
+            #(#arg_structs)*
+
+            /// The hand-written side of the GraphQL API: one method per query, one stream source
+            /// per subscription. Permissions are checked before any of these is called.
+            pub trait GraphQlSources: Send + Sync + 'static {
+                #(#methods)*
+            }
+
+            /// The object, input and enum types.
+            pub fn types() -> Vec<gd::Type> {
+                let mut ty: Vec<gd::Type> = Vec::new();
+                #(#defs)*
+                ty
+            }
+
+            /// The schema builder: types and roots registered, limits left to the caller.
+            pub fn schema<T: GraphQlSources>(sources: ::std::sync::Arc<T>) -> gd::SchemaBuilder {
+                let mut query = gd::Object::new("Query");
+                #(#query_fields)*
+                let mut root = gd::Subscription::new("Subscription");
+                #(#sub_fields)*
+                let subscription: Option<&str> = #schema_subscription;
+                let mut builder = gd::Schema::build("Query", None, subscription).register(query);
+                if subscription.is_some() {
+                    builder = builder.register(root);
+                }
+                for t in types() {
+                    builder = builder.register(t);
+                }
+                builder
+            }
+        }
+        pub use graphql::GraphQlSources;
+    }
+}
+
+fn ident(s: &str) -> TokenStream {
+    s.parse().unwrap_or_else(|_| quote! { invalid_identifier })
+}
+
+fn access_tokens(p: &str) -> TokenStream {
+    match Access::from_label(p) {
+        Access::Public => quote! { Access::Public },
+        Access::Authenticated => quote! { Access::Authenticated },
+        Access::Requires(p) => {
+            let v = format_ident!("{}", crate::naming::camel_ident(&p.replace(':', "_")));
+            quote! { Access::Requires(Permission::#v) }
+        }
+    }
+}
+
+/// The Rust type of an argument: non-null -> `T`, nullable -> `Option<T>`, lists -> `Vec`.
+fn rust_type(t: &str, types: &BTreeMap<String, TokenStream>) -> TokenStream {
+    let (inner, non_null) = match t.strip_suffix('!') {
+        Some(inner) => (inner, true),
+        None => (t, false),
+    };
+    let ty = match inner.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        Some(item) => {
+            let item = rust_type(item, types);
+            quote! { Vec<#item> }
+        }
+        None => match inner {
+            "String" | "ID" => quote! { String },
+            "Int" => quote! { i64 },
+            "Float" => quote! { f64 },
+            "Boolean" => quote! { bool },
+            named => types
+                .get(named)
+                .cloned()
+                .unwrap_or_else(|| quote! { ::serde_json::Value }),
+        },
+    };
+    if non_null {
+        ty
+    } else {
+        quote! { Option<#ty> }
+    }
+}
 
 /// A GraphQL enum value: a name that is not `true`, `false` or `null`.
 fn is_enum_value(v: &str) -> bool {

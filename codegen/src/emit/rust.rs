@@ -107,6 +107,7 @@ fn emit_unchecked(api: &Api) -> Result<String> {
     let api_router = api_router(api);
     let events = events(api);
     let websockets = websocket_endpoints(api);
+    let graphql = crate::emit::graphql::rust(api, &type_paths);
 
     let file: syn::File = syn::parse2(quote! {
         use crate::api::runtime as rt;
@@ -119,6 +120,7 @@ fn emit_unchecked(api: &Api) -> Result<String> {
         #(#subsystems)*
         #events
         #websockets
+        #graphql
         #api_router
     })
     .map_err(|e| CodegenError::Types(format!("generated Rust does not parse: {e}")))?;

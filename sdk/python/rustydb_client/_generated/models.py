@@ -45,6 +45,25 @@ __all__ = [
     "DatabaseInfo",
     "DatabaseList",
     "PoolStats",
+    "RowData",
+    "ChangeType",
+    "FilterOperator",
+    "WhereClause",
+    "AggregateFunction",
+    "AggregateInput",
+    "AggregateResult",
+    "TableChange",
+    "RowInserted",
+    "RowUpdated",
+    "RowDeleted",
+    "RowChange",
+    "AggregateChange",
+    "QueryChange",
+    "TableModification",
+    "SchemaChangeType",
+    "SchemaObjectType",
+    "SchemaChange",
+    "Heartbeat",
     "HealthStatus",
     "ComponentHealth",
     "HealthSummary",
@@ -478,6 +497,153 @@ class PoolStats(_t.TypedDict):
     """Open connections (active + idle)."""
 
     max_connections: int
+
+
+class RowData(_t.TypedDict):
+    """A row as the GraphQL API shows it."""
+
+    id: str
+    """The row's key (its rowid, or its primary key when the table has one)."""
+
+    data: str
+    """The row's columns as a JSON object, serialized as text."""
+
+
+ChangeType: _t.TypeAlias = "_t.Literal[\"INSERT\", \"UPDATE\", \"DELETE\"]"
+"""What a committed row change did."""
+
+
+FilterOperator: _t.TypeAlias = "_t.Literal[\"EQ\", \"NE\", \"LT\", \"LE\", \"GT\", \"GE\", \"LIKE\"]"
+"""A comparison, as the REST row filters' `op` (eq, ne, lt, le, gt, ge, like)."""
+
+
+class WhereClause(_t.TypedDict):
+    """One condition on a column. `value` is text; when both the column's value and `value` are numbers they compare as numbers (as SQLite's column affinity does for the REST filters), otherwise as text. LIKE is SQLite's: `%` and `_` wildcards, ASCII case-insensitive."""
+
+    field: str
+    operator: FilterOperator
+    value: str
+
+
+AggregateFunction: _t.TypeAlias = "_t.Literal[\"SUM\", \"COUNT\", \"AVG\", \"MIN\", \"MAX\"]"
+
+
+class AggregateInput(_t.TypedDict):
+    """One aggregate to compute; `field: "*"` counts rows (COUNT only)."""
+
+    function: AggregateFunction
+    field: str
+
+
+class AggregateResult(_t.TypedDict):
+    function: AggregateFunction
+    field: str
+    value: _t.NotRequired[float | None]
+    """The aggregate's value; null for SUM/AVG/MIN/MAX over no rows."""
+
+
+class TableChange(_t.TypedDict):
+    """One committed row change of a table."""
+
+    table: str
+    change_type: ChangeType
+    row: RowData
+    """The row after the change (before it, for DELETE)."""
+
+    old_row: _t.NotRequired[RowData]
+    """The row before an UPDATE; null otherwise."""
+
+    timestamp: str
+
+
+class RowInserted(_t.TypedDict):
+    table: str
+    row: RowData
+    timestamp: str
+
+
+class RowUpdated(_t.TypedDict):
+    table: str
+    old_row: RowData
+    new_row: RowData
+    changed_fields: list[str]
+    """Columns whose value differs between the old and the new row."""
+
+    timestamp: str
+
+
+class RowDeleted(_t.TypedDict):
+    table: str
+    id: str
+    old_row: RowData
+    timestamp: str
+
+
+class RowChange(_t.TypedDict):
+    """A change of one row; `row` is the row after it (before it, for DELETE)."""
+
+    table: str
+    id: str
+    change_type: ChangeType
+    row: RowData
+    timestamp: str
+
+
+class AggregateChange(_t.TypedDict):
+    table: str
+    results: list[AggregateResult]
+    timestamp: str
+
+
+class QueryChange(_t.TypedDict):
+    """The current result of a live query."""
+
+    table: str
+    rows: list[RowData]
+    """Matching rows in key order, at most the server's row-page limit."""
+
+    total_count: int
+    """All matching rows."""
+
+    timestamp: str
+
+
+class TableModification(_t.TypedDict):
+    table: str
+    change_type: ChangeType
+    row_id: str
+    row: RowData
+    changed_columns: list[str]
+    """Columns an UPDATE changed; every column for INSERT and DELETE."""
+
+    transaction_id: str
+    timestamp: str
+
+
+SchemaChangeType: _t.TypeAlias = "_t.Literal[\"CREATE\", \"ALTER\", \"DROP\"]"
+
+
+SchemaObjectType: _t.TypeAlias = "_t.Literal[\"TABLE\", \"INDEX\", \"VIEW\", \"TRIGGER\"]"
+
+
+class SchemaChange(_t.TypedDict):
+    change_type: SchemaChangeType
+    object_type: SchemaObjectType
+    object_name: str
+    statement: _t.NotRequired[str | None]
+    """The SQL of the call that made the change, when known."""
+
+    user: _t.NotRequired[str | None]
+    """Who ran the statement, when known."""
+
+    timestamp: str
+
+
+class Heartbeat(_t.TypedDict):
+    sequence: int
+    """1 for the first beat of the subscription, then +1 each beat."""
+
+    timestamp: str
 
 
 HealthStatus: _t.TypeAlias = "_t.Literal[\"healthy\", \"degraded\", \"unhealthy\"]"

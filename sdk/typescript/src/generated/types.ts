@@ -411,6 +411,172 @@ export interface PoolStats {
 }
 
 /**
+ * A row as the GraphQL API shows it.
+ */
+export interface RowData {
+  /**
+   * The row's key (its rowid, or its primary key when the table has one).
+   */
+  id: string;
+  /**
+   * The row's columns as a JSON object, serialized as text.
+   */
+  data: string;
+}
+
+/**
+ * What a committed row change did.
+ */
+export type ChangeType = "INSERT" | "UPDATE" | "DELETE";
+
+/**
+ * A comparison, as the REST row filters' `op` (eq, ne, lt, le, gt, ge, like).
+ */
+export type FilterOperator = "EQ" | "NE" | "LT" | "LE" | "GT" | "GE" | "LIKE";
+
+/**
+ * One condition on a column. `value` is text; when both the column's value and `value` are numbers they compare as numbers (as SQLite's column affinity does for the REST filters), otherwise as text. LIKE is SQLite's: `%` and `_` wildcards, ASCII case-insensitive.
+ */
+export interface WhereClause {
+  field: string;
+  operator: FilterOperator;
+  value: string;
+}
+
+export type AggregateFunction = "SUM" | "COUNT" | "AVG" | "MIN" | "MAX";
+
+/**
+ * One aggregate to compute; `field: "*"` counts rows (COUNT only).
+ */
+export interface AggregateInput {
+  function: AggregateFunction;
+  field: string;
+}
+
+export interface AggregateResult {
+  function: AggregateFunction;
+  field: string;
+  /**
+   * The aggregate's value; null for SUM/AVG/MIN/MAX over no rows.
+   */
+  value?: number | null;
+}
+
+/**
+ * One committed row change of a table.
+ */
+export interface TableChange {
+  table: string;
+  change_type: ChangeType;
+  /**
+   * The row after the change (before it, for DELETE).
+   */
+  row: RowData;
+  /**
+   * The row before an UPDATE; null otherwise.
+   */
+  old_row?: RowData;
+  timestamp: string;
+}
+
+export interface RowInserted {
+  table: string;
+  row: RowData;
+  timestamp: string;
+}
+
+export interface RowUpdated {
+  table: string;
+  old_row: RowData;
+  new_row: RowData;
+  /**
+   * Columns whose value differs between the old and the new row.
+   */
+  changed_fields: Array<string>;
+  timestamp: string;
+}
+
+export interface RowDeleted {
+  table: string;
+  id: string;
+  old_row: RowData;
+  timestamp: string;
+}
+
+/**
+ * A change of one row; `row` is the row after it (before it, for DELETE).
+ */
+export interface RowChange {
+  table: string;
+  id: string;
+  change_type: ChangeType;
+  row: RowData;
+  timestamp: string;
+}
+
+export interface AggregateChange {
+  table: string;
+  results: Array<AggregateResult>;
+  timestamp: string;
+}
+
+/**
+ * The current result of a live query.
+ */
+export interface QueryChange {
+  table: string;
+  /**
+   * Matching rows in key order, at most the server's row-page limit.
+   */
+  rows: Array<RowData>;
+  /**
+   * All matching rows.
+   */
+  total_count: number;
+  timestamp: string;
+}
+
+export interface TableModification {
+  table: string;
+  change_type: ChangeType;
+  row_id: string;
+  row: RowData;
+  /**
+   * Columns an UPDATE changed; every column for INSERT and DELETE.
+   */
+  changed_columns: Array<string>;
+  transaction_id: string;
+  timestamp: string;
+}
+
+export type SchemaChangeType = "CREATE" | "ALTER" | "DROP";
+
+export type SchemaObjectType = "TABLE" | "INDEX" | "VIEW" | "TRIGGER";
+
+export interface SchemaChange {
+  change_type: SchemaChangeType;
+  object_type: SchemaObjectType;
+  object_name: string;
+  /**
+   * The SQL of the call that made the change, when known.
+   */
+  statement?: string | null;
+  /**
+   * Who ran the statement, when known.
+   */
+  user?: string | null;
+  timestamp: string;
+}
+
+export interface Heartbeat {
+  /**
+   * 1 for the first beat of the subscription, then +1 each beat.
+   */
+  sequence: number;
+  timestamp: string;
+}
+
+/**
  * Overall or per-component health.
  */
 export type HealthStatus = "healthy" | "degraded" | "unhealthy";

@@ -1,0 +1,127 @@
+//! GraphQL at `/graphql`: the schema generated from `schema/subscriptions/` (see
+//! `crate::api::graphql`), built with `async_graphql::dynamic` at startup over [`Sources`];
+//! POST runs queries, GET upgrades to graphql-ws ([`transport`]) or shows GraphiQL to a browser.
+//! See docs/graphql.md.
+
+mod rows;
+pub mod runtime;
+mod sources;
+pub mod transport;
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::Schema;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::watch;
+
+pub use sources::Sources;
+
+use crate::api::ApiError;
+use crate::api::runtime::{ClientIp, Principal};
+use crate::auth::Auth;
+use crate::config::GraphQlConfig;
+use crate::state::SharedState;
+use runtime::Caller;
+
+pub struct GraphQl {
+    pub schema: Schema,
+    pub config: GraphQlConfig,
+    pub auth: Arc<Auth>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Builds the schema with the configured depth and complexity limits.
+pub fn schema(state: &SharedState) -> Result<Schema, String> {
+    let config = &state.config.graphql;
+    crate::api::graphql::schema(Arc::new(Sources::new(Arc::clone(state))))
+        .limit_depth(config.max_depth)
+        .limit_complexity(config.max_complexity)
+        .finish()
+        .map_err(|e| e.to_string())
+}
+
+/// The `/graphql` route.
+pub fn router(state: &SharedState) -> Result<Router, String> {
+    let gql = Arc::new(GraphQl {
+        schema: schema(state)?,
+        config: state.config.graphql.clone(),
+        auth: Arc::clone(&state.auth),
+        shutdown: state.shutdown.clone(),
+    });
+    Ok(Router::new()
+        .route("/graphql", get(get_graphql).post(post_graphql))
+        .with_state(gql))
+}
+
+fn caller(request: &Request) -> Result<Caller, ApiError> {
+    match request.extensions().get::<Principal>() {
+        Some(Principal::User(identity)) => Ok(Caller {
+            identity: Arc::clone(identity),
+            client_ip: request.extensions().get::<ClientIp>().map(|c| c.0),
+        }),
+        Some(Principal::Rejected(reason)) => Err(ApiError::unauthorized(reason.clone())),
+        _ => Err(ApiError::unauthorized(
+            "credentials required: `Authorization: Bearer <token>` or `X-API-Key`",
+        )),
+    }
+}
+
+/// POST: one query or mutation (`{"query", "variables", "operationName"}`), credentials as for REST.
+async fn post_graphql(State(gql): State<Arc<GraphQl>>, request: Request) -> Response {
+    let caller = match caller(&request) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let (parts, body) = request.into_parts();
+    let request: async_graphql::Request = match crate::api::runtime::json_body(&parts, body).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let response = gql.schema.execute(request.data(caller)).await;
+    axum::Json(response).into_response()
+}
+
+/// GET: a WebSocket upgrade speaking graphql-ws, or GraphiQL for a browser.
+async fn get_graphql(State(gql): State<Arc<GraphQl>>, request: Request) -> Response {
+    let principal = request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or_default();
+    let client_ip = request.extensions().get::<ClientIp>().map(|c| c.0);
+    let (mut parts, _) = request.into_parts();
+    if parts.headers.contains_key(header::UPGRADE) {
+        let upgrade = match crate::api::runtime::websocket_upgrade(&mut parts).await {
+            Ok(u) => u.protocols(transport::PROTOCOLS),
+            Err(e) => return e.into_response(),
+        };
+        let protocol = transport::Protocol::from_header(upgrade.selected_protocol());
+        return upgrade.on_upgrade(move |socket| {
+            transport::serve(socket, protocol, gql, principal, client_ip)
+        });
+    }
+    let wants_html = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if !wants_html {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "GET /graphql is a WebSocket upgrade (graphql-transport-ws) or GraphiQL for a browser; POST runs a query",
+        )
+        .into_response();
+    }
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .finish(),
+    )
+    .into_response()
+}

@@ -1,0 +1,151 @@
+//! Helpers the generated GraphQL code (`crate::api::graphql`) calls: the caller's identity, the
+//! permission check, argument decoding, and turning JSON values and typed streams into
+//! async-graphql field values.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext, TypeRef};
+use async_graphql::{ErrorExtensions, Value as GqlValue};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::graphql::FieldMeta;
+use crate::api::runtime::{ApiError, Identity};
+use crate::api::{Access, Permission};
+
+/// Who runs a GraphQL operation: put into every request's data by the transport.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: Arc<Identity>,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Caller {
+    pub fn has(&self, permission: Permission) -> bool {
+        self.identity.has(permission)
+    }
+}
+
+/// What a subscription source returns: a stream of result values, or why it cannot start.
+/// An item is a result, or an error that ends the subscription (the source stops after it).
+pub type SourceResult<T> = Result<BoxStream<'static, Result<T, ApiError>>, ApiError>;
+
+/// How a property is turned into GraphQL output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Scalar,
+    Enum,
+    Object,
+}
+
+/// Parses a GraphQL type reference such as `[AggregateInput!]!`.
+pub fn type_ref(t: &str) -> TypeRef {
+    if let Some(inner) = t.strip_suffix('!') {
+        return TypeRef::NonNull(Box::new(type_ref(inner)));
+    }
+    match t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        Some(item) => TypeRef::List(Box::new(type_ref(item))),
+        None => TypeRef::Named(t.to_string().into()),
+    }
+}
+
+/// A GraphQL error carrying the REST error's code (`FORBIDDEN`, `INVALID_ARGUMENT`, ...).
+pub fn error(e: ApiError) -> async_graphql::Error {
+    let (code, status) = (e.code, e.status.as_u16());
+    async_graphql::Error::new(e.message).extend_with(|_, ext| {
+        ext.set("code", code);
+        ext.set("status", status);
+    })
+}
+
+/// The field's access rule against the caller in the request data.
+pub fn authorize(ctx: &ResolverContext<'_>, field: &FieldMeta) -> Result<Caller, ApiError> {
+    let caller = ctx
+        .data_opt::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError::unauthorized("credentials required"))?;
+    match field.access {
+        Access::Requires(p) if !caller.has(p) => Err(ApiError::forbidden(format!(
+            "permission `{}` required for `{}`",
+            p.as_str(),
+            field.name
+        ))),
+        _ => Ok(caller),
+    }
+}
+
+/// Decodes the field's arguments into the generated argument struct.
+pub fn args<T: DeserializeOwned>(ctx: &ResolverContext<'_>) -> Result<T, ApiError> {
+    let mut map = serde_json::Map::new();
+    for (name, value) in ctx.args.iter() {
+        let json = value
+            .as_value()
+            .clone()
+            .into_json()
+            .map_err(|e| invalid_argument(format!("argument `{name}`: {e}")))?;
+        map.insert(name.to_string(), json);
+    }
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| invalid_argument(format!("invalid arguments: {e}")))
+}
+
+/// A started source as the subscription field's stream of JSON values.
+pub fn stream<'a, T: Serialize + Send + 'static>(
+    started: SourceResult<T>,
+) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<FieldValue<'a>>> + Send + 'a> {
+    let s = started.map_err(error)?;
+    Ok(s.map(|item| {
+        serde_json::to_value(item.map_err(error)?)
+            .map(FieldValue::owned_any)
+            .map_err(|e| async_graphql::Error::new(format!("cannot encode result: {e}")))
+    }))
+}
+
+/// A query's result as a field value.
+pub fn value<T: Serialize>(
+    result: Result<T, ApiError>,
+) -> async_graphql::Result<Option<FieldValue<'static>>> {
+    let v = result.map_err(error)?;
+    let json = serde_json::to_value(&v)
+        .map_err(|e| async_graphql::Error::new(format!("cannot encode result: {e}")))?;
+    Ok(Some(FieldValue::owned_any(json)))
+}
+
+/// Resolves one property of an object value (a `serde_json::Value` parent).
+pub fn property<'a>(ctx: ResolverContext<'a>, key: &'static str, kind: Kind) -> FieldFuture<'a> {
+    let value = ctx
+        .parent_value
+        .downcast_ref::<Value>()
+        .and_then(|parent| parent.get(key))
+        .cloned()
+        .unwrap_or(Value::Null);
+    FieldFuture::Value(convert(value, kind))
+}
+
+fn convert(value: Value, kind: Kind) -> Option<FieldValue<'static>> {
+    match (value, kind) {
+        (Value::Null, _) => None,
+        (Value::Array(items), _) => Some(FieldValue::list(
+            items
+                .into_iter()
+                .map(|v| convert(v, kind).unwrap_or(FieldValue::NULL)),
+        )),
+        (v @ Value::Object(_), Kind::Object) => Some(FieldValue::owned_any(v)),
+        (Value::String(s), Kind::Enum) => Some(FieldValue::value(GqlValue::Enum(
+            async_graphql::Name::new(s),
+        ))),
+        (v, _) => GqlValue::from_json(v).ok().map(FieldValue::value),
+    }
+}
+
+/// 400 `INVALID_ARGUMENT`: an argument a source cannot use.
+pub fn invalid_argument(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        message,
+    )
+}

@@ -1,0 +1,536 @@
+//! The hand-written side of the GraphQL API: the sources of the generated
+//! [`GraphQlSources`](crate::api::GraphQlSources) trait. Table data comes from change capture on
+//! the bus (`table_changes`), schema changes from `schema_changes`, aggregates and live queries
+//! from the engine, re-evaluated when the table changes; queries reuse the REST services.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{BoxStream, StreamExt};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
+
+use super::rows::{changed_columns, matches, rest_filter, row_data};
+use super::runtime::{Caller, SourceResult, invalid_argument};
+use crate::api::graphql::*;
+use crate::api::runtime::{ApiError, Principal, RequestContext};
+use crate::api::types::{
+    AggregateChange, AggregateFunction, AggregateResult, ChangeType, DatabaseList, Heartbeat,
+    QueryChange, RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange, SchemaChangeType,
+    SchemaObjectType, ServerInfo, TableChange, TableModification,
+};
+use crate::api::{DatabasesApi, OPERATIONS, SystemApi};
+use crate::engine::tables;
+use crate::events::Event;
+use crate::state::SharedState;
+
+/// The database a table subscription watches when none is named.
+const DEFAULT_DATABASE: &str = "default";
+/// Rows a live query returns at most (`totalCount` counts all).
+const LIVE_QUERY_ROWS: i64 = 1000;
+
+pub struct Sources {
+    state: SharedState,
+}
+
+impl Sources {
+    pub fn new(state: SharedState) -> Sources {
+        Sources { state }
+    }
+
+    /// Events of a topic from now on. A subscriber that falls behind skips what it lost.
+    fn events(&self, topic: &str) -> Result<BoxStream<'static, Arc<Event>>, ApiError> {
+        let topic = self
+            .state
+            .bus
+            .topic(topic)
+            .ok_or_else(|| ApiError::internal(format!("no bus topic `{topic}`")))?;
+        let rx = topic.subscribe(None).rx;
+        Ok(BroadcastStream::new(rx)
+            .filter_map(|r| async move { r.ok() })
+            .boxed())
+    }
+
+    /// Committed row changes of one database (and, when given, of these tables).
+    fn row_changes(
+        &self,
+        database: Option<String>,
+        tables: Option<Vec<String>>,
+    ) -> Result<BoxStream<'static, Change>, ApiError> {
+        let database = database.unwrap_or_else(|| DEFAULT_DATABASE.into());
+        Ok(self
+            .events("table_changes")?
+            .filter_map(move |e| {
+                let change = Change::parse(&e.data).filter(|c| {
+                    c.database == database && tables.as_ref().is_none_or(|t| t.contains(&c.table))
+                });
+                async move { change }
+            })
+            .boxed())
+    }
+
+    fn context(&self, caller: &Caller, operation: &str) -> Result<RequestContext, ApiError> {
+        let operation = OPERATIONS
+            .iter()
+            .find(|o| o.id == operation)
+            .ok_or_else(|| ApiError::internal(format!("no operation `{operation}`")))?;
+        Ok(RequestContext {
+            request_id: None,
+            operation,
+            principal: Principal::User(Arc::clone(&caller.identity)),
+            client_ip: caller.client_ip,
+            peer: None,
+        })
+    }
+}
+
+/// One `table_modified` event, decoded.
+#[derive(Debug, Clone)]
+struct Change {
+    table: String,
+    database: String,
+    operation: ChangeType,
+    row_id: String,
+    /// After the change (before it, for DELETE).
+    row: Map<String, Value>,
+    old: Option<Map<String, Value>>,
+    transaction_id: String,
+}
+
+impl Change {
+    fn parse(data: &Value) -> Option<Change> {
+        let s = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
+        let obj = |k: &str| data.get(k).and_then(Value::as_object).cloned();
+        let operation = match data.get("operation")?.as_str()? {
+            "INSERT" => ChangeType::Insert,
+            "UPDATE" => ChangeType::Update,
+            _ => ChangeType::Delete,
+        };
+        Some(Change {
+            table: s("table")?,
+            database: s("database").unwrap_or_else(|| DEFAULT_DATABASE.into()),
+            operation,
+            row_id: s("row_id")?,
+            row: obj("row_data").unwrap_or_default(),
+            old: obj("old_row_data").filter(|o| !o.is_empty()),
+            transaction_id: s("transaction_id").unwrap_or_default(),
+        })
+    }
+
+    fn row(&self) -> crate::api::types::RowData {
+        row_data(&self.row_id, &self.row)
+    }
+
+    fn changed(&self) -> Vec<String> {
+        match (&self.operation, &self.old) {
+            (ChangeType::Update, Some(old)) => changed_columns(old, &self.row),
+            _ => self.row.keys().cloned().collect(),
+        }
+    }
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+/// Runs `produce` in a task feeding the returned stream; the task stops when the stream is dropped.
+fn spawned<T, F, Fut>(produce: F) -> BoxStream<'static, T>
+where
+    T: Send + 'static,
+    F: FnOnce(mpsc::Sender<T>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(16);
+    let closed = tx.clone();
+    let work = produce(tx);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = work => {}
+            () = closed.closed() => {}
+        }
+    });
+    ReceiverStream::new(rx).boxed()
+}
+
+/// An interval argument in seconds: `default` when absent, refused outside 1..=3600.
+fn seconds(name: &str, value: Option<i64>, default: u64) -> Result<Duration, ApiError> {
+    match value {
+        None => Ok(Duration::from_secs(default)),
+        Some(v @ 1..=3600) => Ok(Duration::from_secs(v as u64)),
+        Some(v) => Err(invalid_argument(format!(
+            "`{name}` must be 1 to 3600 seconds, got {v}"
+        ))),
+    }
+}
+
+impl GraphQlSources for Sources {
+    async fn server_info(
+        &self,
+        caller: Caller,
+        _args: ServerInfoArgs,
+    ) -> Result<ServerInfo, ApiError> {
+        let ctx = self.context(&caller, "get_server_info")?;
+        crate::system::SystemService::new(Arc::clone(&self.state))
+            .get_server_info(ctx)
+            .await
+    }
+
+    async fn databases(
+        &self,
+        caller: Caller,
+        _args: DatabasesArgs,
+    ) -> Result<DatabaseList, ApiError> {
+        let ctx = self.context(&caller, "list_databases")?;
+        crate::databases::DatabaseService::new(Arc::clone(&self.state.engine))
+            .list_databases(ctx)
+            .await
+    }
+
+    fn table_changes(&self, _caller: Caller, args: TableChangesArgs) -> SourceResult<TableChange> {
+        let changes = self.row_changes(args.database, Some(vec![args.table]))?;
+        Ok(changes
+            .map(|c| TableChange {
+                table: c.table.clone(),
+                change_type: c.operation,
+                row: c.row(),
+                old_row: c.old.as_ref().map(|o| row_data(&c.row_id, o)),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn row_inserted(&self, _caller: Caller, args: RowInsertedArgs) -> SourceResult<RowInserted> {
+        let changes = self.row_changes(args.database, Some(vec![args.table]))?;
+        let clause = args.where_clause;
+        Ok(changes
+            .filter(move |c| {
+                let keep = c.operation == ChangeType::Insert
+                    && clause.as_ref().is_none_or(|w| matches(w, &c.row));
+                async move { keep }
+            })
+            .map(|c| RowInserted {
+                table: c.table.clone(),
+                row: c.row(),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn row_updated(&self, _caller: Caller, args: RowUpdatedArgs) -> SourceResult<RowUpdated> {
+        let changes = self.row_changes(args.database, Some(vec![args.table]))?;
+        Ok(changes
+            .filter_map(|c| async move {
+                let old = c
+                    .old
+                    .clone()
+                    .filter(|_| c.operation == ChangeType::Update)?;
+                Some(RowUpdated {
+                    table: c.table.clone(),
+                    old_row: row_data(&c.row_id, &old),
+                    new_row: c.row(),
+                    changed_fields: changed_columns(&old, &c.row),
+                    timestamp: now(),
+                })
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn row_deleted(&self, _caller: Caller, args: RowDeletedArgs) -> SourceResult<RowDeleted> {
+        let changes = self.row_changes(args.database, Some(vec![args.table]))?;
+        Ok(changes
+            .filter(|c| std::future::ready(c.operation == ChangeType::Delete))
+            .map(|c| RowDeleted {
+                table: c.table.clone(),
+                id: c.row_id.clone(),
+                old_row: c.row(),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn row_changes(&self, _caller: Caller, args: RowChangesArgs) -> SourceResult<RowChange> {
+        let changes = Sources::row_changes(self, args.database, Some(vec![args.table]))?;
+        let id = args.id;
+        Ok(changes
+            .filter(move |c| std::future::ready(c.row_id == id))
+            .map(|c| RowChange {
+                table: c.table.clone(),
+                id: c.row_id.clone(),
+                change_type: c.operation,
+                row: c.row(),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn aggregate_changes(
+        &self,
+        _caller: Caller,
+        args: AggregateChangesArgs,
+    ) -> SourceResult<AggregateChange> {
+        let interval = seconds("intervalSeconds", args.interval_seconds, 1)?;
+        if args.aggregates.is_empty() {
+            return Err(invalid_argument(
+                "`aggregates` needs at least one aggregate",
+            ));
+        }
+        for a in &args.aggregates {
+            if a.field == "*" && a.function != AggregateFunction::Count {
+                return Err(invalid_argument(format!(
+                    "`*` is only for COUNT, not {}",
+                    a.function
+                )));
+            }
+        }
+        let database = args
+            .database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let db = self.state.engine.get(&database)?;
+        let table = args.table.clone();
+        let mut changes = self.row_changes(Some(database), Some(vec![table.clone()]))?;
+        let aggregates = args.aggregates;
+        let compute = move || {
+            let (db, table, aggregates) = (Arc::clone(&db), table.clone(), aggregates.clone());
+            async move {
+                let t = table.clone();
+                let results = db.run(move |c| aggregate(c, &t, &aggregates)).await?;
+                Ok::<_, ApiError>(AggregateChange {
+                    table,
+                    results,
+                    timestamp: now(),
+                })
+            }
+        };
+        Ok(spawned(move |tx| async move {
+            loop {
+                match compute().await {
+                    Ok(result) => {
+                        if tx.send(Ok(result)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // A bad table or column: the client gets the error, the subscription ends.
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+                // At most one recomputation per interval: wait for a change, then for the rest of
+                // the interval, swallowing the changes that arrive meanwhile.
+                let started = tokio::time::Instant::now();
+                if changes.next().await.is_none() {
+                    return;
+                }
+                tokio::time::sleep_until(started + interval).await;
+                while let Some(Some(_)) = futures_util::FutureExt::now_or_never(changes.next()) {}
+            }
+        }))
+    }
+
+    fn query_changes(&self, _caller: Caller, args: QueryChangesArgs) -> SourceResult<QueryChange> {
+        let poll = seconds("pollIntervalSeconds", args.poll_interval_seconds, 30)?;
+        let database = args
+            .database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let db = self.state.engine.get(&database)?;
+        let table = args.table.clone();
+        let filter = args.where_clause.as_ref().map(rest_filter);
+        let mut changes = self.row_changes(Some(database), Some(vec![table.clone()]))?;
+        Ok(spawned(move |tx| async move {
+            // The last result sent, as JSON: a new one is sent only when it differs.
+            let mut last: Option<String> = None;
+            loop {
+                let (t, f) = (table.clone(), filter.clone());
+                match db.run(move |c| live_query(c, &t, f.as_deref())).await {
+                    Ok((rows, total_count))
+                        if last.as_deref()
+                            != Some(
+                                &*serde_json::to_string(&(&rows, total_count)).unwrap_or_default(),
+                            ) =>
+                    {
+                        last = serde_json::to_string(&(&rows, total_count)).ok();
+                        let change = QueryChange {
+                            table: table.clone(),
+                            rows,
+                            total_count,
+                            timestamp: now(),
+                        };
+                        if tx.send(Ok(change)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    next = changes.next() => if next.is_none() { return },
+                    () = tokio::time::sleep(poll) => {}
+                }
+                while let Some(Some(_)) = futures_util::FutureExt::now_or_never(changes.next()) {}
+            }
+        }))
+    }
+
+    fn table_modifications(
+        &self,
+        _caller: Caller,
+        args: TableModificationsArgs,
+    ) -> SourceResult<TableModification> {
+        let changes = Sources::row_changes(self, args.database, args.tables)?;
+        let types = args.change_types;
+        Ok(changes
+            .filter(move |c| {
+                std::future::ready(types.as_ref().is_none_or(|t| t.contains(&c.operation)))
+            })
+            .map(|c| TableModification {
+                table: c.table.clone(),
+                change_type: c.operation,
+                row_id: c.row_id.clone(),
+                row: c.row(),
+                changed_columns: c.changed(),
+                transaction_id: c.transaction_id.clone(),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn schema_changes(
+        &self,
+        _caller: Caller,
+        args: SchemaChangesArgs,
+    ) -> SourceResult<SchemaChange> {
+        let (schema, kinds) = (args.schema_name, args.object_types);
+        Ok(self
+            .events("schema_changes")?
+            .filter_map(move |e| {
+                let d = &e.data;
+                let s = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_string);
+                let object_type = match s("object_type").as_deref() {
+                    Some("TABLE") => SchemaObjectType::Table,
+                    Some("INDEX") => SchemaObjectType::Index,
+                    Some("VIEW") => SchemaObjectType::View,
+                    _ => SchemaObjectType::Trigger,
+                };
+                let change_type = match s("change_type").as_deref() {
+                    Some("CREATE") => SchemaChangeType::Create,
+                    Some("DROP") => SchemaChangeType::Drop,
+                    _ => SchemaChangeType::Alter,
+                };
+                let wanted = schema
+                    .as_ref()
+                    .is_none_or(|n| s("database").as_ref() == Some(n))
+                    && kinds.as_ref().is_none_or(|k| k.contains(&object_type));
+                let change = wanted.then(|| SchemaChange {
+                    change_type,
+                    object_type,
+                    object_name: s("object_name").unwrap_or_default(),
+                    statement: s("statement"),
+                    user: s("user"),
+                    timestamp: now(),
+                });
+                async move { change }
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn heartbeat(&self, _caller: Caller, args: HeartbeatArgs) -> SourceResult<Heartbeat> {
+        let every = seconds("intervalSeconds", args.interval_seconds, 30)?;
+        Ok(spawned(move |tx| async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            for sequence in 1.. {
+                tick.tick().await;
+                let beat = Heartbeat {
+                    sequence,
+                    timestamp: now(),
+                };
+                if tx.send(Ok(beat)).await.is_err() {
+                    return;
+                }
+            }
+        }))
+    }
+}
+
+/// Computes the aggregates over a table; columns are checked against the table.
+fn aggregate(
+    conn: &mut rusqlite::Connection,
+    table: &str,
+    aggregates: &[crate::api::types::AggregateInput],
+) -> crate::error::Result<Vec<AggregateResult>> {
+    let t = tables::describe(conn, table)?;
+    let mut exprs = Vec::new();
+    for a in aggregates {
+        let column = if a.field == "*" {
+            "*".to_string()
+        } else if t.columns.iter().any(|c| c.name == a.field) {
+            tables::quote(&a.field)
+        } else {
+            return Err(crate::error::Error::Invalid(format!(
+                "table `{table}` has no column `{}`",
+                a.field
+            )));
+        };
+        exprs.push(format!("{}({column})", a.function));
+    }
+    let sql = format!(
+        "SELECT {} FROM {}",
+        exprs.join(", "),
+        tables::quote(&t.name)
+    );
+    let values: Vec<Option<f64>> = conn.query_row(&sql, [], |r| {
+        (0..aggregates.len())
+            .map(|i| r.get::<_, Option<f64>>(i))
+            .collect()
+    })?;
+    Ok(aggregates
+        .iter()
+        .zip(values)
+        .map(|(a, value)| AggregateResult {
+            function: a.function,
+            field: a.field.clone(),
+            value,
+        })
+        .collect())
+}
+
+/// The live query's rows (keyed by the table's primary key) and the count of all matches.
+fn live_query(
+    conn: &mut rusqlite::Connection,
+    table: &str,
+    filter: Option<&str>,
+) -> crate::error::Result<(Vec<crate::api::types::RowData>, i64)> {
+    let t = tables::describe(conn, table)?;
+    let [key] = t.key.as_slice() else {
+        return Err(crate::error::Error::Invalid(format!(
+            "queryChanges needs a table with a single-column primary key; `{table}` has none"
+        )));
+    };
+    let page = tables::rows(conn, table, filter, None, LIVE_QUERY_ROWS, 0)?;
+    let rows = page
+        .rows
+        .iter()
+        .map(|r| {
+            let id = match r.get(key) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            row_data(&id, r)
+        })
+        .collect();
+    Ok((rows, page.total))
+}

@@ -1,0 +1,372 @@
+//! GraphQL over WebSocket on `GET /graphql`: the `graphql-transport-ws` protocol (the graphql-ws
+//! library's) and the legacy `graphql-ws` one (subscriptions-transport-ws).
+//!
+//! Flow: `connection_init` (credentials in `payload.authorization`: `Bearer <jwt>` or an API key;
+//! without it, the upgrade request's own credentials) -> `connection_ack`; then `subscribe`
+//! (legacy `start`) runs an operation whose results come as `next` (legacy `data`) and end with
+//! `complete`; the client ends one with `complete` (legacy `stop`). Close codes, as the graphql-ws
+//! library uses them: 4400 bad message, 4401 subscribe before ack, 4403 credentials refused or
+//! expired, 4408 no `connection_init` in time, 4409 duplicate operation id, 4429 second
+//! `connection_init`. The connection is closed with 4403 when its token or API key expires or is
+//! revoked (checked every minute), which ends every subscription on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::http::{HeaderMap, HeaderValue};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::GraphQl;
+use super::runtime::Caller;
+use crate::api::runtime::{Credential, Identity, Principal};
+
+/// The two subprotocols, newest first.
+pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
+
+/// How often the credentials of an open connection are checked again (revocation).
+const REVALIDATE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `graphql-transport-ws`.
+    Modern,
+    /// `graphql-ws` (subscriptions-transport-ws).
+    Legacy,
+}
+
+impl Protocol {
+    pub fn from_header(selected: Option<&HeaderValue>) -> Protocol {
+        match selected.and_then(|v| v.to_str().ok()) {
+            Some("graphql-ws") => Protocol::Legacy,
+            _ => Protocol::Modern,
+        }
+    }
+    fn names(self) -> Names {
+        match self {
+            Protocol::Modern => Names {
+                subscribe: "subscribe",
+                next: "next",
+                stop: "complete",
+            },
+            Protocol::Legacy => Names {
+                subscribe: "start",
+                next: "data",
+                stop: "stop",
+            },
+        }
+    }
+}
+
+struct Names {
+    subscribe: &'static str,
+    next: &'static str,
+    stop: &'static str,
+}
+
+/// What operation tasks tell the connection.
+enum Out {
+    Send(String),
+    Finished(String),
+}
+
+struct Close(u16, String);
+
+fn close(code: u16, reason: impl Into<String>) -> Close {
+    Close(code, reason.into())
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve(
+    socket: WebSocket,
+    protocol: Protocol,
+    gql: Arc<GraphQl>,
+    upgrade_principal: Principal,
+    client_ip: Option<std::net::IpAddr>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Out>(256);
+    let mut conn = Connection {
+        gql: Arc::clone(&gql),
+        protocol,
+        names: protocol.names(),
+        caller: None,
+        init_seen: false,
+        operations: HashMap::new(),
+        tx,
+        upgrade_principal,
+        client_ip,
+    };
+    let init_deadline = Instant::now() + gql.config.connection_init_timeout;
+    let mut revalidate = tokio::time::interval_at(Instant::now() + REVALIDATE, REVALIDATE);
+    let mut shutdown = gql.shutdown.clone();
+    let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    let outcome: Close = loop {
+        let expiry = conn
+            .caller
+            .as_ref()
+            .map_or(far, |c| expires(&c.identity).unwrap_or(far));
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => match conn.handle(text.as_str()).await {
+                    Ok(replies) => {
+                        for r in replies {
+                            if sink.send(Message::text(r)).await.is_err() {
+                                conn.abort_all();
+                                return;
+                            }
+                        }
+                    }
+                    Err(c) => break c,
+                },
+                Some(Ok(Message::Binary(_))) => break close(4400, "Binary messages are not supported"),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    conn.abort_all();
+                    return;
+                }
+                Some(Ok(_)) => {}
+            },
+            Some(out) = rx.recv() => match out {
+                Out::Send(text) => {
+                    if sink.send(Message::text(text)).await.is_err() {
+                        conn.abort_all();
+                        return;
+                    }
+                }
+                Out::Finished(id) => { conn.operations.remove(&id); }
+            },
+            () = tokio::time::sleep_until(init_deadline), if conn.caller.is_none() && !conn.init_seen => {
+                break close(4408, "Connection initialisation timeout");
+            }
+            () = tokio::time::sleep_until(expiry), if conn.caller.is_some() => {
+                break close(4403, "Forbidden: credentials expired");
+            }
+            _ = revalidate.tick(), if conn.caller.is_some() => {
+                if let Some(caller) = &conn.caller {
+                    match gql.auth.revalidate(&caller.identity).await {
+                        Ok(identity) => conn.caller = Some(Caller { identity: Arc::new(identity), client_ip }),
+                        Err(reason) => break close(4403, format!("Forbidden: {reason}")),
+                    }
+                }
+            }
+            _ = shutdown.changed() => break close(1001, "server shutting down"),
+        }
+    };
+    conn.abort_all();
+    let frame = CloseFrame {
+        code: outcome.0,
+        reason: outcome.1.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = sink.close().await;
+}
+
+/// When the connection's credential stops being valid.
+fn expires(identity: &Identity) -> Option<Instant> {
+    let at = match &identity.credential {
+        Credential::Jwt { expires_at, .. } => *expires_at,
+        Credential::ApiKey { expires_at, .. } => expires_at.as_ref()?.timestamp(),
+    };
+    let left = at - chrono::Utc::now().timestamp();
+    Some(Instant::now() + Duration::from_secs(left.max(0) as u64))
+}
+
+struct Connection {
+    gql: Arc<GraphQl>,
+    protocol: Protocol,
+    names: Names,
+    caller: Option<Caller>,
+    init_seen: bool,
+    operations: HashMap<String, AbortHandle>,
+    tx: mpsc::Sender<Out>,
+    upgrade_principal: Principal,
+    client_ip: Option<std::net::IpAddr>,
+}
+
+impl Connection {
+    fn abort_all(&mut self) {
+        for (_, op) in self.operations.drain() {
+            op.abort();
+        }
+    }
+
+    /// One client message: the replies to send, or why the connection closes.
+    async fn handle(&mut self, text: &str) -> Result<Vec<String>, Close> {
+        let msg: Value =
+            serde_json::from_str(text).map_err(|_| close(4400, "Invalid message received"))?;
+        let kind = msg
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| close(4400, "Invalid message received: no `type`"))?;
+        match kind {
+            "connection_init" => self.init(msg.get("payload")).await,
+            "ping" if self.protocol == Protocol::Modern => {
+                let mut pong = json!({"type": "pong"});
+                if let Some(p) = msg.get("payload") {
+                    pong["payload"] = p.clone();
+                }
+                Ok(vec![pong.to_string()])
+            }
+            "pong" if self.protocol == Protocol::Modern => Ok(vec![]),
+            "connection_terminate" if self.protocol == Protocol::Legacy => {
+                Err(close(1000, "Normal Closure"))
+            }
+            k if k == self.names.subscribe => self.subscribe(&msg),
+            k if k == self.names.stop => {
+                if let Some(op) = msg
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| self.operations.remove(id))
+                {
+                    op.abort();
+                }
+                Ok(vec![])
+            }
+            other => Err(close(4400, format!("Invalid message type `{other}`"))),
+        }
+    }
+
+    async fn init(&mut self, payload: Option<&Value>) -> Result<Vec<String>, Close> {
+        if self.init_seen {
+            return Err(close(4429, "Too many initialisation requests"));
+        }
+        self.init_seen = true;
+        if payload.is_some_and(|p| !p.is_null() && !p.is_object()) {
+            return Err(close(
+                4400,
+                "Invalid message received: payload is not an object",
+            ));
+        }
+        let authorization = payload
+            .and_then(|p| p.get("authorization").or_else(|| p.get("Authorization")))
+            .and_then(Value::as_str);
+        let principal = match authorization {
+            Some(value) => {
+                // The same resolver as HTTP requests: a bearer token, otherwise an API key.
+                let mut headers = HeaderMap::new();
+                let (name, v) = match value.strip_prefix("Bearer ") {
+                    Some(_) => ("authorization", value),
+                    None => ("x-api-key", value),
+                };
+                match HeaderValue::from_str(v) {
+                    Ok(v) => {
+                        headers.insert(name, v);
+                        self.gql.auth.authenticate(&headers).await
+                    }
+                    Err(_) => Principal::Rejected("malformed credentials".into()),
+                }
+            }
+            None => self.upgrade_principal.clone(),
+        };
+        match principal {
+            Principal::User(identity) => {
+                if expires(&identity).is_some_and(|at| at <= Instant::now()) {
+                    return Err(close(4403, "Forbidden: credentials expired"));
+                }
+                self.caller = Some(Caller {
+                    identity,
+                    client_ip: self.client_ip,
+                });
+                let mut replies = vec![json!({"type": "connection_ack", "payload": {}}).to_string()];
+                if self.protocol == Protocol::Legacy {
+                    replies.push(json!({"type": "ka"}).to_string());
+                }
+                Ok(replies)
+            }
+            Principal::Rejected(reason) => Err(self.refuse(format!("Forbidden: {reason}"))),
+            Principal::Anonymous => Err(self.refuse(
+                "Forbidden: connection_init needs `payload.authorization` (`Bearer <jwt>` or an API key)",
+            )),
+        }
+    }
+
+    fn refuse(&self, reason: impl Into<String>) -> Close {
+        close(4403, reason)
+    }
+
+    fn subscribe(&mut self, msg: &Value) -> Result<Vec<String>, Close> {
+        let Some(caller) = self.caller.clone() else {
+            return Err(close(4401, "Unauthorized"));
+        };
+        let id = msg
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| close(4400, "Invalid message received: no `id`"))?
+            .to_string();
+        let request: async_graphql::Request = msg
+            .get("payload")
+            .cloned()
+            .and_then(|p| serde_json::from_value(p).ok())
+            .ok_or_else(|| close(4400, "Invalid message received: bad `payload`"))?;
+        if self.operations.contains_key(&id) {
+            return Err(close(4409, format!("Subscriber for {id} already exists")));
+        }
+        let cap = self.gql.config.max_subscriptions;
+        if self.operations.len() >= cap {
+            let errors = json!([{
+                "message": format!("this connection already runs {cap} operations (the limit)"),
+                "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
+            }]);
+            return Ok(vec![self.error_message(&id, errors)]);
+        }
+        let schema = self.gql.schema.clone();
+        let tx = self.tx.clone();
+        let (next, legacy) = (self.names.next, self.protocol == Protocol::Legacy);
+        let task_id = id.clone();
+        let task = tokio::spawn(async move {
+            let request = async_graphql::dynamic::DynamicRequest::from(request.data(caller));
+            let mut responses = schema.execute_stream(request);
+            let mut first = true;
+            while let Some(response) = responses.next().await {
+                // Errors before execution (validation, permission, arguments) end the operation
+                // with an `error` message, as the protocol says; later ones travel in `next`.
+                let refused = first
+                    && !response.errors.is_empty()
+                    && response.data == async_graphql::Value::Null;
+                first = false;
+                let text = if refused {
+                    let errors = serde_json::to_value(&response.errors).unwrap_or_default();
+                    let payload = if legacy {
+                        errors.get(0).cloned().unwrap_or_default()
+                    } else {
+                        errors
+                    };
+                    json!({"id": task_id, "type": "error", "payload": payload}).to_string()
+                } else {
+                    let payload = serde_json::to_value(&response).unwrap_or_default();
+                    json!({"id": task_id, "type": next, "payload": payload}).to_string()
+                };
+                if tx.send(Out::Send(text)).await.is_err() {
+                    return;
+                }
+                if refused {
+                    let _ = tx.send(Out::Finished(task_id)).await;
+                    return;
+                }
+            }
+            let _ = tx
+                .send(Out::Send(
+                    json!({"id": task_id, "type": "complete"}).to_string(),
+                ))
+                .await;
+            let _ = tx.send(Out::Finished(task_id)).await;
+        });
+        self.operations.insert(id, task.abort_handle());
+        Ok(vec![])
+    }
+
+    /// An `error` message: the errors list (legacy: the first error).
+    fn error_message(&self, id: &str, errors: Value) -> String {
+        let payload = match self.protocol {
+            Protocol::Modern => errors,
+            Protocol::Legacy => errors.get(0).cloned().unwrap_or_default(),
+        };
+        json!({"id": id, "type": "error", "payload": payload}).to_string()
+    }
+}
