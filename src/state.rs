@@ -16,6 +16,7 @@ pub struct AppState {
     pub system_db: SystemDb,
     pub engine: Arc<crate::engine::catalog::Engine>,
     pub transactions: Arc<crate::engine::sessions::Transactions>,
+    pub tablespaces: Arc<crate::storage::tablespaces::Tablespaces>,
     pub stats: RequestStats,
     pub log: LogControl,
     pub auth: Arc<crate::auth::Auth>,

@@ -8,6 +8,7 @@ pub mod queries;
 pub mod sessions;
 pub mod sql;
 pub mod tables;
+pub mod wal;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use crate::sync::lock;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_settings.sql"),
     include_str!("migrations/0002_auth.sql"),
+    include_str!("migrations/0003_tablespaces.sql"),
 ];
 
 /// The server's own database, `system.db` in the data directory.

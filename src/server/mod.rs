@@ -28,8 +28,10 @@ use crate::engine::SystemDb;
 use crate::error::Result;
 use crate::events::Bus;
 use crate::health::HealthService;
+use crate::mvcc::MvccService;
 use crate::sql::SqlService;
 use crate::state::{AppState, RequestStats, SharedState};
+use crate::storage::StorageService;
 use crate::system::SystemService;
 use crate::tables::TableService;
 use crate::telemetry::LogControl;
@@ -51,8 +53,19 @@ impl Server {
         let sequencer = Arc::new(crate::engine::capture::Sequencer::new(
             crate::events::table_changes_publisher(Arc::clone(&bus)),
         ));
+        let tablespaces = Arc::new(crate::storage::tablespaces::Tablespaces::new(
+            system_db.clone(),
+            &config.data_dir,
+        ));
+        let dirs: Vec<_> = tablespaces
+            .list()
+            .await?
+            .into_iter()
+            .map(|t| (t.name, t.path))
+            .collect();
         let engine = Arc::new(crate::engine::catalog::Engine::open(
             &config.data_dir,
+            &dirs,
             sequencer,
         )?);
         let auth = Auth::start(&config, system_db.clone()).await?;
@@ -72,6 +85,7 @@ impl Server {
             transactions: Arc::new(crate::engine::sessions::Transactions::with_events(
                 Arc::clone(&bus),
             )),
+            tablespaces,
             stats: RequestStats::default(),
             log,
             auth,
@@ -154,13 +168,18 @@ pub fn app(state: SharedState) -> Router {
     let api = api::api_router(
         Arc::new(AdminService::new(Arc::clone(&state.auth))),
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
-        Arc::new(DatabaseService::new(Arc::clone(&state.engine))),
+        Arc::new(DatabaseService::new(
+            Arc::clone(&state.engine),
+            Arc::clone(&state.tablespaces),
+        )),
         Arc::new(HealthService::new(Arc::clone(&state))),
+        Arc::new(MvccService::new(Arc::clone(&state))),
         Arc::new(SqlService::new(
             Arc::clone(&state.engine),
             Arc::clone(&state.transactions),
             Arc::clone(&state.bus),
         )),
+        Arc::new(StorageService::new(Arc::clone(&state))),
         Arc::new(SystemService::new(Arc::clone(&state))),
         Arc::new(TableService::new(Arc::clone(&state.engine))),
         Arc::new(TransactionService::new(
