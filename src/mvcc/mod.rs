@@ -184,7 +184,10 @@ impl MvccApi for MvccService {
                 }
                 let before = Pages::read(c)?;
                 let start = Instant::now();
-                c.execute_batch(&sql)?;
+                // Stepped to the end: incremental_vacuum frees one page per step.
+                let mut stmt = c.prepare(&sql)?;
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
                 Ok((before, Pages::read(c)?, millis(start)))
             })
             .await
