@@ -96,7 +96,11 @@ async fn writes_add_wal_frames_and_checkpoints_copy_then_truncate_them() {
     assert_eq!(passive["log_frames"].as_u64().unwrap(), more, "{passive}");
     assert_eq!(passive["checkpointed_frames"], passive["log_frames"]);
     let after = wal(&admin).await;
-    assert_eq!(after["frames_backfilled"].as_u64().unwrap(), more, "{after}");
+    assert_eq!(
+        after["frames_backfilled"].as_u64().unwrap(),
+        more,
+        "{after}"
+    );
     assert!(after["wal_bytes"].as_u64().unwrap() > 0);
 
     // TRUNCATE resets the log: no frames, a zero-byte file.
@@ -131,13 +135,19 @@ async fn a_read_snapshot_is_seen_and_holds_back_a_checkpoint() {
     fill(&admin, 20).await;
 
     let r = admin
-        .post_json("/api/v1/transactions", &json!({"mode": "deferred"}).to_string())
+        .post_json(
+            "/api/v1/transactions",
+            &json!({"mode": "deferred"}).to_string(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let tx = r.body["transaction_id"].as_str().unwrap().to_string();
     let holds = &mvcc(&admin).await["transactions"];
     assert_eq!(holds["open"], 1, "{holds}");
-    assert_eq!(holds["none"], 1, "deferred: no snapshot before the first read: {holds}");
+    assert_eq!(
+        holds["none"], 1,
+        "deferred: no snapshot before the first read: {holds}"
+    );
 
     let r = admin
         .post_json(
@@ -157,7 +167,10 @@ async fn a_read_snapshot_is_seen_and_holds_back_a_checkpoint() {
         passive["log_frames"].as_u64().unwrap(),
         passive["checkpointed_frames"].as_u64().unwrap(),
     );
-    assert!(done <= pinned && log > pinned, "{passive}, snapshot at {pinned}");
+    assert!(
+        done <= pinned && log > pinned,
+        "{passive}, snapshot at {pinned}"
+    );
     assert!(
         wal(&admin).await["read_marks"]
             .as_array()
@@ -171,7 +184,10 @@ async fn a_read_snapshot_is_seen_and_holds_back_a_checkpoint() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(mvcc(&admin).await["transactions"]["open"], 0);
     let passive = checkpoint(&admin, "PASSIVE").await;
-    assert_eq!(passive["checkpointed_frames"], passive["log_frames"], "{passive}");
+    assert_eq!(
+        passive["checkpointed_frames"], passive["log_frames"],
+        "{passive}"
+    );
 }
 
 #[tokio::test]
@@ -204,7 +220,8 @@ async fn vacuum_returns_the_free_pages_left_by_deletes() {
     assert_eq!(r.body["freelist_after"], 0);
     assert!(reclaimed >= free * 4096, "{}", r.body);
     assert_eq!(
-        r.body["size_before_bytes"].as_i64().unwrap() - r.body["size_after_bytes"].as_i64().unwrap(),
+        r.body["size_before_bytes"].as_i64().unwrap()
+            - r.body["size_after_bytes"].as_i64().unwrap(),
         reclaimed
     );
     assert_eq!(mvcc(&admin).await["freelist_count"], 0);
@@ -213,7 +230,8 @@ async fn vacuum_returns_the_free_pages_left_by_deletes() {
     assert_eq!(vacuum["operation"], "VACUUM");
     assert_eq!(vacuum["statement"], "VACUUM");
     assert_eq!(
-        vacuum["size_before_bytes"].as_i64().unwrap() - vacuum["size_after_bytes"].as_i64().unwrap(),
+        vacuum["size_before_bytes"].as_i64().unwrap()
+            - vacuum["size_after_bytes"].as_i64().unwrap(),
         reclaimed
     );
 
@@ -244,25 +262,40 @@ async fn bad_requests_and_permissions() {
     let server = TestServer::new().await;
     let admin = server.admin().await;
     for (path, body) in [
-        ("/api/v1/transactions/wal/checkpoint", json!({"mode": "SOMETIMES"})),
-        ("/api/v1/transactions/mvcc/vacuum", json!({"mode": "partial"})),
+        (
+            "/api/v1/transactions/wal/checkpoint",
+            json!({"mode": "SOMETIMES"}),
+        ),
+        (
+            "/api/v1/transactions/mvcc/vacuum",
+            json!({"mode": "partial"}),
+        ),
         ("/api/v1/transactions/mvcc/vacuum", json!({"pages": -1})),
     ] {
         let r = admin.post_json(path, &body.to_string()).await;
         r.assert_error(StatusCode::UNPROCESSABLE_ENTITY);
     }
-    for path in ["/api/v1/transactions/wal/checkpoint", "/api/v1/transactions/mvcc/vacuum"] {
+    for path in [
+        "/api/v1/transactions/wal/checkpoint",
+        "/api/v1/transactions/mvcc/vacuum",
+    ] {
         let r = admin
             .post_json(path, &json!({"database": "nope"}).to_string())
             .await;
         assert_eq!(r.assert_error(StatusCode::NOT_FOUND), "NOT_FOUND");
     }
     let analyst = server.user_with_roles("ann", &["analyst"]).await;
-    for path in ["/api/v1/transactions/wal/checkpoint", "/api/v1/transactions/mvcc/vacuum"] {
+    for path in [
+        "/api/v1/transactions/wal/checkpoint",
+        "/api/v1/transactions/mvcc/vacuum",
+    ] {
         let r = analyst.post_json(path, "{}").await;
         assert_eq!(r.assert_error(StatusCode::FORBIDDEN), "FORBIDDEN");
     }
-    for path in ["/api/v1/transactions/wal/status", "/api/v1/transactions/mvcc/status"] {
+    for path in [
+        "/api/v1/transactions/wal/status",
+        "/api/v1/transactions/mvcc/status",
+    ] {
         assert_eq!(analyst.get(path).await.status, StatusCode::OK);
     }
     // The routes beside /transactions/{id} still reach the transaction handlers.

@@ -64,14 +64,20 @@ async fn status_reports_the_filesystem_and_real_data_and_index_sizes() {
     let r = admin.get("/api/v1/storage/status").await;
     let index_after = r.body["index_bytes"].as_u64().unwrap();
     // 2,000 keys of 100 bytes: well over 200 KB of index pages.
-    assert!(index_after >= index_before + 200_000, "{index_before} -> {index_after}");
+    assert!(
+        index_after >= index_before + 200_000,
+        "{index_before} -> {index_after}"
+    );
     assert!(r.body["wal_bytes"].as_u64().unwrap() > 0, "{}", r.body);
 
     let r = admin.get("/api/v1/storage/disks").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let disks = r.body["disks"].as_array().unwrap();
     assert_eq!(
-        disks.iter().filter(|d| d["holds_data_directory"] == true).count(),
+        disks
+            .iter()
+            .filter(|d| d["holds_data_directory"] == true)
+            .count(),
         1,
         "{}",
         r.body
@@ -87,7 +93,11 @@ async fn io_stats_are_counters_and_rates_when_sampled() {
     assert!(r.body.get("rates").is_none(), "{}", r.body);
     if std::path::Path::new("/proc/self/io").exists() {
         // This process has at least read its own files.
-        assert!(r.body["process"]["rchar"].as_u64().unwrap() > 0, "{}", r.body);
+        assert!(
+            r.body["process"]["rchar"].as_u64().unwrap() > 0,
+            "{}",
+            r.body
+        );
     }
     let r = admin.get("/api/v1/storage/io-stats?sample_ms=50").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -128,14 +138,38 @@ async fn tablespace_crud_and_its_failures() {
     std::fs::write(&file, b"x").unwrap();
     let cases = [
         (json!({"name": "fast", "path": other}), StatusCode::CONFLICT),
-        (json!({"name": "default", "path": other}), StatusCode::CONFLICT),
-        (json!({"name": "other", "path": "relative/dir"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"name": "other", "path": volume.path().join("x/../y")}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"name": "other", "path": file.join("sub")}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"name": "other", "path": fast.join("inner")}), StatusCode::CONFLICT),
-        (json!({"name": "other", "path": volume.path()}), StatusCode::CONFLICT),
-        (json!({"name": "other", "path": server.data_dir.path()}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"name": "Bad Name", "path": other}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"name": "default", "path": other}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"name": "other", "path": "relative/dir"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "other", "path": volume.path().join("x/../y")}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "other", "path": file.join("sub")}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "other", "path": fast.join("inner")}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"name": "other", "path": volume.path()}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"name": "other", "path": server.data_dir.path()}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "Bad Name", "path": other}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         (json!({"name": "other"}), StatusCode::UNPROCESSABLE_ENTITY),
     ];
     for (body, status) in cases {
@@ -153,11 +187,17 @@ async fn tablespace_crud_and_its_failures() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["description"], "NVMe");
     let r = admin
-        .put_json("/api/v1/storage/tablespaces/nope", &json!({"description": "x"}).to_string())
+        .put_json(
+            "/api/v1/storage/tablespaces/nope",
+            &json!({"description": "x"}).to_string(),
+        )
         .await;
     r.assert_error(StatusCode::NOT_FOUND);
     let r = admin
-        .put_json("/api/v1/storage/tablespaces/default", &json!({"description": "x"}).to_string())
+        .put_json(
+            "/api/v1/storage/tablespaces/default",
+            &json!({"description": "x"}).to_string(),
+        )
         .await;
     r.assert_error(StatusCode::CONFLICT);
     admin
@@ -209,7 +249,10 @@ async fn tablespace_crud_and_its_failures() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["path"], other.canonicalize().unwrap().display().to_string());
+    assert_eq!(
+        r.body["path"],
+        other.canonicalize().unwrap().display().to_string()
+    );
     let r = admin.delete("/api/v1/storage/tablespaces/fast").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     let r = admin.get("/api/v1/storage/tablespaces").await;
@@ -242,7 +285,10 @@ async fn a_database_moves_between_tablespaces_and_is_found_after_a_restart() {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         let tx = r.body["transaction_id"].as_str().unwrap().to_string();
         let r = admin
-            .post_json("/api/v1/databases/shop/move", &json!({"tablespace": "fast"}).to_string())
+            .post_json(
+                "/api/v1/databases/shop/move",
+                &json!({"tablespace": "fast"}).to_string(),
+            )
             .await;
         assert_eq!(r.assert_error(StatusCode::CONFLICT), "CONFLICT");
         admin
@@ -260,12 +306,18 @@ async fn a_database_moves_between_tablespaces_and_is_found_after_a_restart() {
             r.assert_error(status);
         }
         admin
-            .post_json("/api/v1/databases/nope/move", &json!({"tablespace": "fast"}).to_string())
+            .post_json(
+                "/api/v1/databases/nope/move",
+                &json!({"tablespace": "fast"}).to_string(),
+            )
             .await
             .assert_error(StatusCode::NOT_FOUND);
 
         let r = admin
-            .post_json("/api/v1/databases/shop/move", &json!({"tablespace": "fast"}).to_string())
+            .post_json(
+                "/api/v1/databases/shop/move",
+                &json!({"tablespace": "fast"}).to_string(),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["tablespace"], "fast");
@@ -273,11 +325,22 @@ async fn a_database_moves_between_tablespaces_and_is_found_after_a_restart() {
         assert_eq!(r.body["path"], moved.display().to_string());
         assert!(moved.is_file());
         assert!(!server.data_dir.path().join("databases/shop.db").exists());
-        assert!(!server.data_dir.path().join("databases/shop.db-wal").exists());
+        assert!(
+            !server
+                .data_dir
+                .path()
+                .join("databases/shop.db-wal")
+                .exists()
+        );
         assert_eq!(count(&admin, "shop").await, 3);
         exec(&admin, "shop", "INSERT INTO t VALUES (4)").await;
         let r = admin.get("/api/v1/storage/tablespaces").await;
-        assert_eq!(r.body["tablespaces"][1]["databases"], json!(["shop"]), "{}", r.body);
+        assert_eq!(
+            r.body["tablespaces"][1]["databases"],
+            json!(["shop"]),
+            "{}",
+            r.body
+        );
     }
 
     let server = server.restart().await;
@@ -289,7 +352,10 @@ async fn a_database_moves_between_tablespaces_and_is_found_after_a_restart() {
 
     // And back to the data directory.
     let r = admin
-        .post_json("/api/v1/databases/shop/move", &json!({"tablespace": "default"}).to_string())
+        .post_json(
+            "/api/v1/databases/shop/move",
+            &json!({"tablespace": "default"}).to_string(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(server.data_dir.path().join("databases/shop.db").is_file());
@@ -318,7 +384,10 @@ async fn storage_permissions() {
             .await
             .assert_error(StatusCode::FORBIDDEN);
         caller
-            .post_json("/api/v1/databases/default/move", &json!({"tablespace": "default"}).to_string())
+            .post_json(
+                "/api/v1/databases/default/move",
+                &json!({"tablespace": "default"}).to_string(),
+            )
             .await
             .assert_error(StatusCode::FORBIDDEN);
         caller
@@ -337,7 +406,10 @@ async fn a_move_across_filesystems_copies_the_file() {
     let server = TestServer::new().await;
     let shm = std::path::Path::new("/dev/shm");
     let here = std::fs::metadata(server.data_dir.path()).unwrap().dev();
-    if std::fs::metadata(shm).map(|m| m.dev() == here).unwrap_or(true) {
+    if std::fs::metadata(shm)
+        .map(|m| m.dev() == here)
+        .unwrap_or(true)
+    {
         eprintln!("no second filesystem at /dev/shm; cross-filesystem move not exercised");
         return;
     }
@@ -347,7 +419,10 @@ async fn a_move_across_filesystems_copies_the_file() {
     exec(&admin, "default", "CREATE TABLE t (a INTEGER)").await;
     exec(&admin, "default", "INSERT INTO t VALUES (1), (2)").await;
     let r = admin
-        .post_json("/api/v1/databases/default/move", &json!({"tablespace": "ram"}).to_string())
+        .post_json(
+            "/api/v1/databases/default/move",
+            &json!({"tablespace": "ram"}).to_string(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(volume.path().join("default.db").is_file());
@@ -355,7 +430,10 @@ async fn a_move_across_filesystems_copies_the_file() {
     assert!(!volume.path().join("default.db.moving").exists());
     assert_eq!(count(&admin, "default").await, 2);
     let r = admin
-        .post_json("/api/v1/databases/default/move", &json!({"tablespace": "default"}).to_string())
+        .post_json(
+            "/api/v1/databases/default/move",
+            &json!({"tablespace": "default"}).to_string(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(count(&admin, "default").await, 2);

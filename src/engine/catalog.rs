@@ -82,10 +82,7 @@ impl Held {
     /// SQLite's transaction state of the held connection on its main database.
     pub fn state(&self) -> Option<rusqlite::TransactionState> {
         let pooled = self.pooled.as_ref()?;
-        pooled
-            .conn
-            .transaction_state(Some(rusqlite::MAIN_DB))
-            .ok()
+        pooled.conn.transaction_state(Some(rusqlite::MAIN_DB)).ok()
     }
 
     /// SAVEPOINT / RELEASE / ROLLBACK TO, kept in step with change capture.
@@ -255,7 +252,7 @@ impl Engine {
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or_default();
-            if !path.extension().is_some_and(|e| e == "db") || validate_name(name).is_err() {
+            if path.extension().is_none_or(|e| e != "db") || validate_name(name).is_err() {
                 continue;
             }
             let mut databases = self.lock();
@@ -388,9 +385,7 @@ impl Engine {
         // Retire first, then count users: a call counts itself before it checks `retired`
         // (see `run_as` and `begin`), so either it sees the flag or this sees it.
         if db.retired.swap(true, Ordering::SeqCst) {
-            return Err(Error::Conflict(format!(
-                "database `{name}` is being moved"
-            )));
+            return Err(Error::Conflict(format!("database `{name}` is being moved")));
         }
         let active = db.active.load(Ordering::SeqCst);
         if active > 0 {

@@ -100,7 +100,13 @@ mod tests {
         hdr[20..24].copy_from_slice(&7u32.to_ne_bytes());
         let mut bytes = [hdr.clone(), hdr].concat();
         bytes.extend_from_slice(&backfilled.to_ne_bytes());
-        for mark in [0, max_frame, READMARK_NOT_USED, READMARK_NOT_USED, READMARK_NOT_USED] {
+        for mark in [
+            0,
+            max_frame,
+            READMARK_NOT_USED,
+            READMARK_NOT_USED,
+            READMARK_NOT_USED,
+        ] {
             bytes.extend_from_slice(&mark.to_ne_bytes());
         }
         bytes.resize(WAL_INDEX_PREFIX, 0);

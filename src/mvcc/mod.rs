@@ -13,10 +13,9 @@ use rusqlite::{Connection, TransactionState};
 
 use crate::api::runtime::RequestContext;
 use crate::api::types::{
-    CheckpointRecord, CheckpointRequest, CheckpointRequestMode, CheckpointResult,
-    MaintenanceEvent, MaintenanceEventOperation, MvccDatabaseStatus, MvccStatus,
-    TransactionHolds, VacuumRequest, VacuumRequestMode, VacuumResult, WalDatabaseStatus,
-    WalStatus,
+    CheckpointRecord, CheckpointRequest, CheckpointRequestMode, CheckpointResult, MaintenanceEvent,
+    MaintenanceEventOperation, MvccDatabaseStatus, MvccStatus, TransactionHolds, VacuumRequest,
+    VacuumRequestMode, VacuumResult, WalDatabaseStatus, WalStatus,
 };
 use crate::api::{ApiError, MvccApi};
 use crate::engine::catalog::{self, DEFAULT_DATABASE, Database};

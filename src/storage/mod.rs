@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::runtime::RequestContext;
-use crate::api::storage::{DeleteTablespacePath, GetIoStatsQuery, MoveDatabasePath, UpdateTablespacePath};
+use crate::api::storage::{
+    DeleteTablespacePath, GetIoStatsQuery, MoveDatabasePath, UpdateTablespacePath,
+};
 use crate::api::types::{
     DatabaseInfo, DatabaseMove, DiskList, IoStatsReport, StorageStatus, Tablespace,
     TablespaceCreate, TablespaceList, TablespaceUpdate,
@@ -228,23 +230,25 @@ impl StorageApi for StorageService {
             .await?;
         let engine = Arc::clone(self.engine());
         let name = path.name.clone();
-        let db = tokio::task::spawn_blocking(move || {
-            engine.move_to(&name, &target.name, &target.path)
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            // Another connection (outside the pool) kept the file busy.
-            Error::Engine(e)
-                if matches!(
-                    e.sqlite_error_code(),
-                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                ) =>
-            {
-                Error::Conflict(format!("the database is busy: {e}"))
-            }
-            other => other,
-        })?;
+        let db =
+            tokio::task::spawn_blocking(move || engine.move_to(&name, &target.name, &target.path))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| match e {
+                    // Another connection (outside the pool) kept the file busy.
+                    Error::Engine(e)
+                        if matches!(
+                            e.sqlite_error_code(),
+                            Some(
+                                rusqlite::ErrorCode::DatabaseBusy
+                                    | rusqlite::ErrorCode::DatabaseLocked
+                            )
+                        ) =>
+                    {
+                        Error::Conflict(format!("the database is busy: {e}"))
+                    }
+                    other => other,
+                })?;
         tracing::info!(database = %db.name, tablespace = %db.tablespace, "database moved");
         Ok(db.info().await?)
     }

@@ -105,7 +105,9 @@ impl Tablespaces {
         })?;
         let all = self.all(engine).await?;
         if all.iter().any(|t| t.name == name) {
-            return Err(Error::Conflict(format!("tablespace `{name}` already exists")));
+            return Err(Error::Conflict(format!(
+                "tablespace `{name}` already exists"
+            )));
         }
         let dir = self.checked_dir(path, &all).await?;
         let now = Utc::now().to_rfc3339();
@@ -258,9 +260,8 @@ fn checked_dir(raw: &Path, data_dir: &Path, others: &[(String, PathBuf)]) -> Res
         Ok(())
     };
     check(raw)?;
-    std::fs::create_dir_all(raw).map_err(|e| {
-        Error::Invalid(format!("tablespace path `{shown}` cannot be created: {e}"))
-    })?;
+    std::fs::create_dir_all(raw)
+        .map_err(|e| Error::Invalid(format!("tablespace path `{shown}` cannot be created: {e}")))?;
     let dir = raw
         .canonicalize()
         .map_err(|e| Error::Invalid(format!("tablespace path `{shown}`: {e}")))?;
@@ -301,7 +302,10 @@ mod tests {
         let err = |p: &Path| checked_dir(p, &data, &others).unwrap_err();
         assert!(matches!(err(Path::new("rel/dir")), Error::Invalid(_)));
         assert!(matches!(err(&tmp.join("a/../b")), Error::Invalid(_)));
-        assert!(matches!(err(&tmp), Error::Invalid(_)), "contains the data dir");
+        assert!(
+            matches!(err(&tmp), Error::Invalid(_)),
+            "contains the data dir"
+        );
         assert!(matches!(err(&tmp.join("fast/inner")), Error::Conflict(_)));
         let ok = checked_dir(&tmp.join("slow/x"), &data, &others).unwrap();
         assert!(ok.is_dir());
