@@ -439,3 +439,22 @@ async fn a_move_across_filesystems_copies_the_file() {
     assert_eq!(count(&admin, "default").await, 2);
     assert!(!volume.path().join("default.db").exists());
 }
+
+/// The `storage_status` stream measures while someone listens, with the status route's figures.
+#[tokio::test]
+async fn storage_status_is_published_while_subscribed() {
+    let server = TestServer::new().await;
+    let topic = server.state().bus.topic("storage_status").expect("topic");
+    assert_eq!(topic.head(), 0, "nothing measured without subscribers");
+    let mut rx = topic.subscribe(None).rx;
+    let event = tokio::time::timeout(std::time::Duration::from_secs(15), rx.recv())
+        .await
+        .expect("a measurement within 15 s")
+        .expect("event");
+    assert_eq!(event.message_type, "storage_status");
+    let data = &event.data;
+    assert!(data["total_bytes"].as_u64().unwrap() > 0, "{data}");
+    assert!(data["data_size"].as_u64().unwrap() > 0, "{data}");
+    assert!(data["available_bytes"].as_u64().unwrap() <= data["total_bytes"].as_u64().unwrap());
+    assert!(data["timestamp"].as_i64().unwrap() > 1_700_000_000);
+}

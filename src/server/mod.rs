@@ -97,6 +97,7 @@ impl Server {
             shutdown,
         });
         crate::metrics::spawn_producers(Arc::clone(&state));
+        crate::storage::spawn_status_producer(Arc::clone(&state));
         crate::transactions::spawn_reaper(
             Arc::clone(&state.transactions),
             state.config.transaction_idle_timeout,

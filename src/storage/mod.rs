@@ -13,14 +13,16 @@ use crate::api::storage::{
     DeleteTablespacePath, GetIoStatsQuery, MoveDatabasePath, UpdateTablespacePath,
 };
 use crate::api::types::{
-    DatabaseInfo, DatabaseMove, DiskList, IoStatsReport, StorageStatus, Tablespace,
+    DatabaseInfo, DatabaseMove, DiskList, IoStatsReport, StorageStatusReport, Tablespace,
     TablespaceCreate, TablespaceList, TablespaceUpdate,
 };
 use crate::api::{ApiError, StorageApi};
 use crate::engine::catalog::Engine;
 use crate::error::Error;
 type Result<T, E = Error> = std::result::Result<T, E>;
-use crate::state::SharedState;
+use crate::api::EventMessage;
+use crate::api::types::StorageStatus;
+use crate::state::{AppState, SharedState};
 use tablespaces::{Record, Tablespaces, databases_in};
 
 pub struct StorageService {
@@ -81,44 +83,97 @@ fn index_bytes(conn: &rusqlite::Connection) -> Result<u64> {
     Ok(u64::try_from(bytes).unwrap_or(0))
 }
 
+/// Filesystem space of the data directory and the sizes of every database file, `-wal` file
+/// and index, as the status route and the `storage_status` stream report them.
+pub async fn measure(state: &AppState) -> Result<StorageStatusReport, ApiError> {
+    let data_dir = state.config.data_dir.clone();
+    let dir = data_dir.clone();
+    let disks = tokio::task::spawn_blocking(move || host::disks(&dir))
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| unavailable("the disk list"))?;
+    let disk = disks
+        .into_iter()
+        .find(|d| d.holds_data_directory)
+        .ok_or_else(|| unavailable("the data directory's filesystem"))?;
+    let system_db = data_dir.join("system.db");
+    let mut data_bytes = file_size(&system_db);
+    let mut wal_bytes = file_size(&wal_path(&system_db));
+    let mut index = state.system_db.call(|c| index_bytes(c)).await?;
+    let databases = state.engine.list();
+    for db in &databases {
+        data_bytes += file_size(&db.path);
+        wal_bytes += file_size(&wal_path(&db.path));
+        index += db.run(|c| index_bytes(c)).await?;
+    }
+    Ok(StorageStatusReport {
+        data_directory: data_dir.display().to_string(),
+        total_bytes: disk.total_bytes,
+        used_bytes: disk.used_bytes,
+        available_bytes: disk.available_bytes,
+        usage_percent: disk.usage_percent,
+        data_bytes,
+        index_bytes: index,
+        wal_bytes,
+        databases: databases.len() as u64,
+        timestamp: chrono::Utc::now(),
+    })
+}
+
+/// Publishes `storage_status` every `STATUS_EVERY` while the topic has subscribers. It looks for
+/// subscribers once a second, so a new one gets its first measurement within about a second.
+pub fn spawn_status_producer(state: SharedState) {
+    const STATUS_EVERY: Duration = Duration::from_secs(10);
+    tokio::spawn(async move {
+        let mut shutdown = state.shutdown.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last: Option<std::time::Instant> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = crate::state::shutting_down(&mut shutdown) => break,
+            }
+            let Some(topic) = state.bus.topic(StorageStatus::TOPIC) else {
+                break;
+            };
+            if topic.subscribers() == 0 {
+                last = None;
+                continue;
+            }
+            if last.is_some_and(|at| at.elapsed() < STATUS_EVERY) {
+                continue;
+            }
+            last = Some(std::time::Instant::now());
+            match measure(&state).await {
+                Ok(m) => {
+                    state.bus.publish(&StorageStatus {
+                        total_bytes: m.total_bytes,
+                        used_bytes: m.used_bytes,
+                        available_bytes: m.available_bytes,
+                        usage_percent: m.usage_percent,
+                        data_size: m.data_bytes,
+                        index_size: m.index_bytes,
+                        wal_size: m.wal_bytes,
+                        timestamp: m.timestamp.timestamp(),
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "storage status not measured"),
+            }
+        }
+    });
+}
+
 fn unavailable(what: &str) -> ApiError {
     ApiError::unavailable(format!("{what} cannot be read on this host"))
 }
 
 impl StorageApi for StorageService {
-    async fn get_storage_status(&self, _ctx: RequestContext) -> Result<StorageStatus, ApiError> {
-        let data_dir = self.state.config.data_dir.clone();
-        let dir = data_dir.clone();
-        let disks = tokio::task::spawn_blocking(move || host::disks(&dir))
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| unavailable("the disk list"))?;
-        let disk = disks
-            .into_iter()
-            .find(|d| d.holds_data_directory)
-            .ok_or_else(|| unavailable("the data directory's filesystem"))?;
-        let system_db = data_dir.join("system.db");
-        let mut data_bytes = file_size(&system_db);
-        let mut wal_bytes = file_size(&wal_path(&system_db));
-        let mut index = self.state.system_db.call(|c| index_bytes(c)).await?;
-        let databases = self.engine().list();
-        for db in &databases {
-            data_bytes += file_size(&db.path);
-            wal_bytes += file_size(&wal_path(&db.path));
-            index += db.run(|c| index_bytes(c)).await?;
-        }
-        Ok(StorageStatus {
-            data_directory: data_dir.display().to_string(),
-            total_bytes: disk.total_bytes,
-            used_bytes: disk.used_bytes,
-            available_bytes: disk.available_bytes,
-            usage_percent: disk.usage_percent,
-            data_bytes,
-            index_bytes: index,
-            wal_bytes,
-            databases: databases.len() as u64,
-            timestamp: chrono::Utc::now(),
-        })
+    async fn get_storage_status(
+        &self,
+        _ctx: RequestContext,
+    ) -> Result<StorageStatusReport, ApiError> {
+        measure(&self.state).await
     }
 
     async fn list_disks(&self, _ctx: RequestContext) -> Result<DiskList, ApiError> {
