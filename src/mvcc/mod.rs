@@ -20,8 +20,7 @@ use crate::api::types::{
 use crate::api::{ApiError, MvccApi};
 use crate::engine::catalog::{self, DEFAULT_DATABASE, Database};
 use crate::engine::wal;
-use crate::error::Error;
-type Result<T, E = Error> = std::result::Result<T, E>;
+use crate::error::{self, Error};
 use crate::state::SharedState;
 use crate::sync::lock;
 
@@ -34,7 +33,7 @@ impl MvccService {
         MvccService { state }
     }
 
-    fn database(&self, name: Option<&str>) -> Result<Arc<Database>> {
+    fn database(&self, name: Option<&str>) -> error::Result<Arc<Database>> {
         self.state.engine.get(name.unwrap_or(DEFAULT_DATABASE))
     }
 }
@@ -47,11 +46,11 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-fn pragma(conn: &Connection, name: &str) -> Result<i64> {
+fn pragma(conn: &Connection, name: &str) -> error::Result<i64> {
     Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
 }
 
-fn journal_mode(conn: &Connection) -> Result<String> {
+fn journal_mode(conn: &Connection) -> error::Result<String> {
     Ok(conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
 }
 
@@ -63,7 +62,7 @@ struct Pages {
 }
 
 impl Pages {
-    fn read(conn: &Connection) -> Result<Pages> {
+    fn read(conn: &Connection) -> error::Result<Pages> {
         Ok(Pages {
             page_size: pragma(conn, "page_size")?,
             page_count: pragma(conn, "page_count")?,
@@ -92,6 +91,16 @@ fn busy_is_conflict(e: Error, database: &str) -> Error {
     }
 }
 
+fn no_holds() -> TransactionHolds {
+    TransactionHolds {
+        open: 0,
+        none: 0,
+        read_snapshot: 0,
+        write_lock: 0,
+        running: 0,
+    }
+}
+
 fn millis(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
 }
@@ -101,13 +110,7 @@ impl MvccApi for MvccService {
         let mut holds: HashMap<String, TransactionHolds> = HashMap::new();
         let holdings = self.state.transactions.holdings();
         for (database, state) in &holdings {
-            let h = holds.entry(database.clone()).or_insert(TransactionHolds {
-                open: 0,
-                none: 0,
-                read_snapshot: 0,
-                write_lock: 0,
-                running: 0,
-            });
+            let h = holds.entry(database.clone()).or_insert(no_holds());
             h.open += 1;
             match state {
                 Some(TransactionState::Read) => h.read_snapshot += 1,
@@ -118,13 +121,7 @@ impl MvccApi for MvccService {
         }
         let mut databases = Vec::new();
         for db in self.state.engine.list() {
-            let transactions = holds.remove(&db.name).unwrap_or(TransactionHolds {
-                open: 0,
-                none: 0,
-                read_snapshot: 0,
-                write_lock: 0,
-                running: 0,
-            });
+            let transactions = holds.remove(&db.name).unwrap_or(no_holds());
             let (name, shm) = (db.name.clone(), sibling(&db.path, "-shm"));
             let status = db
                 .run(move |c| {

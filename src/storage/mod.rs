@@ -8,20 +8,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::EventMessage;
 use crate::api::runtime::RequestContext;
 use crate::api::storage::{
     DeleteTablespacePath, GetIoStatsQuery, MoveDatabasePath, UpdateTablespacePath,
 };
 use crate::api::types::{
-    DatabaseInfo, DatabaseMove, DiskList, IoStatsReport, StorageStatusReport, Tablespace,
-    TablespaceCreate, TablespaceList, TablespaceUpdate,
+    DatabaseInfo, DatabaseMove, DiskList, IoStatsReport, StorageStatus, StorageStatusReport,
+    Tablespace, TablespaceCreate, TablespaceList, TablespaceUpdate,
 };
 use crate::api::{ApiError, StorageApi};
-use crate::engine::catalog::Engine;
-use crate::error::Error;
-type Result<T, E = Error> = std::result::Result<T, E>;
-use crate::api::EventMessage;
-use crate::api::types::StorageStatus;
+use crate::engine::catalog::{DEFAULT_TABLESPACE, Engine};
+use crate::error::{self, Error};
 use crate::state::{AppState, SharedState};
 use tablespaces::{Record, Tablespaces, databases_in};
 
@@ -52,7 +50,7 @@ impl StorageService {
             .map(|db| file_size(&db.path) + file_size(&wal_path(&db.path)))
             .sum();
         Tablespace {
-            built_in: record.created_at.is_none(),
+            built_in: record.name == DEFAULT_TABLESPACE,
             name: record.name,
             path: record.path.display().to_string(),
             description: record.description,
@@ -74,7 +72,7 @@ fn wal_path(db: &Path) -> PathBuf {
 
 /// Bytes of the index b-trees of the database `conn` is open on, counted page by page by
 /// SQLite's `dbstat` table (autoindexes of UNIQUE and PRIMARY KEY constraints included).
-fn index_bytes(conn: &rusqlite::Connection) -> Result<u64> {
+fn index_bytes(conn: &rusqlite::Connection) -> error::Result<u64> {
     let bytes: i64 = conn.query_row(
         "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN (SELECT name FROM sqlite_schema WHERE type = 'index')",
         [],
