@@ -341,6 +341,12 @@ impl Engine {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| Error::NotFound(format!("no database `{name}`")))?;
+            // Its file may be half copied; deleting now could bring it back at the move's end.
+            if db.retired.load(Ordering::SeqCst) {
+                return Err(Error::Conflict(format!(
+                    "database `{name}` is being moved; retry"
+                )));
+            }
             let active = db.active.load(Ordering::Acquire);
             if active > 0 && !force {
                 return Err(Error::Conflict(format!(
