@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust workspace (unit, codegen
-# snapshots, integration and contract tests), and the external OpenAPI validator.
-# Python tools go into .venv (created on first run). SDK suites join here as the SDKs land.
+# snapshots, integration and contract tests), the external OpenAPI validator, and the TypeScript
+# and Python SDKs against a real server (the debug binary). Python tools and the Python SDK go
+# into .venv (created on first run); the TypeScript SDK's dependencies into sdk/typescript.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,17 @@ cargo test --workspace 2>&1 | tee "$log"
 step "openapi-spec-validator generated/openapi.json"
 .venv/bin/openapi-spec-validator generated/openapi.json
 
+step "TypeScript SDK: tsc --strict, live-server tests"
+cargo build --quiet --bin rustydb
+(cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee -a "$log"
+
+step "Python SDK: mypy --strict, live-server tests"
+(cd sdk/python && ../../.venv/bin/mypy rustydb_client tests && ../../.venv/bin/python -m pytest -q) 2>&1 | tee -a "$log"
+
 # One closing line for the whole run (doc-test binaries with zero tests print the last
 # `test result` line otherwise).
+# Counts cargo's `test result:` lines, node's `# pass N` / `# fail N` and pytest's summary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     /^# pass [0-9]+$/ { p += $3 } /^# fail [0-9]+$/ { f += $3 }
+     /^[0-9]+ (passed|failed)(, [0-9]+ (passed|failed))* in [0-9.]+s/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed,?$/) p += $(i-1); if ($(i) ~ /^failed,?$/) f += $(i-1) } }
      END { printf "\n%d passed, %d failed\n", p, f }' "$log"

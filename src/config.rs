@@ -78,6 +78,62 @@ struct FileConfig {
     security: SecurityFile,
     #[serde(default)]
     websocket: WebSocketFile,
+    #[serde(default)]
+    queries: QueriesFile,
+    #[serde(default)]
+    pool: PoolFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueriesFile {
+    slow_threshold_ms: Option<u64>,
+    slow_log_capacity: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolFile {
+    max_connections: Option<usize>,
+    acquire_timeout_ms: Option<u64>,
+}
+
+/// Query monitoring: which statements count as slow and how many are remembered.
+#[derive(Debug, Clone)]
+pub struct QueriesConfig {
+    /// A statement running at least this long is recorded in the slow-query log.
+    pub slow_threshold: Duration,
+    /// Entries the slow-query log keeps (the newest).
+    pub slow_log_capacity: usize,
+}
+
+fn queries(file: QueriesFile) -> Result<QueriesConfig> {
+    let capacity = file.slow_log_capacity.unwrap_or(1000);
+    if !(1..=100_000).contains(&capacity) {
+        return Err(Error::Config(
+            "queries.slow_log_capacity must be 1 to 100000".into(),
+        ));
+    }
+    Ok(QueriesConfig {
+        slow_threshold: Duration::from_millis(file.slow_threshold_ms.unwrap_or(1000)),
+        slow_log_capacity: capacity,
+    })
+}
+
+fn pool(file: PoolFile) -> Result<crate::engine::catalog::PoolLimits> {
+    let defaults = crate::engine::catalog::PoolLimits::default();
+    let limits = crate::engine::catalog::PoolLimits {
+        max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+        acquire_timeout: file
+            .acquire_timeout_ms
+            .map_or(defaults.acquire_timeout, Duration::from_millis),
+    };
+    if limits.max_connections == 0 || limits.acquire_timeout.is_zero() {
+        return Err(Error::Config(
+            "pool.max_connections and pool.acquire_timeout_ms must be positive".into(),
+        ));
+    }
+    Ok(limits)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +143,7 @@ struct WebSocketFile {
     max_connections: Option<usize>,
     max_connections_per_user: Option<usize>,
     max_subscriptions_per_connection: Option<usize>,
+    max_queries_per_connection: Option<usize>,
     heartbeat_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     slow_client_timeout_secs: Option<u64>,
@@ -101,6 +158,8 @@ pub struct WebSocketConfig {
     pub max_connections: usize,
     pub max_connections_per_user: usize,
     pub max_subscriptions: usize,
+    /// Queries one connection may stream at once (/api/v1/ws/query).
+    pub max_queries: usize,
     /// Interval of server pings.
     pub heartbeat: Duration,
     /// A connection that sends nothing (not even pongs) this long is closed.
@@ -117,6 +176,7 @@ fn websocket(file: WebSocketFile) -> Result<WebSocketConfig> {
         max_connections: file.max_connections.unwrap_or(10_000),
         max_connections_per_user: file.max_connections_per_user.unwrap_or(100),
         max_subscriptions: file.max_subscriptions_per_connection.unwrap_or(100),
+        max_queries: file.max_queries_per_connection.unwrap_or(4),
         heartbeat: Duration::from_secs(file.heartbeat_secs.unwrap_or(30)),
         idle_timeout: Duration::from_secs(file.idle_timeout_secs.unwrap_or(300)),
         slow_client_timeout: Duration::from_secs(file.slow_client_timeout_secs.unwrap_or(60)),
@@ -126,6 +186,7 @@ fn websocket(file: WebSocketFile) -> Result<WebSocketConfig> {
         || config.max_connections == 0
         || config.max_connections_per_user == 0
         || config.max_subscriptions == 0
+        || config.max_queries == 0
         || config.heartbeat.is_zero()
         || config.idle_timeout.is_zero()
         || config.slow_client_timeout.is_zero()
@@ -204,6 +265,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub security: SecurityConfig,
     pub websocket: WebSocketConfig,
+    pub queries: QueriesConfig,
+    /// Connection limits of every database's pool.
+    pub pool: crate::engine::catalog::PoolLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +344,8 @@ impl Config {
             },
             security: security(file.security)?,
             websocket: websocket(file.websocket)?,
+            queries: queries(file.queries)?,
+            pool: pool(file.pool)?,
         })
     }
 

@@ -15,6 +15,7 @@ pub mod health;
 pub mod metrics;
 pub mod mvcc;
 pub mod server;
+pub mod sessions;
 pub mod sql;
 pub mod state;
 pub mod storage;

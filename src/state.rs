@@ -17,6 +17,8 @@ pub struct AppState {
     pub engine: Arc<crate::engine::catalog::Engine>,
     pub transactions: Arc<crate::engine::sessions::Transactions>,
     pub tablespaces: Arc<crate::storage::tablespaces::Tablespaces>,
+    /// Running statements, the slow-query log and plan tracking.
+    pub queries: Arc<crate::engine::queries::QueryMonitor>,
     pub stats: RequestStats,
     pub log: LogControl,
     pub auth: Arc<crate::auth::Auth>,

@@ -59,8 +59,8 @@ impl TestServer {
         }
     }
 
-    /// The running server's state (its bus, engine...).
-    pub fn state(&self) -> &std::sync::Arc<rustydb::state::AppState> {
+    /// The running server's state (its bus, transactions, ...).
+    pub fn state(&self) -> &rustydb::state::SharedState {
         &self._server.state
     }
 

@@ -1,9 +1,9 @@
 //! Tables and rows without SQL: create, describe, insert, list with filters, update, delete.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::TestServer;
+use crate::support::{Caller, TestResponse, TestServer};
 
 const USERS: &str = "/api/v1/databases/default/tables/users";
 
@@ -257,4 +257,459 @@ async fn readers_cannot_write_through_the_rows_api() {
         )
         .await;
     assert_eq!(r.assert_error(StatusCode::FORBIDDEN), "FORBIDDEN");
+}
+
+const TABLES: &str = "/api/v1/databases/default/tables";
+
+async fn patch(caller: &Caller<'_>, path: &str, body: Value) -> TestResponse {
+    caller
+        .send(
+            Method::PATCH,
+            path,
+            Some("application/json"),
+            Some(body.to_string()),
+        )
+        .await
+}
+
+async fn create(caller: &Caller<'_>, body: Value) {
+    let r = caller.post_json(TABLES, &body.to_string()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn composite_and_without_rowid_keys_address_rows_by_their_full_key() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    let created = dev
+        .post_json(
+            TABLES,
+            &json!({"name": "pairs", "without_rowid": true, "columns": [
+                {"name": "org", "type": "TEXT", "primary_key": true},
+                {"name": "id", "type": "INTEGER", "primary_key": true},
+                {"name": "name", "type": "TEXT"}
+            ]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["columns"][1]["primary_key"], true);
+    let rows = format!("{TABLES}/pairs/rows");
+
+    let first = dev
+        .post_json(
+            &rows,
+            &json!({"values": {"org": "a,b", "id": 1, "name": "x"}}).to_string(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["row_id"], "a\\,b,1");
+    let second = dev
+        .post_json(&rows, r#"{"values": {"org": "c", "id": 2}}"#)
+        .await;
+    assert_eq!(second.body["row_id"], "c,2");
+    assert_eq!(
+        second.body["row"],
+        json!({"org": "c", "id": 2, "name": null})
+    );
+
+    // The row_id a write returns is the path segment that reads the row back.
+    let got = dev.get(&format!("{rows}/{}", url_encode("a\\,b,1"))).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.body);
+    assert_eq!(got.body["row"]["name"], "x");
+    assert_eq!(got.body["row_id"], "a\\,b,1");
+
+    let renamed = dev
+        .put_json(
+            &format!("{rows}/c,2"),
+            r#"{"values": {"id": 3, "name": "y"}}"#,
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body["row_id"], "c,3");
+    dev.get(&format!("{rows}/c,2"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+
+    let dup = dev
+        .post_json(&rows, r#"{"values": {"org": "c", "id": 3}}"#)
+        .await;
+    assert_eq!(dup.assert_error(StatusCode::CONFLICT), "CONFLICT");
+    let no_key = dev.post_json(&rows, r#"{"values": {"name": "z"}}"#).await;
+    assert_eq!(no_key.assert_error(StatusCode::CONFLICT), "CONFLICT");
+
+    for bad in ["c", "c,3,4", url_encode("c\\x,3").as_str(), "c%5C"] {
+        let r = dev.get(&format!("{rows}/{bad}")).await;
+        assert_eq!(
+            r.assert_error(StatusCode::BAD_REQUEST),
+            "INVALID_PARAMETER",
+            "{bad}"
+        );
+        assert_eq!(r.body["error"]["details"]["parameter"], "row_id");
+        dev.delete(&format!("{rows}/{bad}"))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST);
+    }
+
+    let page = dev.get(&rows).await;
+    let keys: Vec<(&str, i64)> = page.body["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["org"].as_str().expect("org"),
+                r["id"].as_i64().expect("id"),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [("a,b", 1), ("c", 3)], "ordered by the key");
+
+    assert_eq!(
+        dev.delete(&format!("{rows}/c,3")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    dev.delete(&format!("{rows}/c,3"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+
+    // A WITHOUT ROWID table with a single text key, and a composite key on a rowid table.
+    create(
+        &dev,
+        json!({"name": "kv", "without_rowid": true, "columns": [
+            {"name": "k", "type": "TEXT", "primary_key": true},
+            {"name": "v", "type": "INTEGER"}
+        ]}),
+    )
+    .await;
+    let kv = format!("{TABLES}/kv/rows");
+    let put = dev
+        .post_json(&kv, r#"{"values": {"k": "x,y", "v": 1}}"#)
+        .await;
+    assert_eq!(put.body["row_id"], "x,y", "one key column: no escaping");
+    let updated = dev
+        .put_json(&format!("{kv}/x,y"), r#"{"values": {"v": 2}}"#)
+        .await;
+    assert_eq!(updated.body["row"], json!({"k": "x,y", "v": 2}));
+    assert_eq!(
+        dev.delete(&format!("{kv}/x,y")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    create(
+        &dev,
+        json!({"name": "grid", "columns": [
+            {"name": "x", "type": "INTEGER", "primary_key": true},
+            {"name": "y", "type": "INTEGER", "primary_key": true},
+            {"name": "v", "type": "TEXT"}
+        ]}),
+    )
+    .await;
+    let grid = format!("{TABLES}/grid/rows");
+    let cell = dev
+        .post_json(&grid, r#"{"values": {"x": 4, "y": 5, "v": "p"}}"#)
+        .await;
+    assert_eq!(cell.body["row_id"], "4,5");
+    assert_eq!(dev.get(&format!("{grid}/4,5")).await.body["row"]["v"], "p");
+    dev.get(&format!("{grid}/5,4"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+
+    let no_pk = dev
+        .post_json(
+            TABLES,
+            r#"{"name": "w", "without_rowid": true, "columns": [{"name": "a", "type": "TEXT"}]}"#,
+        )
+        .await;
+    no_pk.assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn alter_table_adds_renames_and_drops_and_reports_refusals() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    create(
+        &dev,
+        json!({"name": "t", "columns": [
+            {"name": "id", "type": "INTEGER", "primary_key": true},
+            {"name": "a", "type": "TEXT", "unique": true},
+            {"name": "b", "type": "INTEGER"}
+        ]}),
+    )
+    .await;
+    create(
+        &dev,
+        json!({"name": "other", "columns": [{"name": "x", "type": "TEXT"}]}),
+    )
+    .await;
+    let t = format!("{TABLES}/t");
+    dev.post_json(&format!("{t}/rows"), r#"{"values": {"a": "one", "b": 1}}"#)
+        .await;
+
+    let added = patch(
+        &dev,
+        &t,
+        json!({"add_column": {"name": "c", "type": "TEXT", "not_null": true, "default": "z"}}),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert_eq!(added.body["columns"][3]["name"], "c");
+    assert_eq!(dev.get(&format!("{t}/rows/1")).await.body["row"]["c"], "z");
+
+    // SQLite's refusals come back as 400 with its message; taken names are 409.
+    let refusals = [
+        (
+            json!({"add_column": {"name": "d", "type": "TEXT", "not_null": true}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"add_column": {"name": "d", "type": "TEXT", "unique": true}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"add_column": {"name": "d", "type": "TEXT); DROP TABLE t; --"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"add_column": {"name": "B", "type": "TEXT"}}),
+            StatusCode::CONFLICT,
+        ),
+        (json!({"drop_column": "id"}), StatusCode::BAD_REQUEST),
+        (json!({"drop_column": "a"}), StatusCode::BAD_REQUEST),
+        (json!({"drop_column": "nope"}), StatusCode::NOT_FOUND),
+        (
+            json!({"rename_column": {"from": "nope", "to": "x"}}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"rename_column": {"from": "a", "to": "b"}}),
+            StatusCode::CONFLICT,
+        ),
+        (json!({"rename_to": "other"}), StatusCode::CONFLICT),
+        (
+            json!({"rename_to": "sqlite_x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"drop_column": "b", "rename_to": "u"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"rename_to": ""}), StatusCode::UNPROCESSABLE_ENTITY),
+    ];
+    for (body, status) in refusals {
+        let r = patch(&dev, &t, body.clone()).await;
+        let code = r.assert_error(status).to_string();
+        if status == StatusCode::BAD_REQUEST {
+            assert_eq!(code, "SQL_ERROR", "{body}: {}", r.body);
+        }
+    }
+    patch(&dev, &format!("{TABLES}/nope"), json!({"drop_column": "a"}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    assert_eq!(
+        dev.get(&t).await.body["columns"]
+            .as_array()
+            .expect("c")
+            .len(),
+        4
+    );
+
+    let r = patch(
+        &dev,
+        &t,
+        json!({"rename_column": {"from": "b", "to": "bee"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["columns"][2]["name"], "bee");
+    let r = patch(&dev, &t, json!({"drop_column": "bee"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["columns"].as_array().expect("columns").len(), 3);
+
+    // A hostile new name is only a name.
+    let odd = "t\"; DROP TABLE other; --";
+    let r = patch(&dev, &t, json!({"rename_to": odd})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["name"], odd);
+    dev.get(&t).await.assert_error(StatusCode::NOT_FOUND);
+    let moved = format!("{TABLES}/{}", url_encode(odd));
+    // Rows keep working on the renamed table (change capture follows the rename).
+    let row = dev
+        .post_json(&format!("{moved}/rows"), r#"{"values": {"a": "two"}}"#)
+        .await;
+    assert_eq!(row.status, StatusCode::CREATED, "{}", row.body);
+    assert_eq!(dev.get(&moved).await.body["row_count"], 2);
+    assert_eq!(dev.get(TABLES).await.body["total"], 2, "other survived");
+}
+
+#[tokio::test]
+async fn indexes_can_be_created_listed_dropped_and_analyzed() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    create(
+        &dev,
+        json!({"name": "t", "columns": [
+            {"name": "id", "type": "INTEGER", "primary_key": true},
+            {"name": "email", "type": "TEXT", "unique": true},
+            {"name": "age", "type": "INTEGER"}
+        ]}),
+    )
+    .await;
+    let t = format!("{TABLES}/t");
+    for (email, age) in [("a@x", 30), ("b@x", 30), ("c@x", 40)] {
+        dev.post_json(
+            &format!("{t}/rows"),
+            &json!({"values": {"email": email, "age": age}}).to_string(),
+        )
+        .await;
+    }
+    let indexes = format!("{t}/indexes");
+    let listed = dev.get(&indexes).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["total"], 1);
+    assert_eq!(listed.body["indexes"][0]["origin"], "unique");
+    assert_eq!(listed.body["indexes"][0]["columns"], json!(["email"]));
+    let autoindex = listed.body["indexes"][0]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+
+    let made = dev
+        .post_json(
+            &indexes,
+            r#"{"name": "by_age", "columns": ["age", "email"]}"#,
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(
+        made.body,
+        json!({"name": "by_age", "table": "t", "unique": false, "columns": ["age", "email"],
+               "origin": "create", "partial": false})
+    );
+    let refused = [
+        (
+            r#"{"name": "by_age", "columns": ["age"]}"#,
+            StatusCode::CONFLICT,
+        ),
+        (r#"{"name": "T", "columns": ["age"]}"#, StatusCode::CONFLICT),
+        (
+            r#"{"name": "u_age", "columns": ["age"], "unique": true}"#,
+            StatusCode::CONFLICT,
+        ),
+        (
+            r#"{"name": "x", "columns": ["nope"]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"name": "x", "columns": ["age) WHERE 1; DROP TABLE t; --"]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"name": "x", "columns": []}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"name": "sqlite_x", "columns": ["age"]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (body, status) in refused {
+        dev.post_json(&indexes, body).await.assert_error(status);
+    }
+    dev.post_json(
+        &format!("{TABLES}/nope/indexes"),
+        r#"{"name": "x", "columns": ["a"]}"#,
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND);
+    let odd = dev
+        .post_json(
+            &indexes,
+            r#"{"name": "i\"; DROP TABLE t; --", "columns": ["email"], "unique": true}"#,
+        )
+        .await;
+    assert_eq!(odd.status, StatusCode::CREATED, "{}", odd.body);
+    assert_eq!(odd.body["unique"], true);
+    assert_eq!(dev.get(&indexes).await.body["total"], 3);
+    assert_eq!(
+        dev.get(&t).await.body["indexes"]
+            .as_array()
+            .expect("i")
+            .len(),
+        3
+    );
+
+    let stats = dev.post_json(&format!("{t}/analyze"), "").await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
+    assert_eq!(stats.body["table"], "t");
+    let by_age = stats.body["statistics"]
+        .as_array()
+        .expect("statistics")
+        .iter()
+        .find(|s| s["index"] == "by_age")
+        .expect("by_age analyzed");
+    // Three rows; two share an age; each (age, email) is distinct.
+    assert_eq!(by_age["stat"], "3 2 1");
+    dev.post_json(&format!("{TABLES}/nope/analyze"), "")
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+
+    assert_eq!(
+        dev.delete(&format!("{indexes}/by_age")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    dev.delete(&format!("{indexes}/by_age"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    dev.delete(&format!("{indexes}/{autoindex}"))
+        .await
+        .assert_error(StatusCode::CONFLICT);
+    dev.delete(&format!("{TABLES}/other/indexes/by_age"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    assert_eq!(dev.get(&indexes).await.body["total"], 2);
+}
+
+#[tokio::test]
+async fn readers_cannot_alter_index_or_analyze() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    let analyst = server.user_with_roles("ana", &["analyst"]).await;
+    create(
+        &dev,
+        json!({"name": "t", "columns": [{"name": "a", "type": "INTEGER"}]}),
+    )
+    .await;
+    dev.post_json(
+        &format!("{TABLES}/t/indexes"),
+        r#"{"name": "i", "columns": ["a"]}"#,
+    )
+    .await;
+    assert_eq!(
+        analyst.get(&format!("{TABLES}/t/indexes")).await.body["total"],
+        1
+    );
+    let forbidden = [
+        patch(
+            &analyst,
+            &format!("{TABLES}/t"),
+            json!({"drop_column": "a"}),
+        )
+        .await,
+        analyst
+            .post_json(
+                &format!("{TABLES}/t/indexes"),
+                r#"{"name": "j", "columns": ["a"]}"#,
+            )
+            .await,
+        analyst.delete(&format!("{TABLES}/t/indexes/i")).await,
+        analyst.post_json(&format!("{TABLES}/t/analyze"), "").await,
+    ];
+    for r in forbidden {
+        assert_eq!(r.assert_error(StatusCode::FORBIDDEN), "FORBIDDEN");
+    }
+    assert_eq!(
+        dev.get(&format!("{TABLES}/t/indexes")).await.body["total"],
+        1
+    );
 }

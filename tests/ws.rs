@@ -486,7 +486,7 @@ async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() 
     let live = Live::start(|c| {
         // Room for a busy CI machine to stall the fast reader without losing events.
         c.websocket.bus_capacity = 512;
-        c.websocket.slow_client_timeout = Duration::from_secs(2);
+        c.websocket.slow_client_timeout = Duration::from_secs(10);
     })
     .await;
     let admin = live.admin_token().await;
@@ -539,11 +539,12 @@ async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() 
             }
         })
     };
-    // The slow client reads at most ~300 messages a second, far slower than the publisher: its
-    // socket fills, then its queue overflows.
+    // The slow client reads at most ~100 messages a second, far slower than the publisher (paced
+    // by the fast client, hundreds a second even on a loaded machine): its socket fills, then
+    // its queue overflows.
     let mut warned = false;
     let mut gap = false;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline && !(warned && gap) {
         match tokio::time::timeout(Duration::from_millis(100), slow.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
@@ -554,12 +555,12 @@ async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() 
             Ok(Some(Ok(_))) | Err(_) => {}
             Ok(Some(Err(_)) | None) => break,
         }
-        tokio::time::sleep(Duration::from_millis(3)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(warned, "the slow client was warned");
     assert!(gap, "and told what it lost");
     // Then it stops reading for good and is dropped within the slow-client timeout.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(40);
     while live.state.ws.registry.len() > 1 {
         assert!(
             Instant::now() < deadline,
@@ -741,11 +742,11 @@ async fn revoked_credentials_and_lost_roles_reach_open_connections() {
     assert_eq!(close_code(&mut ws).await, Some(4001));
 }
 
-/// Connects to an `/api/v1/ws/events` URL and waits for the acks of its four topics.
+/// Connects to an `/api/v1/ws/events` URL and waits for the acks of its five topics.
 async fn events(live: &Live, path: &str, token: &str) -> Client {
     let mut ws = live.connect_as(path, token).await;
     let mut topics = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let (ack, _) = until(&mut ws, "subscription_ack").await;
         topics.push(
             ack["data"]["topic"]
@@ -758,6 +759,7 @@ async fn events(live: &Live, path: &str, token: &str) -> Client {
     assert_eq!(
         topics,
         [
+            "locks",
             "maintenance",
             "schema_changes",
             "table_changes",
@@ -1252,4 +1254,120 @@ async fn vacuum_and_analyze_report_sizes() {
     sql(&live, &admin, exec, json!({"sql": "REINDEX"})).await;
     let next = next_of(&mut ws, "maintenance_event", 1).await;
     assert_eq!(next[0]["operation"], "REINDEX");
+}
+
+#[tokio::test]
+async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let exec = "/api/v1/sql/execute";
+    let (code, body) = sql(&live, &admin, exec, json!({"sql": "CREATE TABLE pairs (org TEXT, id INTEGER, v TEXT, PRIMARY KEY (org, id)) WITHOUT ROWID"})).await;
+    assert_eq!(code, 200, "{body}");
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE tags (tag TEXT PRIMARY KEY) WITHOUT ROWID"}),
+    )
+    .await;
+    let mut ws = live
+        .connect_as("/api/v1/ws/events?table=pairs", &admin)
+        .await;
+    until(&mut ws, "subscription_ack").await;
+    let (code, body) = live
+        .rest(
+            "POST",
+            "/api/v1/databases/default/tables/pairs/rows",
+            &admin,
+            Some(json!({"values": {"org": "a,b\\c", "id": 1, "v": "x"}})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["row_id"], "a\\,b\\\\c,1");
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "UPDATE pairs SET id = 2, v = 'y'"}),
+    )
+    .await;
+    sql(&live, &admin, exec, json!({"sql": "DELETE FROM pairs"})).await;
+    // Other topics of /ws/events (acks, schema changes) are skipped.
+    let events = next_of(&mut ws, "table_modified", 3).await;
+    let ids: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().expect("op"),
+                e["row_id"].as_str().expect("row_id"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("INSERT", "a\\,b\\\\c,1"),
+            ("UPDATE", "a\\,b\\\\c,2"),
+            ("DELETE", "a\\,b\\\\c,2")
+        ]
+    );
+    assert_eq!(events[1]["old_row_data"]["v"], "x");
+    assert_eq!(events[1]["row_data"]["v"], "y");
+
+    // A refused drop leaves the capture triggers in place (the transaction rolls back).
+    let (code, body) = live
+        .rest(
+            "PATCH",
+            "/api/v1/databases/default/tables/pairs",
+            &admin,
+            Some(json!({"drop_column": "org"})),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "INSERT INTO pairs VALUES ('q', 5, 'w')"}),
+    )
+    .await;
+    let m = next_of(&mut ws, "table_modified", 1).await;
+    assert_eq!(m[0]["row_id"], "q,5", "{m:?}");
+
+    // Dropping a column through the API keeps capture working, without that column.
+    let (code, body) = live
+        .rest(
+            "PATCH",
+            "/api/v1/databases/default/tables/pairs",
+            &admin,
+            Some(json!({"drop_column": "v"})),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "INSERT INTO pairs VALUES ('z', 9)"}),
+    )
+    .await;
+    let m = next_of(&mut ws, "table_modified", 1).await;
+    assert_eq!(m[0]["row_data"], json!({"org": "z", "id": 9}), "{m:?}");
+    assert_eq!(m[0]["operation"], "INSERT");
+    assert_eq!(m[0]["row_id"], "z,9");
+
+    // A single-column key is the value itself, as in the rows path.
+    let mut ws = live
+        .connect_as("/api/v1/ws/events?table=tags", &admin)
+        .await;
+    until(&mut ws, "subscription_ack").await;
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "INSERT INTO tags VALUES ('x,y')"}),
+    )
+    .await;
+    let m = next_of(&mut ws, "table_modified", 1).await;
+    assert_eq!(m[0]["row_id"], "x,y", "{m:?}");
 }

@@ -38,6 +38,8 @@ pub enum CodegenError {
     Invalid(Vec<Diagnostic>),
     #[error("type generation failed: {0}")]
     Types(String),
+    #[error("SDK template failed: {0}")]
+    Template(String),
 }
 
 fn render(diags: &[Diagnostic]) -> String {

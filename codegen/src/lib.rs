@@ -35,6 +35,20 @@ pub fn artifacts(api: &ir::Api) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The generated SDK sources: (path relative to `sdk/`, contents), in a fixed order.
+pub fn sdk_artifacts(api: &ir::Api) -> Result<Vec<(String, String)>> {
+    let mut files = emit::sdk::typescript::emit(api)?;
+    files.extend(emit::sdk::python::emit(api)?);
+    Ok(files)
+}
+
+/// The directories under `sdk/` that hold only generated files (the drift test checks that
+/// nothing else lingers there).
+pub const SDK_GENERATED_DIRS: &[&str] = &[
+    "typescript/src/generated",
+    "python/rustydb_client/_generated",
+];
+
 /// The server's generated Rust (types, permission catalog, traits, routers) as one file.
 pub fn rust_server(api: &ir::Api) -> Result<String> {
     emit::rust::emit(api)

@@ -33,6 +33,9 @@ pub async fn authenticate(
     let mut response = match verdict.retry_after_secs {
         Some(wait) => ApiError::rate_limited(wait).into_response(),
         None => {
+            if let crate::api::runtime::Principal::User(identity) = &principal {
+                auth.record_activity(identity, ip).await;
+            }
             request.extensions_mut().insert(principal);
             next.run(request).await
         }

@@ -49,6 +49,8 @@ pub struct Auth {
     trusted_proxies: Vec<IpAddr>,
     /// Verified against when a login names an unknown user, so both cost the same.
     decoy_hash: String,
+    /// Live logins and API keys, with their activity.
+    pub sessions: Arc<crate::sessions::SessionRegistry>,
 }
 
 impl Auth {
@@ -86,6 +88,7 @@ impl Auth {
             request_limiter: Limiter::per_minute(security.requests_per_minute),
             trusted_proxies: security.trusted_proxies.clone(),
             decoy_hash,
+            sessions: Arc::default(),
         }))
     }
 
@@ -278,10 +281,72 @@ impl Auth {
         self.request_limiter.check(&caller)
     }
 
-    /// Drops limiter state of idle callers; run periodically.
+    /// Drops limiter state of idle callers, and sessions idle past the refresh-token lifetime;
+    /// run periodically.
     pub fn prune_limiters(&self) {
         self.login_limiter.prune();
         self.request_limiter.prune();
+        self.sessions
+            .prune(chrono::TimeDelta::seconds(self.tokens.refresh_ttl_secs));
+    }
+
+    /// For each (kind, credential id, user id): whether the login family or API key still works.
+    pub async fn credentials_live(
+        &self,
+        sessions: Vec<(crate::api::types::SessionKind, String, String)>,
+    ) -> Result<Vec<bool>> {
+        use crate::api::types::SessionKind;
+        self.db
+            .call(move |c| {
+                sessions
+                    .iter()
+                    .map(|(kind, id, user_id)| match kind {
+                        SessionKind::Login => store::family_live(c, id, user_id),
+                        SessionKind::ApiKey => Ok(store::key_live(c, id)?.unwrap_or(false)),
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    /// Revokes what a session authenticates with: its login family or its API key.
+    pub async fn revoke_session_credential(
+        &self,
+        session: &crate::sessions::Session,
+        reason: &str,
+    ) -> Result<()> {
+        let (kind, id, user_id, reason) = (
+            session.kind,
+            session.credential_id.clone(),
+            session.user_id.clone(),
+            reason.to_string(),
+        );
+        self.db
+            .call(move |c| match kind {
+                crate::api::types::SessionKind::Login => store::revoke_family(c, &id, &reason),
+                crate::api::types::SessionKind::ApiKey => store::revoke_key(c, &user_id, &id),
+            })
+            .await
+    }
+
+    /// Records a request of an authenticated caller in its session. A login first seen since
+    /// the server started gets its login time from `system.db`.
+    pub async fn record_activity(&self, identity: &Identity, client: Option<IpAddr>) {
+        let id = crate::sessions::session_id(&identity.credential);
+        let mut connected_at = chrono::Utc::now();
+        if !self.sessions.contains(&id)
+            && let Credential::Jwt { family, .. } = &identity.credential
+        {
+            let family = family.clone();
+            if let Ok(Some(at)) = self
+                .db
+                .call(move |c| store::family_created_at(c, &family))
+                .await
+            {
+                connected_at = at;
+            }
+        }
+        self.sessions.touch(identity, client, connected_at);
     }
 
     pub async fn audit(&self, entry: AuditRecord) {

@@ -119,6 +119,18 @@ impl AuthApi for AuthService {
         let pair = self
             .issue_pair(&user_id, &access.username, &access.roles, &family)
             .await?;
+        // The session exists from the login, before the first request with its token.
+        let identity = crate::api::runtime::Identity {
+            user_id: user_id.clone(),
+            username: access.username.clone(),
+            roles: access.roles.clone(),
+            permissions: Vec::new(),
+            credential: Credential::Jwt {
+                family: family.clone(),
+                expires_at: 0,
+            },
+        };
+        self.auth.sessions.touch(&identity, ip, chrono::Utc::now());
         self.auth
             .audit(
                 AuditRecord::new("auth.login", AuditOutcome::Success)
@@ -165,6 +177,7 @@ impl AuthApi for AuthService {
         };
         match used {
             RefreshUse::Reused => {
+                self.auth.sessions.remove(&format!("login-{}", claims.fam));
                 let mut entry = record(AuditOutcome::Denied, "refresh token reused");
                 entry.action = "auth.refresh_reuse";
                 self.auth.audit(entry).await;
@@ -189,6 +202,7 @@ impl AuthApi for AuthService {
         let pair = self
             .issue_pair(&claims.sub, &access.username, &access.roles, &claims.fam)
             .await?;
+        self.auth.sessions.refreshed(&claims.fam);
         self.auth
             .audit(record(AuditOutcome::Success, "rotated"))
             .await;
@@ -209,6 +223,9 @@ impl AuthApi for AuthService {
             .db()
             .call(move |c| store::revoke_family(c, &fam, "logout"))
             .await?;
+        self.auth
+            .sessions
+            .remove(&crate::sessions::session_id(&identity.credential));
         self.auth
             .audit(audit_by(identity, "auth.logout", AuditOutcome::Success).ip(ctx.client_ip))
             .await;
@@ -328,6 +345,9 @@ impl AuthApi for AuthService {
             .db()
             .call(move |c| store::revoke_key(c, &user_id, &key_id))
             .await?;
+        self.auth
+            .sessions
+            .remove(&format!("apikey-{}", path.key_id));
         self.auth
             .audit(
                 audit_by(identity, "api_key.revoke", AuditOutcome::Success)

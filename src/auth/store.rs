@@ -447,6 +447,15 @@ fn revoke_user_families(conn: &Connection, user_id: &str, reason: &str) -> Resul
     Ok(())
 }
 
+/// When the login of a family happened.
+pub fn family_created_at(conn: &Connection, family: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(conn
+        .prepare_cached("SELECT created_at FROM token_families WHERE id = ?1")?
+        .query_row([family], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|t| parse_time(&t)))
+}
+
 /// Whether a login family is still live: it exists and is not revoked.
 pub fn family_live(conn: &Connection, family: &str, user_id: &str) -> Result<bool> {
     Ok(conn

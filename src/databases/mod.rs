@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::api::databases::{DeleteDatabasePath, GetDatabasePath};
+use crate::api::databases::{DeleteDatabasePath, GetDatabasePath, GetDatabasePoolPath};
 use crate::api::runtime::RequestContext;
-use crate::api::types::{DatabaseCreate, DatabaseInfo, DatabaseList};
+use crate::api::types::{DatabaseCreate, DatabaseInfo, DatabaseList, PoolStats};
 use crate::api::{ApiError, DatabasesApi};
 use crate::engine::catalog::Engine;
 use crate::storage::tablespaces::Tablespaces;
@@ -24,6 +24,23 @@ impl DatabaseService {
 }
 
 impl DatabasesApi for DatabaseService {
+    async fn get_database_pool(
+        &self,
+        _ctx: RequestContext,
+        path: GetDatabasePoolPath,
+    ) -> Result<PoolStats, ApiError> {
+        let db = self.engine.get(&path.name)?;
+        let stats = db.pool_stats();
+        Ok(PoolStats {
+            database: db.name.clone(),
+            active: stats.active,
+            idle: stats.idle,
+            waiting: stats.waiting,
+            total: stats.total,
+            max_connections: stats.max_connections,
+        })
+    }
+
     async fn list_databases(&self, _ctx: RequestContext) -> Result<DatabaseList, ApiError> {
         let mut databases = Vec::new();
         for db in self.engine.list() {

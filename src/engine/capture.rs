@@ -24,7 +24,8 @@ use crate::sync::lock;
 pub struct Change {
     pub table: String,
     pub operation: &'static str,
-    pub row_id: i64,
+    /// The rowid, or for a WITHOUT ROWID table its primary key as the rows API writes it.
+    pub row_id: String,
     pub old: Option<Map<String, Value>>,
     pub new: Option<Map<String, Value>>,
 }
@@ -127,6 +128,27 @@ struct Buffer {
     internal: bool,
 }
 
+/// Drops this connection's capture triggers on `table`. SQLite refuses `DROP COLUMN` while any
+/// trigger, TEMP ones included, names the column; the caller drops them in the same
+/// transaction as the ALTER, and `ensure_triggers` recreates them on the next call because the
+/// schema version changed (a rollback restores them).
+pub fn drop_table_triggers(conn: &Connection, table: &str) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_temp_schema WHERE type = 'trigger' AND tbl_name = ?1
+         AND name LIKE 'rustydb_cc_%'",
+    )?;
+    let names: Vec<String> = stmt
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in names {
+        conn.execute_batch(&format!(
+            "DROP TRIGGER temp.{}",
+            super::tables::quote(&name)
+        ))?;
+    }
+    Ok(())
+}
+
 /// The capture state of one connection.
 pub struct Capture {
     buffer: Arc<Mutex<Buffer>>,
@@ -153,7 +175,8 @@ impl Capture {
         let function = function_name().to_string();
         {
             let (buffer, columns) = (Arc::clone(&buffer), Arc::clone(&columns));
-            // Arguments: table, operation, rowid, number of old values, old values..., new values...
+            // Arguments: table, operation, row id (rowid, or the key of a WITHOUT ROWID table),
+            // number of old values, old values..., new values...
             conn.create_scalar_function(
                 function.as_str(),
                 -1,
@@ -161,7 +184,10 @@ impl Capture {
                 move |ctx| {
                     let table: String = ctx.get(0)?;
                     let operation: String = ctx.get(1)?;
-                    let row_id: i64 = ctx.get(2)?;
+                    let row_id = match to_json(ctx.get_raw(2)) {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
                     let n_old: usize = ctx.get::<i64>(3)?.try_into().unwrap_or(0);
                     let names = lock(&columns).get(&table).cloned().unwrap_or_default();
                     let row = |from: usize| -> Map<String, Value> {
@@ -253,24 +279,50 @@ impl Capture {
                 super::tables::quote(&name)
             ))?;
         }
+        // `type = 'table'` leaves out views, virtual tables and their shadow tables, which
+        // cannot carry triggers; `wr` marks WITHOUT ROWID tables.
         let mut stmt = conn.prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-             AND sql NOT LIKE '%WITHOUT ROWID%'",
+            "SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table'
+             AND name NOT LIKE 'sqlite_%'",
         )?;
-        let tables: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
+        let tables: Vec<(String, bool)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         drop(stmt);
         let mut columns = HashMap::new();
-        for (i, table) in tables.iter().enumerate() {
+        for (i, (table, without_rowid)) in tables.iter().enumerate() {
             let mut stmt = conn.prepare(&format!(
                 "PRAGMA table_info({})",
                 super::tables::quote(table)
             ))?;
-            let names: Vec<String> = stmt
-                .query_map([], |r| r.get(1))?
+            let described: Vec<(String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(1)?, r.get(5)?)))?
                 .collect::<rusqlite::Result<_>>()?;
+            let names: Vec<String> = described.iter().map(|(n, _)| n.clone()).collect();
             let t = super::tables::quote(table);
+            // The row id: the rowid, or for a WITHOUT ROWID table its primary key written as
+            // the rows API addresses it (`tables::encode_key`).
+            let row_id = |alias: &str| {
+                if !without_rowid {
+                    return format!("{alias}.rowid");
+                }
+                let mut key: Vec<&(String, i64)> =
+                    described.iter().filter(|(_, pk)| *pk > 0).collect();
+                key.sort_by_key(|(_, pk)| *pk);
+                match key.as_slice() {
+                    [(only, _)] => format!("{alias}.{}", super::tables::quote(only)),
+                    parts => parts
+                        .iter()
+                        .map(|(n, _)| {
+                            format!(
+                                "replace(replace(coalesce(CAST({alias}.{} AS TEXT), ''), '\\', '\\\\'), ',', '\\,')",
+                                super::tables::quote(n)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" || ',' || "),
+                }
+            };
             let lit = format!("'{}'", table.replace('\'', "''"));
             let vals = |alias: &str| {
                 names
@@ -283,13 +335,15 @@ impl Capture {
             let f = &self.function;
             conn.execute_batch(&format!(
                 "CREATE TEMP TRIGGER rustydb_cc_{i}_i AFTER INSERT ON main.{t} BEGIN \
-                   SELECT {f}({lit}, 'INSERT', NEW.rowid, 0, {new}); END;
+                   SELECT {f}({lit}, 'INSERT', {new_id}, 0, {new}); END;
                  CREATE TEMP TRIGGER rustydb_cc_{i}_u AFTER UPDATE ON main.{t} BEGIN \
-                   SELECT {f}({lit}, 'UPDATE', NEW.rowid, {n}, {old}, {new}); END;
+                   SELECT {f}({lit}, 'UPDATE', {new_id}, {n}, {old}, {new}); END;
                  CREATE TEMP TRIGGER rustydb_cc_{i}_d AFTER DELETE ON main.{t} BEGIN \
-                   SELECT {f}({lit}, 'DELETE', OLD.rowid, {n}, {old}); END;",
+                   SELECT {f}({lit}, 'DELETE', {old_id}, {n}, {old}); END;",
                 new = vals("NEW"),
                 old = vals("OLD"),
+                new_id = row_id("NEW"),
+                old_id = row_id("OLD"),
             ))?;
             columns.insert(table.clone(), names);
         }

@@ -8,7 +8,8 @@ mod moves;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -143,6 +144,59 @@ impl Drop for Held {
 struct Pooled {
     conn: Connection,
     capture: Capture,
+    /// Counts the connection as open until it is closed.
+    _slot: Slot,
+}
+
+/// Connection limits of each database's pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolLimits {
+    /// Connections open at once (in use or idle); callers beyond it wait.
+    pub max_connections: usize,
+    /// How long a caller waits for a connection before it is refused with 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits {
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The pool's counters: open connections (guarded, so a waiter can sleep on `freed`) and callers
+/// waiting for one.
+struct Gauge {
+    open: Mutex<usize>,
+    freed: Condvar,
+    waiting: AtomicU64,
+}
+
+/// One open connection of a pool; dropping it (closing the connection) frees its place.
+struct Slot(Arc<Gauge>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.0.open);
+        *open = open.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
+}
+
+/// A database pool's figures at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// Connections checked out: running a statement or held by an explicit transaction.
+    pub active: u64,
+    /// Open connections waiting in the pool for their next use.
+    pub idle: u64,
+    /// Callers waiting because `max_connections` are open and none is idle.
+    pub waiting: u64,
+    /// Open connections (active + idle).
+    pub total: u64,
+    pub max_connections: u64,
 }
 
 impl Pooled {
@@ -175,6 +229,7 @@ pub struct Engine {
     dir: PathBuf,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
     sequencer: Arc<Sequencer>,
+    limits: PoolLimits,
 }
 
 pub struct Database {
@@ -184,8 +239,10 @@ pub struct Database {
     pub tablespace: String,
     idle: Mutex<Vec<Pooled>>,
     sequencer: Arc<Sequencer>,
-    /// Connections executing a statement now, and open transactions.
+    /// Calls using the database now (running or waiting for a connection) and open transactions.
     pub active: AtomicU64,
+    gauge: Arc<Gauge>,
+    limits: PoolLimits,
     /// Set while the file is being moved, and for good once it has moved: a connection of this
     /// instance must not open the file any more.
     retired: AtomicBool,
@@ -218,6 +275,7 @@ impl Engine {
         data_dir: &Path,
         tablespaces: &[(String, PathBuf)],
         sequencer: Arc<Sequencer>,
+        limits: PoolLimits,
     ) -> Result<Engine> {
         let dir = data_dir.join("databases");
         std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
@@ -228,6 +286,7 @@ impl Engine {
             dir,
             databases: Mutex::new(BTreeMap::new()),
             sequencer,
+            limits,
         };
         engine.scan(DEFAULT_TABLESPACE, &engine.dir.clone())?;
         for (tablespace, dir) in tablespaces {
@@ -284,6 +343,12 @@ impl Engine {
             idle: Mutex::new(Vec::new()),
             sequencer: Arc::clone(&self.sequencer),
             active: AtomicU64::new(0),
+            gauge: Arc::new(Gauge {
+                open: Mutex::new(0),
+                freed: Condvar::new(),
+                waiting: AtomicU64::new(0),
+            }),
+            limits: self.limits,
             retired: AtomicBool::new(false),
             last_checkpoint: Mutex::new(None),
         })
@@ -310,7 +375,7 @@ impl Engine {
             )));
         }
         // Creating the file now makes a bad data directory fail here, not at the first query.
-        let conn = db.open_connection()?;
+        let conn = db.check_out()?;
         db.check_in(conn);
         databases.insert(name.to_string(), Arc::clone(&db));
         Ok(db)
@@ -357,7 +422,9 @@ impl Engine {
             db
         };
         db.retired.store(true, Ordering::SeqCst);
-        lock(&db.idle).clear();
+        // Closed outside the idle lock: closing takes the gauge lock (see `check_out`).
+        let idle = std::mem::take(&mut *lock(&db.idle));
+        drop(idle);
         for suffix in ["", "-wal", "-shm"] {
             let path = PathBuf::from(format!("{}{suffix}", db.path.display()));
             match std::fs::remove_file(&path) {
@@ -372,7 +439,7 @@ impl Engine {
 
 impl Database {
     /// WAL with `synchronous = FULL`: a committed transaction is on disk when the call returns.
-    fn open_connection(&self) -> Result<Pooled> {
+    fn open_connection(&self, slot: Slot) -> Result<Pooled> {
         let mut conn = Connection::open(&self.path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -381,9 +448,16 @@ impl Database {
         // Defensive mode: no writable_schema tricks or other ways to corrupt the file from SQL.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         let capture = Capture::attach(&mut conn, Arc::clone(&self.sequencer))?;
-        Ok(Pooled { conn, capture })
+        Ok(Pooled {
+            conn,
+            capture,
+            _slot: slot,
+        })
     }
 
+    /// An idle connection, a new one while fewer than `max_connections` are open, or else the
+    /// next one freed, waiting up to `acquire_timeout` (blocking). Lock order: gauge, then idle;
+    /// a connection is never closed while the idle lock is held.
     fn check_out(&self) -> Result<Pooled> {
         if self.retired.load(Ordering::SeqCst) {
             return Err(Error::Conflict(format!(
@@ -391,17 +465,69 @@ impl Database {
                 self.name
             )));
         }
-        let idle = lock(&self.idle).pop();
-        match idle {
-            Some(conn) => Ok(conn),
-            None => self.open_connection(),
+        let deadline = Instant::now() + self.limits.acquire_timeout;
+        let mut open = lock(&self.gauge.open);
+        loop {
+            if let Some(conn) = lock(&self.idle).pop() {
+                return Ok(conn);
+            }
+            if *open < self.limits.max_connections {
+                *open += 1;
+                drop(open);
+                return self.open_connection(Slot(Arc::clone(&self.gauge)));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::PoolExhausted(format!(
+                    "database `{}`: all {} connections stayed in use for {} ms",
+                    self.name,
+                    self.limits.max_connections,
+                    self.limits.acquire_timeout.as_millis()
+                )));
+            }
+            self.gauge.waiting.fetch_add(1, Ordering::AcqRel);
+            let (guard, _) = self
+                .gauge
+                .freed
+                .wait_timeout(open, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.gauge.waiting.fetch_sub(1, Ordering::AcqRel);
+            open = guard;
         }
     }
 
     fn check_in(&self, conn: Pooled) {
-        let mut idle = lock(&self.idle);
-        if idle.len() < MAX_IDLE && !self.retired.load(Ordering::SeqCst) {
-            idle.push(conn);
+        let surplus = {
+            let mut idle = lock(&self.idle);
+            if idle.len() < MAX_IDLE && !self.retired.load(Ordering::SeqCst) {
+                idle.push(conn);
+                None
+            } else {
+                Some(conn)
+            }
+        };
+        match surplus {
+            // Closing frees a place and wakes a waiter (Slot::drop).
+            Some(conn) => drop(conn),
+            None => {
+                // Notified under the gauge lock, so a waiter between its idle check and its
+                // wait cannot miss the connection.
+                let _open = lock(&self.gauge.open);
+                self.gauge.freed.notify_one();
+            }
+        }
+    }
+
+    /// The pool's figures now.
+    pub fn pool_stats(&self) -> PoolStats {
+        let total = *lock(&self.gauge.open) as u64;
+        let idle = lock(&self.idle).len() as u64;
+        PoolStats {
+            active: total.saturating_sub(idle),
+            idle,
+            waiting: self.gauge.waiting.load(Ordering::Acquire),
+            total,
+            max_connections: self.limits.max_connections as u64,
         }
     }
 

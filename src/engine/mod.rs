@@ -4,11 +4,15 @@
 pub mod access;
 pub mod capture;
 pub mod catalog;
+pub mod locks;
+pub mod plans;
 pub mod queries;
 pub mod sessions;
+pub mod slow_log;
 pub mod sql;
 pub mod tables;
 pub mod wal;
+pub mod wal_index;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! Statements running now, so they can be listed and cancelled (`sqlite3_interrupt`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,17 +15,48 @@ pub struct Running {
     pub database: String,
     pub user_id: String,
     pub username: String,
+    /// The login or API-key session that sent it.
+    pub session_id: String,
     pub transaction_id: Option<String>,
     pub started_at: DateTime<Utc>,
     pub started: Instant,
+    /// Rows the statement has produced so far (counted in the row loop).
+    pub rows: Arc<AtomicU64>,
     interrupt: Mutex<Option<InterruptHandle>>,
     cancelled: AtomicBool,
+    /// Set once the statement has a connection.
+    executing: AtomicBool,
+}
+
+/// Where a registered statement is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryState {
+    /// Waiting for a connection (the pool is at its limit) or for the transaction's connection.
+    Waiting,
+    Executing,
+    /// Interrupted; its request is about to answer 409.
+    Cancelling,
 }
 
 impl Running {
     /// The connection now executing this statement.
     pub fn attach(&self, handle: InterruptHandle) {
         *lock(&self.interrupt) = Some(handle);
+        self.executing.store(true, Ordering::SeqCst);
+    }
+
+    pub fn state(&self) -> QueryState {
+        if self.was_cancelled() {
+            QueryState::Cancelling
+        } else if self.executing.load(Ordering::SeqCst) {
+            QueryState::Executing
+        } else {
+            QueryState::Waiting
+        }
+    }
+
+    pub fn rows_so_far(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
     }
 
     /// Called before the connection is released, so no cancel reaches its next user.
@@ -33,12 +64,14 @@ impl Running {
         lock(&self.interrupt).take();
     }
 
-    /// Interrupts the statement if it is still executing.
+    /// Interrupts the statement if it is executing; `false` if it is not (yet). The request is
+    /// remembered either way, so a streamed query that has not reached its connection yet stops
+    /// at its first check of `was_cancelled`.
     pub fn cancel(&self) -> bool {
         let guard = lock(&self.interrupt);
+        self.cancelled.store(true, Ordering::SeqCst);
         match guard.as_ref() {
             Some(handle) => {
-                self.cancelled.store(true, Ordering::SeqCst);
                 handle.interrupt();
                 true
             }
@@ -51,53 +84,113 @@ impl Running {
     }
 }
 
+/// Who sent a statement.
+pub struct Sender<'a> {
+    pub user_id: &'a str,
+    pub username: &'a str,
+    pub session_id: &'a str,
+}
+
+/// What the SQL subsystem watches: statements running now, the slow ones, and plans.
+pub struct QueryMonitor {
+    /// Shared with the query stream (/api/v1/ws/query), so both are listed and cancellable.
+    pub running: Arc<RunningQueries>,
+    pub slow: super::slow_log::SlowLog,
+    pub plans: super::plans::PlanTracker,
+}
+
+impl QueryMonitor {
+    pub fn new(config: &crate::config::QueriesConfig) -> QueryMonitor {
+        QueryMonitor {
+            running: Arc::default(),
+            slow: super::slow_log::SlowLog::new(config.slow_threshold, config.slow_log_capacity),
+            plans: super::plans::PlanTracker::default(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct RunningQueries {
     running: Mutex<HashMap<String, Arc<Running>>>,
 }
 
 /// Removes the statement from the registry when the call ends, however it ends.
-pub struct Registered<'a> {
-    registry: &'a RunningQueries,
+pub struct Registered {
+    registry: Arc<RunningQueries>,
     pub query: Arc<Running>,
 }
 
-impl Drop for Registered<'_> {
+impl Drop for Registered {
     fn drop(&mut self) {
         lock(&self.registry.running).remove(&self.query.id);
     }
 }
 
 impl RunningQueries {
+    /// A fresh id for a statement: `q-` and 16 hex digits.
+    pub fn new_id() -> String {
+        format!("q-{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+    }
+
     pub fn register(
-        &self,
+        self: &Arc<Self>,
         sql: &str,
         database: &str,
-        user_id: &str,
-        username: &str,
+        sender: &Sender<'_>,
         transaction_id: Option<&str>,
-    ) -> Registered<'_> {
+    ) -> Registered {
+        let id = Self::new_id();
+        self.register_as(id, sql, database, sender, transaction_id)
+            .unwrap_or_else(|| unreachable!("a fresh uuid-based id is unique"))
+    }
+
+    /// Registers under a caller-chosen id (a streamed query's `query_id`); `None` if a running
+    /// statement already has it.
+    pub fn register_as(
+        self: &Arc<Self>,
+        id: String,
+        sql: &str,
+        database: &str,
+        sender: &Sender<'_>,
+        transaction_id: Option<&str>,
+    ) -> Option<Registered> {
+        let mut running = lock(&self.running);
+        if running.contains_key(&id) {
+            return None;
+        }
         let query = Arc::new(Running {
-            id: format!("q-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+            id,
             sql: sql.to_string(),
             database: database.to_string(),
-            user_id: user_id.to_string(),
-            username: username.to_string(),
+            user_id: sender.user_id.to_string(),
+            username: sender.username.to_string(),
+            session_id: sender.session_id.to_string(),
             transaction_id: transaction_id.map(str::to_string),
             started_at: Utc::now(),
             started: Instant::now(),
+            rows: Arc::default(),
             interrupt: Mutex::new(None),
             cancelled: AtomicBool::new(false),
+            executing: AtomicBool::new(false),
         });
-        lock(&self.running).insert(query.id.clone(), Arc::clone(&query));
-        Registered {
-            registry: self,
+        running.insert(query.id.clone(), Arc::clone(&query));
+        Some(Registered {
+            registry: Arc::clone(self),
             query,
-        }
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Running>> {
         lock(&self.running).get(id).cloned()
+    }
+
+    /// Interrupts every statement of a session; returns how many were executing.
+    pub fn cancel_session(&self, session_id: &str) -> usize {
+        self.list()
+            .iter()
+            .filter(|q| q.session_id == session_id)
+            .filter(|q| q.cancel())
+            .count()
     }
 
     /// Oldest first.

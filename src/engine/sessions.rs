@@ -10,6 +10,7 @@ use chrono::Utc;
 
 use super::capture::Actor;
 use super::catalog::{Database, Held};
+use super::locks::{LockManager, TxMeta};
 use crate::api::types::{
     TransactionEvent, TransactionEventEventType, TransactionEventMode, TransactionInfo,
     TransactionState,
@@ -22,6 +23,8 @@ const REMEMBERED: usize = 1000;
 
 pub struct Transaction {
     pub owner_id: String,
+    /// The login or API-key session that began it.
+    pub session_id: String,
     info: Mutex<TransactionInfo>,
     held: Mutex<Option<Held>>,
     last_used: Mutex<Instant>,
@@ -30,6 +33,22 @@ pub struct Transaction {
 impl Transaction {
     pub fn info(&self) -> TransactionInfo {
         lock(&self.info).clone()
+    }
+
+    /// Who this transaction is, for the lock manager.
+    pub fn lock_meta(&self) -> TxMeta {
+        let info = lock(&self.info);
+        TxMeta {
+            transaction_id: info.transaction_id.clone(),
+            owner: info.owner.clone(),
+            database: info.database.clone(),
+            started_at: info.started_at,
+        }
+    }
+
+    /// Counts a lock request as activity, so the idle reaper leaves the transaction alone.
+    pub fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
     }
 
     pub fn database(&self) -> String {
@@ -85,12 +104,21 @@ impl Transaction {
     }
 }
 
+/// Who begins a transaction.
+pub struct Owner<'a> {
+    pub user_id: &'a str,
+    pub username: &'a str,
+    pub session_id: &'a str,
+}
+
 #[derive(Default)]
 pub struct Transactions {
     open: Mutex<HashMap<String, Arc<Transaction>>>,
     ended: Mutex<VecDeque<TransactionInfo>>,
     /// Where `transaction_event`s go; none in unit use.
     events: Option<Arc<Bus>>,
+    /// Locks taken through the API; released when their transaction ends.
+    locks: Arc<LockManager>,
 }
 
 pub fn validate_savepoint(name: &str) -> Result<()> {
@@ -108,9 +136,14 @@ impl Transactions {
     /// Transactions that announce BEGIN, COMMIT and ROLLBACK on `bus`.
     pub fn with_events(bus: Arc<Bus>) -> Transactions {
         Transactions {
+            locks: Arc::new(LockManager::with_events(Arc::clone(&bus))),
             events: Some(bus),
             ..Transactions::default()
         }
+    }
+
+    pub fn locks(&self) -> &Arc<LockManager> {
+        &self.locks
     }
 
     fn announce(
@@ -118,6 +151,7 @@ impl Transactions {
         event_type: TransactionEventEventType,
         info: &TransactionInfo,
         owner_id: &str,
+        session_id: &str,
     ) {
         let Some(bus) = &self.events else {
             return;
@@ -141,6 +175,7 @@ impl Transactions {
             transaction_id: info.transaction_id.clone(),
             database: info.database.clone(),
             user_id: owner_id.to_string(),
+            session_id: Some(session_id.to_string()).filter(|s| !s.is_empty()),
             username: info.owner.clone(),
             mode,
             read_only: info.read_only,
@@ -154,8 +189,7 @@ impl Transactions {
     pub fn begin(
         &self,
         db: &Arc<Database>,
-        owner_id: &str,
-        owner: &str,
+        owner: &Owner<'_>,
         mode: &str,
         read_only: bool,
     ) -> Result<TransactionInfo> {
@@ -166,7 +200,7 @@ impl Transactions {
             mode: mode.to_string(),
             read_only,
             state: TransactionState::Active,
-            owner: owner.to_string(),
+            owner: owner.username.to_string(),
             started_at: Utc::now(),
             ended_at: None,
             end_reason: None,
@@ -174,18 +208,33 @@ impl Transactions {
             savepoints: Vec::new(),
         };
         let tx = Arc::new(Transaction {
-            owner_id: owner_id.to_string(),
+            owner_id: owner.user_id.to_string(),
+            session_id: owner.session_id.to_string(),
             info: Mutex::new(info.clone()),
             held: Mutex::new(Some(held)),
             last_used: Mutex::new(Instant::now()),
         });
         lock(&self.open).insert(info.transaction_id.clone(), tx);
-        self.announce(TransactionEventEventType::Begin, &info, owner_id);
+        self.announce(
+            TransactionEventEventType::Begin,
+            &info,
+            owner.user_id,
+            owner.session_id,
+        );
         Ok(info)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Transaction>> {
         lock(&self.open).get(id).cloned()
+    }
+
+    /// Ids of the open transactions of a session.
+    pub fn of_session(&self, session_id: &str) -> Vec<String> {
+        lock(&self.open)
+            .iter()
+            .filter(|(_, t)| t.session_id == session_id)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     pub fn ended(&self, id: &str) -> Option<TransactionInfo> {
@@ -231,6 +280,8 @@ impl Transactions {
             Err(e) => format!("commit failed, rolled back: {e}"),
         });
         info.savepoints.clear();
+        // Only now, with SQLite's transaction over, may others have what it locked.
+        self.locks.release_all(id, reason);
         let mut ended = lock(&self.ended);
         if ended.len() == REMEMBERED {
             ended.pop_front();
@@ -241,18 +292,23 @@ impl Transactions {
             TransactionState::Committed => TransactionEventEventType::Commit,
             _ => TransactionEventEventType::Rollback,
         };
-        self.announce(event_type, &info, &tx.owner_id);
+        self.announce(event_type, &info, &tx.owner_id, &tx.session_id);
         result.map(|()| info).map_err(|e| match e {
             Error::Engine(e) => Error::Sql(e.to_string()),
             other => other,
         })
     }
 
-    /// Rolls back transactions idle longer than `limit` that are not running a statement.
+    /// Rolls back transactions idle longer than `limit` that are not running a statement nor
+    /// waiting for a lock (a wait is bounded by its own timeout).
     pub fn reap(&self, limit: Duration) {
         let idle: Vec<String> = lock(&self.open)
             .iter()
-            .filter(|(_, t)| lock(&t.last_used).elapsed() >= limit && t.held.try_lock().is_ok())
+            .filter(|(id, t)| {
+                lock(&t.last_used).elapsed() >= limit
+                    && t.held.try_lock().is_ok()
+                    && !self.locks.is_waiting(id)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in idle {

@@ -1,6 +1,7 @@
 //! Running statements: bound parameters only, the caller's authorizer, a deadline enforced by
 //! SQLite's progress handler, and rows converted to JSON.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -16,6 +17,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT_MS: i64 = 300_000;
 pub const DEFAULT_MAX_ROWS: usize = 10_000;
 pub const MAX_ROWS: i64 = 100_000;
+/// Virtual-machine instructions between two calls of the progress handler: cheap, and a runaway
+/// query stops promptly.
+pub const PROGRESS_STEPS: u64 = 1000;
 
 pub struct Rows {
     pub columns: Vec<SqlColumn>,
@@ -31,12 +35,25 @@ struct Guarded<'c> {
 
 impl<'c> Guarded<'c> {
     fn new(conn: &'c mut Connection, access: SqlAccess, timeout: Duration) -> Result<Guarded<'c>> {
+        Self::watched(conn, access, timeout, || false)
+    }
+
+    /// Like `new`, and `watch` is called with the deadline check every `PROGRESS_STEPS`
+    /// instructions; returning `true` interrupts the statement.
+    fn watched(
+        conn: &'c mut Connection,
+        access: SqlAccess,
+        timeout: Duration,
+        mut watch: impl FnMut() -> bool + Send + 'static,
+    ) -> Result<Guarded<'c>> {
         let deadline = Instant::now() + timeout;
         conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
             access.authorize(&ctx)
         }))?;
-        // Checked every 1,000 virtual machine steps: cheap, and a runaway query stops promptly.
-        conn.progress_handler(1000, Some(move || Instant::now() >= deadline))?;
+        conn.progress_handler(
+            PROGRESS_STEPS as i32,
+            Some(move || Instant::now() >= deadline || watch()),
+        )?;
         Ok(Guarded { conn, deadline })
     }
 
@@ -162,6 +179,60 @@ fn bind(stmt: &mut Statement<'_>, params: Option<&Value>) -> Result<()> {
     }
 }
 
+fn columns_of(stmt: &Statement<'_>) -> Vec<SqlColumn> {
+    stmt.columns()
+        .map(|c| SqlColumn {
+            name: c.name().to_string(),
+            decl_type: c.decl_type().map(str::to_string),
+        })
+        .collect()
+}
+
+/// Receives a streamed statement's output on the thread that executes it. An error stops the
+/// statement and is returned by `stream`.
+pub trait RowSink {
+    /// The statement is prepared; called once, before any row.
+    fn started(&mut self, columns: &[SqlColumn]) -> Result<()>;
+    fn row(&mut self, values: Vec<Value>) -> Result<()>;
+}
+
+/// Runs one statement and hands each row to `sink` as the engine produces it. Nothing is
+/// buffered here, so a sink that blocks holds the statement where it is. `watch` is called by the
+/// progress handler (see `Guarded::watched`). Returns the number of rows.
+pub fn stream(
+    conn: &mut Connection,
+    access: SqlAccess,
+    sql: &str,
+    params: Option<&Value>,
+    timeout: Duration,
+    watch: impl FnMut() -> bool + Send + 'static,
+    sink: &mut impl RowSink,
+) -> Result<u64> {
+    let guard = Guarded::watched(conn, access, timeout, watch)?;
+    let result = (|| {
+        let mut stmt = guard.conn.prepare(sql)?;
+        bind(&mut stmt, params)?;
+        let columns = columns_of(&stmt);
+        sink.started(&columns)?;
+        let width = columns.len();
+        let mut count = 0;
+        let mut raw = stmt.raw_query();
+        while let Some(row) = raw.next()? {
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
+                values.push(to_json(row.get_ref(i)?));
+            }
+            sink.row(values)?;
+            count += 1;
+        }
+        Ok::<_, Error>(count)
+    })();
+    result.map_err(|e| match e {
+        Error::Engine(e) => guard.error(e),
+        other => other,
+    })
+}
+
 pub fn query(
     conn: &mut Connection,
     access: SqlAccess,
@@ -170,17 +241,32 @@ pub fn query(
     timeout: Duration,
     max_rows: usize,
 ) -> Result<Rows> {
+    query_counted(
+        conn,
+        access,
+        sql,
+        params,
+        timeout,
+        max_rows,
+        &AtomicU64::new(0),
+    )
+}
+
+/// `query`, adding each row produced to `produced` as it goes (for the running-queries view).
+pub fn query_counted(
+    conn: &mut Connection,
+    access: SqlAccess,
+    sql: &str,
+    params: Option<&Value>,
+    timeout: Duration,
+    max_rows: usize,
+    produced: &AtomicU64,
+) -> Result<Rows> {
     let guard = Guarded::new(conn, access, timeout)?;
     let result = (|| {
         let mut stmt = guard.conn.prepare(sql)?;
         bind(&mut stmt, params)?;
-        let columns: Vec<SqlColumn> = stmt
-            .columns()
-            .map(|c| SqlColumn {
-                name: c.name().to_string(),
-                decl_type: c.decl_type().map(str::to_string),
-            })
-            .collect();
+        let columns = columns_of(&stmt);
         let width = columns.len();
         let mut rows = Vec::new();
         let mut truncated = false;
@@ -195,6 +281,7 @@ pub fn query(
                 values.push(to_json(row.get_ref(i)?));
             }
             rows.push(values);
+            produced.fetch_add(1, Ordering::Relaxed);
         }
         Ok::<_, Error>(Rows {
             columns,

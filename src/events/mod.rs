@@ -40,7 +40,7 @@ pub fn table_changes_publisher(bus: Arc<Bus>) -> Publish {
             bus.publish(&TableModified {
                 table: change.table,
                 operation,
-                row_id: change.row_id.to_string(),
+                row_id: change.row_id,
                 row_data,
                 transaction_id: transaction_id.clone(),
                 database: Some(database.to_string()),

@@ -29,6 +29,7 @@ use crate::error::Result;
 use crate::events::Bus;
 use crate::health::HealthService;
 use crate::mvcc::MvccService;
+use crate::sessions::SessionService;
 use crate::sql::SqlService;
 use crate::state::{AppState, RequestStats, SharedState};
 use crate::storage::StorageService;
@@ -67,11 +68,15 @@ impl Server {
             &config.data_dir,
             &dirs,
             sequencer,
+            config.pool,
         )?);
         let auth = Auth::start(&config, system_db.clone()).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let queries = Arc::new(crate::engine::queries::QueryMonitor::new(&config.queries));
         let ws = Arc::new(WsHub {
             bus: Arc::clone(&bus),
+            engine: Arc::clone(&engine),
+            queries: Arc::clone(&queries),
             auth: Arc::clone(&auth),
             registry: Arc::default(),
             config: config.websocket.clone(),
@@ -86,6 +91,7 @@ impl Server {
                 Arc::clone(&bus),
             )),
             tablespaces,
+            queries,
             stats: RequestStats::default(),
             log,
             auth,
@@ -175,9 +181,12 @@ pub fn app(state: SharedState) -> Router {
         )),
         Arc::new(HealthService::new(Arc::clone(&state))),
         Arc::new(MvccService::new(Arc::clone(&state))),
+        Arc::new(SessionService::new(Arc::clone(&state))),
         Arc::new(SqlService::new(
             Arc::clone(&state.engine),
             Arc::clone(&state.transactions),
+            Arc::clone(&state.queries),
+            Arc::clone(&state.auth.sessions),
             Arc::clone(&state.bus),
         )),
         Arc::new(StorageService::new(Arc::clone(&state))),

@@ -6,42 +6,79 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::api::runtime::RequestContext;
-use crate::api::sql::{CancelQueryPath, GetRunningQueryPath};
+use crate::api::sql::{
+    CancelQueryPath, GetRunningQueryPath, ListPlanChangesQuery, ListSlowQueriesQuery,
+};
 use crate::api::types::{
-    QueryCancelled, QueryPlan, RunningQuery, RunningQueryList, SqlBatch, SqlBatchResult,
-    SqlExecuted, SqlQuery, SqlResult, SqlStatementResult,
+    PlanChangeList, QueryCancelled, QueryPlan, RunningQuery, RunningQueryList, RunningQueryState,
+    SlowQuery, SlowQueryList, SlowQueryOutcome, SqlBatch, SqlBatchResult, SqlExecuted, SqlQuery,
+    SqlResult, SqlStatementResult, TrackedQueryList,
 };
 use crate::api::{ApiError, SqlApi};
 use crate::engine::access::SqlAccess;
 use crate::engine::capture::Actor;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
-use crate::engine::queries::{Running, RunningQueries};
+use crate::engine::plans;
+use crate::engine::queries::{QueryMonitor, QueryState, Running, Sender};
 use crate::engine::sessions::Transactions;
 use crate::engine::sql;
 use crate::error::Error;
 use crate::events::Bus;
+use crate::sessions::SessionRegistry;
 
 mod maintenance;
 
 pub struct SqlService {
     engine: Arc<Engine>,
     transactions: Arc<Transactions>,
-    running: RunningQueries,
+    monitor: Arc<QueryMonitor>,
+    sessions: Arc<SessionRegistry>,
     bus: Arc<Bus>,
 }
 
+/// Rows a statement returned or changed, for the slow-query log.
+trait RowCount {
+    fn row_count(&self) -> u64;
+}
+
+impl RowCount for sql::Rows {
+    fn row_count(&self) -> u64 {
+        self.rows.len() as u64
+    }
+}
+
+impl RowCount for (u64, i64) {
+    fn row_count(&self) -> u64 {
+        self.0
+    }
+}
+
+impl RowCount for Vec<(u64, i64)> {
+    fn row_count(&self) -> u64 {
+        self.iter().map(|r| r.0).sum()
+    }
+}
+
 impl SqlService {
-    pub fn new(engine: Arc<Engine>, transactions: Arc<Transactions>, bus: Arc<Bus>) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        transactions: Arc<Transactions>,
+        monitor: Arc<QueryMonitor>,
+        sessions: Arc<SessionRegistry>,
+        bus: Arc<Bus>,
+    ) -> Self {
         SqlService {
             engine,
             transactions,
-            running: RunningQueries::default(),
+            monitor,
+            sessions,
             bus,
         }
     }
 
     /// Runs `f` in the caller's open transaction `id`, or on its own on the target database,
-    /// listed among the running queries (and cancellable) while it runs.
+    /// listed among the running queries (and cancellable) while it runs, counted in the caller's
+    /// session, and logged if slow. `f` gets the database name and the statement's row counter.
     async fn run<T, F>(
         &self,
         ctx: &RequestContext,
@@ -51,23 +88,34 @@ impl SqlService {
         f: F,
     ) -> Result<(String, T), ApiError>
     where
-        T: Send + 'static,
-        F: FnOnce(&mut rusqlite::Connection) -> crate::error::Result<T> + Send + 'static,
+        T: RowCount + Send + 'static,
+        F: FnOnce(
+                &mut rusqlite::Connection,
+                &str,
+                &std::sync::atomic::AtomicU64,
+            ) -> crate::error::Result<T>
+            + Send
+            + 'static,
     {
         let identity = ctx.identity()?;
-        let registered = self.running.register(
+        let session_id = crate::sessions::session_id(&identity.credential);
+        let sender = Sender {
+            user_id: &identity.user_id,
+            username: &identity.username,
+            session_id: &session_id,
+        };
+        let registered = self.monitor.running.register(
             sql_text,
             database.unwrap_or(DEFAULT_DATABASE),
-            &identity.user_id,
-            &identity.username,
+            &sender,
             transaction,
         );
         let query = Arc::clone(&registered.query);
         let maintenance = maintenance::Operation::of(sql_text);
-        let f = move |c: &mut rusqlite::Connection| {
+        let f = move |c: &mut rusqlite::Connection, name: &str| {
             let size_before = maintenance.map(|_| maintenance::database_bytes(c));
             query.attach(c.get_interrupt_handle());
-            let result = f(c);
+            let result = f(c, name, &query.rows);
             query.detach();
             let size_after = maintenance.map(|_| maintenance::database_bytes(c));
             result.map(|r| (r, size_before.zip(size_after)))
@@ -76,7 +124,6 @@ impl SqlService {
             user: Some(identity.username.clone()),
             statement: Some(sql_text.to_string()),
         };
-        let start = Instant::now();
         let result = self.run_inner(ctx, database, transaction, actor, f).await;
         let result = result.map(|(database, (r, sizes))| {
             if let (Some(operation), Some((before, after))) = (maintenance, sizes) {
@@ -86,20 +133,70 @@ impl SqlService {
                     &database,
                     sql_text,
                     &identity.username,
-                    elapsed_ms(start),
+                    elapsed_ms(registered.query.started),
                     (before, after),
                 );
             }
             (database, r)
         });
-        if registered.query.was_cancelled() && result.is_err() {
+        let query = &registered.query;
+        let cancelled = query.was_cancelled() && result.is_err();
+        if let Ok((name, _)) = &result {
+            self.sessions.count_query(&session_id, name);
+        }
+        if self.monitor.slow.is_slow(query.started.elapsed()) {
+            self.log_slow(query, &result, cancelled);
+        }
+        if cancelled {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 "QUERY_CANCELLED",
-                format!("query {} was cancelled", registered.query.id),
+                format!("query {} was cancelled", query.id),
             ));
         }
         result
+    }
+
+    fn log_slow<T: RowCount>(
+        &self,
+        query: &Running,
+        result: &Result<(String, T), ApiError>,
+        cancelled: bool,
+    ) {
+        let (database, rows, outcome, error) = match result {
+            Ok((name, value)) => (
+                name.clone(),
+                value.row_count(),
+                SlowQueryOutcome::Completed,
+                None,
+            ),
+            Err(e) => (
+                query.database.clone(),
+                query.rows_so_far(),
+                if cancelled {
+                    SlowQueryOutcome::Cancelled
+                } else {
+                    SlowQueryOutcome::Failed
+                },
+                Some(e.message.clone()),
+            ),
+        };
+        self.monitor.slow.record(
+            &query.user_id,
+            SlowQuery {
+                id: 0,
+                sql: query.sql.clone(),
+                database,
+                user: query.username.clone(),
+                session_id: query.session_id.clone(),
+                duration_ms: elapsed_ms(query.started),
+                rows,
+                outcome,
+                error,
+                started_at: query.started_at,
+                ended_at: chrono::Utc::now(),
+            },
+        );
     }
 
     async fn run_inner<T, F>(
@@ -112,7 +209,7 @@ impl SqlService {
     ) -> Result<(String, T), ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut rusqlite::Connection) -> crate::error::Result<T> + Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection, &str) -> crate::error::Result<T> + Send + 'static,
     {
         match transaction {
             Some(id) => {
@@ -124,14 +221,16 @@ impl SqlService {
                     ))
                     .into());
                 }
-                let result = tokio::task::spawn_blocking(move || tx.run(actor, f))
+                let db_name = name.clone();
+                let result = tokio::task::spawn_blocking(move || tx.run(actor, |c| f(c, &db_name)))
                     .await
                     .map_err(ApiError::internal)??;
                 Ok((name, result))
             }
             None => {
                 let db = self.target(database)?;
-                let result = db.run_as(actor, f).await?;
+                let db_name = db.name.clone();
+                let result = db.run_as(actor, move |c| f(c, &db_name)).await?;
                 Ok((db.name.clone(), result))
             }
         }
@@ -181,13 +280,31 @@ impl SqlApi for SqlService {
         );
         let (statement, params) = (body.sql.to_string(), body.params.clone());
         let start = Instant::now();
+        let monitor = Arc::clone(&self.monitor);
         let (database, rows) = self
             .run(
                 &ctx,
                 body.database.as_deref(),
                 body.transaction_id.as_deref(),
                 &body.sql,
-                move |c| sql::query(c, access, &statement, params.as_ref(), limit, rows_cap),
+                move |c, name, produced| {
+                    let rows = sql::query_counted(
+                        c,
+                        access,
+                        &statement,
+                        params.as_ref(),
+                        limit,
+                        rows_cap,
+                        produced,
+                    )?;
+                    if let Some(key) = plans::Key::of(name, &statement) {
+                        monitor.plans.observe(c, key, |c| {
+                            sql::explain(c, access, &statement, params.as_ref(), limit)
+                                .map(|plan| plans::lines(&plan))
+                        });
+                    }
+                    Ok(rows)
+                },
             )
             .await?;
         Ok(SqlResult {
@@ -214,7 +331,7 @@ impl SqlApi for SqlService {
                 body.database.as_deref(),
                 body.transaction_id.as_deref(),
                 &body.sql,
-                move |c| sql::execute(c, access, &statement, params.as_ref(), limit),
+                move |c, _, _| sql::execute(c, access, &statement, params.as_ref(), limit),
             )
             .await?;
         Ok(SqlExecuted {
@@ -248,9 +365,13 @@ impl SqlApi for SqlService {
             .collect::<Vec<_>>()
             .join("; ");
         let (database, results) = self
-            .run(&ctx, body.database.as_deref(), None, &text, move |c| {
-                sql::batch(c, access, &statements, limit)
-            })
+            .run(
+                &ctx,
+                body.database.as_deref(),
+                None,
+                &text,
+                move |c, _, _| sql::batch(c, access, &statements, limit),
+            )
             .await?;
         Ok(SqlBatchResult {
             database,
@@ -290,6 +411,7 @@ impl SqlApi for SqlService {
     ) -> Result<RunningQueryList, ApiError> {
         let identity = ctx.identity()?;
         let queries: Vec<_> = self
+            .monitor
             .running
             .list()
             .iter()
@@ -322,6 +444,47 @@ impl SqlApi for SqlService {
             cancelled: query.cancel(),
         })
     }
+
+    async fn list_slow_queries(
+        &self,
+        ctx: RequestContext,
+        query: ListSlowQueriesQuery,
+    ) -> Result<SlowQueryList, ApiError> {
+        let identity = ctx.identity()?;
+        // The generated extractor has enforced 1..=1000.
+        let limit = query.limit.clamp(1, 1000).unsigned_abs() as usize;
+        let all = identity.has(crate::api::Permission::DatabaseAdmin);
+        let queries = self
+            .monitor
+            .slow
+            .newest(limit, |user_id| all || user_id == identity.user_id);
+        Ok(SlowQueryList {
+            total: queries.len() as u64,
+            queries,
+            threshold_ms: u64::try_from(self.monitor.slow.threshold.as_millis())
+                .unwrap_or(u64::MAX),
+        })
+    }
+
+    async fn list_query_plans(&self, _ctx: RequestContext) -> Result<TrackedQueryList, ApiError> {
+        let queries = self.monitor.plans.list();
+        Ok(TrackedQueryList {
+            total: queries.len() as u64,
+            queries,
+        })
+    }
+
+    async fn list_plan_changes(
+        &self,
+        _ctx: RequestContext,
+        query: ListPlanChangesQuery,
+    ) -> Result<PlanChangeList, ApiError> {
+        let changes = self.monitor.plans.changes(query.query_hash.as_deref());
+        Ok(PlanChangeList {
+            total: changes.len() as u64,
+            changes,
+        })
+    }
 }
 
 /// A caller sees its own statements; database:admin sees every statement.
@@ -335,6 +498,13 @@ fn view(q: &Running) -> RunningQuery {
         sql: q.sql.clone(),
         database: q.database.clone(),
         user: q.username.clone(),
+        session_id: q.session_id.clone(),
+        state: match q.state() {
+            QueryState::Waiting => RunningQueryState::Waiting,
+            QueryState::Executing => RunningQueryState::Executing,
+            QueryState::Cancelling => RunningQueryState::Cancelling,
+        },
+        rows_so_far: q.rows_so_far(),
         transaction_id: q.transaction_id.clone(),
         started_at: q.started_at,
         elapsed_ms: elapsed_ms(q.started),
@@ -344,7 +514,8 @@ fn view(q: &Running) -> RunningQuery {
 impl SqlService {
     fn visible_query(&self, ctx: &RequestContext, id: &str) -> Result<Arc<Running>, ApiError> {
         let identity = ctx.identity()?;
-        self.running
+        self.monitor
+            .running
             .get(id)
             .filter(|q| visible(q, identity))
             .ok_or_else(|| ApiError::not_found(format!("no running query `{id}`")))

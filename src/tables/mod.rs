@@ -5,14 +5,19 @@ use std::sync::Arc;
 
 use crate::api::runtime::RequestContext;
 use crate::api::tables::{
-    CreateTablePath, DeleteRowPath, DropTablePath, GetRowPath, GetTablePath, InsertRowPath,
+    AlterTablePath, AnalyzeTablePath, CreateIndexPath, CreateTablePath, DeleteRowPath,
+    DropIndexPath, DropTablePath, GetRowPath, GetTablePath, InsertRowPath, ListIndexesPath,
     ListRowsPath, ListRowsQuery, ListTablesPath, UpdateRowPath,
 };
-use crate::api::types::{RowPage, RowValues, RowWritten, TableCreate, TableInfo, TableList};
+use crate::api::types::{
+    IndexCreate, IndexInfo, IndexList, RowPage, RowValues, RowWritten, TableAlter, TableCreate,
+    TableInfo, TableList, TableStatistics,
+};
 use crate::api::{ApiError, TablesApi};
 use crate::engine::catalog::Engine;
 use crate::engine::{sql, tables};
 use crate::error::{Error, Result};
+use tables::Alter;
 
 pub struct TableService {
     engine: Arc<Engine>,
@@ -42,20 +47,6 @@ impl TableService {
     }
 }
 
-fn key_of(
-    path_key: &str,
-    table: &tables::Table,
-    conn: &rusqlite::Connection,
-) -> Result<RowWritten> {
-    let row = tables::get(conn, table, path_key)?
-        .ok_or_else(|| Error::NotFound(format!("no row `{path_key}` in `{}`", table.name)))?;
-    let row_id = match &table.key {
-        Some(k) => row.get(k).cloned().unwrap_or_default(),
-        None => serde_json::Value::String(path_key.to_string()),
-    };
-    Ok(RowWritten { row_id, row })
-}
-
 impl TablesApi for TableService {
     async fn list_tables(
         &self,
@@ -76,9 +67,9 @@ impl TablesApi for TableService {
         body: TableCreate,
     ) -> std::result::Result<TableInfo, ApiError> {
         let name = body.name.to_string();
-        let columns = body.columns.clone();
+        let without_rowid = body.without_rowid == Some(true);
         self.on(&ctx, &path.name, move |c| {
-            tables::create(c, &name, &columns)
+            tables::create(c, &name, &body.columns, without_rowid)
         })
         .await
     }
@@ -90,6 +81,45 @@ impl TablesApi for TableService {
     ) -> std::result::Result<TableInfo, ApiError> {
         let table = path.table.clone();
         self.on(&ctx, &path.name, move |c| tables::info(c, &table))
+            .await
+    }
+
+    async fn alter_table(
+        &self,
+        ctx: RequestContext,
+        path: AlterTablePath,
+        body: TableAlter,
+    ) -> std::result::Result<TableInfo, ApiError> {
+        let mut changes = Vec::new();
+        if let Some(new) = body.rename_to {
+            changes.push(Alter::RenameTo(new.to_string()));
+        }
+        if let Some(spec) = body.add_column {
+            changes.push(Alter::AddColumn(spec));
+        }
+        if let Some(r) = body.rename_column {
+            changes.push(Alter::RenameColumn {
+                from: r.from.to_string(),
+                to: r.to.to_string(),
+            });
+        }
+        if let Some(column) = body.drop_column {
+            changes.push(Alter::DropColumn(column.to_string()));
+        }
+        // One statement per request: SQLite runs each ALTER on its own, and savepoints to
+        // group several are reserved to the transactions API.
+        let change = match (changes.pop(), changes.is_empty()) {
+            (Some(change), true) => change,
+            _ => {
+                return Err(Error::Invalid(
+                    "give exactly one of rename_to, add_column, rename_column or drop_column"
+                        .into(),
+                )
+                .into());
+            }
+        };
+        let table = path.table.clone();
+        self.on(&ctx, &path.name, move |c| tables::alter(c, &table, change))
             .await
     }
 
@@ -151,11 +181,10 @@ impl TablesApi for TableService {
         path: GetRowPath,
     ) -> std::result::Result<RowWritten, ApiError> {
         let (table, key) = (path.table.clone(), path.row_id.clone());
-        self.on(&ctx, &path.name, move |c| {
-            let t = tables::describe(c, &table)?;
-            key_of(&key, &t, c)
-        })
-        .await
+        let (row_id, row) = self
+            .on(&ctx, &path.name, move |c| tables::get(c, &table, &key))
+            .await?;
+        Ok(RowWritten { row_id, row })
     }
 
     async fn update_row(
@@ -180,6 +209,62 @@ impl TablesApi for TableService {
     ) -> std::result::Result<(), ApiError> {
         let (table, key) = (path.table.clone(), path.row_id.clone());
         self.on(&ctx, &path.name, move |c| tables::delete(c, &table, &key))
+            .await
+    }
+
+    async fn list_indexes(
+        &self,
+        ctx: RequestContext,
+        path: ListIndexesPath,
+    ) -> std::result::Result<IndexList, ApiError> {
+        let table = path.table.clone();
+        let indexes = self
+            .on(&ctx, &path.name, move |c| tables::indexes(c, &table))
+            .await?;
+        Ok(IndexList {
+            total: indexes.len() as u64,
+            indexes,
+        })
+    }
+
+    async fn create_index(
+        &self,
+        ctx: RequestContext,
+        path: CreateIndexPath,
+        body: IndexCreate,
+    ) -> std::result::Result<IndexInfo, ApiError> {
+        let table = path.table.clone();
+        self.on(&ctx, &path.name, move |c| {
+            tables::create_index(
+                c,
+                &table,
+                &body.name,
+                &body.columns,
+                body.unique == Some(true),
+            )
+        })
+        .await
+    }
+
+    async fn drop_index(
+        &self,
+        ctx: RequestContext,
+        path: DropIndexPath,
+    ) -> std::result::Result<(), ApiError> {
+        let (table, index) = (path.table.clone(), path.index.clone());
+        self.on(&ctx, &path.name, move |c| {
+            tables::drop_index(c, &table, &index)
+        })
+        .await
+    }
+
+    async fn analyze_table(
+        &self,
+        ctx: RequestContext,
+        path: AnalyzeTablePath,
+    ) -> std::result::Result<TableStatistics, ApiError> {
+        let table = path.table.clone();
+        self.on(&ctx, &path.name, move |c| tables::analyze(c, &table))
             .await
     }
 }

@@ -1,19 +1,24 @@
 //! The `transactions` subsystem: explicit transactions with savepoints. A transaction belongs to
 //! the caller that began it; others (without database:admin) are told it does not exist.
+//! Transactions take advisory locks here too (see `locks`).
+
+mod locks;
 
 use std::sync::Arc;
 
 use crate::api::runtime::{Identity, RequestContext};
 use crate::api::transactions::{
-    CommitTransactionPath, CreateSavepointPath, GetTransactionPath, ReleaseSavepointPath,
-    RollbackToSavepointPath, RollbackTransactionPath,
+    AcquireLockPath, CommitTransactionPath, CreateSavepointPath, GetTransactionPath,
+    ListTransactionLocksPath, ReleaseLockPath, ReleaseSavepointPath, RollbackToSavepointPath,
+    RollbackTransactionPath,
 };
 use crate::api::types::{
-    SavepointCreate, TransactionBegin, TransactionBeginMode, TransactionInfo, TransactionList,
+    DeadlockDetection, DeadlockList, LockInfo, LockList, LockRequest, SavepointCreate,
+    TransactionBegin, TransactionBeginMode, TransactionInfo, TransactionList, WaitForGraph,
 };
 use crate::api::{ApiError, Permission, TransactionsApi};
 use crate::engine::catalog::{DEFAULT_DATABASE, Engine};
-use crate::engine::sessions::{Transaction, Transactions, validate_savepoint};
+use crate::engine::sessions::{Owner, Transaction, Transactions, validate_savepoint};
 
 pub struct TransactionService {
     engine: Arc<Engine>,
@@ -101,7 +106,12 @@ impl TransactionsApi for TransactionService {
         let read_only = body.read_only.unwrap_or(false) || !identity.has(Permission::DatabaseWrite);
         let transactions = Arc::clone(&self.transactions);
         Ok(tokio::task::spawn_blocking(move || {
-            transactions.begin(&db, &identity.user_id, &identity.username, mode, read_only)
+            let owner = Owner {
+                user_id: &identity.user_id,
+                username: &identity.username,
+                session_id: &crate::sessions::session_id(&identity.credential),
+            };
+            transactions.begin(&db, &owner, mode, read_only)
         })
         .await
         .map_err(ApiError::internal)??)
@@ -199,6 +209,80 @@ impl TransactionsApi for TransactionService {
             path.savepoint.clone(),
         )
         .await
+    }
+
+    async fn acquire_lock(
+        &self,
+        ctx: RequestContext,
+        path: AcquireLockPath,
+        body: LockRequest,
+    ) -> Result<LockInfo, ApiError> {
+        let tx = owned(&self.transactions, ctx.identity()?, &path.transaction_id)?;
+        locks::acquire(&self.transactions, tx, body).await
+    }
+
+    async fn list_transaction_locks(
+        &self,
+        ctx: RequestContext,
+        path: ListTransactionLocksPath,
+    ) -> Result<LockList, ApiError> {
+        owned(&self.transactions, ctx.identity()?, &path.transaction_id)?;
+        Ok(lock_list(
+            self.transactions.locks().locks(Some(&path.transaction_id)),
+        ))
+    }
+
+    async fn list_locks(&self, _ctx: RequestContext) -> Result<LockList, ApiError> {
+        Ok(lock_list(self.transactions.locks().locks(None)))
+    }
+
+    async fn list_lock_waiters(&self, _ctx: RequestContext) -> Result<LockList, ApiError> {
+        Ok(lock_list(self.transactions.locks().waiters()))
+    }
+
+    async fn get_lock_graph(&self, _ctx: RequestContext) -> Result<WaitForGraph, ApiError> {
+        Ok(self.transactions.locks().graph())
+    }
+
+    async fn release_lock(
+        &self,
+        ctx: RequestContext,
+        path: ReleaseLockPath,
+    ) -> Result<LockInfo, ApiError> {
+        let admin = &ctx.identity()?.username;
+        let info = self
+            .transactions
+            .locks()
+            .release(&path.lock_id, &format!("released by admin {admin}"))?;
+        tracing::info!(lock_id = %path.lock_id, %admin, transaction_id = %info.transaction_id, "lock released by an admin");
+        Ok(info)
+    }
+
+    async fn list_deadlocks(&self, _ctx: RequestContext) -> Result<DeadlockList, ApiError> {
+        let (deadlocks, detected_total) = self.transactions.locks().history();
+        Ok(DeadlockList {
+            total: deadlocks.len() as u64,
+            deadlocks,
+            detected_total,
+        })
+    }
+
+    async fn detect_deadlocks(&self, _ctx: RequestContext) -> Result<DeadlockDetection, ApiError> {
+        let (transactions_checked, edges_checked, deadlocks) = self.transactions.locks().detect();
+        locks::roll_back_victims(&self.transactions, &deadlocks).await;
+        Ok(DeadlockDetection {
+            detected_at: chrono::Utc::now(),
+            transactions_checked,
+            edges_checked,
+            deadlocks,
+        })
+    }
+}
+
+fn lock_list(locks: Vec<LockInfo>) -> LockList {
+    LockList {
+        total: locks.len() as u64,
+        locks,
     }
 }
 

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::WsHub;
 use super::protocol::{self, ClientMessage};
+use super::query::Queries;
 use super::registry::{Control, Registration, SubscriptionInfo};
 use crate::api::runtime::Identity;
 use crate::api::{Access, types};
@@ -51,6 +52,8 @@ pub struct Connection {
     pub identity: Arc<Identity>,
     /// When the credentials stop being valid (access token expiry).
     pub expires_at: Option<Instant>,
+    /// Accepts `query` and `cancel` (/api/v1/ws/query).
+    pub streams_queries: bool,
 }
 
 enum Exit {
@@ -72,6 +75,7 @@ impl Connection {
         let mut streams: StreamMap<String, BroadcastStream<Arc<Event>>> = StreamMap::new();
         let mut subs: HashMap<String, Subscription> = HashMap::new();
         let mut out: Vec<Utf8Bytes> = Vec::new();
+        let mut queries = Queries::default();
         let config = self.hub.config.clone();
         let mut heartbeat = tokio::time::interval(config.heartbeat);
         heartbeat.tick().await;
@@ -101,7 +105,7 @@ impl Connection {
                     match frame {
                         Some(Ok(Message::Text(text))) => {
                             self.count_received();
-                            self.handle_text(&text, &mut streams, &mut subs, &mut out);
+                            self.handle_text(&text, &mut streams, &mut subs, &mut queries, &mut out);
                         }
                         Some(Ok(Message::Binary(_))) => {
                             self.count_received();
@@ -127,6 +131,17 @@ impl Connection {
                     for _ in 0..DRAIN_BATCH {
                         match streams.next().now_or_never() {
                             Some(Some((id, item))) => self.take(&id, item, &mut subs, &mut out),
+                            _ => break,
+                        }
+                    }
+                }
+                // Taken only after the previous write completed: a client that does not read
+                // leaves the frames in the query's bounded queue, which stops its producer.
+                Some((id, output)) = queries.streams().next(), if !queries.streams().is_empty() => {
+                    queries.take(&id, output, &mut out);
+                    for _ in 0..DRAIN_BATCH {
+                        match queries.streams().next().now_or_never() {
+                            Some(Some((id, output))) => queries.take(&id, output, &mut out),
                             _ => break,
                         }
                     }
@@ -164,6 +179,8 @@ impl Connection {
                 }
             }
         };
+        // Statements streamed to this connection stop now, not at their next row.
+        queries.cancel_all();
         match exit {
             Exit::Close(code, reason) => {
                 let _ = self.send(&mut sink, &mut out).await;
@@ -253,10 +270,21 @@ impl Connection {
         text: &str,
         streams: &mut StreamMap<String, BroadcastStream<Arc<Event>>>,
         subs: &mut HashMap<String, Subscription>,
+        queries: &mut Queries,
         out: &mut Vec<Utf8Bytes>,
     ) {
         match protocol::parse(text) {
             Err((code, message)) => out.push(protocol::error(code, message)),
+            Ok(ClientMessage::Query(_) | ClientMessage::Cancel { .. }) if !self.streams_queries => {
+                out.push(protocol::error(
+                    "UNKNOWN_MESSAGE_TYPE",
+                    "query and cancel are served on /api/v1/ws/query",
+                ))
+            }
+            Ok(ClientMessage::Query(request)) => {
+                out.extend(queries.start(&self.hub, &self.identity, request));
+            }
+            Ok(ClientMessage::Cancel { query_id }) => out.extend(queries.cancel(&query_id)),
             Ok(ClientMessage::Ping(echo)) => {
                 out.push(protocol::frame("pong", &types::Pong { echo }))
             }

@@ -5,6 +5,7 @@
 mod connection;
 mod management;
 mod protocol;
+mod query;
 mod registry;
 
 use std::sync::Arc;
@@ -38,6 +39,10 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// What every connection shares.
 pub struct WsHub {
     pub bus: Arc<Bus>,
+    /// Runs the statements streamed on /api/v1/ws/query.
+    pub engine: Arc<crate::engine::catalog::Engine>,
+    /// Where streamed queries are registered, next to the SQL API's (listed and cancellable).
+    pub queries: Arc<crate::engine::queries::QueryMonitor>,
     /// Re-checks each connection's credentials at every heartbeat.
     pub auth: Arc<crate::auth::Auth>,
     pub registry: Arc<Registry>,
@@ -62,6 +67,7 @@ impl WebSocketService {
         interval: Option<Duration>,
         filter: Filter,
         upgrade: WebSocketUpgrade,
+        streams_queries: bool,
     ) -> Response {
         let identity = match ctx.identity() {
             Ok(i) => Arc::clone(i),
@@ -72,6 +78,7 @@ impl WebSocketService {
             id: format!("conn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             user_id: identity.user_id.clone(),
             username: identity.username.clone(),
+            session_id: crate::sessions::session_id(&identity.credential),
             endpoint: endpoint.operation.path,
             connected_at: chrono::Utc::now(),
             client_address: ctx.peer,
@@ -123,6 +130,7 @@ impl WebSocketService {
             control,
             identity,
             expires_at,
+            streams_queries,
         };
         upgrade
             .protocols([SUBPROTOCOL])
@@ -140,7 +148,7 @@ impl WebSocketApi for WebSocketService {
         endpoint: &'static WebSocketMeta,
         upgrade: WebSocketUpgrade,
     ) -> Response {
-        self.connect(ctx, endpoint, None, Filter::default(), upgrade)
+        self.connect(ctx, endpoint, None, Filter::default(), upgrade, false)
     }
 
     async fn ws_metrics(
@@ -152,7 +160,14 @@ impl WebSocketApi for WebSocketService {
     ) -> Response {
         // The generated router has checked 1 <= interval <= 60.
         let interval = Duration::from_secs(query.interval.unsigned_abs());
-        self.connect(ctx, endpoint, Some(interval), Filter::default(), upgrade)
+        self.connect(
+            ctx,
+            endpoint,
+            Some(interval),
+            Filter::default(),
+            upgrade,
+            false,
+        )
     }
 
     async fn ws_storage_io(
@@ -161,7 +176,7 @@ impl WebSocketApi for WebSocketService {
         endpoint: &'static WebSocketMeta,
         upgrade: WebSocketUpgrade,
     ) -> Response {
-        self.connect(ctx, endpoint, None, Filter::default(), upgrade)
+        self.connect(ctx, endpoint, None, Filter::default(), upgrade, false)
     }
 
     async fn ws_events(
@@ -178,6 +193,15 @@ impl WebSocketApi for WebSocketService {
             },
             None => Filter::default(),
         };
-        self.connect(ctx, endpoint, None, filter, upgrade)
+        self.connect(ctx, endpoint, None, filter, upgrade, false)
+    }
+
+    async fn ws_query(
+        &self,
+        ctx: RequestContext,
+        endpoint: &'static WebSocketMeta,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        self.connect(ctx, endpoint, None, Filter::default(), upgrade, true)
     }
 }

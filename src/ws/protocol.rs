@@ -50,6 +50,40 @@ pub enum ClientMessage {
         topic: Option<String>,
     },
     Ping(Value),
+    /// Start streaming a query (/api/v1/ws/query only).
+    Query(QueryRequest),
+    /// Stop a query this connection streams.
+    Cancel {
+        query_id: String,
+    },
+}
+
+/// `{"message_type": "query", "data": {...}}`; checked further by `query::Queries::start`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    pub sql: String,
+    /// An array for `?`/`?N`, an object for `:name`.
+    #[serde(default)]
+    pub params: Option<Value>,
+    /// `default` when absent.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Chosen by the client to match replies; the server chooses one when absent.
+    #[serde(default)]
+    pub query_id: Option<String>,
+    /// Milliseconds the query may take, waiting for the client included.
+    #[serde(default)]
+    pub timeout: Option<i64>,
+    /// Least time between two `query_progress` messages.
+    #[serde(default)]
+    pub progress_interval_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelData {
+    query_id: String,
 }
 
 #[derive(Deserialize)]
@@ -120,9 +154,20 @@ pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
             })
         }
         "ping" => Ok(ClientMessage::Ping(incoming.data)),
+        "query" => Ok(ClientMessage::Query(
+            serde_json::from_value(incoming.data.clone()).map_err(invalid)?,
+        )),
+        "cancel" => {
+            let d: CancelData = serde_json::from_value(incoming.data.clone()).map_err(invalid)?;
+            Ok(ClientMessage::Cancel {
+                query_id: d.query_id,
+            })
+        }
         other => Err((
             "UNKNOWN_MESSAGE_TYPE",
-            format!("unknown message_type `{other}`; expected subscribe, unsubscribe or ping"),
+            format!(
+                "unknown message_type `{other}`; expected subscribe, unsubscribe or ping (and query or cancel on /api/v1/ws/query)"
+            ),
         )),
     }
 }
@@ -142,6 +187,22 @@ mod tests {
             Ok(ClientMessage::Ping(Value::Null))
         ));
         assert_eq!(parse("{").unwrap_err().0, "MALFORMED_MESSAGE");
+        assert!(matches!(
+            parse(r#"{"message_type": "query", "data": {"sql": "SELECT 1", "query_id": "a"}}"#),
+            Ok(ClientMessage::Query(QueryRequest { sql, query_id: Some(id), .. })) if sql == "SELECT 1" && id == "a"
+        ));
+        assert_eq!(
+            parse(r#"{"message_type": "query", "data": {"sql": "SELECT 1", "limit": 5}}"#)
+                .unwrap_err()
+                .0,
+            "MALFORMED_MESSAGE"
+        );
+        assert_eq!(
+            parse(r#"{"message_type": "cancel", "data": {}}"#)
+                .unwrap_err()
+                .0,
+            "MALFORMED_MESSAGE"
+        );
         assert_eq!(
             parse(r#"{"message_type": "dance"}"#).unwrap_err().0,
             "UNKNOWN_MESSAGE_TYPE"

@@ -25,6 +25,8 @@ pub struct ConnectionInfo {
     pub id: String,
     pub user_id: String,
     pub username: String,
+    /// The login or API-key session it authenticated with (see /api/v1/sessions).
+    pub session_id: String,
     pub endpoint: &'static str,
     pub connected_at: DateTime<Utc>,
     pub client_address: Option<SocketAddr>,

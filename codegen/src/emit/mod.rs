@@ -5,6 +5,7 @@ pub mod events;
 pub mod graphql;
 pub mod openapi;
 pub mod rust;
+pub mod sdk;
 pub mod surface;
 
 /// The command that rewrites every committed artifact.

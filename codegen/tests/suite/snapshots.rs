@@ -2,7 +2,7 @@
 //! Regenerate after an intended change with `INSTA_UPDATE=always cargo test -p rustydb-codegen`
 //! (or `cargo insta review`) and read the diff.
 
-use rustydb_codegen::{artifacts, rust_server};
+use rustydb_codegen::{artifacts, rust_server, sdk_artifacts};
 
 use super::support::{Scratch, fixture, load_fixture};
 
@@ -18,7 +18,7 @@ const ARTIFACTS: &[&str] = &[
 ];
 
 fn snapshot_name(fixture: &str, artifact: &str) -> String {
-    format!("{fixture}__{}", artifact.replace(['.', '-'], "_"))
+    format!("{fixture}__{}", artifact.replace(['.', '-', '/'], "_"))
 }
 
 fn snapshot_fixture(name: &str) {
@@ -31,6 +31,10 @@ fn snapshot_fixture(name: &str) {
     }
     let rust = rust_server(&api).unwrap_or_else(|e| panic!("{name}: {e}"));
     insta::assert_snapshot!(snapshot_name(name, "server.rs"), rust);
+    let sdk = sdk_artifacts(&api).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (path, contents) in sdk {
+        insta::assert_snapshot!(snapshot_name(name, &format!("sdk/{path}")), contents);
+    }
 }
 
 #[test]
@@ -58,6 +62,11 @@ fn generating_twice_gives_identical_output() {
             rust_server(&first).unwrap(),
             rust_server(&second).unwrap(),
             "{name}: server Rust"
+        );
+        assert_eq!(
+            sdk_artifacts(&first).unwrap(),
+            sdk_artifacts(&second).unwrap(),
+            "{name}: SDK sources"
         );
     }
 }

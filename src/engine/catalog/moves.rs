@@ -74,7 +74,9 @@ fn move_file(db: &Database, target: &Path) -> Result<()> {
             db.name
         )));
     }
-    lock(&db.idle).clear();
+    // Closed outside the idle lock: closing takes the gauge lock (see `check_out`).
+    let idle = std::mem::take(&mut *lock(&db.idle));
+    drop(idle);
     // Closing the last connection also removes the -wal and -shm files.
     conn.close().map_err(|(_, e)| e)?;
     let wal = sibling(&db.path, "-wal");
