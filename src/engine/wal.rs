@@ -26,7 +26,8 @@ pub struct WalIndex {
     pub database_pages: u32,
     /// `nBackfill`: frames already copied back into the database file.
     pub backfilled: u32,
-    /// `aReadMark[0..5]` that are in use (not `READMARK_NOT_USED`).
+    /// `aReadMark[0..5]` that are set (not `READMARK_NOT_USED`). A mark outlives its reader until
+    /// the slot is reused; whether a reader holds it is a lock, not in the file.
     pub read_marks: Vec<u32>,
 }
 

@@ -703,7 +703,7 @@ export interface WalDatabaseStatus {
    */
   database_pages?: number | null;
   /**
-   * The WAL-index reader marks in use: the frame up to which a reader slot's snapshot sees the log (slot 0 reads the database file alone). A mark below `frames` pins the frames after it until its reader ends.
+   * The WAL-index reader marks that are set: for each reader slot, the frame up to which the snapshot last taken through it sees the log (0: the database file alone). A slot keeps its mark after its reader ends, until reused, so a mark says where a snapshot was taken, not that it is still held; the transactions' `read_snapshot` count says that.
    */
   read_marks: Array<number>;
   /**
