@@ -16,6 +16,7 @@ pub struct AppState {
     pub system_db: SystemDb,
     pub engine: Arc<crate::engine::catalog::Engine>,
     pub transactions: Arc<crate::engine::sessions::Transactions>,
+    pub tablespaces: Arc<crate::storage::tablespaces::Tablespaces>,
     /// Running statements, the slow-query log and plan tracking.
     pub queries: Arc<crate::engine::queries::QueryMonitor>,
     pub stats: RequestStats,

@@ -64,6 +64,28 @@ impl TestServer {
         &self._server.state
     }
 
+    /// Stops this server and starts a new one on the same data directory.
+    pub async fn restart(self) -> TestServer {
+        let TestServer {
+            app,
+            data_dir,
+            _server,
+        } = self;
+        drop(app);
+        drop(_server);
+        let mut config = Config::for_data_dir(data_dir.path());
+        config.security.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        config.security.login_attempts_per_minute = 10_000;
+        let server = Server::start(config, LogControl::detached(), Instant::now())
+            .await
+            .expect("restart");
+        TestServer {
+            app: server.app(),
+            data_dir,
+            _server: server,
+        }
+    }
+
     /// A caller without credentials.
     pub fn anon(&self) -> Caller<'_> {
         Caller {

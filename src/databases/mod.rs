@@ -7,14 +7,19 @@ use crate::api::runtime::RequestContext;
 use crate::api::types::{DatabaseCreate, DatabaseInfo, DatabaseList, PoolStats};
 use crate::api::{ApiError, DatabasesApi};
 use crate::engine::catalog::Engine;
+use crate::storage::tablespaces::Tablespaces;
 
 pub struct DatabaseService {
     engine: Arc<Engine>,
+    tablespaces: Arc<Tablespaces>,
 }
 
 impl DatabaseService {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        DatabaseService { engine }
+    pub fn new(engine: Arc<Engine>, tablespaces: Arc<Tablespaces>) -> Self {
+        DatabaseService {
+            engine,
+            tablespaces,
+        }
     }
 }
 
@@ -52,12 +57,20 @@ impl DatabasesApi for DatabaseService {
         _ctx: RequestContext,
         body: DatabaseCreate,
     ) -> Result<DatabaseInfo, ApiError> {
+        // Held so the tablespace cannot be deleted while the file is being put in it.
+        let _guard = self.tablespaces.guard.lock().await;
+        let tablespace = match &body.tablespace {
+            Some(name) => self.tablespaces.get(&self.engine, name).await?,
+            None => Tablespaces::default_record(&self.engine),
+        };
         let engine = Arc::clone(&self.engine);
         let name = body.name.to_string();
         // File creation and the first connection block; keep them off the runtime.
-        let db = tokio::task::spawn_blocking(move || engine.create(&name))
-            .await
-            .map_err(ApiError::internal)??;
+        let db = tokio::task::spawn_blocking(move || {
+            engine.create_in(&name, &tablespace.name, &tablespace.path)
+        })
+        .await
+        .map_err(ApiError::internal)??;
         Ok(db.info().await?)
     }
 

@@ -1,9 +1,13 @@
-//! The user databases: one SQLite file each under `<data_dir>/databases/`, with a small pool of
-//! idle connections per database. `default` exists from the first start.
+//! The user databases: one SQLite file each, with a small pool of idle connections per
+//! database. A file lives in a tablespace: `<data_dir>/databases/` (the `default` tablespace) or
+//! a directory registered in `system.db` (see `storage::tablespaces`). `default` exists from the
+//! first start.
+
+mod moves;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +19,19 @@ use crate::error::{Error, Result};
 use crate::sync::lock;
 
 pub const DEFAULT_DATABASE: &str = "default";
+/// The tablespace of `<data_dir>/databases/`.
+pub const DEFAULT_TABLESPACE: &str = "default";
+
+/// A checkpoint run through the API, kept for the WAL status.
+#[derive(Debug, Clone)]
+pub struct CheckpointRecord {
+    pub mode: String,
+    pub busy: i64,
+    pub log_frames: i64,
+    pub checkpointed_frames: i64,
+    pub duration_ms: f64,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
 
 /// Interrupts the running statement when dropped while armed.
 struct CancelOnDrop {
@@ -63,6 +80,12 @@ impl Held {
         let result = f(&mut pooled.conn);
         pooled.detect_schema_changes(&self.db.name);
         result
+    }
+
+    /// SQLite's transaction state of the held connection on its main database.
+    pub fn state(&self) -> Option<rusqlite::TransactionState> {
+        let pooled = self.pooled.as_ref()?;
+        pooled.conn.transaction_state(Some(rusqlite::MAIN_DB)).ok()
     }
 
     /// SAVEPOINT / RELEASE / ROLLBACK TO, kept in step with change capture.
@@ -202,6 +225,7 @@ impl Drop for Pooled {
 const MAX_IDLE: usize = 4;
 
 pub struct Engine {
+    /// The `default` tablespace's directory.
     dir: PathBuf,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
     sequencer: Arc<Sequencer>,
@@ -211,12 +235,18 @@ pub struct Engine {
 pub struct Database {
     pub name: String,
     pub path: PathBuf,
+    /// The tablespace whose directory holds `path`.
+    pub tablespace: String,
     idle: Mutex<Vec<Pooled>>,
     sequencer: Arc<Sequencer>,
     /// Calls using the database now (running or waiting for a connection) and open transactions.
     pub active: AtomicU64,
     gauge: Arc<Gauge>,
     limits: PoolLimits,
+    /// Set while the file is being moved, and for good once it has moved: a connection of this
+    /// instance must not open the file any more.
+    retired: AtomicBool,
+    pub last_checkpoint: Mutex<Option<CheckpointRecord>>,
 }
 
 /// 1 to 63 characters: a lowercase letter, then lowercase letters, digits or `_`. Nothing that
@@ -237,9 +267,16 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Engine {
-    /// Opens the databases directory, registers every `*.db` in it, and creates `default`.
-    /// Committed row changes go to `sequencer`.
-    pub fn open(data_dir: &Path, sequencer: Arc<Sequencer>, limits: PoolLimits) -> Result<Engine> {
+    /// Opens the databases directory and the `tablespaces` (name, directory), registers every
+    /// `*.db` in them, and creates `default`. Committed row changes go to `sequencer`. A
+    /// tablespace directory that cannot be read is logged and skipped: its databases are missing
+    /// until it is back, the others are served.
+    pub fn open(
+        data_dir: &Path,
+        tablespaces: &[(String, PathBuf)],
+        sequencer: Arc<Sequencer>,
+        limits: PoolLimits,
+    ) -> Result<Engine> {
         let dir = data_dir.join("databases");
         std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
             path: dir.clone(),
@@ -251,18 +288,10 @@ impl Engine {
             sequencer,
             limits,
         };
-        let entries = std::fs::read_dir(&engine.dir).map_err(|source| Error::DataDir {
-            path: engine.dir.clone(),
-            source,
-        })?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default();
-            if path.extension().is_some_and(|e| e == "db") && validate_name(name).is_ok() {
-                engine.register(name);
+        engine.scan(DEFAULT_TABLESPACE, &engine.dir.clone())?;
+        for (tablespace, dir) in tablespaces {
+            if let Err(e) = engine.scan(tablespace, dir) {
+                tracing::warn!(tablespace, error = %e, "tablespace not readable; its databases are unavailable");
             }
         }
         if engine.get(DEFAULT_DATABASE).is_err() {
@@ -271,14 +300,46 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Registers the `*.db` files of one tablespace directory. A name already registered (the
+    /// same database in two tablespaces, e.g. after a copy by hand) keeps the first one found.
+    fn scan(&self, tablespace: &str, dir: &Path) -> Result<()> {
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            if path.extension().is_none_or(|e| e != "db") || validate_name(name).is_err() {
+                continue;
+            }
+            let mut databases = self.lock();
+            if let Some(known) = databases.get(name) {
+                tracing::warn!(database = name, kept = %known.path.display(), ignored = %path.display(), "database found in two tablespaces");
+                continue;
+            }
+            databases.insert(name.to_string(), self.new_database(name, tablespace, dir));
+        }
+        Ok(())
+    }
+
+    /// The `default` tablespace's directory.
+    pub fn default_dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Database>>> {
         lock(&self.databases)
     }
 
-    fn new_database(&self, name: &str) -> Arc<Database> {
+    fn new_database(&self, name: &str, tablespace: &str, dir: &Path) -> Arc<Database> {
         Arc::new(Database {
             name: name.to_string(),
-            path: self.dir.join(format!("{name}.db")),
+            path: dir.join(format!("{name}.db")),
+            tablespace: tablespace.to_string(),
             idle: Mutex::new(Vec::new()),
             sequencer: Arc::clone(&self.sequencer),
             active: AtomicU64::new(0),
@@ -288,22 +349,31 @@ impl Engine {
                 waiting: AtomicU64::new(0),
             }),
             limits: self.limits,
+            retired: AtomicBool::new(false),
+            last_checkpoint: Mutex::new(None),
         })
     }
 
-    fn register(&self, name: &str) -> Arc<Database> {
-        let db = self.new_database(name);
-        self.lock().insert(name.to_string(), Arc::clone(&db));
-        db
+    /// Creates a database in the `default` tablespace.
+    pub fn create(&self, name: &str) -> Result<Arc<Database>> {
+        let dir = self.dir.clone();
+        self.create_in(name, DEFAULT_TABLESPACE, &dir)
     }
 
-    pub fn create(&self, name: &str) -> Result<Arc<Database>> {
+    /// Creates a database in the tablespace `tablespace` whose directory is `dir`.
+    pub fn create_in(&self, name: &str, tablespace: &str, dir: &Path) -> Result<Arc<Database>> {
         validate_name(name)?;
         let mut databases = self.lock();
         if databases.contains_key(name) {
             return Err(Error::Conflict(format!("database `{name}` already exists")));
         }
-        let db = self.new_database(name);
+        let db = self.new_database(name, tablespace, dir);
+        if db.path.exists() {
+            return Err(Error::Conflict(format!(
+                "{} already exists",
+                db.path.display()
+            )));
+        }
         // Creating the file now makes a bad data directory fail here, not at the first query.
         let conn = db.check_out()?;
         db.check_in(conn);
@@ -336,6 +406,12 @@ impl Engine {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| Error::NotFound(format!("no database `{name}`")))?;
+            // Its file may be half copied; deleting now could bring it back at the move's end.
+            if db.retired.load(Ordering::SeqCst) {
+                return Err(Error::Conflict(format!(
+                    "database `{name}` is being moved; retry"
+                )));
+            }
             let active = db.active.load(Ordering::Acquire);
             if active > 0 && !force {
                 return Err(Error::Conflict(format!(
@@ -345,6 +421,7 @@ impl Engine {
             databases.remove(name);
             db
         };
+        db.retired.store(true, Ordering::SeqCst);
         // Closed outside the idle lock: closing takes the gauge lock (see `check_out`).
         let idle = std::mem::take(&mut *lock(&db.idle));
         drop(idle);
@@ -382,6 +459,12 @@ impl Database {
     /// next one freed, waiting up to `acquire_timeout` (blocking). Lock order: gauge, then idle;
     /// a connection is never closed while the idle lock is held.
     fn check_out(&self) -> Result<Pooled> {
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(Error::Conflict(format!(
+                "database `{}` is being moved or was deleted; retry",
+                self.name
+            )));
+        }
         let deadline = Instant::now() + self.limits.acquire_timeout;
         let mut open = lock(&self.gauge.open);
         loop {
@@ -416,7 +499,7 @@ impl Database {
     fn check_in(&self, conn: Pooled) {
         let surplus = {
             let mut idle = lock(&self.idle);
-            if idle.len() < MAX_IDLE {
+            if idle.len() < MAX_IDLE && !self.retired.load(Ordering::SeqCst) {
                 idle.push(conn);
                 None
             } else {
@@ -470,7 +553,8 @@ impl Database {
             interrupt: Arc::clone(&interrupt),
             armed: true,
         };
-        db.active.fetch_add(1, Ordering::AcqRel);
+        // Counted before the check-out checks `retired` (see `Engine::move_to`).
+        db.active.fetch_add(1, Ordering::SeqCst);
         let result = tokio::task::spawn_blocking(move || {
             let _active = ActiveGuard(&db.active);
             let mut pooled = db.check_out()?;
@@ -497,10 +581,23 @@ impl Database {
 
     /// Begins a transaction on a connection of its own, held until `Held::finish` (blocking).
     pub fn begin(self: &Arc<Self>, mode: &str, read_only: bool) -> Result<Held> {
-        let mut pooled = self.check_out()?;
-        pooled.capture.ensure_triggers(&pooled.conn)?;
+        // Counted before the check-out checks `retired` (see `Engine::move_to`); `Held` gives it
+        // back when dropped.
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let uncount = |e| {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            e
+        };
+        let mut pooled = self.check_out().map_err(uncount)?;
+        pooled
+            .capture
+            .ensure_triggers(&pooled.conn)
+            .map_err(uncount)?;
         if read_only {
-            pooled.conn.pragma_update(None, "query_only", true)?;
+            pooled
+                .conn
+                .pragma_update(None, "query_only", true)
+                .map_err(|e| uncount(e.into()))?;
         }
         let begin = match mode {
             "immediate" => "BEGIN IMMEDIATE",
@@ -509,6 +606,7 @@ impl Database {
         };
         if let Err(e) = pooled.conn.execute_batch(begin) {
             let _ = pooled.conn.pragma_update(None, "query_only", false);
+            self.active.fetch_sub(1, Ordering::SeqCst);
             return Err(match e.sqlite_error_code() {
                 Some(rusqlite::ErrorCode::DatabaseBusy) => Error::Conflict(format!(
                     "database `{}` is locked by another writer",
@@ -517,7 +615,6 @@ impl Database {
                 _ => e.into(),
             });
         }
-        self.active.fetch_add(1, Ordering::AcqRel);
         Ok(Held {
             db: Arc::clone(self),
             pooled: Some(pooled),
@@ -526,6 +623,7 @@ impl Database {
 
     pub async fn info(self: &Arc<Self>) -> Result<DatabaseInfo> {
         let name = self.name.clone();
+        let (tablespace, path) = (self.tablespace.clone(), self.path.display().to_string());
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let size_bytes = size(&self.path);
         let wal_bytes = size(Path::new(&format!("{}-wal", self.path.display())));
@@ -540,6 +638,8 @@ impl Database {
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(DatabaseInfo {
                 name,
+                tablespace,
+                path,
                 size_bytes,
                 wal_bytes,
                 page_size: pragma("page_size")?,

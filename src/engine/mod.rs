@@ -11,6 +11,7 @@ pub mod sessions;
 pub mod slow_log;
 pub mod sql;
 pub mod tables;
+pub mod wal;
 pub mod wal_index;
 
 use std::path::Path;
@@ -27,7 +28,7 @@ use crate::sync::lock;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_settings.sql"),
     include_str!("migrations/0002_auth.sql"),
-    // Numbered 0004 so it does not collide with a parallel 0003; it is the third migration here.
+    include_str!("migrations/0003_tablespaces.sql"),
     include_str!("migrations/0004_alerts.sql"),
 ];
 

@@ -71,6 +71,12 @@ impl Transaction {
         result
     }
 
+    /// What SQLite says the held connection holds (no snapshot yet, a read snapshot, the write
+    /// lock); `None` while a statement runs on it.
+    pub fn holds(&self) -> Option<rusqlite::TransactionState> {
+        self.held.try_lock().ok()?.as_ref()?.state()
+    }
+
     pub fn savepoint(&self, action: &str, name: &str) -> Result<TransactionInfo> {
         let mut held = lock(&self.held);
         let held = held
@@ -245,6 +251,12 @@ impl Transactions {
             .collect();
         all.sort_by_key(|(_, info)| info.started_at);
         all
+    }
+
+    /// Every open transaction's database and what its connection holds (see `Transaction::holds`).
+    pub fn holdings(&self) -> Vec<(String, Option<rusqlite::TransactionState>)> {
+        let open: Vec<Arc<Transaction>> = lock(&self.open).values().cloned().collect();
+        open.iter().map(|t| (t.database(), t.holds())).collect()
     }
 
     /// Commits or rolls back (blocking) and remembers how it ended.

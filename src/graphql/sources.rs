@@ -183,9 +183,12 @@ impl GraphQlSources for Sources {
         _args: DatabasesArgs,
     ) -> Result<DatabaseList, ApiError> {
         let ctx = self.context(&caller, "list_databases")?;
-        crate::databases::DatabaseService::new(Arc::clone(&self.state.engine))
-            .list_databases(ctx)
-            .await
+        crate::databases::DatabaseService::new(
+            Arc::clone(&self.state.engine),
+            Arc::clone(&self.state.tablespaces),
+        )
+        .list_databases(ctx)
+        .await
     }
 
     fn table_changes(&self, _caller: Caller, args: TableChangesArgs) -> SourceResult<TableChange> {

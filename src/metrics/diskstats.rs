@@ -38,7 +38,8 @@ pub fn parse(text: &str, is_disk: impl Fn(&str) -> bool) -> Counters {
     total
 }
 
-fn read() -> Option<Counters> {
+/// The host's whole-disk counters since boot; `None` where /proc/diskstats cannot be read.
+pub fn read() -> Option<Counters> {
     let text = std::fs::read_to_string("/proc/diskstats").ok()?;
     // Whole disks have a directory in /sys/block; partitions do not.
     Some(parse(&text, |name| {

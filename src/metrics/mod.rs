@@ -1,7 +1,7 @@
 //! Producers of the monitoring topics, sampled once a second and only while someone is
 //! subscribed: a sample costs a sysinfo refresh or a /proc read.
 
-mod diskstats;
+pub mod diskstats;
 
 use std::collections::HashSet;
 use std::sync::Arc;

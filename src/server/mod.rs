@@ -29,10 +29,12 @@ use crate::engine::SystemDb;
 use crate::error::Result;
 use crate::events::Bus;
 use crate::health::HealthService;
+use crate::mvcc::MvccService;
 use crate::partitions::PartitionService;
 use crate::sessions::SessionService;
 use crate::sql::SqlService;
 use crate::state::{AppState, RequestStats, SharedState};
+use crate::storage::StorageService;
 use crate::system::SystemService;
 use crate::tables::TableService;
 use crate::telemetry::LogControl;
@@ -54,8 +56,19 @@ impl Server {
         let sequencer = Arc::new(crate::engine::capture::Sequencer::new(
             crate::events::table_changes_publisher(Arc::clone(&bus)),
         ));
+        let tablespaces = Arc::new(crate::storage::tablespaces::Tablespaces::new(
+            system_db.clone(),
+            &config.data_dir,
+        ));
+        let dirs: Vec<_> = tablespaces
+            .list()
+            .await?
+            .into_iter()
+            .map(|t| (t.name, t.path))
+            .collect();
         let engine = Arc::new(crate::engine::catalog::Engine::open(
             &config.data_dir,
+            &dirs,
             sequencer,
             config.pool,
         )?);
@@ -79,6 +92,7 @@ impl Server {
             transactions: Arc::new(crate::engine::sessions::Transactions::with_events(
                 Arc::clone(&bus),
             )),
+            tablespaces,
             queries,
             stats: RequestStats::default(),
             log,
@@ -95,6 +109,7 @@ impl Server {
         crate::alerts::spawn_evaluator(Arc::clone(&state));
         crate::health::watch::spawn(Arc::clone(&state)).await;
         crate::partitions::spawn_stats_watcher(Arc::clone(&state));
+        crate::storage::spawn_status_producer(Arc::clone(&state));
         crate::transactions::spawn_reaper(
             Arc::clone(&state.transactions),
             state.config.transaction_idle_timeout,
@@ -167,8 +182,12 @@ pub fn app(state: SharedState) -> Router {
         Arc::new(AdminService::new(Arc::clone(&state.auth))),
         Arc::new(AlertService::new(Arc::clone(&state))),
         Arc::new(AuthService::new(Arc::clone(&state.auth))),
-        Arc::new(DatabaseService::new(Arc::clone(&state.engine))),
+        Arc::new(DatabaseService::new(
+            Arc::clone(&state.engine),
+            Arc::clone(&state.tablespaces),
+        )),
         Arc::new(HealthService::new(Arc::clone(&state))),
+        Arc::new(MvccService::new(Arc::clone(&state))),
         Arc::new(PartitionService::new(
             Arc::clone(&state.engine),
             Arc::clone(&state.bus),
@@ -181,6 +200,7 @@ pub fn app(state: SharedState) -> Router {
             Arc::clone(&state.auth.sessions),
             Arc::clone(&state.bus),
         )),
+        Arc::new(StorageService::new(Arc::clone(&state))),
         Arc::new(SystemService::new(Arc::clone(&state))),
         Arc::new(TableService::new(Arc::clone(&state.engine))),
         Arc::new(TransactionService::new(

@@ -78,6 +78,12 @@ pub fn publish(
         duration_ms,
         size_before_bytes,
         size_after_bytes,
+        checkpoint_mode: None,
+        busy: None,
+        log_frames: None,
+        checkpointed_frames: None,
+        wal_bytes_before: None,
+        wal_bytes_after: None,
     });
 }
 

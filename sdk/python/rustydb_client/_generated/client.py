@@ -603,7 +603,7 @@ class RestClient:
         """Create a database
 
         POST /api/v1/databases (database:admin); answers 201.
-        Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
         """
         result = self._transport.request(
             "POST",
@@ -649,6 +649,27 @@ class RestClient:
         result = self._transport.request(
             "GET",
             f"/api/v1/databases/{_segment(name)}",
+            auth=True,
+        )
+        return _t.cast("m.DatabaseInfo", result)
+
+
+    def move_database(
+        self,
+        name: str,
+        body: m.DatabaseMove,
+    ) -> m.DatabaseInfo:
+        """Move a database to another tablespace
+
+        POST /api/v1/databases/{name}/move (database:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        Refused with 409 while a statement or an open transaction uses the database. The WAL is checkpointed (TRUNCATE) and every connection closed first; the file is then renamed, or copied and synced when the tablespace is on another filesystem. Requests arriving during the move are answered 409.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/databases/{_segment(name)}/move",
+            body=body,
             auth=True,
         )
         return _t.cast("m.DatabaseInfo", result)
@@ -1311,6 +1332,45 @@ class RestClient:
         return _t.cast("m.SlowQueryList", result)
 
 
+    def list_disks(
+        self,
+    ) -> m.DiskList:
+        """Mounted disks of the host
+
+        GET /api/v1/storage/disks (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/storage/disks",
+            auth=True,
+        )
+        return _t.cast("m.DiskList", result)
+
+
+    def get_io_stats(
+        self,
+        *,
+        sample_ms: int | None = None,
+    ) -> m.IoStatsReport:
+        """Block-device I/O counters of the host and of this process
+
+        GET /api/v1/storage/io-stats (system:read); answers 200.
+        Errors: 400, 401, 403, 429, 500
+
+        Cumulative counters since boot from /proc/diskstats (whole disks, as the `disk_io` stream counts them) and this process's counters from /proc/self/io. With `sample_ms` > 0 the host counters are read twice that many milliseconds apart and the rates are returned too.
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/storage/io-stats",
+            query={
+                "sample_ms": sample_ms,
+            },
+            auth=True,
+        )
+        return _t.cast("m.IoStatsReport", result)
+
+
     def list_partitions(
         self,
         *,
@@ -1370,6 +1430,99 @@ class RestClient:
             f"/api/v1/storage/partitions/{_segment(id)}",
             auth=True,
         )
+
+
+    def get_storage_status(
+        self,
+    ) -> m.StorageStatusReport:
+        """Filesystem space and the server's data, index and WAL sizes
+
+        GET /api/v1/storage/status (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        Total, used and available space of the filesystem holding the data directory, and the sizes of every database file (user databases and system.db), of their `-wal` files, and of the pages their indexes use (SQLite's `dbstat` table).
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/storage/status",
+            auth=True,
+        )
+        return _t.cast("m.StorageStatusReport", result)
+
+
+    def list_tablespaces(
+        self,
+    ) -> m.TablespaceList:
+        """Tablespaces with their databases
+
+        GET /api/v1/storage/tablespaces (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        `default` is the data directory's `databases/` folder and always exists.
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/storage/tablespaces",
+            auth=True,
+        )
+        return _t.cast("m.TablespaceList", result)
+
+
+    def create_tablespace(
+        self,
+        body: m.TablespaceCreate,
+    ) -> m.Tablespace:
+        """Create a tablespace
+
+        POST /api/v1/storage/tablespaces (system:admin); answers 201.
+        Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+
+        The path must be absolute, without `..`, a directory that exists or can be created, and writable by the server. It may not overlap another tablespace (be inside it or contain it), the data directory or an ancestor of it, and may not already hold `.db` files.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/storage/tablespaces",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.Tablespace", result)
+
+
+    def delete_tablespace(
+        self,
+        id: str,
+    ) -> None:
+        """Delete an empty tablespace
+
+        DELETE /api/v1/storage/tablespaces/{id} (system:admin); answers 204.
+        Errors: 400, 401, 403, 404, 409, 429, 500
+
+        Refused with 409 while databases live in it, and for `default`. The directory itself is left in place.
+        """
+        self._transport.request(
+            "DELETE",
+            f"/api/v1/storage/tablespaces/{_segment(id)}",
+            auth=True,
+        )
+
+
+    def update_tablespace(
+        self,
+        id: str,
+        body: m.TablespaceUpdate,
+    ) -> m.Tablespace:
+        """Change a tablespace's description or (while it is empty) its path
+
+        PUT /api/v1/storage/tablespaces/{id} (system:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+        """
+        result = self._transport.request(
+            "PUT",
+            f"/api/v1/storage/tablespaces/{_segment(id)}",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.Tablespace", result)
 
 
     def get_config(
@@ -1627,6 +1780,82 @@ class RestClient:
             auth=True,
         )
         return _t.cast("m.LockInfo", result)
+
+
+    def get_mvcc_status(
+        self,
+    ) -> m.MvccStatus:
+        """Snapshots, open transactions and free pages, per database
+
+        GET /api/v1/transactions/mvcc/status (database:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        For every database: its journal mode, page figures, the free pages a vacuum could return, the WAL frames readers can still see, and the API transactions holding a connection, split by what SQLite says each holds (nothing yet, a read snapshot, or the write lock).
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/transactions/mvcc/status",
+            auth=True,
+        )
+        return _t.cast("m.MvccStatus", result)
+
+
+    def vacuum_database(
+        self,
+        body: m.VacuumRequest,
+    ) -> m.VacuumResult:
+        """Reclaim free pages (VACUUM or incremental vacuum)
+
+        POST /api/v1/transactions/mvcc/vacuum (database:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        `full` runs VACUUM: the database is rebuilt without free pages. `incremental` runs `PRAGMA incremental_vacuum(pages)` and needs `auto_vacuum = INCREMENTAL` on the database (409 otherwise, since it would free nothing). The answer gives the size (pages x page size) and free pages before and after; a `maintenance_event` is published.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/transactions/mvcc/vacuum",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.VacuumResult", result)
+
+
+    def checkpoint_wal(
+        self,
+        body: m.CheckpointRequest,
+    ) -> m.CheckpointResult:
+        """Run a WAL checkpoint
+
+        POST /api/v1/transactions/wal/checkpoint (database:admin); answers 200.
+        Errors: 400, 401, 403, 404, 413, 415, 422, 429, 500
+
+        Runs `PRAGMA wal_checkpoint(MODE)` on one database and returns SQLite's own counts: `busy` (1 if a reader or writer kept the checkpoint from completing), the frames in the log and the frames checkpointed, with the WAL file size before and after. FULL, RESTART and TRUNCATE wait up to the busy timeout (5 s) for readers and writers. A `maintenance_event` with operation CHECKPOINT is published.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/transactions/wal/checkpoint",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.CheckpointResult", result)
+
+
+    def get_wal_status(
+        self,
+    ) -> m.WalStatus:
+        """WAL size, frames and checkpoint progress, per database
+
+        GET /api/v1/transactions/wal/status (database:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        Read without running a checkpoint: the WAL file size, its header (page size, checkpoint sequence) and the WAL-index header in the `-shm` file (`mxFrame`: frames of committed transactions in the log, `nBackfill`: frames already copied into the database, and the reader marks), plus the last checkpoint run through this API.
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/transactions/wal/status",
+            auth=True,
+        )
+        return _t.cast("m.WalStatus", result)
 
 
     def get_transaction(
@@ -2501,7 +2730,7 @@ class AsyncRestClient:
         """Create a database
 
         POST /api/v1/databases (database:admin); answers 201.
-        Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
         """
         result = await self._transport.request(
             "POST",
@@ -2547,6 +2776,27 @@ class AsyncRestClient:
         result = await self._transport.request(
             "GET",
             f"/api/v1/databases/{_segment(name)}",
+            auth=True,
+        )
+        return _t.cast("m.DatabaseInfo", result)
+
+
+    async def move_database(
+        self,
+        name: str,
+        body: m.DatabaseMove,
+    ) -> m.DatabaseInfo:
+        """Move a database to another tablespace
+
+        POST /api/v1/databases/{name}/move (database:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        Refused with 409 while a statement or an open transaction uses the database. The WAL is checkpointed (TRUNCATE) and every connection closed first; the file is then renamed, or copied and synced when the tablespace is on another filesystem. Requests arriving during the move are answered 409.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/databases/{_segment(name)}/move",
+            body=body,
             auth=True,
         )
         return _t.cast("m.DatabaseInfo", result)
@@ -3209,6 +3459,45 @@ class AsyncRestClient:
         return _t.cast("m.SlowQueryList", result)
 
 
+    async def list_disks(
+        self,
+    ) -> m.DiskList:
+        """Mounted disks of the host
+
+        GET /api/v1/storage/disks (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/storage/disks",
+            auth=True,
+        )
+        return _t.cast("m.DiskList", result)
+
+
+    async def get_io_stats(
+        self,
+        *,
+        sample_ms: int | None = None,
+    ) -> m.IoStatsReport:
+        """Block-device I/O counters of the host and of this process
+
+        GET /api/v1/storage/io-stats (system:read); answers 200.
+        Errors: 400, 401, 403, 429, 500
+
+        Cumulative counters since boot from /proc/diskstats (whole disks, as the `disk_io` stream counts them) and this process's counters from /proc/self/io. With `sample_ms` > 0 the host counters are read twice that many milliseconds apart and the rates are returned too.
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/storage/io-stats",
+            query={
+                "sample_ms": sample_ms,
+            },
+            auth=True,
+        )
+        return _t.cast("m.IoStatsReport", result)
+
+
     async def list_partitions(
         self,
         *,
@@ -3268,6 +3557,99 @@ class AsyncRestClient:
             f"/api/v1/storage/partitions/{_segment(id)}",
             auth=True,
         )
+
+
+    async def get_storage_status(
+        self,
+    ) -> m.StorageStatusReport:
+        """Filesystem space and the server's data, index and WAL sizes
+
+        GET /api/v1/storage/status (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        Total, used and available space of the filesystem holding the data directory, and the sizes of every database file (user databases and system.db), of their `-wal` files, and of the pages their indexes use (SQLite's `dbstat` table).
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/storage/status",
+            auth=True,
+        )
+        return _t.cast("m.StorageStatusReport", result)
+
+
+    async def list_tablespaces(
+        self,
+    ) -> m.TablespaceList:
+        """Tablespaces with their databases
+
+        GET /api/v1/storage/tablespaces (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        `default` is the data directory's `databases/` folder and always exists.
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/storage/tablespaces",
+            auth=True,
+        )
+        return _t.cast("m.TablespaceList", result)
+
+
+    async def create_tablespace(
+        self,
+        body: m.TablespaceCreate,
+    ) -> m.Tablespace:
+        """Create a tablespace
+
+        POST /api/v1/storage/tablespaces (system:admin); answers 201.
+        Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+
+        The path must be absolute, without `..`, a directory that exists or can be created, and writable by the server. It may not overlap another tablespace (be inside it or contain it), the data directory or an ancestor of it, and may not already hold `.db` files.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/storage/tablespaces",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.Tablespace", result)
+
+
+    async def delete_tablespace(
+        self,
+        id: str,
+    ) -> None:
+        """Delete an empty tablespace
+
+        DELETE /api/v1/storage/tablespaces/{id} (system:admin); answers 204.
+        Errors: 400, 401, 403, 404, 409, 429, 500
+
+        Refused with 409 while databases live in it, and for `default`. The directory itself is left in place.
+        """
+        await self._transport.request(
+            "DELETE",
+            f"/api/v1/storage/tablespaces/{_segment(id)}",
+            auth=True,
+        )
+
+
+    async def update_tablespace(
+        self,
+        id: str,
+        body: m.TablespaceUpdate,
+    ) -> m.Tablespace:
+        """Change a tablespace's description or (while it is empty) its path
+
+        PUT /api/v1/storage/tablespaces/{id} (system:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+        """
+        result = await self._transport.request(
+            "PUT",
+            f"/api/v1/storage/tablespaces/{_segment(id)}",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.Tablespace", result)
 
 
     async def get_config(
@@ -3525,6 +3907,82 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.LockInfo", result)
+
+
+    async def get_mvcc_status(
+        self,
+    ) -> m.MvccStatus:
+        """Snapshots, open transactions and free pages, per database
+
+        GET /api/v1/transactions/mvcc/status (database:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        For every database: its journal mode, page figures, the free pages a vacuum could return, the WAL frames readers can still see, and the API transactions holding a connection, split by what SQLite says each holds (nothing yet, a read snapshot, or the write lock).
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/transactions/mvcc/status",
+            auth=True,
+        )
+        return _t.cast("m.MvccStatus", result)
+
+
+    async def vacuum_database(
+        self,
+        body: m.VacuumRequest,
+    ) -> m.VacuumResult:
+        """Reclaim free pages (VACUUM or incremental vacuum)
+
+        POST /api/v1/transactions/mvcc/vacuum (database:admin); answers 200.
+        Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+
+        `full` runs VACUUM: the database is rebuilt without free pages. `incremental` runs `PRAGMA incremental_vacuum(pages)` and needs `auto_vacuum = INCREMENTAL` on the database (409 otherwise, since it would free nothing). The answer gives the size (pages x page size) and free pages before and after; a `maintenance_event` is published.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/transactions/mvcc/vacuum",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.VacuumResult", result)
+
+
+    async def checkpoint_wal(
+        self,
+        body: m.CheckpointRequest,
+    ) -> m.CheckpointResult:
+        """Run a WAL checkpoint
+
+        POST /api/v1/transactions/wal/checkpoint (database:admin); answers 200.
+        Errors: 400, 401, 403, 404, 413, 415, 422, 429, 500
+
+        Runs `PRAGMA wal_checkpoint(MODE)` on one database and returns SQLite's own counts: `busy` (1 if a reader or writer kept the checkpoint from completing), the frames in the log and the frames checkpointed, with the WAL file size before and after. FULL, RESTART and TRUNCATE wait up to the busy timeout (5 s) for readers and writers. A `maintenance_event` with operation CHECKPOINT is published.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/transactions/wal/checkpoint",
+            body=body,
+            auth=True,
+        )
+        return _t.cast("m.CheckpointResult", result)
+
+
+    async def get_wal_status(
+        self,
+    ) -> m.WalStatus:
+        """WAL size, frames and checkpoint progress, per database
+
+        GET /api/v1/transactions/wal/status (database:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        Read without running a checkpoint: the WAL file size, its header (page size, checkpoint sequence) and the WAL-index header in the `-shm` file (`mxFrame`: frames of committed transactions in the log, `nBackfill`: frames already copied into the database, and the reader marks), plus the last checkpoint run through this API.
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/transactions/wal/status",
+            auth=True,
+        )
+        return _t.cast("m.WalStatus", result)
 
 
     async def get_transaction(

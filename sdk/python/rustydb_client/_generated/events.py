@@ -183,7 +183,7 @@ class DeadlockDetectedMessage(_t.TypedDict):
 
 
 class MaintenanceEventData(_t.TypedDict):
-    operation: _t.Literal["VACUUM", "ANALYZE", "REINDEX"]
+    operation: _t.Literal["VACUUM", "ANALYZE", "REINDEX", "CHECKPOINT"]
     database: str
     statement: str
     user: str
@@ -193,6 +193,24 @@ class MaintenanceEventData(_t.TypedDict):
 
     size_after_bytes: int
     """Database file size (pages x page size) after."""
+
+    checkpoint_mode: _t.NotRequired[str]
+    """CHECKPOINT: PASSIVE, FULL, RESTART or TRUNCATE."""
+
+    busy: _t.NotRequired[int]
+    """CHECKPOINT: 1 if a reader or writer kept it from completing."""
+
+    log_frames: _t.NotRequired[int]
+    """CHECKPOINT: frames in the WAL after it."""
+
+    checkpointed_frames: _t.NotRequired[int]
+    """CHECKPOINT: frames copied into the database file."""
+
+    wal_bytes_before: _t.NotRequired[int]
+    """CHECKPOINT: size of the -wal file before."""
+
+    wal_bytes_after: _t.NotRequired[int]
+    """CHECKPOINT: size of the -wal file after."""
 
 
 class MaintenanceEventMessage(_t.TypedDict):
@@ -370,6 +388,39 @@ class SchemaChangedMessage(_t.TypedDict):
     data: SchemaChangedData
     timestamp: int
     topic: _t.Literal["schema_changes"]
+    sequence: int
+
+
+# ---- storage_status (storage_status, flat)
+
+
+class StorageStatusData(_t.TypedDict):
+    total_bytes: int
+    """Size of the filesystem holding the data directory."""
+
+    used_bytes: int
+    available_bytes: int
+    usage_percent: float
+    data_size: int
+    """Sum of the database files (user databases and system.db)."""
+
+    index_size: int
+    """Bytes of index b-tree pages in them (dbstat)."""
+
+    wal_size: int
+    """Sum of their -wal files."""
+
+    timestamp: int
+    """Unix seconds of the measurement."""
+
+
+class StorageStatusMessage(_t.TypedDict):
+    """One measurement of storage use."""
+
+    message_type: _t.Literal["storage_status"]
+    data: StorageStatusData
+    timestamp: int
+    topic: _t.Literal["storage_status"]
     sequence: int
 
 
@@ -607,6 +658,7 @@ ServerMessage: _t.TypeAlias = _t.Union[
     QueryCompletedMessage,
     QueryErrorMessage,
     SchemaChangedMessage,
+    StorageStatusMessage,
     SystemMetricsMessage,
     TableModifiedMessage,
     TransactionEventMessage,
@@ -628,13 +680,14 @@ EventMessage: _t.TypeAlias = _t.Union[
     MaintenanceEventMessage,
     PartitionEventMessage,
     SchemaChangedMessage,
+    StorageStatusMessage,
     SystemMetricsMessage,
     TableModifiedMessage,
     TransactionEventMessage,
 ]
 """Messages published on a topic: they carry ``topic`` and ``sequence``."""
 
-Topic: _t.TypeAlias = _t.Literal["alerts", "disk_io", "health", "locks", "maintenance", "partitions", "schema_changes", "system_metrics", "table_changes", "transactions"]
+Topic: _t.TypeAlias = _t.Literal["alerts", "disk_io", "health", "locks", "maintenance", "partitions", "schema_changes", "storage_status", "system_metrics", "table_changes", "transactions"]
 
 MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "alert",
@@ -650,6 +703,7 @@ MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "query_completed",
     "query_error",
     "schema_changed",
+    "storage_status",
     "system_metrics",
     "table_modified",
     "transaction_event",
@@ -671,6 +725,7 @@ EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "maintenance_event",
     "partition_event",
     "schema_changed",
+    "storage_status",
     "system_metrics",
     "table_modified",
     "transaction_event",
@@ -684,6 +739,7 @@ TOPICS: _t.Final[dict[str, dict[str, _t.Any]]] = {
     "maintenance": {"permission": "database:read", "message_types": ["maintenance_event"]},
     "partitions": {"permission": "database:read", "message_types": ["partition_event"]},
     "schema_changes": {"permission": "database:read", "message_types": ["schema_changed"]},
+    "storage_status": {"permission": "system:read", "message_types": ["storage_status"]},
     "system_metrics": {"permission": "system:read", "message_types": ["system_metrics"]},
     "table_changes": {"permission": "database:read", "message_types": ["table_modified"]},
     "transactions": {"permission": "database:read", "message_types": ["transaction_event"]},

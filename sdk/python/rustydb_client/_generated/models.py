@@ -84,6 +84,16 @@ __all__ = [
     "Deadlock",
     "DeadlockList",
     "DeadlockDetection",
+    "TransactionHolds",
+    "MvccDatabaseStatus",
+    "MvccStatus",
+    "VacuumRequest",
+    "VacuumResult",
+    "CheckpointRecord",
+    "WalDatabaseStatus",
+    "WalStatus",
+    "CheckpointRequest",
+    "CheckpointResult",
     "PartitionType",
     "PartitionCreate",
     "PartitionInfo",
@@ -113,6 +123,18 @@ __all__ = [
     "TrackedQueryList",
     "PlanChange",
     "PlanChangeList",
+    "StorageStatusReport",
+    "DiskInfo",
+    "DiskList",
+    "HostIoCounters",
+    "ProcessIoCounters",
+    "IoRates",
+    "IoStatsReport",
+    "Tablespace",
+    "TablespaceList",
+    "TablespaceCreate",
+    "TablespaceUpdate",
+    "DatabaseMove",
     "ServerInfo",
     "VersionInfo",
     "EffectiveConfig",
@@ -455,11 +477,20 @@ class DatabaseCreate(_t.TypedDict):
     name: str
     """1 to 63 characters, lowercase letters, digits and `_`, starting with a letter."""
 
+    tablespace: _t.NotRequired[str]
+    """Tablespace to create the file in; `default` (the data directory) when absent."""
+
 
 class DatabaseInfo(_t.TypedDict):
     """A database file of the data directory, with figures read from SQLite."""
 
     name: str
+    tablespace: str
+    """The tablespace holding the file (`default` for the data directory)."""
+
+    path: str
+    """The database file."""
+
     size_bytes: int
     """Size of the database file."""
 
@@ -849,6 +880,170 @@ class DeadlockDetection(_t.TypedDict):
     """Cycles found now, each resolved like one found on wait. Usually empty, because every wait is checked when it starts."""
 
 
+class TransactionHolds(_t.TypedDict):
+    """API transactions on one database, by what SQLite says each connection holds."""
+
+    open: int
+    """Open API transactions on the database."""
+
+    none: int
+    """BEGIN DEFERRED that has not read yet: no snapshot (SQLITE_TXN_NONE)."""
+
+    read_snapshot: int
+    """Holding a read snapshot (SQLITE_TXN_READ); it pins WAL frames."""
+
+    write_lock: int
+    """Holding the database's one write lock (SQLITE_TXN_WRITE)."""
+
+    running: int
+    """Running a statement right now, so its state was not read."""
+
+
+class MvccDatabaseStatus(_t.TypedDict):
+    database: str
+    journal_mode: str
+    """`wal` for every database the server opened."""
+
+    page_size: int
+    page_count: int
+    freelist_count: int
+    """Free pages (dead space a vacuum returns)."""
+
+    freelist_bytes: int
+    """freelist_count x page_size."""
+
+    auto_vacuum: str
+    """`none`, `full` or `incremental` (PRAGMA auto_vacuum)."""
+
+    wal_frames: _t.NotRequired[int | None]
+    """Frames of committed transactions in the WAL (WAL-index mxFrame): page versions newer than the database file. Null when the WAL-index could not be read."""
+
+    wal_frames_backfilled: _t.NotRequired[int | None]
+    """Of those, frames already copied into the database file (nBackfill)."""
+
+    transactions: TransactionHolds
+
+
+class MvccStatus(_t.TypedDict):
+    databases: list[MvccDatabaseStatus]
+    open_transactions: int
+    """Open API transactions on all databases."""
+
+    timestamp: str
+
+
+class VacuumRequest(_t.TypedDict):
+    database: _t.NotRequired[str | None]
+    """Target database; `default` when absent."""
+
+    mode: _t.NotRequired[_t.Literal["full", "incremental"]]
+    """`full` (VACUUM, the default) or `incremental` (PRAGMA incremental_vacuum)."""
+
+    pages: _t.NotRequired[int]
+    """incremental only: free pages to return; all of them when absent or 0."""
+
+
+class VacuumResult(_t.TypedDict):
+    database: str
+    mode: str
+    statement: str
+    """The statement that ran."""
+
+    size_before_bytes: int
+    """page_count x page_size before."""
+
+    size_after_bytes: int
+    """page_count x page_size after."""
+
+    bytes_reclaimed: int
+    """size_before_bytes - size_after_bytes."""
+
+    freelist_before: int
+    """Free pages before."""
+
+    freelist_after: int
+    """Free pages after."""
+
+    duration_ms: float
+
+
+class CheckpointRecord(_t.TypedDict):
+    """A checkpoint run through the API."""
+
+    mode: str
+    busy: int
+    """1 if SQLite could not complete the checkpoint (a reader or writer was in the way), else 0."""
+
+    log_frames: int
+    """Frames in the WAL when the checkpoint ended (-1 if it could not run)."""
+
+    checkpointed_frames: int
+    """Frames copied into the database file (-1 if it could not run)."""
+
+    duration_ms: float
+    at: str
+
+
+class WalDatabaseStatus(_t.TypedDict):
+    database: str
+    journal_mode: str
+    wal_bytes: int
+    """Size of the `-wal` file (0 when it does not exist). The file is reused, not shrunk, after a checkpoint, except by TRUNCATE."""
+
+    wal_page_size: _t.NotRequired[int | None]
+    """Page size in the WAL file header; null when the file has no header."""
+
+    checkpoint_sequence: _t.NotRequired[int | None]
+    """Checkpoint sequence number in the WAL file header (grows each time the log restarts from its beginning)."""
+
+    frames: _t.NotRequired[int | None]
+    """Valid frames in the WAL (WAL-index mxFrame); null when the `-shm` WAL-index could not be read."""
+
+    frames_backfilled: _t.NotRequired[int | None]
+    """Frames already copied into the database file by any checkpoint, automatic ones included (nBackfill)."""
+
+    database_pages: _t.NotRequired[int | None]
+    """Size of the database in pages as of the last commit (WAL-index nPage)."""
+
+    read_marks: list[int]
+    """The WAL-index reader marks that are set: for each reader slot, the frame up to which the snapshot last taken through it sees the log (0: the database file alone). A slot keeps its mark after its reader ends, until reused, so a mark says where a snapshot was taken, not that it is still held; the transactions' `read_snapshot` count says that."""
+
+    last_checkpoint: _t.NotRequired[CheckpointRecord]
+    """The last checkpoint run through the API since the server started; absent if none."""
+
+
+class WalStatus(_t.TypedDict):
+    databases: list[WalDatabaseStatus]
+    wal_bytes_total: int
+    timestamp: str
+
+
+class CheckpointRequest(_t.TypedDict):
+    database: _t.NotRequired[str | None]
+    """Target database; `default` when absent."""
+
+    mode: _t.NotRequired[_t.Literal["PASSIVE", "FULL", "RESTART", "TRUNCATE"]]
+    """SQLite's checkpoint mode; PASSIVE when absent."""
+
+
+class CheckpointResult(_t.TypedDict):
+    database: str
+    mode: str
+    busy: int
+    """1 if a reader or writer kept the checkpoint from completing, else 0."""
+
+    log_frames: int
+    """Frames in the WAL after the checkpoint (0 after a completed RESTART/TRUNCATE that reset it)."""
+
+    checkpointed_frames: int
+    """Frames copied into the database file."""
+
+    wal_bytes_before: int
+    wal_bytes_after: int
+    duration_ms: float
+    at: str
+
+
 PartitionType: _t.TypeAlias = "_t.Literal[\"range\", \"list\"]"
 """`range`: rows whose key is >= `from` and < `to` (either bound may be left out for an open end). `list`: rows whose key is one of `values`."""
 
@@ -1135,6 +1330,161 @@ class PlanChangeList(_t.TypedDict):
     """Newest first."""
 
     total: int
+
+
+class StorageStatusReport(_t.TypedDict):
+    data_directory: str
+    total_bytes: int
+    """Size of the filesystem holding the data directory."""
+
+    used_bytes: int
+    available_bytes: int
+    """Space available to the server on that filesystem."""
+
+    usage_percent: float
+    data_bytes: int
+    """Sum of the database files (user databases in every tablespace, and system.db)."""
+
+    index_bytes: int
+    """Of those, the bytes of index b-tree pages, counted with SQLite's dbstat table."""
+
+    wal_bytes: int
+    """Sum of their `-wal` files."""
+
+    databases: int
+    """User databases counted."""
+
+    timestamp: str
+
+
+class DiskInfo(_t.TypedDict):
+    name: str
+    mount_point: str
+    file_system: str
+    kind: str
+    """`HDD`, `SSD` or `unknown`."""
+
+    total_bytes: int
+    available_bytes: int
+    used_bytes: int
+    usage_percent: float
+    removable: bool
+    read_only: bool
+    total_read_bytes: int
+    """Bytes read from this disk since boot (as sysinfo reports it)."""
+
+    total_written_bytes: int
+    holds_data_directory: bool
+    """This is the mount the data directory is on."""
+
+
+class DiskList(_t.TypedDict):
+    disks: list[DiskInfo]
+    total: int
+
+
+class HostIoCounters(_t.TypedDict):
+    """Whole-disk counters summed from /proc/diskstats since boot."""
+
+    reads: int
+    read_bytes: int
+    read_time_ms: int
+    writes: int
+    written_bytes: int
+    write_time_ms: int
+
+
+class ProcessIoCounters(_t.TypedDict):
+    """This server process's counters from /proc/self/io."""
+
+    rchar: int
+    """Bytes passed to read-like system calls (page cache hits included)."""
+
+    wchar: int
+    syscr: int
+    """Read system calls."""
+
+    syscw: int
+    read_bytes: int
+    """Bytes the process caused to be fetched from storage."""
+
+    write_bytes: int
+    """Bytes the process caused to be sent to storage."""
+
+    cancelled_write_bytes: int
+
+
+class IoRates(_t.TypedDict):
+    """Host rates between two readings, computed as the `disk_io` stream does."""
+
+    reads_per_sec: float
+    writes_per_sec: float
+    read_throughput_mbps: float
+    """Megabytes (10^6 bytes) read per second."""
+
+    write_throughput_mbps: float
+    avg_read_latency_us: int
+    avg_write_latency_us: int
+
+
+class IoStatsReport(_t.TypedDict):
+    host: _t.NotRequired[HostIoCounters]
+    """Absent where /proc/diskstats cannot be read."""
+
+    process: _t.NotRequired[ProcessIoCounters]
+    """Absent where /proc/self/io cannot be read."""
+
+    rates: _t.NotRequired[IoRates]
+    """Present when `sample_ms` > 0 and the host counters are readable."""
+
+    sample_ms: int
+    timestamp: str
+
+
+class Tablespace(_t.TypedDict):
+    name: str
+    """The tablespace's id in paths."""
+
+    path: str
+    description: str
+    built_in: bool
+    """`default` (the data directory's databases/ folder): cannot be changed or deleted."""
+
+    databases: list[str]
+    """Databases whose file is in this tablespace."""
+
+    size_bytes: int
+    """Sum of their database and `-wal` files."""
+
+    created_at: _t.NotRequired[str | None]
+    updated_at: _t.NotRequired[str | None]
+
+
+class TablespaceList(_t.TypedDict):
+    tablespaces: list[Tablespace]
+    total: int
+
+
+class TablespaceCreate(_t.TypedDict):
+    name: str
+    """1 to 63 characters, lowercase letters, digits and `_`, starting with a letter."""
+
+    path: str
+    """Absolute directory path."""
+
+    description: _t.NotRequired[str]
+
+
+class TablespaceUpdate(_t.TypedDict):
+    path: _t.NotRequired[str]
+    """New directory; only while the tablespace holds no database."""
+
+    description: _t.NotRequired[str]
+
+
+class DatabaseMove(_t.TypedDict):
+    tablespace: str
+    """Target tablespace name (`default` for the data directory)."""
 
 
 class ServerInfo(_t.TypedDict):

@@ -510,7 +510,7 @@ export class RestClient {
    * Create a database
    *
    * POST /api/v1/databases (database:admin); answers 201.
-   * Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
    */
   createDatabase(body: T.DatabaseCreate, options?: RequestOptions): Promise<T.DatabaseInfo> {
     return this.transport.request({
@@ -550,6 +550,24 @@ export class RestClient {
     return this.transport.request({
       method: "GET",
       path: `/api/v1/databases/${encodeURIComponent(String(name))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Move a database to another tablespace
+   *
+   * POST /api/v1/databases/{name}/move (database:admin); answers 200.
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   *
+   * Refused with 409 while a statement or an open transaction uses the database. The WAL is checkpointed (TRUNCATE) and every connection closed first; the file is then renamed, or copied and synced when the tablespace is on another filesystem. Requests arriving during the move are answered 409.
+   */
+  moveDatabase(name: string, body: T.DatabaseMove, options?: RequestOptions): Promise<T.DatabaseInfo> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/databases/${encodeURIComponent(String(name))}/move`,
+      body,
       auth: true,
       options,
     });
@@ -1115,6 +1133,39 @@ export class RestClient {
   }
 
   /**
+   * Mounted disks of the host
+   *
+   * GET /api/v1/storage/disks (system:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   */
+  listDisks(options?: RequestOptions): Promise<T.DiskList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/storage/disks`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Block-device I/O counters of the host and of this process
+   *
+   * GET /api/v1/storage/io-stats (system:read); answers 200.
+   * Errors: 400, 401, 403, 429, 500
+   *
+   * Cumulative counters since boot from /proc/diskstats (whole disks, as the `disk_io` stream counts them) and this process's counters from /proc/self/io. With `sample_ms` > 0 the host counters are read twice that many milliseconds apart and the rates are returned too.
+   */
+  getIoStats(query?: { sample_ms?: number }, options?: RequestOptions): Promise<T.IoStatsReport> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/storage/io-stats`,
+      query,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
    * Partitions of a database's partitioned tables, with measured row counts and sizes
    *
    * GET /api/v1/storage/partitions (database:read); answers 200.
@@ -1160,6 +1211,91 @@ export class RestClient {
     return this.transport.request({
       method: "DELETE",
       path: `/api/v1/storage/partitions/${encodeURIComponent(String(id))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Filesystem space and the server's data, index and WAL sizes
+   *
+   * GET /api/v1/storage/status (system:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   *
+   * Total, used and available space of the filesystem holding the data directory, and the sizes of every database file (user databases and system.db), of their `-wal` files, and of the pages their indexes use (SQLite's `dbstat` table).
+   */
+  getStorageStatus(options?: RequestOptions): Promise<T.StorageStatusReport> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/storage/status`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Tablespaces with their databases
+   *
+   * GET /api/v1/storage/tablespaces (system:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   *
+   * `default` is the data directory's `databases/` folder and always exists.
+   */
+  listTablespaces(options?: RequestOptions): Promise<T.TablespaceList> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/storage/tablespaces`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Create a tablespace
+   *
+   * POST /api/v1/storage/tablespaces (system:admin); answers 201.
+   * Errors: 400, 401, 403, 409, 413, 415, 422, 429, 500
+   *
+   * The path must be absolute, without `..`, a directory that exists or can be created, and writable by the server. It may not overlap another tablespace (be inside it or contain it), the data directory or an ancestor of it, and may not already hold `.db` files.
+   */
+  createTablespace(body: T.TablespaceCreate, options?: RequestOptions): Promise<T.Tablespace> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/storage/tablespaces`,
+      body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Delete an empty tablespace
+   *
+   * DELETE /api/v1/storage/tablespaces/{id} (system:admin); answers 204.
+   * Errors: 400, 401, 403, 404, 409, 429, 500
+   *
+   * Refused with 409 while databases live in it, and for `default`. The directory itself is left in place.
+   */
+  deleteTablespace(id: string, options?: RequestOptions): Promise<void> {
+    return this.transport.request({
+      method: "DELETE",
+      path: `/api/v1/storage/tablespaces/${encodeURIComponent(String(id))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Change a tablespace's description or (while it is empty) its path
+   *
+   * PUT /api/v1/storage/tablespaces/{id} (system:admin); answers 200.
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   */
+  updateTablespace(id: string, body: T.TablespaceUpdate, options?: RequestOptions): Promise<T.Tablespace> {
+    return this.transport.request({
+      method: "PUT",
+      path: `/api/v1/storage/tablespaces/${encodeURIComponent(String(id))}`,
+      body,
       auth: true,
       options,
     });
@@ -1399,6 +1535,76 @@ export class RestClient {
     return this.transport.request({
       method: "DELETE",
       path: `/api/v1/transactions/locks/${encodeURIComponent(String(lockId))}`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Snapshots, open transactions and free pages, per database
+   *
+   * GET /api/v1/transactions/mvcc/status (database:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   *
+   * For every database: its journal mode, page figures, the free pages a vacuum could return, the WAL frames readers can still see, and the API transactions holding a connection, split by what SQLite says each holds (nothing yet, a read snapshot, or the write lock).
+   */
+  getMvccStatus(options?: RequestOptions): Promise<T.MvccStatus> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/transactions/mvcc/status`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Reclaim free pages (VACUUM or incremental vacuum)
+   *
+   * POST /api/v1/transactions/mvcc/vacuum (database:admin); answers 200.
+   * Errors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500
+   *
+   * `full` runs VACUUM: the database is rebuilt without free pages. `incremental` runs `PRAGMA incremental_vacuum(pages)` and needs `auto_vacuum = INCREMENTAL` on the database (409 otherwise, since it would free nothing). The answer gives the size (pages x page size) and free pages before and after; a `maintenance_event` is published.
+   */
+  vacuumDatabase(body: T.VacuumRequest, options?: RequestOptions): Promise<T.VacuumResult> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/transactions/mvcc/vacuum`,
+      body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Run a WAL checkpoint
+   *
+   * POST /api/v1/transactions/wal/checkpoint (database:admin); answers 200.
+   * Errors: 400, 401, 403, 404, 413, 415, 422, 429, 500
+   *
+   * Runs `PRAGMA wal_checkpoint(MODE)` on one database and returns SQLite's own counts: `busy` (1 if a reader or writer kept the checkpoint from completing), the frames in the log and the frames checkpointed, with the WAL file size before and after. FULL, RESTART and TRUNCATE wait up to the busy timeout (5 s) for readers and writers. A `maintenance_event` with operation CHECKPOINT is published.
+   */
+  checkpointWal(body: T.CheckpointRequest, options?: RequestOptions): Promise<T.CheckpointResult> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/transactions/wal/checkpoint`,
+      body,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * WAL size, frames and checkpoint progress, per database
+   *
+   * GET /api/v1/transactions/wal/status (database:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   *
+   * Read without running a checkpoint: the WAL file size, its header (page size, checkpoint sequence) and the WAL-index header in the `-shm` file (`mxFrame`: frames of committed transactions in the log, `nBackfill`: frames already copied into the database, and the reader marks), plus the last checkpoint run through this API.
+   */
+  getWalStatus(options?: RequestOptions): Promise<T.WalStatus> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/transactions/wal/status`,
       auth: true,
       options,
     });

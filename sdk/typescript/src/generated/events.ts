@@ -212,7 +212,7 @@ export interface DeadlockDetectedMessage {
 // ---- maintenance_event (maintenance, flat)
 
 export interface MaintenanceEventData {
-  operation: "VACUUM" | "ANALYZE" | "REINDEX";
+  operation: "VACUUM" | "ANALYZE" | "REINDEX" | "CHECKPOINT";
   database: string;
   statement: string;
   user: string;
@@ -225,6 +225,30 @@ export interface MaintenanceEventData {
    * Database file size (pages x page size) after.
    */
   size_after_bytes: number;
+  /**
+   * CHECKPOINT: PASSIVE, FULL, RESTART or TRUNCATE.
+   */
+  checkpoint_mode?: string;
+  /**
+   * CHECKPOINT: 1 if a reader or writer kept it from completing.
+   */
+  busy?: number;
+  /**
+   * CHECKPOINT: frames in the WAL after it.
+   */
+  log_frames?: number;
+  /**
+   * CHECKPOINT: frames copied into the database file.
+   */
+  checkpointed_frames?: number;
+  /**
+   * CHECKPOINT: size of the -wal file before.
+   */
+  wal_bytes_before?: number;
+  /**
+   * CHECKPOINT: size of the -wal file after.
+   */
+  wal_bytes_after?: number;
 }
 
 /**
@@ -431,6 +455,47 @@ export interface SchemaChangedMessage {
   /** Unix seconds: when the event was published, or the frame built. */
   timestamp: number;
   topic: "schema_changes";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
+// ---- storage_status (storage_status, flat)
+
+export interface StorageStatusData {
+  /**
+   * Size of the filesystem holding the data directory.
+   */
+  total_bytes: number;
+  used_bytes: number;
+  available_bytes: number;
+  usage_percent: number;
+  /**
+   * Sum of the database files (user databases and system.db).
+   */
+  data_size: number;
+  /**
+   * Bytes of index b-tree pages in them (dbstat).
+   */
+  index_size: number;
+  /**
+   * Sum of their -wal files.
+   */
+  wal_size: number;
+  /**
+   * Unix seconds of the measurement.
+   */
+  timestamp: number;
+}
+
+/**
+ * One measurement of storage use.
+ */
+export interface StorageStatusMessage {
+  message_type: "storage_status";
+  data: StorageStatusData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "storage_status";
   /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
   sequence: number;
 }
@@ -711,6 +776,7 @@ export type ServerMessage =
   | QueryCompletedMessage
   | QueryErrorMessage
   | SchemaChangedMessage
+  | StorageStatusMessage
   | SystemMetricsMessage
   | TableModifiedMessage
   | TransactionEventMessage
@@ -731,6 +797,7 @@ export type EventMessage =
   | MaintenanceEventMessage
   | PartitionEventMessage
   | SchemaChangedMessage
+  | StorageStatusMessage
   | SystemMetricsMessage
   | TableModifiedMessage
   | TransactionEventMessage;
@@ -750,6 +817,7 @@ export const MESSAGE_TYPES = [
   "query_completed",
   "query_error",
   "schema_changed",
+  "storage_status",
   "system_metrics",
   "table_modified",
   "transaction_event",
@@ -772,6 +840,7 @@ export const TOPICS = {
   maintenance: { permission: "database:read", messageTypes: ["maintenance_event"] },
   partitions: { permission: "database:read", messageTypes: ["partition_event"] },
   schema_changes: { permission: "database:read", messageTypes: ["schema_changed"] },
+  storage_status: { permission: "system:read", messageTypes: ["storage_status"] },
   system_metrics: { permission: "system:read", messageTypes: ["system_metrics"] },
   table_changes: { permission: "database:read", messageTypes: ["table_modified"] },
   transactions: { permission: "database:read", messageTypes: ["transaction_event"] },

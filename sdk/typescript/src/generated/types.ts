@@ -355,6 +355,10 @@ export interface DatabaseCreate {
    * 1 to 63 characters, lowercase letters, digits and `_`, starting with a letter.
    */
   name: string;
+  /**
+   * Tablespace to create the file in; `default` (the data directory) when absent.
+   */
+  tablespace?: string;
 }
 
 /**
@@ -362,6 +366,14 @@ export interface DatabaseCreate {
  */
 export interface DatabaseInfo {
   name: string;
+  /**
+   * The tablespace holding the file (`default` for the data directory).
+   */
+  tablespace: string;
+  /**
+   * The database file.
+   */
+  path: string;
   /**
    * Size of the database file.
    */
@@ -828,6 +840,213 @@ export interface DeadlockDetection {
 }
 
 /**
+ * API transactions on one database, by what SQLite says each connection holds.
+ */
+export interface TransactionHolds {
+  /**
+   * Open API transactions on the database.
+   */
+  open: number;
+  /**
+   * BEGIN DEFERRED that has not read yet: no snapshot (SQLITE_TXN_NONE).
+   */
+  none: number;
+  /**
+   * Holding a read snapshot (SQLITE_TXN_READ); it pins WAL frames.
+   */
+  read_snapshot: number;
+  /**
+   * Holding the database's one write lock (SQLITE_TXN_WRITE).
+   */
+  write_lock: number;
+  /**
+   * Running a statement right now, so its state was not read.
+   */
+  running: number;
+}
+
+export interface MvccDatabaseStatus {
+  database: string;
+  /**
+   * `wal` for every database the server opened.
+   */
+  journal_mode: string;
+  page_size: number;
+  page_count: number;
+  /**
+   * Free pages (dead space a vacuum returns).
+   */
+  freelist_count: number;
+  /**
+   * freelist_count x page_size.
+   */
+  freelist_bytes: number;
+  /**
+   * `none`, `full` or `incremental` (PRAGMA auto_vacuum).
+   */
+  auto_vacuum: string;
+  /**
+   * Frames of committed transactions in the WAL (WAL-index mxFrame): page versions newer than the database file. Null when the WAL-index could not be read.
+   */
+  wal_frames?: number | null;
+  /**
+   * Of those, frames already copied into the database file (nBackfill).
+   */
+  wal_frames_backfilled?: number | null;
+  transactions: TransactionHolds;
+}
+
+export interface MvccStatus {
+  databases: Array<MvccDatabaseStatus>;
+  /**
+   * Open API transactions on all databases.
+   */
+  open_transactions: number;
+  timestamp: string;
+}
+
+export interface VacuumRequest {
+  /**
+   * Target database; `default` when absent.
+   */
+  database?: string | null;
+  /**
+   * `full` (VACUUM, the default) or `incremental` (PRAGMA incremental_vacuum).
+   */
+  mode?: "full" | "incremental";
+  /**
+   * incremental only: free pages to return; all of them when absent or 0.
+   */
+  pages?: number;
+}
+
+export interface VacuumResult {
+  database: string;
+  mode: string;
+  /**
+   * The statement that ran.
+   */
+  statement: string;
+  /**
+   * page_count x page_size before.
+   */
+  size_before_bytes: number;
+  /**
+   * page_count x page_size after.
+   */
+  size_after_bytes: number;
+  /**
+   * size_before_bytes - size_after_bytes.
+   */
+  bytes_reclaimed: number;
+  /**
+   * Free pages before.
+   */
+  freelist_before: number;
+  /**
+   * Free pages after.
+   */
+  freelist_after: number;
+  duration_ms: number;
+}
+
+/**
+ * A checkpoint run through the API.
+ */
+export interface CheckpointRecord {
+  mode: string;
+  /**
+   * 1 if SQLite could not complete the checkpoint (a reader or writer was in the way), else 0.
+   */
+  busy: number;
+  /**
+   * Frames in the WAL when the checkpoint ended (-1 if it could not run).
+   */
+  log_frames: number;
+  /**
+   * Frames copied into the database file (-1 if it could not run).
+   */
+  checkpointed_frames: number;
+  duration_ms: number;
+  at: string;
+}
+
+export interface WalDatabaseStatus {
+  database: string;
+  journal_mode: string;
+  /**
+   * Size of the `-wal` file (0 when it does not exist). The file is reused, not shrunk, after a checkpoint, except by TRUNCATE.
+   */
+  wal_bytes: number;
+  /**
+   * Page size in the WAL file header; null when the file has no header.
+   */
+  wal_page_size?: number | null;
+  /**
+   * Checkpoint sequence number in the WAL file header (grows each time the log restarts from its beginning).
+   */
+  checkpoint_sequence?: number | null;
+  /**
+   * Valid frames in the WAL (WAL-index mxFrame); null when the `-shm` WAL-index could not be read.
+   */
+  frames?: number | null;
+  /**
+   * Frames already copied into the database file by any checkpoint, automatic ones included (nBackfill).
+   */
+  frames_backfilled?: number | null;
+  /**
+   * Size of the database in pages as of the last commit (WAL-index nPage).
+   */
+  database_pages?: number | null;
+  /**
+   * The WAL-index reader marks that are set: for each reader slot, the frame up to which the snapshot last taken through it sees the log (0: the database file alone). A slot keeps its mark after its reader ends, until reused, so a mark says where a snapshot was taken, not that it is still held; the transactions' `read_snapshot` count says that.
+   */
+  read_marks: Array<number>;
+  /**
+   * The last checkpoint run through the API since the server started; absent if none.
+   */
+  last_checkpoint?: CheckpointRecord;
+}
+
+export interface WalStatus {
+  databases: Array<WalDatabaseStatus>;
+  wal_bytes_total: number;
+  timestamp: string;
+}
+
+export interface CheckpointRequest {
+  /**
+   * Target database; `default` when absent.
+   */
+  database?: string | null;
+  /**
+   * SQLite's checkpoint mode; PASSIVE when absent.
+   */
+  mode?: "PASSIVE" | "FULL" | "RESTART" | "TRUNCATE";
+}
+
+export interface CheckpointResult {
+  database: string;
+  mode: string;
+  /**
+   * 1 if a reader or writer kept the checkpoint from completing, else 0.
+   */
+  busy: number;
+  /**
+   * Frames in the WAL after the checkpoint (0 after a completed RESTART/TRUNCATE that reset it).
+   */
+  log_frames: number;
+  /**
+   * Frames copied into the database file.
+   */
+  checkpointed_frames: number;
+  wal_bytes_before: number;
+  wal_bytes_after: number;
+  duration_ms: number;
+  at: string;
+}
+
+/**
  * `range`: rows whose key is >= `from` and < `to` (either bound may be left out for an open end). `list`: rows whose key is one of `values`.
  */
 export type PartitionType = "range" | "list";
@@ -1197,6 +1416,191 @@ export interface PlanChangeList {
    */
   changes: Array<PlanChange>;
   total: number;
+}
+
+export interface StorageStatusReport {
+  data_directory: string;
+  /**
+   * Size of the filesystem holding the data directory.
+   */
+  total_bytes: number;
+  used_bytes: number;
+  /**
+   * Space available to the server on that filesystem.
+   */
+  available_bytes: number;
+  usage_percent: number;
+  /**
+   * Sum of the database files (user databases in every tablespace, and system.db).
+   */
+  data_bytes: number;
+  /**
+   * Of those, the bytes of index b-tree pages, counted with SQLite's dbstat table.
+   */
+  index_bytes: number;
+  /**
+   * Sum of their `-wal` files.
+   */
+  wal_bytes: number;
+  /**
+   * User databases counted.
+   */
+  databases: number;
+  timestamp: string;
+}
+
+export interface DiskInfo {
+  name: string;
+  mount_point: string;
+  file_system: string;
+  /**
+   * `HDD`, `SSD` or `unknown`.
+   */
+  kind: string;
+  total_bytes: number;
+  available_bytes: number;
+  used_bytes: number;
+  usage_percent: number;
+  removable: boolean;
+  read_only: boolean;
+  /**
+   * Bytes read from this disk since boot (as sysinfo reports it).
+   */
+  total_read_bytes: number;
+  total_written_bytes: number;
+  /**
+   * This is the mount the data directory is on.
+   */
+  holds_data_directory: boolean;
+}
+
+export interface DiskList {
+  disks: Array<DiskInfo>;
+  total: number;
+}
+
+/**
+ * Whole-disk counters summed from /proc/diskstats since boot.
+ */
+export interface HostIoCounters {
+  reads: number;
+  read_bytes: number;
+  read_time_ms: number;
+  writes: number;
+  written_bytes: number;
+  write_time_ms: number;
+}
+
+/**
+ * This server process's counters from /proc/self/io.
+ */
+export interface ProcessIoCounters {
+  /**
+   * Bytes passed to read-like system calls (page cache hits included).
+   */
+  rchar: number;
+  wchar: number;
+  /**
+   * Read system calls.
+   */
+  syscr: number;
+  syscw: number;
+  /**
+   * Bytes the process caused to be fetched from storage.
+   */
+  read_bytes: number;
+  /**
+   * Bytes the process caused to be sent to storage.
+   */
+  write_bytes: number;
+  cancelled_write_bytes: number;
+}
+
+/**
+ * Host rates between two readings, computed as the `disk_io` stream does.
+ */
+export interface IoRates {
+  reads_per_sec: number;
+  writes_per_sec: number;
+  /**
+   * Megabytes (10^6 bytes) read per second.
+   */
+  read_throughput_mbps: number;
+  write_throughput_mbps: number;
+  avg_read_latency_us: number;
+  avg_write_latency_us: number;
+}
+
+export interface IoStatsReport {
+  /**
+   * Absent where /proc/diskstats cannot be read.
+   */
+  host?: HostIoCounters;
+  /**
+   * Absent where /proc/self/io cannot be read.
+   */
+  process?: ProcessIoCounters;
+  /**
+   * Present when `sample_ms` > 0 and the host counters are readable.
+   */
+  rates?: IoRates;
+  sample_ms: number;
+  timestamp: string;
+}
+
+export interface Tablespace {
+  /**
+   * The tablespace's id in paths.
+   */
+  name: string;
+  path: string;
+  description: string;
+  /**
+   * `default` (the data directory's databases/ folder): cannot be changed or deleted.
+   */
+  built_in: boolean;
+  /**
+   * Databases whose file is in this tablespace.
+   */
+  databases: Array<string>;
+  /**
+   * Sum of their database and `-wal` files.
+   */
+  size_bytes: number;
+  created_at?: string | null;
+  updated_at?: string | null;
+}
+
+export interface TablespaceList {
+  tablespaces: Array<Tablespace>;
+  total: number;
+}
+
+export interface TablespaceCreate {
+  /**
+   * 1 to 63 characters, lowercase letters, digits and `_`, starting with a letter.
+   */
+  name: string;
+  /**
+   * Absolute directory path.
+   */
+  path: string;
+  description?: string;
+}
+
+export interface TablespaceUpdate {
+  /**
+   * New directory; only while the tablespace holds no database.
+   */
+  path?: string;
+  description?: string;
+}
+
+export interface DatabaseMove {
+  /**
+   * Target tablespace name (`default` for the data directory).
+   */
+  tablespace: string;
 }
 
 export interface ServerInfo {
