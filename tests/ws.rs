@@ -1371,3 +1371,140 @@ async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
     let m = next_of(&mut ws, "table_modified", 1).await;
     assert_eq!(m[0]["row_id"], "x,y", "{m:?}");
 }
+
+#[tokio::test]
+async fn buffer_pool_stream_and_routes_report_measured_pages() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let exec = "/api/v1/sql/execute";
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE big (a TEXT)"}),
+    )
+    .await;
+    let (code, body) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO big SELECT hex(randomblob(300)) FROM n"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = sql(
+        &live,
+        &admin,
+        "/api/v1/sql/query",
+        json!({"sql": "SELECT count(*), sum(length(a)) FROM big"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+
+    // Committed to the WAL, not yet checkpointed (the auto-checkpoint runs at 1,000 frames;
+    // this write is smaller): dirty pages.
+    let (code, report) = live
+        .rest("GET", "/api/v1/storage/buffer-pool", &admin, None)
+        .await;
+    assert_eq!(code, 200, "{report}");
+    let total = &report["total"];
+    assert!(total["dirty_pages"].as_u64().unwrap() > 100, "{report}");
+    assert!(total["hits"].as_u64().unwrap() > 0, "{report}");
+    assert!(total["writes"].as_u64().unwrap() > 100, "{report}");
+    let (used, capacity) = (
+        total["used_pages"].as_u64().unwrap(),
+        total["total_pages"].as_u64().unwrap(),
+    );
+    assert!(used > 0 && used <= capacity, "{report}");
+    let rate = total["hit_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rate), "{report}");
+    assert!(
+        report["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["database"] == "default"
+                && d["figures"]["dirty_pages"] == total["dirty_pages"]),
+        "{report}"
+    );
+
+    let mut ws = live
+        .connect_as("/api/v1/ws/storage/buffer-pool", &admin)
+        .await;
+    until(&mut ws, "subscription_ack").await;
+    let (event, _) = until(&mut ws, "buffer_pool_event").await;
+    let stats = &event["data"]["PoolStats"];
+    assert_eq!(stats["dirty_pages"], total["dirty_pages"], "{event}");
+    assert!(stats["used_pages"].as_u64().unwrap() > 0, "{event}");
+    assert!(stats["timestamp"].is_i64(), "{event}");
+
+    // Flushing checkpoints the WAL: nothing is dirty afterwards, and the stream says so.
+    let (code, flushed) = live
+        .rest("POST", "/api/v1/storage/buffer-pool/flush", &admin, None)
+        .await;
+    assert_eq!(code, 200, "{flushed}");
+    let default = flushed["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["database"] == "default")
+        .expect("default flushed")
+        .clone();
+    assert_eq!(default["busy"], false, "{flushed}");
+    assert_eq!(
+        default["wal_frames"], default["checkpointed_frames"],
+        "{flushed}"
+    );
+    assert_eq!(flushed["after"]["total"]["dirty_pages"], 0, "{flushed}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (event, _) = until(&mut ws, "buffer_pool_event").await;
+        if event["data"]["PoolStats"]["dirty_pages"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dirty pages never reached 0: {event}"
+        );
+    }
+
+    // Permissions: reading needs system:read, flushing database:admin.
+    for (name, role) in [("ann", "analyst"), ("mo", "monitor")] {
+        let (code, body) = live
+            .rest(
+                "POST",
+                "/api/v1/admin/users",
+                &admin,
+                Some(json!({"username": name, "password": "password-for-tests", "roles": [role]})),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+    }
+    let ann = live.token("ann", "password-for-tests").await;
+    let mo = live.token("mo", "password-for-tests").await;
+    let refused = live
+        .connect(
+            "/api/v1/ws/storage/buffer-pool",
+            &[("authorization", format!("Bearer {ann}"))],
+        )
+        .await;
+    assert!(refused.is_err(), "an analyst may not watch the buffer pool");
+    assert_eq!(
+        live.rest("GET", "/api/v1/storage/buffer-pool", &ann, None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        live.rest("GET", "/api/v1/storage/buffer-pool", &mo, None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        live.rest("POST", "/api/v1/storage/buffer-pool/flush", &mo, None)
+            .await
+            .0,
+        403
+    );
+}

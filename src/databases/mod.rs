@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::api::databases::{DeleteDatabasePath, GetDatabasePath, GetDatabasePoolPath};
 use crate::api::runtime::RequestContext;
-use crate::api::types::{DatabaseCreate, DatabaseInfo, DatabaseList, PoolStats};
+use crate::api::types::{ConnectionPoolStats, DatabaseCreate, DatabaseInfo, DatabaseList};
 use crate::api::{ApiError, DatabasesApi};
 use crate::engine::catalog::Engine;
 use crate::storage::tablespaces::Tablespaces;
@@ -28,10 +28,10 @@ impl DatabasesApi for DatabaseService {
         &self,
         _ctx: RequestContext,
         path: GetDatabasePoolPath,
-    ) -> Result<PoolStats, ApiError> {
+    ) -> Result<ConnectionPoolStats, ApiError> {
         let db = self.engine.get(&path.name)?;
         let stats = db.pool_stats();
-        Ok(PoolStats {
+        Ok(ConnectionPoolStats {
             database: db.name.clone(),
             active: stats.active,
             idle: stats.idle,

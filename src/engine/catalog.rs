@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::capture::{Actor, Capture, Sequencer};
+use super::page_cache::{Figures, Member, PageCache};
 use crate::api::types::DatabaseInfo;
 use crate::error::{Error, Result};
 use crate::sync::lock;
@@ -122,6 +123,7 @@ impl Held {
             let _ = pooled.conn.execute_batch("ROLLBACK");
         }
         pooled.capture.settle(&self.db.name, result.is_ok());
+        self.db.page_cache.harvest(&pooled.cache, &pooled.conn);
         let _ = pooled.conn.pragma_update(None, "query_only", false);
         if pooled.conn.is_autocommit() {
             self.db.check_in(pooled);
@@ -144,6 +146,8 @@ impl Drop for Held {
 struct Pooled {
     conn: Connection,
     capture: Capture,
+    /// Its page cache's place in the database's buffer-pool figures.
+    cache: Member,
     /// Counts the connection as open until it is closed.
     _slot: Slot,
 }
@@ -247,6 +251,8 @@ pub struct Database {
     /// instance must not open the file any more.
     retired: AtomicBool,
     pub last_checkpoint: Mutex<Option<CheckpointRecord>>,
+    /// The page caches of its connections (the buffer pool).
+    pub page_cache: Arc<PageCache>,
 }
 
 /// 1 to 63 characters: a lowercase letter, then lowercase letters, digits or `_`. Nothing that
@@ -351,6 +357,7 @@ impl Engine {
             limits: self.limits,
             retired: AtomicBool::new(false),
             last_checkpoint: Mutex::new(None),
+            page_cache: Arc::default(),
         })
     }
 
@@ -448,9 +455,11 @@ impl Database {
         // Defensive mode: no writable_schema tricks or other ways to corrupt the file from SQL.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         let capture = Capture::attach(&mut conn, Arc::clone(&self.sequencer))?;
+        let cache = self.page_cache.join(&conn);
         Ok(Pooled {
             conn,
             capture,
+            cache,
             _slot: slot,
         })
     }
@@ -518,6 +527,30 @@ impl Database {
         }
     }
 
+    /// The buffer pool's figures now, and the pages committed to the WAL that a checkpoint
+    /// has not yet written back to the database file (its dirty pages; `None` when the
+    /// WAL-index was being rewritten as it was read).
+    pub fn buffer_pool(&self) -> (Figures, Option<u64>) {
+        let shm = PathBuf::from(format!("{}-shm", self.path.display()));
+        let dirty = super::wal_index::uncheckpointed_pages(&shm)
+            .or_else(|| super::wal_index::uncheckpointed_pages(&shm));
+        (self.page_cache.figures(), dirty)
+    }
+
+    /// Frees what the idle connections' caches hold (`PRAGMA shrink_memory`); returns the bytes
+    /// released. Connections in use keep their caches.
+    pub fn shrink_idle_caches(&self) -> u64 {
+        let idle = lock(&self.idle);
+        let mut released = 0u64;
+        for pooled in idle.iter() {
+            let before = self.page_cache.figures().used_bytes;
+            let _ = pooled.conn.execute_batch("PRAGMA shrink_memory");
+            self.page_cache.harvest(&pooled.cache, &pooled.conn);
+            released += before.saturating_sub(self.page_cache.figures().used_bytes);
+        }
+        released
+    }
+
     /// The pool's figures now.
     pub fn pool_stats(&self) -> PoolStats {
         let total = *lock(&self.gauge.open) as u64;
@@ -565,6 +598,7 @@ impl Database {
             // No interrupt may reach the connection once it serves someone else.
             lock(&interrupt).take();
             pooled.detect_schema_changes(&db.name);
+            db.page_cache.harvest(&pooled.cache, &pooled.conn);
             // A connection left inside a transaction (a BEGIN without COMMIT) is not reused;
             // dropping it rolls the transaction back.
             let reusable = pooled.conn.is_autocommit();

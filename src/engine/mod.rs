@@ -5,6 +5,7 @@ pub mod access;
 pub mod capture;
 pub mod catalog;
 pub mod locks;
+pub mod page_cache;
 pub mod plans;
 pub mod queries;
 pub mod sessions;

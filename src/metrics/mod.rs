@@ -1,6 +1,7 @@
 //! Producers of the monitoring topics, sampled once a second and only while someone is
 //! subscribed: a sample costs a sysinfo refresh or a /proc read.
 
+pub mod buffer_pool;
 pub mod diskstats;
 
 use std::collections::HashSet;
@@ -30,6 +31,7 @@ pub fn spawn_producers(state: Arc<AppState>) {
         m.active_queries = state.system_db.in_flight();
         m
     });
+    buffer_pool::spawn(Arc::clone(&state));
     spawn::<diskstats::DiskSampler>(state, |e, _| e);
 }
 

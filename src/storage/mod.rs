@@ -1,6 +1,7 @@
 //! The `storage` subsystem: the data directory's filesystem and the server's data, index and
 //! WAL sizes, the host's disks and I/O counters, and tablespaces with database moves.
 
+mod buffer_pool;
 mod host;
 pub mod tablespaces;
 
@@ -14,8 +15,9 @@ use crate::api::storage::{
     DeleteTablespacePath, GetIoStatsQuery, MoveDatabasePath, UpdateTablespacePath,
 };
 use crate::api::types::{
-    DatabaseInfo, DatabaseMove, DiskList, IoStatsReport, StorageStatus, StorageStatusReport,
-    Tablespace, TablespaceCreate, TablespaceList, TablespaceUpdate,
+    BufferPoolFlush, BufferPoolReport, DatabaseInfo, DatabaseMove, DiskList, IoStatsReport,
+    StorageStatus, StorageStatusReport, Tablespace, TablespaceCreate, TablespaceList,
+    TablespaceUpdate,
 };
 use crate::api::{ApiError, StorageApi};
 use crate::engine::catalog::{DEFAULT_TABLESPACE, Engine};
@@ -167,6 +169,14 @@ fn unavailable(what: &str) -> ApiError {
 }
 
 impl StorageApi for StorageService {
+    async fn get_buffer_pool(&self, _ctx: RequestContext) -> Result<BufferPoolReport, ApiError> {
+        buffer_pool::report(&self.state).await
+    }
+
+    async fn flush_buffer_pool(&self, _ctx: RequestContext) -> Result<BufferPoolFlush, ApiError> {
+        buffer_pool::flush(&self.state).await
+    }
+
     async fn get_storage_status(
         &self,
         _ctx: RequestContext,

@@ -170,6 +170,15 @@ impl WebSocketApi for WebSocketService {
         )
     }
 
+    async fn ws_storage_buffer_pool(
+        &self,
+        ctx: RequestContext,
+        endpoint: &'static WebSocketMeta,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        self.connect(ctx, endpoint, None, Filter::default(), upgrade, false)
+    }
+
     async fn ws_storage_io(
         &self,
         ctx: RequestContext,

@@ -678,7 +678,7 @@ class RestClient:
     def get_database_pool(
         self,
         name: str,
-    ) -> m.PoolStats:
+    ) -> m.ConnectionPoolStats:
         """Connection-pool figures of a database
 
         GET /api/v1/databases/{name}/pool (system:read); answers 200.
@@ -691,7 +691,7 @@ class RestClient:
             f"/api/v1/databases/{_segment(name)}/pool",
             auth=True,
         )
-        return _t.cast("m.PoolStats", result)
+        return _t.cast("m.ConnectionPoolStats", result)
 
 
     def list_tables(
@@ -1330,6 +1330,42 @@ class RestClient:
             auth=True,
         )
         return _t.cast("m.SlowQueryList", result)
+
+
+    def get_buffer_pool(
+        self,
+    ) -> m.BufferPoolReport:
+        """Buffer pool statistics, in total and per database
+
+        GET /api/v1/storage/buffer-pool (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        The page caches of every open connection (SQLite keeps one per connection): SQLite's hit, miss, write and spill counters since the server started, pages held and allowed, and the pages committed to the WAL that no checkpoint has written back yet (dirty pages).
+        """
+        result = self._transport.request(
+            "GET",
+            f"/api/v1/storage/buffer-pool",
+            auth=True,
+        )
+        return _t.cast("m.BufferPoolReport", result)
+
+
+    def flush_buffer_pool(
+        self,
+    ) -> m.BufferPoolFlush:
+        """Write dirty pages back and empty the idle caches
+
+        POST /api/v1/storage/buffer-pool/flush (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+
+        For every database: a PASSIVE WAL checkpoint (writes committed pages back into the database file without waiting for readers; SQLite's counts are returned) and `PRAGMA shrink_memory` on its idle connections (frees their cached pages). Connections in use and pages a reader still needs are left alone, so dirty pages may remain.
+        """
+        result = self._transport.request(
+            "POST",
+            f"/api/v1/storage/buffer-pool/flush",
+            auth=True,
+        )
+        return _t.cast("m.BufferPoolFlush", result)
 
 
     def list_disks(
@@ -2805,7 +2841,7 @@ class AsyncRestClient:
     async def get_database_pool(
         self,
         name: str,
-    ) -> m.PoolStats:
+    ) -> m.ConnectionPoolStats:
         """Connection-pool figures of a database
 
         GET /api/v1/databases/{name}/pool (system:read); answers 200.
@@ -2818,7 +2854,7 @@ class AsyncRestClient:
             f"/api/v1/databases/{_segment(name)}/pool",
             auth=True,
         )
-        return _t.cast("m.PoolStats", result)
+        return _t.cast("m.ConnectionPoolStats", result)
 
 
     async def list_tables(
@@ -3457,6 +3493,42 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.SlowQueryList", result)
+
+
+    async def get_buffer_pool(
+        self,
+    ) -> m.BufferPoolReport:
+        """Buffer pool statistics, in total and per database
+
+        GET /api/v1/storage/buffer-pool (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        The page caches of every open connection (SQLite keeps one per connection): SQLite's hit, miss, write and spill counters since the server started, pages held and allowed, and the pages committed to the WAL that no checkpoint has written back yet (dirty pages).
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/api/v1/storage/buffer-pool",
+            auth=True,
+        )
+        return _t.cast("m.BufferPoolReport", result)
+
+
+    async def flush_buffer_pool(
+        self,
+    ) -> m.BufferPoolFlush:
+        """Write dirty pages back and empty the idle caches
+
+        POST /api/v1/storage/buffer-pool/flush (database:admin); answers 200.
+        Errors: 401, 403, 429, 500
+
+        For every database: a PASSIVE WAL checkpoint (writes committed pages back into the database file without waiting for readers; SQLite's counts are returned) and `PRAGMA shrink_memory` on its idle connections (frees their cached pages). Connections in use and pages a reader still needs are left alone, so dirty pages may remain.
+        """
+        result = await self._transport.request(
+            "POST",
+            f"/api/v1/storage/buffer-pool/flush",
+            auth=True,
+        )
+        return _t.cast("m.BufferPoolFlush", result)
 
 
     async def list_disks(

@@ -41,6 +41,40 @@ class AlertMessage(_t.TypedDict):
     sequence: int
 
 
+# ---- buffer_pool_event (buffer_pool, externally_tagged)
+
+
+class BufferPoolEventPoolStats(_t.TypedDict):
+    hit_rate: float
+    """Page requests served from a cache since the server started, as a share of all page requests (SQLITE_DBSTATUS_CACHE_HIT / (HIT + MISS)); 0 before the first."""
+
+    total_pages: int
+    """Pages the open connections' caches may hold (each connection's PRAGMA cache_size)."""
+
+    used_pages: int
+    """Pages the caches hold, derived from their bytes (SQLITE_DBSTATUS_CACHE_USED) at SQLite's per-page accounting."""
+
+    dirty_pages: int
+    """Distinct pages committed to the WAL and not yet checkpointed into the database files, read from each database's WAL-index."""
+
+    timestamp: int
+    """Unix seconds of the sample."""
+
+
+BufferPoolEventPoolStatsTagged = _t.TypedDict("BufferPoolEventPoolStatsTagged", { "PoolStats": BufferPoolEventPoolStats })
+BufferPoolEventData: _t.TypeAlias = _t.Union[BufferPoolEventPoolStatsTagged]
+
+
+class BufferPoolEventMessage(_t.TypedDict):
+    """Buffer pool statistics, one `PoolStats` every 100 ms while a client listens."""
+
+    message_type: _t.Literal["buffer_pool_event"]
+    data: BufferPoolEventData
+    timestamp: int
+    topic: _t.Literal["buffer_pool"]
+    sequence: int
+
+
 # ---- disk_io_event (disk_io, externally_tagged)
 
 
@@ -646,6 +680,7 @@ class BroadcastMessage(_t.TypedDict):
 
 ServerMessage: _t.TypeAlias = _t.Union[
     AlertMessage,
+    BufferPoolEventMessage,
     DiskIoEventMessage,
     HealthStatusChangedMessage,
     LockEventMessage,
@@ -673,6 +708,7 @@ ServerMessage: _t.TypeAlias = _t.Union[
 
 EventMessage: _t.TypeAlias = _t.Union[
     AlertMessage,
+    BufferPoolEventMessage,
     DiskIoEventMessage,
     HealthStatusChangedMessage,
     LockEventMessage,
@@ -687,10 +723,11 @@ EventMessage: _t.TypeAlias = _t.Union[
 ]
 """Messages published on a topic: they carry ``topic`` and ``sequence``."""
 
-Topic: _t.TypeAlias = _t.Literal["alerts", "disk_io", "health", "locks", "maintenance", "partitions", "schema_changes", "storage_status", "system_metrics", "table_changes", "transactions"]
+Topic: _t.TypeAlias = _t.Literal["alerts", "buffer_pool", "disk_io", "health", "locks", "maintenance", "partitions", "schema_changes", "storage_status", "system_metrics", "table_changes", "transactions"]
 
 MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "alert",
+    "buffer_pool_event",
     "disk_io_event",
     "health_status_changed",
     "lock_event",
@@ -718,6 +755,7 @@ MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
 
 EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "alert",
+    "buffer_pool_event",
     "disk_io_event",
     "health_status_changed",
     "lock_event",
@@ -733,6 +771,7 @@ EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
 
 TOPICS: _t.Final[dict[str, dict[str, _t.Any]]] = {
     "alerts": {"permission": "system:read", "message_types": ["alert"]},
+    "buffer_pool": {"permission": "system:read", "message_types": ["buffer_pool_event"]},
     "disk_io": {"permission": "system:read", "message_types": ["disk_io_event"]},
     "health": {"permission": "system:read", "message_types": ["health_status_changed"]},
     "locks": {"permission": "database:read", "message_types": ["lock_event", "deadlock_detected"]},
@@ -749,6 +788,7 @@ TOPICS: _t.Final[dict[str, dict[str, _t.Any]]] = {
 WS_ENDPOINTS: _t.Final[dict[str, str]] = {
     "ws": "/api/v1/ws",
     "ws_metrics": "/api/v1/ws/metrics",
+    "ws_storage_buffer_pool": "/api/v1/ws/storage/buffer-pool",
     "ws_storage_io": "/api/v1/ws/storage/io",
     "ws_events": "/api/v1/ws/events",
     "ws_query": "/api/v1/ws/query",

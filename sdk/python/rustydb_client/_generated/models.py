@@ -44,7 +44,7 @@ __all__ = [
     "DatabaseCreate",
     "DatabaseInfo",
     "DatabaseList",
-    "PoolStats",
+    "ConnectionPoolStats",
     "RowData",
     "ChangeType",
     "FilterOperator",
@@ -135,6 +135,11 @@ __all__ = [
     "TablespaceCreate",
     "TablespaceUpdate",
     "DatabaseMove",
+    "BufferPoolFigures",
+    "DatabaseBufferPool",
+    "BufferPoolReport",
+    "DatabaseFlush",
+    "BufferPoolFlush",
     "ServerInfo",
     "VersionInfo",
     "EffectiveConfig",
@@ -513,7 +518,7 @@ class DatabaseList(_t.TypedDict):
     total: int
 
 
-class PoolStats(_t.TypedDict):
+class ConnectionPoolStats(_t.TypedDict):
     database: str
     active: int
     """Connections checked out (running a statement or held by a transaction)."""
@@ -1485,6 +1490,68 @@ class TablespaceUpdate(_t.TypedDict):
 class DatabaseMove(_t.TypedDict):
     tablespace: str
     """Target tablespace name (`default` for the data directory)."""
+
+
+class BufferPoolFigures(_t.TypedDict):
+    hit_rate: float
+    """hits / (hits + misses); 0 before the first page request."""
+
+    hits: int
+    """Page requests served from a cache (SQLITE_DBSTATUS_CACHE_HIT), since the server started."""
+
+    misses: int
+    """Page requests that read the file (SQLITE_DBSTATUS_CACHE_MISS)."""
+
+    writes: int
+    """Dirty pages written out at commit (SQLITE_DBSTATUS_CACHE_WRITE)."""
+
+    spills: int
+    """Dirty pages written mid-transaction because a cache was full (SQLITE_DBSTATUS_CACHE_SPILL)."""
+
+    total_pages: int
+    """Pages the open connections' caches may hold (PRAGMA cache_size)."""
+
+    used_pages: int
+    """Pages the caches hold, derived from used_bytes at SQLite's per-page accounting."""
+
+    used_bytes: int
+    """Heap bytes of the caches (SQLITE_DBSTATUS_CACHE_USED), as of each connection's last call."""
+
+    dirty_pages: int
+    """Distinct pages committed to the WAL and not yet checkpointed into the database file."""
+
+    connections: int
+    """Open connections (each has its own cache)."""
+
+
+class DatabaseBufferPool(_t.TypedDict):
+    database: str
+    figures: BufferPoolFigures
+
+
+class BufferPoolReport(_t.TypedDict):
+    total: BufferPoolFigures
+    databases: list[DatabaseBufferPool]
+
+
+class DatabaseFlush(_t.TypedDict):
+    database: str
+    busy: bool
+    """Whether the checkpoint could not finish because of a reader or writer (SQLite's first result)."""
+
+    wal_frames: int
+    """Frames in the WAL (SQLite's second result; -1 when not in WAL mode)."""
+
+    checkpointed_frames: int
+    """Frames written back into the database file (SQLite's third result)."""
+
+    released_bytes: int
+    """Cache bytes freed by PRAGMA shrink_memory on the idle connections."""
+
+
+class BufferPoolFlush(_t.TypedDict):
+    databases: list[DatabaseFlush]
+    after: BufferPoolReport
 
 
 class ServerInfo(_t.TypedDict):

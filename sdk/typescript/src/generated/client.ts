@@ -581,7 +581,7 @@ export class RestClient {
    *
    * Connections in use (running a statement or held by an explicit transaction), idle in the pool, callers waiting because `pool.max_connections` are open, and the total open.
    */
-  getDatabasePool(name: string, options?: RequestOptions): Promise<T.PoolStats> {
+  getDatabasePool(name: string, options?: RequestOptions): Promise<T.ConnectionPoolStats> {
     return this.transport.request({
       method: "GET",
       path: `/api/v1/databases/${encodeURIComponent(String(name))}/pool`,
@@ -1127,6 +1127,40 @@ export class RestClient {
       method: "GET",
       path: `/api/v1/sql/slow-queries`,
       query,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Buffer pool statistics, in total and per database
+   *
+   * GET /api/v1/storage/buffer-pool (system:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   *
+   * The page caches of every open connection (SQLite keeps one per connection): SQLite's hit, miss, write and spill counters since the server started, pages held and allowed, and the pages committed to the WAL that no checkpoint has written back yet (dirty pages).
+   */
+  getBufferPool(options?: RequestOptions): Promise<T.BufferPoolReport> {
+    return this.transport.request({
+      method: "GET",
+      path: `/api/v1/storage/buffer-pool`,
+      auth: true,
+      options,
+    });
+  }
+
+  /**
+   * Write dirty pages back and empty the idle caches
+   *
+   * POST /api/v1/storage/buffer-pool/flush (database:admin); answers 200.
+   * Errors: 401, 403, 429, 500
+   *
+   * For every database: a PASSIVE WAL checkpoint (writes committed pages back into the database file without waiting for readers; SQLite's counts are returned) and `PRAGMA shrink_memory` on its idle connections (frees their cached pages). Connections in use and pages a reader still needs are left alone, so dirty pages may remain.
+   */
+  flushBufferPool(options?: RequestOptions): Promise<T.BufferPoolFlush> {
+    return this.transport.request({
+      method: "POST",
+      path: `/api/v1/storage/buffer-pool/flush`,
       auth: true,
       options,
     });

@@ -39,6 +39,47 @@ export interface AlertMessage {
   sequence: number;
 }
 
+// ---- buffer_pool_event (buffer_pool, externally_tagged)
+
+export interface BufferPoolEventPoolStats {
+  /**
+   * Page requests served from a cache since the server started, as a share of all page requests (SQLITE_DBSTATUS_CACHE_HIT / (HIT + MISS)); 0 before the first.
+   */
+  hit_rate: number;
+  /**
+   * Pages the open connections' caches may hold (each connection's PRAGMA cache_size).
+   */
+  total_pages: number;
+  /**
+   * Pages the caches hold, derived from their bytes (SQLITE_DBSTATUS_CACHE_USED) at SQLite's per-page accounting.
+   */
+  used_pages: number;
+  /**
+   * Distinct pages committed to the WAL and not yet checkpointed into the database files, read from each database's WAL-index.
+   */
+  dirty_pages: number;
+  /**
+   * Unix seconds of the sample.
+   */
+  timestamp: number;
+}
+
+export type BufferPoolEventData =
+  | { PoolStats: BufferPoolEventPoolStats };
+
+/**
+ * Buffer pool statistics, one `PoolStats` every 100 ms while a client listens.
+ */
+export interface BufferPoolEventMessage {
+  message_type: "buffer_pool_event";
+  data: BufferPoolEventData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "buffer_pool";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
 // ---- disk_io_event (disk_io, externally_tagged)
 
 export interface DiskIoEventIoStats {
@@ -764,6 +805,7 @@ export interface BroadcastMessage {
 /** Any message the server sends. Narrow on `message_type`. */
 export type ServerMessage =
   | AlertMessage
+  | BufferPoolEventMessage
   | DiskIoEventMessage
   | HealthStatusChangedMessage
   | LockEventMessage
@@ -790,6 +832,7 @@ export type ServerMessage =
 /** Messages published on a topic: they carry `topic` and `sequence`. */
 export type EventMessage =
   | AlertMessage
+  | BufferPoolEventMessage
   | DiskIoEventMessage
   | HealthStatusChangedMessage
   | LockEventMessage
@@ -805,6 +848,7 @@ export type EventMessage =
 /** Every `message_type` the server sends. */
 export const MESSAGE_TYPES = [
   "alert",
+  "buffer_pool_event",
   "disk_io_event",
   "health_status_changed",
   "lock_event",
@@ -834,6 +878,7 @@ export type MessageType = ServerMessage["message_type"];
 /** Topics a client may subscribe to, with the message types each carries and its permission. */
 export const TOPICS = {
   alerts: { permission: "system:read", messageTypes: ["alert"] },
+  buffer_pool: { permission: "system:read", messageTypes: ["buffer_pool_event"] },
   disk_io: { permission: "system:read", messageTypes: ["disk_io_event"] },
   health: { permission: "system:read", messageTypes: ["health_status_changed"] },
   locks: { permission: "database:read", messageTypes: ["lock_event", "deadlock_detected"] },
@@ -852,6 +897,7 @@ export type Topic = keyof typeof TOPICS;
 export const WS_ENDPOINTS = {
   ws: { path: "/api/v1/ws", permission: "authenticated" },
   ws_metrics: { path: "/api/v1/ws/metrics", permission: "system:read" },
+  ws_storage_buffer_pool: { path: "/api/v1/ws/storage/buffer-pool", permission: "system:read" },
   ws_storage_io: { path: "/api/v1/ws/storage/io", permission: "system:read" },
   ws_events: { path: "/api/v1/ws/events", permission: "database:read" },
   ws_query: { path: "/api/v1/ws/query", permission: "database:read" },

@@ -401,7 +401,7 @@ export interface DatabaseList {
   total: number;
 }
 
-export interface PoolStats {
+export interface ConnectionPoolStats {
   database: string;
   /**
    * Connections checked out (running a statement or held by a transaction).
@@ -1601,6 +1601,84 @@ export interface DatabaseMove {
    * Target tablespace name (`default` for the data directory).
    */
   tablespace: string;
+}
+
+export interface BufferPoolFigures {
+  /**
+   * hits / (hits + misses); 0 before the first page request.
+   */
+  hit_rate: number;
+  /**
+   * Page requests served from a cache (SQLITE_DBSTATUS_CACHE_HIT), since the server started.
+   */
+  hits: number;
+  /**
+   * Page requests that read the file (SQLITE_DBSTATUS_CACHE_MISS).
+   */
+  misses: number;
+  /**
+   * Dirty pages written out at commit (SQLITE_DBSTATUS_CACHE_WRITE).
+   */
+  writes: number;
+  /**
+   * Dirty pages written mid-transaction because a cache was full (SQLITE_DBSTATUS_CACHE_SPILL).
+   */
+  spills: number;
+  /**
+   * Pages the open connections' caches may hold (PRAGMA cache_size).
+   */
+  total_pages: number;
+  /**
+   * Pages the caches hold, derived from used_bytes at SQLite's per-page accounting.
+   */
+  used_pages: number;
+  /**
+   * Heap bytes of the caches (SQLITE_DBSTATUS_CACHE_USED), as of each connection's last call.
+   */
+  used_bytes: number;
+  /**
+   * Distinct pages committed to the WAL and not yet checkpointed into the database file.
+   */
+  dirty_pages: number;
+  /**
+   * Open connections (each has its own cache).
+   */
+  connections: number;
+}
+
+export interface DatabaseBufferPool {
+  database: string;
+  figures: BufferPoolFigures;
+}
+
+export interface BufferPoolReport {
+  total: BufferPoolFigures;
+  databases: Array<DatabaseBufferPool>;
+}
+
+export interface DatabaseFlush {
+  database: string;
+  /**
+   * Whether the checkpoint could not finish because of a reader or writer (SQLite's first result).
+   */
+  busy: boolean;
+  /**
+   * Frames in the WAL (SQLite's second result; -1 when not in WAL mode).
+   */
+  wal_frames: number;
+  /**
+   * Frames written back into the database file (SQLite's third result).
+   */
+  checkpointed_frames: number;
+  /**
+   * Cache bytes freed by PRAGMA shrink_memory on the idle connections.
+   */
+  released_bytes: number;
+}
+
+export interface BufferPoolFlush {
+  databases: Array<DatabaseFlush>;
+  after: BufferPoolReport;
 }
 
 export interface ServerInfo {
