@@ -12,16 +12,17 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
-use super::operations;
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
+use super::{monitoring, operations};
 use crate::api::graphql::*;
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
     AggregateChange, AggregateFunction, AggregateResult, AlertUpdate, ChangeType, DatabaseList,
-    DeadlockNotice, HealthStatusChange, Heartbeat, LockEventUpdate, PartitionChange, QueryChange,
-    RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange, SchemaChangeType,
-    SchemaObjectType, ServerInfo, TableChange, TableModification,
+    DeadlockNotice, HealthStatusChange, Heartbeat, IoStatistics, LockEventUpdate, PartitionChange,
+    QueryChange, RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange, SchemaChangeType,
+    SchemaObjectType, ServerInfo, StorageUsage, SystemMetricsSample, TableChange,
+    TableModification,
 };
 use crate::api::{DatabasesApi, OPERATIONS, SystemApi};
 use crate::engine::tables;
@@ -482,6 +483,30 @@ impl GraphQlSources for Sources {
         args: HealthStatusChangesArgs,
     ) -> SourceResult<HealthStatusChange> {
         operations::health_status_changes(self, args)
+    }
+
+    fn system_metrics(
+        &self,
+        _caller: Caller,
+        args: SystemMetricsArgs,
+    ) -> SourceResult<SystemMetricsSample> {
+        monitoring::system_metrics(self, args)
+    }
+
+    fn io_statistics_stream(
+        &self,
+        _caller: Caller,
+        args: IoStatisticsStreamArgs,
+    ) -> SourceResult<IoStatistics> {
+        monitoring::io_statistics_stream(self, args)
+    }
+
+    fn storage_status_changes(
+        &self,
+        _caller: Caller,
+        args: StorageStatusChangesArgs,
+    ) -> SourceResult<StorageUsage> {
+        monitoring::storage_status_changes(self, args)
     }
 
     fn heartbeat(&self, _caller: Caller, args: HeartbeatArgs) -> SourceResult<Heartbeat> {

@@ -71,6 +71,10 @@ __all__ = [
     "PartitionEventType",
     "PartitionChange",
     "HealthStatusChange",
+    "SystemMetricType",
+    "SystemMetricsSample",
+    "IoStatistics",
+    "StorageUsage",
     "HealthStatus",
     "ComponentHealth",
     "HealthSummary",
@@ -777,6 +781,88 @@ class HealthStatusChange(_t.TypedDict):
 
     timestamp: str
     """When the check ran."""
+
+
+SystemMetricType: _t.TypeAlias = "_t.Literal[\"CPU\", \"MEMORY\", \"DISK\", \"NETWORK\"]"
+"""A group of host metrics: CPU (`cpuUsage`), MEMORY (`memoryUsage`, `memoryTotal`), DISK (`diskReadBps`, `diskWriteBps`), NETWORK (`networkRxBps`, `networkTxBps`)."""
+
+
+class SystemMetricsSample(_t.TypedDict):
+    """One sample of host and server metrics; the fields of metric groups not asked for are null."""
+
+    cpu_usage: _t.NotRequired[float | None]
+    """Host CPU use in percent of all cores."""
+
+    memory_usage: _t.NotRequired[int | None]
+    """Host memory in use, bytes."""
+
+    memory_total: _t.NotRequired[int | None]
+    """Host memory installed, bytes."""
+
+    disk_read_bps: _t.NotRequired[int | None]
+    """Bytes read per second, all disks."""
+
+    disk_write_bps: _t.NotRequired[int | None]
+    """Bytes written per second, all disks."""
+
+    network_rx_bps: _t.NotRequired[int | None]
+    """Bytes received per second, all interfaces."""
+
+    network_tx_bps: _t.NotRequired[int | None]
+    """Bytes sent per second, all interfaces."""
+
+    active_connections: int
+    """Open WebSocket connections plus HTTP requests in flight."""
+
+    active_queries: int
+    """Engine calls executing now."""
+
+    timestamp: str
+
+
+class IoStatistics(_t.TypedDict):
+    """Block-device I/O of the host over the last interval, from /proc/diskstats (whole disks; loop, ram and zram devices excluded)."""
+
+    reads: int
+    """Reads completed in the interval."""
+
+    writes: int
+    """Writes completed in the interval."""
+
+    bytes_read: int
+    bytes_written: int
+    avg_read_latency_us: int
+    """Mean time per completed read in the interval, microseconds."""
+
+    avg_write_latency_us: int
+    """Mean time per completed write in the interval, microseconds."""
+
+    read_throughput_bps: int
+    """Bytes read per second over the interval."""
+
+    write_throughput_bps: int
+    """Bytes written per second over the interval."""
+
+    timestamp: str
+
+
+class StorageUsage(_t.TypedDict):
+    """Space of the filesystem holding the data directory, and the sizes of the database files."""
+
+    total_bytes: int
+    used_bytes: int
+    available_bytes: int
+    usage_percent: float
+    data_size: int
+    """Sum of the database files (user databases and system.db)."""
+
+    index_size: int
+    """Bytes of index b-tree pages in them (dbstat)."""
+
+    wal_size: int
+    """Sum of their -wal files."""
+
+    timestamp: str
 
 
 HealthStatus: _t.TypeAlias = "_t.Literal[\"healthy\", \"degraded\", \"unhealthy\"]"

@@ -704,6 +704,110 @@ export interface HealthStatusChange {
 }
 
 /**
+ * A group of host metrics: CPU (`cpuUsage`), MEMORY (`memoryUsage`, `memoryTotal`), DISK (`diskReadBps`, `diskWriteBps`), NETWORK (`networkRxBps`, `networkTxBps`).
+ */
+export type SystemMetricType = "CPU" | "MEMORY" | "DISK" | "NETWORK";
+
+/**
+ * One sample of host and server metrics; the fields of metric groups not asked for are null.
+ */
+export interface SystemMetricsSample {
+  /**
+   * Host CPU use in percent of all cores.
+   */
+  cpu_usage?: number | null;
+  /**
+   * Host memory in use, bytes.
+   */
+  memory_usage?: number | null;
+  /**
+   * Host memory installed, bytes.
+   */
+  memory_total?: number | null;
+  /**
+   * Bytes read per second, all disks.
+   */
+  disk_read_bps?: number | null;
+  /**
+   * Bytes written per second, all disks.
+   */
+  disk_write_bps?: number | null;
+  /**
+   * Bytes received per second, all interfaces.
+   */
+  network_rx_bps?: number | null;
+  /**
+   * Bytes sent per second, all interfaces.
+   */
+  network_tx_bps?: number | null;
+  /**
+   * Open WebSocket connections plus HTTP requests in flight.
+   */
+  active_connections: number;
+  /**
+   * Engine calls executing now.
+   */
+  active_queries: number;
+  timestamp: string;
+}
+
+/**
+ * Block-device I/O of the host over the last interval, from /proc/diskstats (whole disks; loop, ram and zram devices excluded).
+ */
+export interface IoStatistics {
+  /**
+   * Reads completed in the interval.
+   */
+  reads: number;
+  /**
+   * Writes completed in the interval.
+   */
+  writes: number;
+  bytes_read: number;
+  bytes_written: number;
+  /**
+   * Mean time per completed read in the interval, microseconds.
+   */
+  avg_read_latency_us: number;
+  /**
+   * Mean time per completed write in the interval, microseconds.
+   */
+  avg_write_latency_us: number;
+  /**
+   * Bytes read per second over the interval.
+   */
+  read_throughput_bps: number;
+  /**
+   * Bytes written per second over the interval.
+   */
+  write_throughput_bps: number;
+  timestamp: string;
+}
+
+/**
+ * Space of the filesystem holding the data directory, and the sizes of the database files.
+ */
+export interface StorageUsage {
+  total_bytes: number;
+  used_bytes: number;
+  available_bytes: number;
+  usage_percent: number;
+  /**
+   * Sum of the database files (user databases and system.db).
+   */
+  data_size: number;
+  /**
+   * Bytes of index b-tree pages in them (dbstat).
+   */
+  index_size: number;
+  /**
+   * Sum of their -wal files.
+   */
+  wal_size: number;
+  timestamp: string;
+}
+
+/**
  * Overall or per-component health.
  */
 export type HealthStatus = "healthy" | "degraded" | "unhealthy";
