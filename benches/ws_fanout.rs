@@ -392,6 +392,7 @@ mod server {
         rustydb::api::types::SystemMetrics {
             cpu_usage: 45.2,
             memory_usage: now_nanos(),
+            memory_total: Some(17_179_869_184),
             memory_percent: 67.5,
             disk_read_bps: 1_048_576,
             disk_write_bps: 524_288,

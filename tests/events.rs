@@ -79,6 +79,7 @@ fn bus_frames_carry_the_envelope_and_sequence() {
     let sample = SystemMetrics {
         cpu_usage: 45.2,
         memory_usage: 8_589_934_592,
+        memory_total: Some(17_179_869_184),
         memory_percent: 67.5,
         disk_read_bps: 1_048_576,
         disk_write_bps: 524_288,

@@ -158,6 +158,7 @@ fn metrics(marker: u64) -> SystemMetrics {
     SystemMetrics {
         cpu_usage: 1.0,
         memory_usage: marker,
+        memory_total: Some(2 * marker),
         memory_percent: 1.0,
         disk_read_bps: 0,
         disk_write_bps: 0,

@@ -14,12 +14,15 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
+use super::{monitoring, operations};
 use crate::api::graphql::*;
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
-    AggregateChange, AggregateFunction, AggregateResult, ChangeType, DatabaseList, Heartbeat,
+    AggregateChange, AggregateFunction, AggregateResult, AlertUpdate, ChangeType, DatabaseList,
+    DeadlockNotice, HealthStatusChange, Heartbeat, IoStatistics, LockEventUpdate, PartitionChange,
     QueryChange, RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange, SchemaChangeType,
-    SchemaObjectType, ServerInfo, TableChange, TableModification,
+    SchemaObjectType, ServerInfo, StorageUsage, SystemMetricsSample, TableChange,
+    TableModification,
 };
 use crate::api::{DatabasesApi, OPERATIONS, SystemApi};
 use crate::engine::tables;
@@ -32,7 +35,7 @@ const DEFAULT_DATABASE: &str = "default";
 const LIVE_QUERY_ROWS: i64 = 1000;
 
 pub struct Sources {
-    state: SharedState,
+    pub(super) state: SharedState,
 }
 
 impl Sources {
@@ -41,7 +44,7 @@ impl Sources {
     }
 
     /// Events of a topic from now on. A subscriber that falls behind skips what it lost.
-    fn events(&self, topic: &str) -> Result<BoxStream<'static, Arc<Event>>, ApiError> {
+    pub(super) fn events(&self, topic: &str) -> Result<BoxStream<'static, Arc<Event>>, ApiError> {
         let topic = self
             .state
             .bus
@@ -131,12 +134,12 @@ impl Change {
     }
 }
 
-fn now() -> chrono::DateTime<chrono::Utc> {
+pub(super) fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
 
 /// Runs `produce` in a task feeding the returned stream; the task stops when the stream is dropped.
-fn spawned<T, F, Fut>(produce: F) -> BoxStream<'static, T>
+pub(super) fn spawned<T, F, Fut>(produce: F) -> BoxStream<'static, T>
 where
     T: Send + 'static,
     F: FnOnce(mpsc::Sender<T>) -> Fut,
@@ -155,7 +158,7 @@ where
 }
 
 /// An interval argument in seconds: `default` when absent, refused outside 1..=3600.
-fn seconds(name: &str, value: Option<i64>, default: u64) -> Result<Duration, ApiError> {
+pub(super) fn seconds(name: &str, value: Option<i64>, default: u64) -> Result<Duration, ApiError> {
     match value {
         None => Ok(Duration::from_secs(default)),
         Some(v @ 1..=3600) => Ok(Duration::from_secs(v as u64)),
@@ -448,6 +451,62 @@ impl GraphQlSources for Sources {
             })
             .map(Ok)
             .boxed())
+    }
+
+    fn lock_events(&self, _caller: Caller, args: LockEventsArgs) -> SourceResult<LockEventUpdate> {
+        operations::lock_events(self, args)
+    }
+
+    fn deadlock_detection(
+        &self,
+        _caller: Caller,
+        _args: DeadlockDetectionArgs,
+    ) -> SourceResult<DeadlockNotice> {
+        operations::deadlock_detection(self)
+    }
+
+    fn alert_stream(&self, _caller: Caller, args: AlertStreamArgs) -> SourceResult<AlertUpdate> {
+        operations::alert_stream(self, args)
+    }
+
+    fn partition_events(
+        &self,
+        _caller: Caller,
+        args: PartitionEventsArgs,
+    ) -> SourceResult<PartitionChange> {
+        operations::partition_events(self, args)
+    }
+
+    fn health_status_changes(
+        &self,
+        _caller: Caller,
+        args: HealthStatusChangesArgs,
+    ) -> SourceResult<HealthStatusChange> {
+        operations::health_status_changes(self, args)
+    }
+
+    fn system_metrics(
+        &self,
+        _caller: Caller,
+        args: SystemMetricsArgs,
+    ) -> SourceResult<SystemMetricsSample> {
+        monitoring::system_metrics(self, args)
+    }
+
+    fn io_statistics_stream(
+        &self,
+        _caller: Caller,
+        args: IoStatisticsStreamArgs,
+    ) -> SourceResult<IoStatistics> {
+        monitoring::io_statistics_stream(self, args)
+    }
+
+    fn storage_status_changes(
+        &self,
+        _caller: Caller,
+        args: StorageStatusChangesArgs,
+    ) -> SourceResult<StorageUsage> {
+        monitoring::storage_status_changes(self, args)
     }
 
     fn heartbeat(&self, _caller: Caller, args: HeartbeatArgs) -> SourceResult<Heartbeat> {

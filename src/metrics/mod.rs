@@ -149,6 +149,7 @@ impl Sampler {
         Some(SystemMetrics {
             cpu_usage: f64::from(self.system.global_cpu_usage()),
             memory_usage: used,
+            memory_total: Some(self.system.total_memory()),
             memory_percent: used as f64 * 100.0 / total as f64,
             disk_read_bps: per_sec(read),
             disk_write_bps: per_sec(written),

@@ -468,6 +468,9 @@ class SystemMetricsData(_t.TypedDict):
     memory_usage: int
     """Host memory in use, bytes."""
 
+    memory_total: _t.NotRequired[int]
+    """Host memory installed, bytes."""
+
     memory_percent: float
     """Host memory in use, percent of total."""
 

@@ -64,6 +64,17 @@ __all__ = [
     "SchemaObjectType",
     "SchemaChange",
     "Heartbeat",
+    "LockEventType",
+    "LockEventUpdate",
+    "DeadlockNotice",
+    "AlertUpdate",
+    "PartitionEventType",
+    "PartitionChange",
+    "HealthStatusChange",
+    "SystemMetricType",
+    "SystemMetricsSample",
+    "IoStatistics",
+    "StorageUsage",
     "HealthStatus",
     "ComponentHealth",
     "HealthSummary",
@@ -678,6 +689,183 @@ class SchemaChange(_t.TypedDict):
 class Heartbeat(_t.TypedDict):
     sequence: int
     """1 for the first beat of the subscription, then +1 each beat."""
+
+    timestamp: str
+
+
+LockEventType: _t.TypeAlias = "_t.Literal[\"ACQUIRED\", \"WAITING\", \"RELEASED\", \"TIMEOUT\", \"DEADLOCK\"]"
+"""What happened to a lock request: granted, queued, released, timed out, or failed as a deadlock victim."""
+
+
+class LockEventUpdate(_t.TypedDict):
+    """A lock request or lock of an API transaction changed state (the `locks` topic's `lock_event`)."""
+
+    event_type: LockEventType
+    lock_id: str
+    transaction_id: str
+    lock_type: LockType
+    lock_mode: LockMode
+    resource: str
+    """The named resource, or `table/row_id` for a row lock."""
+
+    table_name: _t.NotRequired[str | None]
+    """Table of a row lock; null for a named lock."""
+
+    wait_time_ms: float
+    """Time the request waited (so far, for WAITING/TIMEOUT/DEADLOCK)."""
+
+    granted: bool
+    """Whether the transaction holds the lock after this event."""
+
+    timestamp: str
+
+
+class DeadlockNotice(_t.TypedDict):
+    """A cycle found in the wait-for graph and the victim chosen to break it (the `locks` topic's `deadlock_detected`)."""
+
+    deadlock_id: str
+    detected_at: str
+    transactions: list[str]
+    """The cycle's transactions, each waiting for the next."""
+
+    victim_transaction: str
+    resource_graph: list[dict[str, _t.Any]]
+    """The cycle's wait-for edges, each a JSON object: `waiter`, `holder`, `database`, `lock_type`, `resource`, `waiter_mode`, `holder_mode`, `holder_state`."""
+
+    resolution_strategy: str
+    impacted_queries: list[str]
+    """The waiting lock requests of the cycle."""
+
+
+class AlertUpdate(_t.TypedDict):
+    """An alert raised by an alert rule changed state (the `alerts` topic)."""
+
+    alert_id: str
+    name: str
+    category: str
+    severity: AlertSeverity
+    state: AlertState
+    message: str
+    details: dict[str, _t.Any]
+    """The measurement: `metric`, `value`, `comparison`, `threshold`, `duration_seconds`."""
+
+    triggered_at: str
+    occurrence_count: int
+
+
+PartitionEventType: _t.TypeAlias = "_t.Literal[\"CREATED\", \"DROPPED\", \"STATS_CHANGED\"]"
+
+
+class PartitionChange(_t.TypedDict):
+    """A partition was created or dropped, or its row count or size changed (the `partitions` topic)."""
+
+    event_type: PartitionEventType
+    partition_id: str
+    partition_name: str
+    table_name: str
+    partition_type: PartitionType
+    row_count: int
+    """Rows in the partition (when dropped: the rows it took with it)."""
+
+    size_bytes: int
+    timestamp: str
+
+
+class HealthStatusChange(_t.TypedDict):
+    """At least one component's health status differs from the previous check of this subscription."""
+
+    status: HealthStatus
+    """Overall status after the change."""
+
+    changed_components: list[HealthComponentChange]
+    errors: list[str]
+    """Messages of the unhealthy components."""
+
+    warnings: list[str]
+    """Messages of the degraded components."""
+
+    timestamp: str
+    """When the check ran."""
+
+
+SystemMetricType: _t.TypeAlias = "_t.Literal[\"CPU\", \"MEMORY\", \"DISK\", \"NETWORK\"]"
+"""A group of host metrics: CPU (`cpuUsage`), MEMORY (`memoryUsage`, `memoryTotal`), DISK (`diskReadBps`, `diskWriteBps`), NETWORK (`networkRxBps`, `networkTxBps`)."""
+
+
+class SystemMetricsSample(_t.TypedDict):
+    """One sample of host and server metrics; the fields of metric groups not asked for are null."""
+
+    cpu_usage: _t.NotRequired[float | None]
+    """Host CPU use in percent of all cores."""
+
+    memory_usage: _t.NotRequired[int | None]
+    """Host memory in use, bytes."""
+
+    memory_total: _t.NotRequired[int | None]
+    """Host memory installed, bytes."""
+
+    disk_read_bps: _t.NotRequired[int | None]
+    """Bytes read per second, all disks."""
+
+    disk_write_bps: _t.NotRequired[int | None]
+    """Bytes written per second, all disks."""
+
+    network_rx_bps: _t.NotRequired[int | None]
+    """Bytes received per second, all interfaces."""
+
+    network_tx_bps: _t.NotRequired[int | None]
+    """Bytes sent per second, all interfaces."""
+
+    active_connections: int
+    """Open WebSocket connections plus HTTP requests in flight."""
+
+    active_queries: int
+    """Engine calls executing now."""
+
+    timestamp: str
+
+
+class IoStatistics(_t.TypedDict):
+    """Block-device I/O of the host over the last interval, from /proc/diskstats (whole disks; loop, ram and zram devices excluded)."""
+
+    reads: int
+    """Reads completed in the interval."""
+
+    writes: int
+    """Writes completed in the interval."""
+
+    bytes_read: int
+    bytes_written: int
+    avg_read_latency_us: int
+    """Mean time per completed read in the interval, microseconds."""
+
+    avg_write_latency_us: int
+    """Mean time per completed write in the interval, microseconds."""
+
+    read_throughput_bps: int
+    """Bytes read per second over the interval."""
+
+    write_throughput_bps: int
+    """Bytes written per second over the interval."""
+
+    timestamp: str
+
+
+class StorageUsage(_t.TypedDict):
+    """Space of the filesystem holding the data directory, and the sizes of the database files."""
+
+    total_bytes: int
+    used_bytes: int
+    available_bytes: int
+    usage_percent: float
+    data_size: int
+    """Sum of the database files (user databases and system.db)."""
+
+    index_size: int
+    """Bytes of index b-tree pages in them (dbstat)."""
+
+    wal_size: int
+    """Sum of their -wal files."""
 
     timestamp: str
 

@@ -553,6 +553,10 @@ export interface SystemMetricsData {
    */
   memory_usage: number;
   /**
+   * Host memory installed, bytes.
+   */
+  memory_total?: number;
+  /**
    * Host memory in use, percent of total.
    */
   memory_percent: number;

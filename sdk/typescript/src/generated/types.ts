@@ -589,6 +589,225 @@ export interface Heartbeat {
 }
 
 /**
+ * What happened to a lock request: granted, queued, released, timed out, or failed as a deadlock victim.
+ */
+export type LockEventType = "ACQUIRED" | "WAITING" | "RELEASED" | "TIMEOUT" | "DEADLOCK";
+
+/**
+ * A lock request or lock of an API transaction changed state (the `locks` topic's `lock_event`).
+ */
+export interface LockEventUpdate {
+  event_type: LockEventType;
+  lock_id: string;
+  transaction_id: string;
+  lock_type: LockType;
+  lock_mode: LockMode;
+  /**
+   * The named resource, or `table/row_id` for a row lock.
+   */
+  resource: string;
+  /**
+   * Table of a row lock; null for a named lock.
+   */
+  table_name?: string | null;
+  /**
+   * Time the request waited (so far, for WAITING/TIMEOUT/DEADLOCK).
+   */
+  wait_time_ms: number;
+  /**
+   * Whether the transaction holds the lock after this event.
+   */
+  granted: boolean;
+  timestamp: string;
+}
+
+/**
+ * A cycle found in the wait-for graph and the victim chosen to break it (the `locks` topic's `deadlock_detected`).
+ */
+export interface DeadlockNotice {
+  deadlock_id: string;
+  detected_at: string;
+  /**
+   * The cycle's transactions, each waiting for the next.
+   */
+  transactions: Array<string>;
+  victim_transaction: string;
+  /**
+   * The cycle's wait-for edges, each a JSON object: `waiter`, `holder`, `database`, `lock_type`, `resource`, `waiter_mode`, `holder_mode`, `holder_state`.
+   */
+  resource_graph: Array<{ [key: string]: unknown }>;
+  resolution_strategy: string;
+  /**
+   * The waiting lock requests of the cycle.
+   */
+  impacted_queries: Array<string>;
+}
+
+/**
+ * An alert raised by an alert rule changed state (the `alerts` topic).
+ */
+export interface AlertUpdate {
+  alert_id: string;
+  name: string;
+  category: string;
+  severity: AlertSeverity;
+  state: AlertState;
+  message: string;
+  /**
+   * The measurement: `metric`, `value`, `comparison`, `threshold`, `duration_seconds`.
+   */
+  details: { [key: string]: unknown };
+  triggered_at: string;
+  occurrence_count: number;
+}
+
+export type PartitionEventType = "CREATED" | "DROPPED" | "STATS_CHANGED";
+
+/**
+ * A partition was created or dropped, or its row count or size changed (the `partitions` topic).
+ */
+export interface PartitionChange {
+  event_type: PartitionEventType;
+  partition_id: string;
+  partition_name: string;
+  table_name: string;
+  partition_type: PartitionType;
+  /**
+   * Rows in the partition (when dropped: the rows it took with it).
+   */
+  row_count: number;
+  size_bytes: number;
+  timestamp: string;
+}
+
+/**
+ * At least one component's health status differs from the previous check of this subscription.
+ */
+export interface HealthStatusChange {
+  /**
+   * Overall status after the change.
+   */
+  status: HealthStatus;
+  changed_components: Array<HealthComponentChange>;
+  /**
+   * Messages of the unhealthy components.
+   */
+  errors: Array<string>;
+  /**
+   * Messages of the degraded components.
+   */
+  warnings: Array<string>;
+  /**
+   * When the check ran.
+   */
+  timestamp: string;
+}
+
+/**
+ * A group of host metrics: CPU (`cpuUsage`), MEMORY (`memoryUsage`, `memoryTotal`), DISK (`diskReadBps`, `diskWriteBps`), NETWORK (`networkRxBps`, `networkTxBps`).
+ */
+export type SystemMetricType = "CPU" | "MEMORY" | "DISK" | "NETWORK";
+
+/**
+ * One sample of host and server metrics; the fields of metric groups not asked for are null.
+ */
+export interface SystemMetricsSample {
+  /**
+   * Host CPU use in percent of all cores.
+   */
+  cpu_usage?: number | null;
+  /**
+   * Host memory in use, bytes.
+   */
+  memory_usage?: number | null;
+  /**
+   * Host memory installed, bytes.
+   */
+  memory_total?: number | null;
+  /**
+   * Bytes read per second, all disks.
+   */
+  disk_read_bps?: number | null;
+  /**
+   * Bytes written per second, all disks.
+   */
+  disk_write_bps?: number | null;
+  /**
+   * Bytes received per second, all interfaces.
+   */
+  network_rx_bps?: number | null;
+  /**
+   * Bytes sent per second, all interfaces.
+   */
+  network_tx_bps?: number | null;
+  /**
+   * Open WebSocket connections plus HTTP requests in flight.
+   */
+  active_connections: number;
+  /**
+   * Engine calls executing now.
+   */
+  active_queries: number;
+  timestamp: string;
+}
+
+/**
+ * Block-device I/O of the host over the last interval, from /proc/diskstats (whole disks; loop, ram and zram devices excluded).
+ */
+export interface IoStatistics {
+  /**
+   * Reads completed in the interval.
+   */
+  reads: number;
+  /**
+   * Writes completed in the interval.
+   */
+  writes: number;
+  bytes_read: number;
+  bytes_written: number;
+  /**
+   * Mean time per completed read in the interval, microseconds.
+   */
+  avg_read_latency_us: number;
+  /**
+   * Mean time per completed write in the interval, microseconds.
+   */
+  avg_write_latency_us: number;
+  /**
+   * Bytes read per second over the interval.
+   */
+  read_throughput_bps: number;
+  /**
+   * Bytes written per second over the interval.
+   */
+  write_throughput_bps: number;
+  timestamp: string;
+}
+
+/**
+ * Space of the filesystem holding the data directory, and the sizes of the database files.
+ */
+export interface StorageUsage {
+  total_bytes: number;
+  used_bytes: number;
+  available_bytes: number;
+  usage_percent: number;
+  /**
+   * Sum of the database files (user databases and system.db).
+   */
+  data_size: number;
+  /**
+   * Bytes of index b-tree pages in them (dbstat).
+   */
+  index_size: number;
+  /**
+   * Sum of their -wal files.
+   */
+  wal_size: number;
+  timestamp: string;
+}
+
+/**
  * Overall or per-component health.
  */
 export type HealthStatus = "healthy" | "degraded" | "unhealthy";
