@@ -66,9 +66,9 @@ impl std::fmt::Display for ApiError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The server answered with an error status.
+    /// The server answered with an error status (boxed: it is the large variant).
     #[error("server refused the request: {0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The request never got a usable answer (connection, timeout, undecodable body).
     #[error("transport: {0}")]
     Transport(String),
@@ -105,12 +105,12 @@ impl From<progenitor_client::Error<ErrorBody>> for Error {
         match e {
             P::ErrorResponse(r) => {
                 let status = r.status().as_u16();
-                Error::Api(ApiError::from_body(status, r.into_inner()))
+                Error::Api(Box::new(ApiError::from_body(status, r.into_inner())))
             }
-            P::UnexpectedResponse(r) => Error::Api(ApiError::bare(
+            P::UnexpectedResponse(r) => Error::Api(Box::new(ApiError::bare(
                 r.status().as_u16(),
                 "status not declared by the API".into(),
-            )),
+            ))),
             P::InvalidRequest(m) => Error::InvalidInput(m),
             // The pre-hook (session refresh) failed; its error was flattened to a string.
             P::Custom(m) => Error::Transport(m),

@@ -108,7 +108,9 @@ impl Session {
             .send()
             .await?;
         if !response.status().is_success() {
-            return Err(Error::Api(ApiError::from_response(response).await));
+            return Err(Error::Api(Box::new(
+                ApiError::from_response(response).await,
+            )));
         }
         Ok(Tokens::from_pair(response.json::<TokenPair>().await?))
     }

@@ -76,13 +76,13 @@ impl EventStream {
         let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(|e| match e {
-                tungstenite::Error::Http(response) => Error::Api(crate::ApiError {
+                tungstenite::Error::Http(response) => Error::Api(Box::new(crate::ApiError {
                     status: response.status().as_u16(),
                     code: String::new(),
                     message: "WebSocket upgrade refused".into(),
                     details: None,
                     retry_after: None,
-                }),
+                })),
                 other => Error::WebSocket(other.to_string()),
             })?;
         self.socket = Some(socket);

@@ -275,3 +275,11 @@ async fn wrong_password_is_401_and_analyst_writes_are_403() {
     }
     events.close().await;
 }
+
+#[tokio::test]
+async fn the_event_stream_needs_a_login() {
+    // No server needed: the stream refuses before connecting.
+    let client = rustydb_client::client("http://127.0.0.1:9");
+    let mut events = client.events();
+    assert!(matches!(events.connect().await, Err(Error::NotLoggedIn)));
+}
