@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust workspace (unit, codegen
 # snapshots, integration and contract tests), the external OpenAPI validator, and the TypeScript
-# and Python SDKs against a real server (the debug binary). Python tools and the Python SDK go
-# into .venv (created on first run); the TypeScript SDK's dependencies into sdk/typescript.
+# and Python SDKs against a real server (the debug binary; the Rust SDK's live tests run with the
+# workspace). Python tools and the Python SDK go into .venv (created on first run); the TypeScript
+# SDK's dependencies into sdk/typescript.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,12 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "cargo test (workspace)"
+# The server binary first: the Rust SDK's live tests (sdk/rust/tests/live.rs, part of the
+# workspace run below) start it, as do the TypeScript and Python suites.
+step "cargo build --bin rustydb"
+cargo build --quiet --bin rustydb
+
+step "cargo test (workspace, including the Rust SDK against a live server)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace 2>&1 | tee "$log"
@@ -29,7 +35,6 @@ step "openapi-spec-validator generated/openapi.json"
 .venv/bin/openapi-spec-validator generated/openapi.json
 
 step "TypeScript SDK: tsc --strict, live-server tests"
-cargo build --quiet --bin rustydb
 (cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee -a "$log"
 
 step "Python SDK: mypy --strict, live-server tests"
