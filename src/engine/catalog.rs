@@ -532,9 +532,10 @@ impl Database {
     /// WAL-index was being rewritten as it was read).
     pub fn buffer_pool(&self) -> (Figures, Option<u64>) {
         let shm = PathBuf::from(format!("{}-shm", self.path.display()));
-        let dirty = super::wal_index::uncheckpointed_pages(&shm)
-            .or_else(|| super::wal_index::uncheckpointed_pages(&shm));
-        (self.page_cache.figures(), dirty)
+        (
+            self.page_cache.figures(),
+            super::wal_index::uncheckpointed_pages(&shm),
+        )
     }
 
     /// Frees what the idle connections' caches hold (`PRAGMA shrink_memory`); returns the bytes

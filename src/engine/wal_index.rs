@@ -1,13 +1,13 @@
-//! Reads a database's WAL-index (the `-shm` file, format documented at
-//! <https://www.sqlite.org/walformat.html>) to count the pages whose newest version is in the
-//! WAL but not yet in the database file: the pages a checkpoint still has to write back, which
-//! is what RustyDB reports as the buffer pool's dirty pages.
+//! Counts, from a database's WAL-index (the `-shm` file, format documented at
+//! <https://www.sqlite.org/walformat.html>), the pages whose newest version is in the WAL but
+//! not yet in the database file: the pages a checkpoint still has to write back, which is what
+//! RustyDB reports as the buffer pool's dirty pages. The index header is read by `wal`; this
+//! adds the page-number arrays that follow it.
 
 use std::collections::HashSet;
 use std::path::Path;
 
-/// Bytes of the WAL-index header: two copies of the 48-byte index header and the 40-byte
-/// checkpoint info.
+/// Bytes of the WAL-index header (see `wal`), where the first block's page numbers begin.
 const HEADER: usize = 136;
 /// Page numbers in the first index block (which also holds the header) and in later ones.
 const FIRST_BLOCK_FRAMES: u32 = 4062;
@@ -33,9 +33,13 @@ fn page_number_offset(frame: u32) -> usize {
 }
 
 /// Distinct pages in the WAL frames after the last checkpointed one (`nBackfill`) up to the
-/// last committed one (`mxFrame`). `None` when the WAL-index cannot be read consistently (a
+/// last committed one (`mxFrame`). `None` when the WAL-index kept changing under five reads (a
 /// writer was updating it); 0 when the database has no WAL-index (no WAL in use).
 pub fn uncheckpointed_pages(shm: &Path) -> Option<u64> {
+    (0..5).find_map(|_| read_once(shm))
+}
+
+fn read_once(shm: &Path) -> Option<u64> {
     let bytes = match std::fs::read(shm) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(0),
@@ -44,15 +48,9 @@ pub fn uncheckpointed_pages(shm: &Path) -> Option<u64> {
     if bytes.len() < HEADER {
         return Some(0);
     }
-    // SQLite writes the second header copy first and the first copy last; equal copies with
-    // isInit set mean the header is whole.
-    if bytes[0..48] != bytes[48..96] || bytes[12] != 1 {
-        return None;
-    }
-    let max_frame = u32_at(&bytes, 16)?;
-    let backfilled = u32_at(&bytes, 96)?;
+    let index = super::wal::parse_index(&bytes)?;
     let mut pages = HashSet::new();
-    for frame in backfilled.saturating_add(1)..=max_frame {
+    for frame in index.backfilled.saturating_add(1)..=index.max_frame {
         pages.insert(u32_at(&bytes, page_number_offset(frame))?);
     }
     Some(pages.len() as u64)

@@ -19,7 +19,7 @@ pub fn measure(state: &AppState) -> (Figures, u64, Vec<(String, Figures, u64)>) 
     let mut databases = Vec::new();
     for db in state.engine.list() {
         let (figures, db_dirty) = db.buffer_pool();
-        // A WAL-index being rewritten twice in a row is read as "none known" for this sample.
+        // A WAL-index that kept changing under every read counts as none for this sample.
         let db_dirty = db_dirty.unwrap_or(0);
         total.add(&figures);
         dirty += db_dirty;
