@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust workspace (unit, codegen
-# snapshots, integration and contract tests), the external OpenAPI validator, and the TypeScript
+# snapshots, integration and contract tests), the external OpenAPI validator, the TypeScript
 # and Python SDKs against a real server (the debug binary; the Rust SDK's live tests run with the
-# workspace). Python tools and the Python SDK go into .venv (created on first run); the TypeScript
-# SDK's dependencies into sdk/typescript.
+# workspace; the TypeScript suite includes the npm graphql-ws client), and @graphql-codegen/cli on
+# the seed's GraphQL documents. Python tools and the Python SDK go into .venv (created on first
+# run); the npm packages into sdk/typescript and tests/graphql-codegen (from their lock files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,8 +35,11 @@ cargo test --workspace 2>&1 | tee "$log"
 step "openapi-spec-validator generated/openapi.json"
 .venv/bin/openapi-spec-validator generated/openapi.json
 
-step "TypeScript SDK: tsc --strict, live-server tests"
+step "TypeScript SDK: tsc --strict, live-server tests (REST, events, graphql-ws subscriptions)"
 (cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee -a "$log"
+
+step "GraphQL contract: @graphql-codegen/cli types from generated/schema.graphql and the seed's documents, tsc"
+(cd tests/graphql-codegen && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee -a "$log"
 
 step "Python SDK: mypy --strict, live-server tests"
 (cd sdk/python && ../../.venv/bin/mypy rustydb_client tests && ../../.venv/bin/python -m pytest -q) 2>&1 | tee -a "$log"

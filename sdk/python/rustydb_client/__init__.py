@@ -1,5 +1,5 @@
 """rustydb-client: typed sync and async clients for RustyDB Server, login with automatic token
-refresh, and a WebSocket event stream with reconnect and resume.
+refresh, a WebSocket event stream with reconnect and resume, and GraphQL subscriptions.
 
 ``_generated/`` is produced by ``cargo codegen`` from the server's schema; the rest is hand-written.
 """
@@ -24,6 +24,13 @@ from .errors import (
     UnauthorizedError,
     ValidationError,
 )
+from .graphql import (
+    GraphQLConnectionError,
+    GraphQLError,
+    GraphQLSession,
+    GraphQLSubscriptionError,
+    Subscription,
+)
 from .ws import EventStream, StreamClosed
 
 __all__ = [
@@ -34,11 +41,16 @@ __all__ = [
     "ConflictError",
     "EventStream",
     "ForbiddenError",
+    "GraphQLConnectionError",
+    "GraphQLError",
+    "GraphQLSession",
+    "GraphQLSubscriptionError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
     "ServerMessage",
     "StreamClosed",
+    "Subscription",
     "SubscriptionError",
     "Topic",
     "UnauthorizedError",
@@ -99,6 +111,10 @@ class AsyncClient(AsyncRestClient):
     def events(self, **options: Any) -> EventStream:
         """A WebSocket event stream with this client's credentials (``async with`` it)."""
         return EventStream(self.http, **options)
+
+    def graphql(self, **options: Any) -> GraphQLSession:
+        """GraphQL subscriptions on ``/graphql`` with this client's credentials (``async with`` it)."""
+        return GraphQLSession(self.http, **options)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -2,7 +2,7 @@
 // data directory and a known admin password, and stops it afterwards.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -14,12 +14,22 @@ export interface LiveServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(): Promise<LiveServer> {
-  const bin = process.env.RUSTYDB_BIN ?? resolve(import.meta.dirname, "../../../../target/debug/rustydb");
+/** The repository's root (tests run from `build-test/test`). */
+export const REPO_ROOT = resolve(import.meta.dirname, "../../../..");
+
+/** `config`: the text of a TOML config file for the server (e.g. a short token lifetime). */
+export async function startServer(config?: string): Promise<LiveServer> {
+  const bin = process.env.RUSTYDB_BIN ?? join(REPO_ROOT, "target/debug/rustydb");
   const dataDir = mkdtempSync(join(tmpdir(), "rustydb-ts-sdk-"));
+  const args = ["serve", "--bind", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"];
+  if (config !== undefined) {
+    const path = join(dataDir, "rustydb.toml");
+    writeFileSync(path, config);
+    args.push("--config", path);
+  }
   const child: ChildProcess = spawn(
     bin,
-    ["serve", "--bind", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"],
+    args,
     { env: { ...process.env, RUSTYDB_ADMIN_PASSWORD: ADMIN_PASSWORD }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const baseUrl = await new Promise<string>((ok, fail) => {
