@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, NotRequired, TypedDict, TypeVar, cast, overload
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -136,6 +136,9 @@ class GraphQLSession:
         self._closed = False
         #: How many times the connection was (re)established; tests and callers may watch it.
         self.connections = 0
+        #: Called with a subscription's id each time the server runs it: first, and again after
+        #: every reconnect (events from then on are delivered; nothing is replayed).
+        self.on_ready: Callable[[str], object] | None = None
 
     async def __aenter__(self) -> GraphQLSession:
         await self.connect()
@@ -259,9 +262,12 @@ class GraphQLSession:
         kind = message.get("type")
         if kind == "pong":
             payload = message.get("payload") or {}
-            ready = self._ready.pop(str(payload.get(_READY_KEY)), None)
+            id = str(payload.get(_READY_KEY))
+            ready = self._ready.pop(id, None)
             if ready is not None and not ready.done():
                 ready.set_result(None)
+            if ready is not None and self.on_ready is not None:
+                self.on_ready(id)
             return
         if kind == "ping":
             if self._socket is not None:

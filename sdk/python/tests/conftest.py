@@ -18,10 +18,23 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="session")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(tmp_path_factory.mktemp("rustydb-data"), None)
+
+
+@pytest.fixture(scope="session")
+def short_token_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server whose access tokens live 8 s (expiry closes GraphQL connections with 4403)."""
+    yield from _serve(tmp_path_factory.mktemp("rustydb-short"), "[security]\naccess_token_ttl_secs = 8\n")
+
+
+def _serve(data_dir: Path, config: str | None) -> Iterator[str]:
     binary = os.environ.get("RUSTYDB_BIN", str(ROOT / "target" / "debug" / "rustydb"))
-    data_dir = tmp_path_factory.mktemp("rustydb-data")
+    args = [binary, "serve", "--bind", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-format", "json"]
+    if config is not None:
+        (data_dir / "rustydb.toml").write_text(config)
+        args += ["--config", str(data_dir / "rustydb.toml")]
     process = subprocess.Popen(
-        [binary, "serve", "--bind", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-format", "json"],
+        args,
         env={**os.environ, "RUSTYDB_ADMIN_PASSWORD": ADMIN_PASSWORD},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -102,3 +102,33 @@ def test_forbidden_subscription_and_bad_credentials_are_typed(base_url: str) -> 
                 assert closed.value.close_code == 4403
 
     asyncio.run(run())
+
+
+def test_expired_token_is_refreshed_and_the_subscription_resent(short_token_url: str) -> None:
+    async def run() -> None:
+        async with AsyncClient(short_token_url, refresh_margin=0) as client:
+            first = await client.login({"username": "admin", "password": ADMIN_PASSWORD})
+            await client.create_table(
+                "default",
+                {"name": "users", "columns": [{"name": "id", "type": "INTEGER", "primary_key": True}]},
+            )
+            async with client.graphql(initial_delay=0.05) as session:
+                changes = await session.subscribe(seed_document("tableChanges"), result=TableChanges)
+                # The server closes at the token's expiry (8 s) with 4403; the session refreshes the
+                # token, reconnects and resends the subscription, then answers its ping.
+                resent: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+                def ready_again(id: str) -> None:
+                    if not resent.done():
+                        resent.set_result(id)
+
+                session.on_ready = ready_again
+                await asyncio.wait_for(resent, 20)
+                assert session.connections == 2
+                tokens = client.http.tokens
+                assert tokens is not None and tokens["refresh_token"] != first["refresh_token"]
+                await client.insert_row("default", "users", {"values": {"id": 5}})
+                data = await asyncio.wait_for(anext(aiter(changes)), 10)
+                assert json.loads(data["tableChanges"]["row"]["data"]) == {"id": 5}
+
+    asyncio.run(run())

@@ -129,7 +129,7 @@ test("refused credentials close with 4403, surfaced without retrying", { timeout
 });
 
 test("an expired token closes with 4403; the client refreshes it, reconnects and resubscribes", async () => {
-  const shortLived = await startServer("[security]\naccess_token_ttl_secs = 4\n");
+  const shortLived = await startServer("[security]\naccess_token_ttl_secs = 8\n");
   try {
     const client = new RustyDBClient({ baseUrl: shortLived.baseUrl, refreshMarginSeconds: 0 });
     await client.login({ username: "admin", password: ADMIN_PASSWORD });
@@ -152,7 +152,7 @@ test("an expired token closes with 4403; the client refreshes it, reconnects and
         if (readies === 2) resubscribed();
       },
     });
-    // The server closes at the token's expiry (4 s); the client reconnects with a fresh one.
+    // The server closes at the token's expiry (8 s); the client reconnects with a fresh one.
     await within(again, 20_000);
     assert.equal(closes[0], 4403);
     assert.notEqual(client.http.currentTokens?.refresh_token, firstRefresh, "refreshed");
