@@ -14,6 +14,8 @@ use rustydb::telemetry::LogControl;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+pub mod graphql;
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 pub struct TestServer {

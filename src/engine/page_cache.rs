@@ -58,6 +58,8 @@ pub struct Figures {
     pub used_pages: u64,
     /// Pages the caches may hold (`PRAGMA cache_size` of each open connection).
     pub total_pages: u64,
+    /// Those pages' bytes (each connection's capacity times its page size).
+    pub capacity_bytes: u64,
     pub used_bytes: u64,
     pub connections: u64,
 }
@@ -80,6 +82,7 @@ impl Figures {
         self.spills += other.spills;
         self.used_pages += other.used_pages;
         self.total_pages += other.total_pages;
+        self.capacity_bytes += other.capacity_bytes;
         self.used_bytes += other.used_bytes;
         self.connections += other.connections;
     }
@@ -146,6 +149,7 @@ impl PageCache {
             let pages = (c.used_bytes - c.page_size).max(0) / (c.page_size + PAGE_OVERHEAD_BYTES);
             f.used_pages += pages.min(c.capacity_pages).max(0) as u64;
             f.total_pages += c.capacity_pages.max(0) as u64;
+            f.capacity_bytes += c.capacity_pages.saturating_mul(c.page_size).max(0) as u64;
             f.used_bytes += c.used_bytes.max(0) as u64;
         }
         f

@@ -154,15 +154,16 @@ impl Key {
 impl PlanTracker {
     /// Counts an execution of `key` on `conn` (blocking, after the statement succeeded).
     /// `explain` yields the plan lines; it is called only when the plan must be (re)taken.
+    /// Returns the plan change it recorded, if any, for the caller to announce.
     pub fn observe(
         &self,
         conn: &mut Connection,
         key: Key,
         explain: impl FnOnce(&mut Connection) -> crate::error::Result<Vec<String>>,
-    ) {
+    ) -> Option<PlanChange> {
         let Ok(version) = conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))
         else {
-            return;
+            return None;
         };
         let id = (key.database.clone(), key.hash.clone());
         let now = Utc::now();
@@ -173,16 +174,19 @@ impl PlanTracker {
             {
                 t.executions += 1;
                 t.last_executed_at = now;
-                return;
+                return None;
             }
         }
         // Taken outside the lock: EXPLAIN prepares the statement.
-        let Ok(plan) = explain(conn) else { return };
+        let Ok(plan) = explain(conn) else {
+            return None;
+        };
         let mut tracked = lock(&self.tracked);
+        let mut recorded = None;
         match tracked.get_mut(&id) {
             Some(t) => {
                 if t.plan != plan {
-                    self.record_change(PlanChange {
+                    recorded = Some(self.record_change(PlanChange {
                         query_hash: key.hash,
                         database: key.database,
                         normalized_sql: key.normalized,
@@ -193,7 +197,7 @@ impl PlanTracker {
                             t.schema_version
                         ),
                         changed_at: now,
-                    });
+                    }));
                     t.plan_changes += 1;
                 }
                 t.schema_version = version;
@@ -225,9 +229,10 @@ impl PlanTracker {
                 );
             }
         }
+        recorded
     }
 
-    fn record_change(&self, change: PlanChange) {
+    fn record_change(&self, change: PlanChange) -> PlanChange {
         tracing::info!(
             query_hash = %change.query_hash,
             database = %change.database,
@@ -238,7 +243,8 @@ impl PlanTracker {
         if changes.len() == MAX_CHANGES {
             changes.pop_front();
         }
-        changes.push_back(change);
+        changes.push_back(change.clone());
+        change
     }
 
     /// Most recently executed first.

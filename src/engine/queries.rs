@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
@@ -26,6 +26,29 @@ pub struct Running {
     cancelled: AtomicBool,
     /// Set once the statement has a connection.
     executing: AtomicBool,
+    /// How it ended, told by its runner before it leaves the registry.
+    ended: OnceLock<Ended>,
+    /// Flips to `true` when it leaves the registry, so followers (GraphQL's `queryExecution`)
+    /// learn the end at once instead of polling for it.
+    finished: tokio::sync::watch::Sender<bool>,
+}
+
+/// How a statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub outcome: Outcome,
+    /// Rows a query returned or an execute or batch changed.
+    pub rows: u64,
+    /// The error, unless it completed.
+    pub message: Option<String>,
+    pub elapsed: Duration,
 }
 
 /// Where a registered statement is.
@@ -82,6 +105,29 @@ impl Running {
     pub fn was_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
+
+    /// Records how the statement ended (the first report wins).
+    pub fn finish(&self, outcome: Outcome, rows: u64, message: Option<String>) {
+        let _ = self.ended.set(Ended {
+            outcome,
+            rows,
+            message,
+            elapsed: self.started.elapsed(),
+        });
+    }
+
+    /// How it ended, once its runner has said.
+    pub fn ended(&self) -> Option<&Ended> {
+        self.ended.get()
+    }
+
+    /// Resolves once the statement has left the registry (at once if it already has).
+    pub fn until_finished(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.finished.subscribe();
+        async move {
+            let _ = rx.wait_for(|done| *done).await;
+        }
+    }
 }
 
 /// Who sent a statement.
@@ -123,6 +169,7 @@ pub struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         lock(&self.registry.running).remove(&self.query.id);
+        self.query.finished.send_replace(true);
     }
 }
 
@@ -172,6 +219,8 @@ impl RunningQueries {
             interrupt: Mutex::new(None),
             cancelled: AtomicBool::new(false),
             executing: AtomicBool::new(false),
+            ended: OnceLock::new(),
+            finished: tokio::sync::watch::channel(false).0,
         });
         running.insert(query.id.clone(), Arc::clone(&query));
         Some(Registered {

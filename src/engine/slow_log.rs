@@ -28,8 +28,9 @@ impl SlowLog {
         took >= self.threshold
     }
 
-    /// Records an entry, numbering it; the oldest goes when the log is full.
-    pub fn record(&self, user_id: &str, mut entry: SlowQuery) {
+    /// Records an entry, numbering it; the oldest goes when the log is full. Returns the entry
+    /// as recorded (with its number), for the caller to announce.
+    pub fn record(&self, user_id: &str, mut entry: SlowQuery) -> SlowQuery {
         tracing::warn!(
             sql = %entry.sql,
             user = %entry.user,
@@ -44,7 +45,8 @@ impl SlowLog {
         if entries.len() == self.capacity {
             entries.pop_front();
         }
-        entries.push_back((user_id.to_string(), entry));
+        entries.push_back((user_id.to_string(), entry.clone()));
+        entry
     }
 
     /// Newest first, at most `limit`, of the users `keep` accepts (by user id).

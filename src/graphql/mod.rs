@@ -5,6 +5,7 @@
 
 mod monitoring;
 mod operations;
+mod queries;
 mod rows;
 pub mod runtime;
 mod sources;

@@ -1,6 +1,7 @@
 //! Sources of the monitoring subscriptions: host metrics (the `system_metrics` samples, thinned to
 //! the subscriber's interval), disk I/O (/proc/diskstats, read by the subscription at its own
-//! interval) and storage use (the storage status measurement, repeated at the interval).
+//! interval), storage use (the storage status measurement, repeated at the interval) and the
+//! buffer pool (the buffer-pool measurement, repeated at the interval).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,9 +13,10 @@ use super::sources::{Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
 use crate::api::types::{
-    IoStatistics, StorageUsage, SystemMetricType, SystemMetrics, SystemMetricsSample,
+    BufferPoolSample, IoStatistics, StorageUsage, SystemMetricType, SystemMetrics,
+    SystemMetricsSample,
 };
-use crate::metrics::diskstats;
+use crate::metrics::{buffer_pool, diskstats};
 
 /// Samples arrive once a second; one this close to the interval counts as on time.
 const SAMPLE_SLACK: Duration = Duration::from_millis(500);
@@ -132,6 +134,42 @@ pub(super) fn storage_status_changes(
             });
             let failed = usage.is_err();
             if tx.send(usage).await.is_err() || failed {
+                return;
+            }
+        }
+    }))
+}
+
+pub(super) fn buffer_pool_metrics(
+    s: &Sources,
+    args: BufferPoolMetricsArgs,
+) -> SourceResult<BufferPoolSample> {
+    let every = seconds("intervalSeconds", args.interval_seconds, 10)?;
+    let state = Arc::clone(&s.state);
+    Ok(spawned(move |tx| async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let sampler = Arc::clone(&state);
+            // The measurement behind GET /api/v1/storage/buffer-pool and the `buffer_pool`
+            // topic; reading the WAL-indexes is file I/O, so off the async workers.
+            let sample = tokio::task::spawn_blocking(move || buffer_pool::measure(&sampler))
+                .await
+                .map_err(ApiError::internal)
+                .map(|(total, dirty, _)| BufferPoolSample {
+                    size_bytes: int(total.capacity_bytes),
+                    total_pages: int(total.total_pages),
+                    free_pages: int(total.total_pages.saturating_sub(total.used_pages)),
+                    dirty_pages: int(dirty),
+                    hit_ratio: total.hit_rate(),
+                    cache_hits: int(total.hits),
+                    cache_misses: int(total.misses),
+                    evictions: None,
+                    timestamp: now(),
+                });
+            let failed = sample.is_err();
+            if tx.send(sample).await.is_err() || failed {
                 return;
             }
         }

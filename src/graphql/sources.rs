@@ -14,15 +14,16 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
-use super::{monitoring, operations};
+use super::{monitoring, operations, queries};
 use crate::api::graphql::*;
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
-    AggregateChange, AggregateFunction, AggregateResult, AlertUpdate, ChangeType, DatabaseList,
-    DeadlockNotice, HealthStatusChange, Heartbeat, IoStatistics, LockEventUpdate, PartitionChange,
-    QueryChange, RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange, SchemaChangeType,
-    SchemaObjectType, ServerInfo, StorageUsage, SystemMetricsSample, TableChange,
-    TableModification,
+    ActiveQuery, AggregateChange, AggregateFunction, AggregateResult, AlertUpdate,
+    BufferPoolSample, ChangeType, DatabaseList, DeadlockNotice, HealthStatusChange, Heartbeat,
+    IoStatistics, LockEventUpdate, PartitionChange, QueryChange, QueryExecutionProgress,
+    QueryPlanChangeNotice, RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange,
+    SchemaChangeType, SchemaObjectType, ServerInfo, SlowQueryNotice, StorageUsage,
+    SystemMetricsSample, TableChange, TableModification,
 };
 use crate::api::{DatabasesApi, OPERATIONS, SystemApi};
 use crate::engine::tables;
@@ -74,7 +75,24 @@ impl Sources {
             .boxed())
     }
 
-    fn context(&self, caller: &Caller, operation: &str) -> Result<RequestContext, ApiError> {
+    /// The SQL service the REST routes use.
+    pub(super) fn sql(&self) -> crate::sql::SqlService {
+        let s = &self.state;
+        crate::sql::SqlService::new(
+            Arc::clone(&s.engine),
+            Arc::clone(&s.transactions),
+            Arc::clone(&s.queries),
+            Arc::clone(&s.auth.sessions),
+            Arc::clone(&s.bus),
+        )
+    }
+
+    /// The context a REST operation's implementation expects, for this caller.
+    pub(super) fn context(
+        &self,
+        caller: &Caller,
+        operation: &str,
+    ) -> Result<RequestContext, ApiError> {
         let operation = OPERATIONS
             .iter()
             .find(|o| o.id == operation)
@@ -507,6 +525,46 @@ impl GraphQlSources for Sources {
         args: StorageStatusChangesArgs,
     ) -> SourceResult<StorageUsage> {
         monitoring::storage_status_changes(self, args)
+    }
+
+    fn buffer_pool_metrics(
+        &self,
+        _caller: Caller,
+        args: BufferPoolMetricsArgs,
+    ) -> SourceResult<BufferPoolSample> {
+        monitoring::buffer_pool_metrics(self, args)
+    }
+
+    fn active_queries_stream(
+        &self,
+        caller: Caller,
+        args: ActiveQueriesStreamArgs,
+    ) -> SourceResult<ActiveQuery> {
+        queries::active_queries_stream(self, &caller, args)
+    }
+
+    fn query_execution(
+        &self,
+        caller: Caller,
+        args: QueryExecutionArgs,
+    ) -> SourceResult<QueryExecutionProgress> {
+        queries::query_execution(self, &caller, args)
+    }
+
+    fn slow_queries_stream(
+        &self,
+        caller: Caller,
+        args: SlowQueriesStreamArgs,
+    ) -> SourceResult<SlowQueryNotice> {
+        queries::slow_queries_stream(self, &caller, args)
+    }
+
+    fn query_plan_changes(
+        &self,
+        _caller: Caller,
+        args: QueryPlanChangesArgs,
+    ) -> SourceResult<QueryPlanChangeNotice> {
+        queries::query_plan_changes(self, args)
     }
 
     fn heartbeat(&self, _caller: Caller, args: HeartbeatArgs) -> SourceResult<Heartbeat> {

@@ -10,16 +10,17 @@ use crate::api::sql::{
     CancelQueryPath, GetRunningQueryPath, ListPlanChangesQuery, ListSlowQueriesQuery,
 };
 use crate::api::types::{
-    PlanChangeList, QueryCancelled, QueryPlan, RunningQuery, RunningQueryList, RunningQueryState,
-    SlowQuery, SlowQueryList, SlowQueryOutcome, SqlBatch, SqlBatchResult, SqlExecuted, SqlQuery,
-    SqlResult, SqlStatementResult, TrackedQueryList,
+    PlanChange, PlanChangeList, QueryCancelled, QueryPlan, QueryPlanChanged, RunningQuery,
+    RunningQueryList, RunningQueryState, SlowQuery, SlowQueryList, SlowQueryLogged,
+    SlowQueryOutcome, SqlBatch, SqlBatchResult, SqlExecuted, SqlQuery, SqlResult,
+    SqlStatementResult, TrackedQueryList,
 };
 use crate::api::{ApiError, SqlApi};
 use crate::engine::access::SqlAccess;
 use crate::engine::capture::Actor;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
 use crate::engine::plans;
-use crate::engine::queries::{QueryMonitor, QueryState, Running, Sender};
+use crate::engine::queries::{Outcome, QueryMonitor, QueryState, Running, Sender};
 use crate::engine::sessions::Transactions;
 use crate::engine::sql;
 use crate::error::Error;
@@ -147,6 +148,20 @@ impl SqlService {
         if self.monitor.slow.is_slow(query.started.elapsed()) {
             self.log_slow(query, &result, cancelled);
         }
+        match &result {
+            Ok((_, value)) => query.finish(Outcome::Completed, value.row_count(), None),
+            // The same message as the 409 the statement's own request answers.
+            Err(_) if cancelled => query.finish(
+                Outcome::Cancelled,
+                query.rows_so_far(),
+                Some(format!("query {} was cancelled", query.id)),
+            ),
+            Err(e) => query.finish(
+                Outcome::Failed,
+                query.rows_so_far(),
+                Some(e.message.clone()),
+            ),
+        }
         if cancelled {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
@@ -181,7 +196,7 @@ impl SqlService {
                 Some(e.message.clone()),
             ),
         };
-        self.monitor.slow.record(
+        let entry = self.monitor.slow.record(
             &query.user_id,
             SlowQuery {
                 id: 0,
@@ -197,6 +212,22 @@ impl SqlService {
                 ended_at: chrono::Utc::now(),
             },
         );
+        // As it is recorded, for GraphQL's slowQueriesStream and /api/v1/ws subscribers.
+        self.bus.publish(&SlowQueryLogged {
+            entry_id: entry.id,
+            query_id: query.id.clone(),
+            sql: entry.sql,
+            database: entry.database,
+            user: entry.user,
+            user_id: query.user_id.clone(),
+            session_id: entry.session_id,
+            duration_ms: entry.duration_ms,
+            rows: entry.rows,
+            outcome: entry.outcome,
+            error: entry.error,
+            started_at: entry.started_at,
+            ended_at: entry.ended_at,
+        });
     }
 
     async fn run_inner<T, F>(
@@ -281,6 +312,7 @@ impl SqlApi for SqlService {
         let (statement, params) = (body.sql.to_string(), body.params.clone());
         let start = Instant::now();
         let monitor = Arc::clone(&self.monitor);
+        let bus = Arc::clone(&self.bus);
         let (database, rows) = self
             .run(
                 &ctx,
@@ -298,10 +330,13 @@ impl SqlApi for SqlService {
                         produced,
                     )?;
                     if let Some(key) = plans::Key::of(name, &statement) {
-                        monitor.plans.observe(c, key, |c| {
+                        let changed = monitor.plans.observe(c, key, |c| {
                             sql::explain(c, access, &statement, params.as_ref(), limit)
                                 .map(|plan| plans::lines(&plan))
                         });
+                        if let Some(change) = changed {
+                            publish_plan_change(&bus, change);
+                        }
                     }
                     Ok(rows)
                 },
@@ -487,8 +522,21 @@ impl SqlApi for SqlService {
     }
 }
 
+/// For GraphQL's queryPlanChanges and /api/v1/ws subscribers.
+fn publish_plan_change(bus: &Bus, c: PlanChange) {
+    bus.publish(&QueryPlanChanged {
+        query_hash: c.query_hash,
+        database: c.database,
+        normalized_sql: c.normalized_sql,
+        old_plan: c.old_plan,
+        new_plan: c.new_plan,
+        reason: c.reason,
+        changed_at: c.changed_at,
+    });
+}
+
 /// A caller sees its own statements; database:admin sees every statement.
-fn visible(query: &Running, identity: &crate::api::runtime::Identity) -> bool {
+pub(crate) fn visible(query: &Running, identity: &crate::api::runtime::Identity) -> bool {
     query.user_id == identity.user_id || identity.has(crate::api::Permission::DatabaseAdmin)
 }
 

@@ -26,7 +26,7 @@ use crate::api::runtime::Identity;
 use crate::api::{ApiError, types};
 use crate::engine::access::SqlAccess;
 use crate::engine::catalog::DEFAULT_DATABASE;
-use crate::engine::queries::{Registered, Running, RunningQueries, Sender};
+use crate::engine::queries::{Outcome, Registered, Running, RunningQueries, Sender};
 use crate::engine::sql::{self, RowSink};
 use crate::error::{Error, Result};
 
@@ -275,6 +275,16 @@ async fn produce(
         })
         .await;
     let cancelled = query.was_cancelled();
+    let rows = counters.rows.load(Ordering::Acquire);
+    match &result {
+        Ok((row_count, _)) => query.finish(Outcome::Completed, *row_count, None),
+        Err(_) if cancelled => query.finish(
+            Outcome::Cancelled,
+            rows,
+            Some(format!("query {} was cancelled", query.id)),
+        ),
+        Err(e) => query.finish(Outcome::Failed, rows, Some(e.to_string())),
+    }
     drop(registered);
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     let frame = match result {

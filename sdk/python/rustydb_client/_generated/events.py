@@ -284,6 +284,68 @@ class PartitionEventMessage(_t.TypedDict):
     sequence: int
 
 
+# ---- slow_query_logged (queries, flat)
+
+
+class SlowQueryLoggedData(_t.TypedDict):
+    entry_id: int
+    """The log entry's `id`."""
+
+    query_id: str
+    """The statement's running-query id (`q-...`)."""
+
+    sql: str
+    database: str
+    user: str
+    user_id: str
+    session_id: str
+    duration_ms: float
+    rows: int
+    """Rows returned (query) or changed (execute, batch)."""
+
+    outcome: m.SlowQueryOutcome
+    error: _t.NotRequired[str]
+    """Why it failed, when it did."""
+
+    started_at: str
+    ended_at: str
+
+
+class SlowQueryLoggedMessage(_t.TypedDict):
+    """A statement ran at least `queries.slow_threshold_ms` and was recorded in the slow-query log (GET /api/v1/sql/slow-queries), published as it is recorded."""
+
+    message_type: _t.Literal["slow_query_logged"]
+    data: SlowQueryLoggedData
+    timestamp: int
+    topic: _t.Literal["queries"]
+    sequence: int
+
+
+# ---- query_plan_changed (queries, flat)
+
+
+class QueryPlanChangedData(_t.TypedDict):
+    query_hash: str
+    database: str
+    normalized_sql: str
+    old_plan: list[str]
+    new_plan: list[str]
+    reason: str
+    """Why the plan was re-checked, e.g. `schema changed (version 3 -> 4)`."""
+
+    changed_at: str
+
+
+class QueryPlanChangedMessage(_t.TypedDict):
+    """The plan of a tracked query (EXPLAIN QUERY PLAN) differs from the one recorded before, found at its first execution after the database's schema changed (GET /api/v1/sql/plans/changes)."""
+
+    message_type: _t.Literal["query_plan_changed"]
+    data: QueryPlanChangedData
+    timestamp: int
+    topic: _t.Literal["queries"]
+    sequence: int
+
+
 # ---- query_started (query_stream, flat)
 
 
@@ -690,6 +752,8 @@ ServerMessage: _t.TypeAlias = _t.Union[
     DeadlockDetectedMessage,
     MaintenanceEventMessage,
     PartitionEventMessage,
+    SlowQueryLoggedMessage,
+    QueryPlanChangedMessage,
     QueryStartedMessage,
     QueryRowMessage,
     QueryProgressMessage,
@@ -718,6 +782,8 @@ EventMessage: _t.TypeAlias = _t.Union[
     DeadlockDetectedMessage,
     MaintenanceEventMessage,
     PartitionEventMessage,
+    SlowQueryLoggedMessage,
+    QueryPlanChangedMessage,
     SchemaChangedMessage,
     StorageStatusMessage,
     SystemMetricsMessage,
@@ -726,7 +792,7 @@ EventMessage: _t.TypeAlias = _t.Union[
 ]
 """Messages published on a topic: they carry ``topic`` and ``sequence``."""
 
-Topic: _t.TypeAlias = _t.Literal["alerts", "buffer_pool", "disk_io", "health", "locks", "maintenance", "partitions", "schema_changes", "storage_status", "system_metrics", "table_changes", "transactions"]
+Topic: _t.TypeAlias = _t.Literal["alerts", "buffer_pool", "disk_io", "health", "locks", "maintenance", "partitions", "queries", "schema_changes", "storage_status", "system_metrics", "table_changes", "transactions"]
 
 MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "alert",
@@ -737,6 +803,8 @@ MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "deadlock_detected",
     "maintenance_event",
     "partition_event",
+    "slow_query_logged",
+    "query_plan_changed",
     "query_started",
     "query_row",
     "query_progress",
@@ -765,6 +833,8 @@ EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "deadlock_detected",
     "maintenance_event",
     "partition_event",
+    "slow_query_logged",
+    "query_plan_changed",
     "schema_changed",
     "storage_status",
     "system_metrics",
@@ -780,6 +850,7 @@ TOPICS: _t.Final[dict[str, dict[str, _t.Any]]] = {
     "locks": {"permission": "database:read", "message_types": ["lock_event", "deadlock_detected"]},
     "maintenance": {"permission": "database:read", "message_types": ["maintenance_event"]},
     "partitions": {"permission": "database:read", "message_types": ["partition_event"]},
+    "queries": {"permission": "database:admin", "message_types": ["slow_query_logged", "query_plan_changed"]},
     "schema_changes": {"permission": "database:read", "message_types": ["schema_changed"]},
     "storage_status": {"permission": "system:read", "message_types": ["storage_status"]},
     "system_metrics": {"permission": "system:read", "message_types": ["system_metrics"]},

@@ -75,6 +75,13 @@ __all__ = [
     "SystemMetricsSample",
     "IoStatistics",
     "StorageUsage",
+    "BufferPoolSample",
+    "ActiveQueryState",
+    "ActiveQuery",
+    "QueryExecutionStatus",
+    "QueryExecutionProgress",
+    "SlowQueryNotice",
+    "QueryPlanChangeNotice",
     "HealthStatus",
     "ComponentHealth",
     "HealthSummary",
@@ -868,6 +875,128 @@ class StorageUsage(_t.TypedDict):
     """Sum of their -wal files."""
 
     timestamp: str
+
+
+class BufferPoolSample(_t.TypedDict):
+    """The buffer pool (the page caches of every open connection of the user databases) as GET /api/v1/storage/buffer-pool measures it."""
+
+    size_bytes: int
+    """Bytes the caches may hold: each open connection's `PRAGMA cache_size` in pages times its page size."""
+
+    total_pages: int
+    """Pages the caches may hold."""
+
+    free_pages: int
+    """Pages the caches may still take before they must reuse a page: `totalPages` minus the pages they hold."""
+
+    dirty_pages: int
+    """Pages committed to the WAL and not yet checkpointed into the database files."""
+
+    hit_ratio: float
+    """Cache hits as a share of page requests since the server started (0 before the first)."""
+
+    cache_hits: int
+    """Page requests served from a cache since the server started (SQLITE_DBSTATUS_CACHE_HIT)."""
+
+    cache_misses: int
+    """Page requests read from the file since the server started (SQLITE_DBSTATUS_CACHE_MISS)."""
+
+    evictions: _t.NotRequired[int | None]
+    """Always null: SQLite does not count the pages its caches evict (it reports spills of dirty pages, which are not evictions), so there is nothing true to report."""
+
+    timestamp: str
+
+
+ActiveQueryState: _t.TypeAlias = "_t.Literal[\"WAITING\", \"EXECUTING\", \"CANCELLING\"]"
+"""WAITING: for a connection (the pool is at its limit) or its transaction's; EXECUTING; CANCELLING: interrupted, about to end."""
+
+
+class ActiveQuery(_t.TypedDict):
+    """A statement running now, as GET /api/v1/sql/queries lists it."""
+
+    query_id: str
+    session_id: str
+    """The login or API-key session that sent it."""
+
+    username: str
+    database: _t.NotRequired[str]
+    sql_text: str
+    state: ActiveQueryState
+    duration_ms: float
+    """Time since it was sent."""
+
+    rows_processed: int
+    """Rows it has returned so far (0 for statements that return no rows)."""
+
+    wait_event: _t.NotRequired[str | None]
+    """`connection` while WAITING; null otherwise (SQLite does not report what a statement waits for inside its execution)."""
+
+    timestamp: str
+
+
+QueryExecutionStatus: _t.TypeAlias = "_t.Literal[\"WAITING\", \"EXECUTING\", \"CANCELLING\", \"COMPLETED\", \"FAILED\", \"CANCELLED\"]"
+"""WAITING, EXECUTING and CANCELLING while it runs; then COMPLETED, FAILED or CANCELLED."""
+
+
+class QueryExecutionProgress(_t.TypedDict):
+    """Where a running statement is; the last one of a subscription reports how it ended."""
+
+    query_id: str
+    status: QueryExecutionStatus
+    progress_percent: _t.NotRequired[float | None]
+    """100 once COMPLETED; null before (SQLite does not know how many rows a statement will produce, so there is no true percentage to give)."""
+
+    rows_affected: int
+    """A query's rows returned so far; at the end, the rows a query returned or an execute or batch changed."""
+
+    elapsed_ms: float
+    """Time since it was sent (its whole run once it has ended)."""
+
+    message: _t.NotRequired[str | None]
+    """Why it failed or that it was cancelled; null otherwise."""
+
+    timestamp: str
+
+
+class SlowQueryNotice(_t.TypedDict):
+    """A statement the slow-query log recorded (the `queries` topic's `slow_query_logged`)."""
+
+    query_id: str
+    """Its running-query id (`q-...`)."""
+
+    sql_text: str
+    execution_time_ms: float
+    username: str
+    database: str
+    rows_returned: int
+    """Rows returned (a query) or changed (execute, batch), as the slow-query log counts them."""
+
+    outcome: _t.NotRequired[str]
+    """`completed`, `failed` or `cancelled`."""
+
+    error: _t.NotRequired[str | None]
+    """Why it failed; null otherwise."""
+
+    start_time: str
+    end_time: str
+
+
+class QueryPlanChangeNotice(_t.TypedDict):
+    """The plan tracker recorded a changed plan for a normalized query (the `queries` topic's `query_plan_changed`)."""
+
+    query_hash: str
+    database: str
+    normalized_sql: str
+    old_plan: list[str]
+    """EXPLAIN QUERY PLAN lines, children indented by two spaces."""
+
+    new_plan: list[str]
+    estimated_cost_change: _t.NotRequired[float | None]
+    """Always null: SQLite's EXPLAIN QUERY PLAN gives no cost estimate, so a change in cost cannot be measured."""
+
+    reason: str
+    timestamp: str
+    """When the change was recorded."""
 
 
 HealthStatus: _t.TypeAlias = "_t.Literal[\"healthy\", \"degraded\", \"unhealthy\"]"

@@ -335,6 +335,77 @@ export interface PartitionEventMessage {
   sequence: number;
 }
 
+// ---- slow_query_logged (queries, flat)
+
+export interface SlowQueryLoggedData {
+  /**
+   * The log entry's `id`.
+   */
+  entry_id: number;
+  /**
+   * The statement's running-query id (`q-...`).
+   */
+  query_id: string;
+  sql: string;
+  database: string;
+  user: string;
+  user_id: string;
+  session_id: string;
+  duration_ms: number;
+  /**
+   * Rows returned (query) or changed (execute, batch).
+   */
+  rows: number;
+  outcome: T.SlowQueryOutcome;
+  /**
+   * Why it failed, when it did.
+   */
+  error?: string;
+  started_at: string;
+  ended_at: string;
+}
+
+/**
+ * A statement ran at least `queries.slow_threshold_ms` and was recorded in the slow-query log (GET /api/v1/sql/slow-queries), published as it is recorded.
+ */
+export interface SlowQueryLoggedMessage {
+  message_type: "slow_query_logged";
+  data: SlowQueryLoggedData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "queries";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
+// ---- query_plan_changed (queries, flat)
+
+export interface QueryPlanChangedData {
+  query_hash: string;
+  database: string;
+  normalized_sql: string;
+  old_plan: Array<string>;
+  new_plan: Array<string>;
+  /**
+   * Why the plan was re-checked, e.g. `schema changed (version 3 -> 4)`.
+   */
+  reason: string;
+  changed_at: string;
+}
+
+/**
+ * The plan of a tracked query (EXPLAIN QUERY PLAN) differs from the one recorded before, found at its first execution after the database's schema changed (GET /api/v1/sql/plans/changes).
+ */
+export interface QueryPlanChangedMessage {
+  message_type: "query_plan_changed";
+  data: QueryPlanChangedData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "queries";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
 // ---- query_started (query_stream, flat)
 
 export interface QueryStartedData {
@@ -816,6 +887,8 @@ export type ServerMessage =
   | DeadlockDetectedMessage
   | MaintenanceEventMessage
   | PartitionEventMessage
+  | SlowQueryLoggedMessage
+  | QueryPlanChangedMessage
   | QueryStartedMessage
   | QueryRowMessage
   | QueryProgressMessage
@@ -843,6 +916,8 @@ export type EventMessage =
   | DeadlockDetectedMessage
   | MaintenanceEventMessage
   | PartitionEventMessage
+  | SlowQueryLoggedMessage
+  | QueryPlanChangedMessage
   | SchemaChangedMessage
   | StorageStatusMessage
   | SystemMetricsMessage
@@ -859,6 +934,8 @@ export const MESSAGE_TYPES = [
   "deadlock_detected",
   "maintenance_event",
   "partition_event",
+  "slow_query_logged",
+  "query_plan_changed",
   "query_started",
   "query_row",
   "query_progress",
@@ -888,6 +965,7 @@ export const TOPICS = {
   locks: { permission: "database:read", messageTypes: ["lock_event", "deadlock_detected"] },
   maintenance: { permission: "database:read", messageTypes: ["maintenance_event"] },
   partitions: { permission: "database:read", messageTypes: ["partition_event"] },
+  queries: { permission: "database:admin", messageTypes: ["slow_query_logged", "query_plan_changed"] },
   schema_changes: { permission: "database:read", messageTypes: ["schema_changed"] },
   storage_status: { permission: "system:read", messageTypes: ["storage_status"] },
   system_metrics: { permission: "system:read", messageTypes: ["system_metrics"] },

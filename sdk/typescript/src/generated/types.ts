@@ -808,6 +808,159 @@ export interface StorageUsage {
 }
 
 /**
+ * The buffer pool (the page caches of every open connection of the user databases) as GET /api/v1/storage/buffer-pool measures it.
+ */
+export interface BufferPoolSample {
+  /**
+   * Bytes the caches may hold: each open connection's `PRAGMA cache_size` in pages times its page size.
+   */
+  size_bytes: number;
+  /**
+   * Pages the caches may hold.
+   */
+  total_pages: number;
+  /**
+   * Pages the caches may still take before they must reuse a page: `totalPages` minus the pages they hold.
+   */
+  free_pages: number;
+  /**
+   * Pages committed to the WAL and not yet checkpointed into the database files.
+   */
+  dirty_pages: number;
+  /**
+   * Cache hits as a share of page requests since the server started (0 before the first).
+   */
+  hit_ratio: number;
+  /**
+   * Page requests served from a cache since the server started (SQLITE_DBSTATUS_CACHE_HIT).
+   */
+  cache_hits: number;
+  /**
+   * Page requests read from the file since the server started (SQLITE_DBSTATUS_CACHE_MISS).
+   */
+  cache_misses: number;
+  /**
+   * Always null: SQLite does not count the pages its caches evict (it reports spills of dirty pages, which are not evictions), so there is nothing true to report.
+   */
+  evictions?: number | null;
+  timestamp: string;
+}
+
+/**
+ * WAITING: for a connection (the pool is at its limit) or its transaction's; EXECUTING; CANCELLING: interrupted, about to end.
+ */
+export type ActiveQueryState = "WAITING" | "EXECUTING" | "CANCELLING";
+
+/**
+ * A statement running now, as GET /api/v1/sql/queries lists it.
+ */
+export interface ActiveQuery {
+  query_id: string;
+  /**
+   * The login or API-key session that sent it.
+   */
+  session_id: string;
+  username: string;
+  database?: string;
+  sql_text: string;
+  state: ActiveQueryState;
+  /**
+   * Time since it was sent.
+   */
+  duration_ms: number;
+  /**
+   * Rows it has returned so far (0 for statements that return no rows).
+   */
+  rows_processed: number;
+  /**
+   * `connection` while WAITING; null otherwise (SQLite does not report what a statement waits for inside its execution).
+   */
+  wait_event?: string | null;
+  timestamp: string;
+}
+
+/**
+ * WAITING, EXECUTING and CANCELLING while it runs; then COMPLETED, FAILED or CANCELLED.
+ */
+export type QueryExecutionStatus = "WAITING" | "EXECUTING" | "CANCELLING" | "COMPLETED" | "FAILED" | "CANCELLED";
+
+/**
+ * Where a running statement is; the last one of a subscription reports how it ended.
+ */
+export interface QueryExecutionProgress {
+  query_id: string;
+  status: QueryExecutionStatus;
+  /**
+   * 100 once COMPLETED; null before (SQLite does not know how many rows a statement will produce, so there is no true percentage to give).
+   */
+  progress_percent?: number | null;
+  /**
+   * A query's rows returned so far; at the end, the rows a query returned or an execute or batch changed.
+   */
+  rows_affected: number;
+  /**
+   * Time since it was sent (its whole run once it has ended).
+   */
+  elapsed_ms: number;
+  /**
+   * Why it failed or that it was cancelled; null otherwise.
+   */
+  message?: string | null;
+  timestamp: string;
+}
+
+/**
+ * A statement the slow-query log recorded (the `queries` topic's `slow_query_logged`).
+ */
+export interface SlowQueryNotice {
+  /**
+   * Its running-query id (`q-...`).
+   */
+  query_id: string;
+  sql_text: string;
+  execution_time_ms: number;
+  username: string;
+  database: string;
+  /**
+   * Rows returned (a query) or changed (execute, batch), as the slow-query log counts them.
+   */
+  rows_returned: number;
+  /**
+   * `completed`, `failed` or `cancelled`.
+   */
+  outcome?: string;
+  /**
+   * Why it failed; null otherwise.
+   */
+  error?: string | null;
+  start_time: string;
+  end_time: string;
+}
+
+/**
+ * The plan tracker recorded a changed plan for a normalized query (the `queries` topic's `query_plan_changed`).
+ */
+export interface QueryPlanChangeNotice {
+  query_hash: string;
+  database: string;
+  normalized_sql: string;
+  /**
+   * EXPLAIN QUERY PLAN lines, children indented by two spaces.
+   */
+  old_plan: Array<string>;
+  new_plan: Array<string>;
+  /**
+   * Always null: SQLite's EXPLAIN QUERY PLAN gives no cost estimate, so a change in cost cannot be measured.
+   */
+  estimated_cost_change?: number | null;
+  reason: string;
+  /**
+   * When the change was recorded.
+   */
+  timestamp: string;
+}
+
+/**
  * Overall or per-component health.
  */
 export type HealthStatus = "healthy" | "degraded" | "unhealthy";
