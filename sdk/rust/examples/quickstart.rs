@@ -42,7 +42,7 @@ async fn main() -> Result<(), Error> {
         .await?;
     loop {
         let m = events.next().await?;
-        if let Event::TableModified(c) = m.event {
+        if let Some(Event::TableModified(c)) = m.event {
             let seq = m.sequence.unwrap_or_default();
             println!("event #{seq}: {} {} row {}", c.operation, c.table, c.row_id);
             break;
