@@ -159,3 +159,40 @@ async fn a_forbidden_field_is_a_403_and_refused_credentials_a_401() {
         Ok(_) => panic!("a revoked token opened a GraphQL connection"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_ends_the_subscriptions_as_unauthorized_and_a_new_connection_works() {
+    // The server closes a GraphQL connection with 4403 when its token expires (here after 1 s).
+    let config = "[security]\naccess_token_ttl_secs = 1\n";
+    let Some(server) = support::start_with_config(config).await else {
+        return;
+    };
+    let client = admin(&server).await;
+    let gql = client.graphql().await.unwrap();
+    let mut beats = gql
+        .subscribe::<Value>(
+            "subscription { heartbeat(intervalSeconds: 1) { timestamp } }",
+            Value::Null,
+        )
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match beats.next().await.expect("an error before the end") {
+                Ok(_) => continue,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("closed within 60 s");
+    assert_eq!(ended.status(), Some(401), "{ended}");
+    assert!(beats.next().await.is_none());
+    assert!(matches!(gql.ping().await, Err(Error::Closed)));
+
+    // A new connection takes the session's renewed token: `connect` returning means the server
+    // acknowledged its connection_init (the new token lives 1 s too, so nothing more is asked).
+    client
+        .graphql()
+        .await
+        .expect("a new connection with the renewed token");
+}
