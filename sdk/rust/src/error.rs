@@ -1,5 +1,7 @@
 //! The crate's one error type. A non-2xx answer becomes [`Error::Api`] with the server's error body
 //! (`{"error": {"code", "message", "details"?, "retry_after"?}}`), so callers match on the status.
+//! The WebSocket clients use the same variants: a refused login is a 401, a refused permission a
+//! 403, whichever transport carried it.
 
 use crate::types::ErrorBody;
 
@@ -64,7 +66,7 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The server answered with an error status (boxed: it is the large variant).
     #[error("server refused the request: {0}")]
@@ -84,6 +86,16 @@ pub enum Error {
     /// The server refused a `subscribe` (protocol error code such as `FORBIDDEN_TOPIC`).
     #[error("subscription refused: {code}: {message}")]
     Subscription { code: String, message: String },
+    /// A GraphQL operation failed (`errors` of an `error` or `next` message); a refusal for the
+    /// field's permission is [`Error::Api`] with status 403 instead.
+    #[error("GraphQL: {message}")]
+    GraphQl {
+        /// `extensions.code` of the first error, when there is one.
+        code: Option<String>,
+        message: String,
+        /// The whole `errors` list as sent.
+        errors: serde_json::Value,
+    },
     /// The stream was closed for good (by `close`, or by an administrator with 4009).
     #[error("event stream closed")]
     Closed,
@@ -112,7 +124,7 @@ impl From<progenitor_client::Error<ErrorBody>> for Error {
                 "status not declared by the API".into(),
             ))),
             P::InvalidRequest(m) => Error::InvalidInput(m),
-            // The pre-hook (session refresh) failed; its error was flattened to a string.
+            // Our hooks never fail a request; a custom error would be a message only.
             P::Custom(m) => Error::Transport(m),
             other => Error::Transport(other.to_string()),
         }

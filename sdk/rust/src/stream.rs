@@ -9,17 +9,13 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message as Frame};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::Error;
 use crate::events::{Event, Message, SubscriptionAck};
 use crate::session::Session;
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::socket::{self, Socket};
 
 /// Reconnect attempts after a drop before giving up; the delay doubles from 100 ms.
 const RECONNECT_ATTEMPTS: u32 = 6;
@@ -33,6 +29,8 @@ struct Subscription {
 pub struct EventStream {
     session: Session,
     socket: Option<Socket>,
+    /// The access token the socket was opened with (renewed after a 4001 close).
+    token: Option<String>,
     subscriptions: Vec<Subscription>,
     /// Last sequence delivered per topic (as named in the events' `topic` field).
     last_sequence: HashMap<String, u64>,
@@ -46,6 +44,7 @@ impl EventStream {
         Self {
             session,
             socket: None,
+            token: None,
             subscriptions: Vec::new(),
             last_sequence: HashMap::new(),
             pending: VecDeque::new(),
@@ -58,34 +57,9 @@ impl EventStream {
         if self.closed {
             return Err(Error::Closed);
         }
-        let token = self
-            .session
-            .access_token()
-            .await?
-            .ok_or(Error::NotLoggedIn)?;
-        let url = format!("{}/api/v1/ws", self.session.base_url())
-            .replacen("http://", "ws://", 1)
-            .replacen("https://", "wss://", 1);
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| Error::WebSocket(e.to_string()))?;
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Error::InvalidInput("access token is not a valid header value".into()))?;
-        request.headers_mut().insert("authorization", value);
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) => Error::Api(Box::new(crate::ApiError {
-                    status: response.status().as_u16(),
-                    code: String::new(),
-                    message: "WebSocket upgrade refused".into(),
-                    details: None,
-                    retry_after: None,
-                })),
-                other => Error::WebSocket(other.to_string()),
-            })?;
+        let (socket, token) = socket::open(&self.session, "/api/v1/ws", None).await?;
         self.socket = Some(socket);
+        self.token = Some(token);
         Ok(())
     }
 
@@ -132,7 +106,9 @@ impl EventStream {
                     return Err(Error::Closed);
                 }
                 Err(Interruption::Expired) => {
-                    self.session.refresh().await?;
+                    // The socket's token was refused: renew it (unless done meanwhile).
+                    let token = self.token.take().unwrap_or_default();
+                    self.session.recover(&token).await?;
                     self.resume().await?;
                 }
                 Err(Interruption::Lost) => self.resume().await?,
@@ -219,12 +195,12 @@ impl EventStream {
                 .read_frame()
                 .await
                 .map_err(|_| Error::WebSocket("connection lost while subscribing".into()))?;
-            match message.event {
-                Event::SubscriptionAck(ack) if ack.subscribed => return Ok(ack),
-                Event::Error(e) => {
+            match &message.event {
+                Some(Event::SubscriptionAck(ack)) if ack.subscribed => return Ok(ack.clone()),
+                Some(Event::Error(e)) => {
                     return Err(Error::Subscription {
-                        code: e.code,
-                        message: e.message,
+                        code: e.code.clone(),
+                        message: e.message.clone(),
                     });
                 }
                 _ => self.pending.push_back(message),

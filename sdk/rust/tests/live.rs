@@ -1,103 +1,25 @@
 //! The SDK against a real server: `target/debug/rustydb serve` on a free port with a temp data
 //! directory and a known admin password (scripts/test.sh builds the binary first).
 
-use std::path::PathBuf;
-use std::process::Stdio;
+mod support;
+
 use std::time::Duration;
 
-use rustydb_client::events::TableModified;
+use rustydb_client::events::{TableModified, TableModifiedOperation};
 use rustydb_client::{ClientExt, Error, Event, EventStream, types};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const ADMIN_PASSWORD: &str = "admin-password-for-sdk-tests";
-
-struct Server {
-    base_url: String,
-    _child: Child,
-    _data_dir: tempfile::TempDir,
-}
-
-fn server_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("RUSTYDB_BIN") {
-        return bin.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("debug/rustydb")
-}
-
-/// Starts the server, or `None` (the test then skips, saying why) when the binary is not built.
-async fn start() -> Option<Server> {
-    let bin = server_binary();
-    if !bin.exists() {
-        eprintln!(
-            "SKIPPED: {} not found; run `cargo build --bin rustydb` first",
-            bin.display()
-        );
-        return None;
-    }
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(&bin)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(data_dir.path())
-        .env("RUSTYDB_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for output in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(output).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    let address = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = rx.recv().await {
-            if line.contains("rustydb listening")
-                && let Some(rest) = line.split("\"address\":\"").nth(1)
-            {
-                return rest.split('"').next().unwrap().to_owned();
-            }
-        }
-        panic!("server exited before reporting its address");
-    })
-    .await
-    .expect("server did not report its address within 60 s");
-    Some(Server {
-        base_url: address,
-        _child: child,
-        _data_dir: data_dir,
-    })
-}
-
-fn body<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
-    serde_json::from_value(value).expect("a valid request body")
-}
+use support::{ADMIN_PASSWORD, body, start};
 
 /// Waits for the `table_modified` event of `operation` on `table`, skipping anything else.
-async fn change(events: &mut EventStream, table: &str, operation: &str) -> (u64, TableModified) {
+async fn change(
+    events: &mut EventStream,
+    table: &str,
+    operation: TableModifiedOperation,
+) -> (u64, TableModified) {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let message = events.next().await.expect("event stream");
-            if let Event::TableModified(change) = message.event
+            if let Some(Event::TableModified(change)) = message.event
                 && change.table == table
                 && change.operation == operation
             {
@@ -110,7 +32,7 @@ async fn change(events: &mut EventStream, table: &str, operation: &str) -> (u64,
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("no {operation} event on {table} within 30 s"))
+    .unwrap_or_else(|_| panic!("no {operation:?} event on {table} within 30 s"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,8 +82,10 @@ async fn rows_round_trip_with_table_modified_events_across_a_reconnect() {
     let alice = insert("alice", 30).await.unwrap().into_inner();
     insert("bob", 17).await.unwrap();
     let alice_id = alice.row_id.to_string();
-    let (inserted_seq, inserted) = change(&mut events, "people", "INSERT").await;
+    let (inserted_seq, inserted) =
+        change(&mut events, "people", TableModifiedOperation::Insert).await;
     assert_eq!(inserted.row_data["name"], "alice");
+    assert_eq!(inserted.database.as_deref(), Some("sdk_rs"));
     assert_eq!(inserted.row_id, alice_id);
 
     let adults = client
@@ -188,7 +112,8 @@ async fn rows_round_trip_with_table_modified_events_across_a_reconnect() {
         .send()
         .await
         .unwrap();
-    let (updated_seq, updated) = change(&mut events, "people", "UPDATE").await;
+    let (updated_seq, updated) =
+        change(&mut events, "people", TableModifiedOperation::Update).await;
     assert_eq!(updated.row_data["age"], 31);
     assert!(updated_seq > inserted_seq);
 
@@ -200,7 +125,7 @@ async fn rows_round_trip_with_table_modified_events_across_a_reconnect() {
         .send()
         .await
         .unwrap();
-    let (deleted_seq, _) = change(&mut events, "people", "DELETE").await;
+    let (deleted_seq, _) = change(&mut events, "people", TableModifiedOperation::Delete).await;
     assert!(deleted_seq > updated_seq);
 
     let remaining = client
