@@ -14,7 +14,7 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
-use super::{monitoring, operations};
+use super::{core, monitoring, operations};
 use crate::api::graphql::*;
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
@@ -24,7 +24,7 @@ use crate::api::types::{
     SchemaObjectType, ServerInfo, StorageUsage, SystemMetricsSample, TableChange,
     TableModification,
 };
-use crate::api::{DatabasesApi, OPERATIONS, SystemApi};
+use crate::api::{DatabasesApi, OPERATIONS, SystemApi, types};
 use crate::engine::tables;
 use crate::events::Event;
 use crate::state::SharedState;
@@ -74,7 +74,11 @@ impl Sources {
             .boxed())
     }
 
-    fn context(&self, caller: &Caller, operation: &str) -> Result<RequestContext, ApiError> {
+    pub(super) fn context(
+        &self,
+        caller: &Caller,
+        operation: &str,
+    ) -> Result<RequestContext, ApiError> {
         let operation = OPERATIONS
             .iter()
             .find(|o| o.id == operation)
@@ -192,6 +196,155 @@ impl GraphQlSources for Sources {
         )
         .list_databases(ctx)
         .await
+    }
+
+    // Queries and mutations over the core: see `core`.
+    async fn tables(&self, caller: Caller, args: TablesArgs) -> Result<types::TableList, ApiError> {
+        core::tables(self, caller, args).await
+    }
+
+    async fn table(&self, caller: Caller, args: TableArgs) -> Result<types::TableInfo, ApiError> {
+        core::table(self, caller, args).await
+    }
+
+    async fn rows(&self, caller: Caller, args: RowsArgs) -> Result<types::RowPage, ApiError> {
+        core::rows(self, caller, args).await
+    }
+
+    async fn row(&self, caller: Caller, args: RowArgs) -> Result<types::RowWritten, ApiError> {
+        core::row(self, caller, args).await
+    }
+
+    async fn query_sql(
+        &self,
+        caller: Caller,
+        args: QuerySqlArgs,
+    ) -> Result<types::SqlResult, ApiError> {
+        core::query_sql(self, caller, args).await
+    }
+
+    async fn server_status(
+        &self,
+        caller: Caller,
+        _args: ServerStatusArgs,
+    ) -> Result<types::RuntimeStats, ApiError> {
+        core::server_status(self, caller).await
+    }
+
+    async fn transactions(
+        &self,
+        caller: Caller,
+        _args: TransactionsArgs,
+    ) -> Result<types::TransactionList, ApiError> {
+        core::transactions(self, caller).await
+    }
+
+    async fn sessions(
+        &self,
+        caller: Caller,
+        _args: SessionsArgs,
+    ) -> Result<types::SessionList, ApiError> {
+        core::sessions(self, caller).await
+    }
+
+    async fn users(&self, caller: Caller, args: UsersArgs) -> Result<types::UserList, ApiError> {
+        core::users(self, caller, args).await
+    }
+
+    async fn roles(&self, caller: Caller, _args: RolesArgs) -> Result<types::RoleList, ApiError> {
+        core::roles(self, caller).await
+    }
+
+    async fn create_database(
+        &self,
+        caller: Caller,
+        args: CreateDatabaseArgs,
+    ) -> Result<types::DatabaseInfo, ApiError> {
+        core::create_database(self, caller, args).await
+    }
+
+    async fn drop_database(
+        &self,
+        caller: Caller,
+        args: DropDatabaseArgs,
+    ) -> Result<bool, ApiError> {
+        core::drop_database(self, caller, args).await
+    }
+
+    async fn create_table(
+        &self,
+        caller: Caller,
+        args: CreateTableArgs,
+    ) -> Result<types::TableInfo, ApiError> {
+        core::create_table(self, caller, args).await
+    }
+
+    async fn drop_table(&self, caller: Caller, args: DropTableArgs) -> Result<bool, ApiError> {
+        core::drop_table(self, caller, args).await
+    }
+
+    async fn insert_row(
+        &self,
+        caller: Caller,
+        args: InsertRowArgs,
+    ) -> Result<types::RowWritten, ApiError> {
+        core::insert_row(self, caller, args).await
+    }
+
+    async fn update_row(
+        &self,
+        caller: Caller,
+        args: UpdateRowArgs,
+    ) -> Result<types::RowWritten, ApiError> {
+        core::update_row(self, caller, args).await
+    }
+
+    async fn delete_row(&self, caller: Caller, args: DeleteRowArgs) -> Result<bool, ApiError> {
+        core::delete_row(self, caller, args).await
+    }
+
+    async fn execute_sql(
+        &self,
+        caller: Caller,
+        args: ExecuteSqlArgs,
+    ) -> Result<types::SqlExecuted, ApiError> {
+        core::execute_sql(self, caller, args).await
+    }
+
+    async fn begin_transaction(
+        &self,
+        caller: Caller,
+        args: BeginTransactionArgs,
+    ) -> Result<types::TransactionInfo, ApiError> {
+        core::begin_transaction(self, caller, args).await
+    }
+
+    async fn commit_transaction(
+        &self,
+        caller: Caller,
+        args: CommitTransactionArgs,
+    ) -> Result<types::TransactionInfo, ApiError> {
+        core::commit_transaction(self, caller, args).await
+    }
+
+    async fn rollback_transaction(
+        &self,
+        caller: Caller,
+        args: RollbackTransactionArgs,
+    ) -> Result<types::TransactionInfo, ApiError> {
+        core::rollback_transaction(self, caller, args).await
+    }
+
+    async fn create_user(
+        &self,
+        caller: Caller,
+        args: CreateUserArgs,
+    ) -> Result<types::User, ApiError> {
+        core::create_user(self, caller, args).await
+    }
+
+    async fn delete_user(&self, caller: Caller, args: DeleteUserArgs) -> Result<bool, ApiError> {
+        core::delete_user(self, caller, args).await
     }
 
     fn table_changes(&self, _caller: Caller, args: TableChangesArgs) -> SourceResult<TableChange> {
