@@ -177,7 +177,7 @@ pub struct MessageSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionsFile {
-    #[serde(default)]
+    /// Required, `[]` in a file of queries and mutations only: an empty file is a mistake.
     pub subscriptions: Vec<SubscriptionSpec>,
     /// Fields of the GraphQL `Query` root.
     #[serde(default)]

@@ -38,9 +38,12 @@ use crate::transactions::TransactionService;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// A REST path, query or body built from JSON, so serde applies its defaults and the shared
-/// types' constraints exactly as for an HTTP request.
-fn build<T: DeserializeOwned>(what: &str, value: Value) -> Result<T> {
+/// A REST query or body built from JSON, so serde applies its defaults and the shared types'
+/// constraints exactly as for an HTTP request. Arguments left out (null) are left out of it.
+fn build<T: DeserializeOwned>(what: &str, mut value: Value) -> Result<T> {
+    if let Value::Object(fields) = &mut value {
+        fields.retain(|_, v| !v.is_null());
+    }
     serde_json::from_value(value).map_err(|e| invalid_argument(format!("invalid {what}: {e}")))
 }
 
