@@ -206,3 +206,46 @@ pub fn invalid_argument(message: impl Into<String>) -> ApiError {
         message,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INPUTS: &[InputDef] = &[
+        (
+            "TableCreate",
+            &[
+                ("name", "name", "String!"),
+                ("columns", "columns", "[ColumnSpec!]!"),
+                ("withoutRowid", "without_rowid", "Boolean"),
+            ],
+        ),
+        (
+            "ColumnSpec",
+            &[
+                ("primaryKey", "primary_key", "Boolean"),
+                ("default", "default", "JSON"),
+            ],
+        ),
+    ];
+
+    #[test]
+    fn input_fields_get_their_property_keys_and_json_values_stay_as_they_are() {
+        let value = serde_json::json!({
+            "name": "t",
+            "withoutRowid": true,
+            "columns": [{"primaryKey": true, "default": {"someKey": 1}}],
+        });
+        assert_eq!(
+            rekey(value, "TableCreate!", INPUTS),
+            serde_json::json!({
+                "name": "t",
+                "without_rowid": true,
+                "columns": [{"primary_key": true, "default": {"someKey": 1}}],
+            })
+        );
+        // A JSON argument (row values) is never renamed.
+        let values = serde_json::json!({"firstName": "ann"});
+        assert_eq!(rekey(values.clone(), "JSON!", INPUTS), values);
+    }
+}

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
-use super::{core, monitoring, operations};
+use super::{core_ops, monitoring, operations};
 use crate::api::graphql::*;
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
@@ -198,21 +198,21 @@ impl GraphQlSources for Sources {
         .await
     }
 
-    // Queries and mutations over the core: see `core`.
+    // Queries and mutations over the core: see `core_ops`.
     async fn tables(&self, caller: Caller, args: TablesArgs) -> Result<types::TableList, ApiError> {
-        core::tables(self, caller, args).await
+        core_ops::tables(self, caller, args).await
     }
 
     async fn table(&self, caller: Caller, args: TableArgs) -> Result<types::TableInfo, ApiError> {
-        core::table(self, caller, args).await
+        core_ops::table(self, caller, args).await
     }
 
     async fn rows(&self, caller: Caller, args: RowsArgs) -> Result<types::RowPage, ApiError> {
-        core::rows(self, caller, args).await
+        core_ops::rows(self, caller, args).await
     }
 
     async fn row(&self, caller: Caller, args: RowArgs) -> Result<types::RowWritten, ApiError> {
-        core::row(self, caller, args).await
+        core_ops::row(self, caller, args).await
     }
 
     async fn query_sql(
@@ -220,7 +220,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: QuerySqlArgs,
     ) -> Result<types::SqlResult, ApiError> {
-        core::query_sql(self, caller, args).await
+        core_ops::query_sql(self, caller, args).await
     }
 
     async fn server_status(
@@ -228,7 +228,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         _args: ServerStatusArgs,
     ) -> Result<types::RuntimeStats, ApiError> {
-        core::server_status(self, caller).await
+        core_ops::server_status(self, caller).await
     }
 
     async fn transactions(
@@ -236,7 +236,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         _args: TransactionsArgs,
     ) -> Result<types::TransactionList, ApiError> {
-        core::transactions(self, caller).await
+        core_ops::transactions(self, caller).await
     }
 
     async fn sessions(
@@ -244,15 +244,15 @@ impl GraphQlSources for Sources {
         caller: Caller,
         _args: SessionsArgs,
     ) -> Result<types::SessionList, ApiError> {
-        core::sessions(self, caller).await
+        core_ops::sessions(self, caller).await
     }
 
     async fn users(&self, caller: Caller, args: UsersArgs) -> Result<types::UserList, ApiError> {
-        core::users(self, caller, args).await
+        core_ops::users(self, caller, args).await
     }
 
     async fn roles(&self, caller: Caller, _args: RolesArgs) -> Result<types::RoleList, ApiError> {
-        core::roles(self, caller).await
+        core_ops::roles(self, caller).await
     }
 
     async fn create_database(
@@ -260,7 +260,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: CreateDatabaseArgs,
     ) -> Result<types::DatabaseInfo, ApiError> {
-        core::create_database(self, caller, args).await
+        core_ops::create_database(self, caller, args).await
     }
 
     async fn drop_database(
@@ -268,7 +268,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: DropDatabaseArgs,
     ) -> Result<bool, ApiError> {
-        core::drop_database(self, caller, args).await
+        core_ops::drop_database(self, caller, args).await
     }
 
     async fn create_table(
@@ -276,11 +276,11 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: CreateTableArgs,
     ) -> Result<types::TableInfo, ApiError> {
-        core::create_table(self, caller, args).await
+        core_ops::create_table(self, caller, args).await
     }
 
     async fn drop_table(&self, caller: Caller, args: DropTableArgs) -> Result<bool, ApiError> {
-        core::drop_table(self, caller, args).await
+        core_ops::drop_table(self, caller, args).await
     }
 
     async fn insert_row(
@@ -288,7 +288,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: InsertRowArgs,
     ) -> Result<types::RowWritten, ApiError> {
-        core::insert_row(self, caller, args).await
+        core_ops::insert_row(self, caller, args).await
     }
 
     async fn update_row(
@@ -296,11 +296,11 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: UpdateRowArgs,
     ) -> Result<types::RowWritten, ApiError> {
-        core::update_row(self, caller, args).await
+        core_ops::update_row(self, caller, args).await
     }
 
     async fn delete_row(&self, caller: Caller, args: DeleteRowArgs) -> Result<bool, ApiError> {
-        core::delete_row(self, caller, args).await
+        core_ops::delete_row(self, caller, args).await
     }
 
     async fn execute_sql(
@@ -308,7 +308,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: ExecuteSqlArgs,
     ) -> Result<types::SqlExecuted, ApiError> {
-        core::execute_sql(self, caller, args).await
+        core_ops::execute_sql(self, caller, args).await
     }
 
     async fn begin_transaction(
@@ -316,7 +316,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: BeginTransactionArgs,
     ) -> Result<types::TransactionInfo, ApiError> {
-        core::begin_transaction(self, caller, args).await
+        core_ops::begin_transaction(self, caller, args).await
     }
 
     async fn commit_transaction(
@@ -324,7 +324,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: CommitTransactionArgs,
     ) -> Result<types::TransactionInfo, ApiError> {
-        core::commit_transaction(self, caller, args).await
+        core_ops::commit_transaction(self, caller, args).await
     }
 
     async fn rollback_transaction(
@@ -332,7 +332,7 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: RollbackTransactionArgs,
     ) -> Result<types::TransactionInfo, ApiError> {
-        core::rollback_transaction(self, caller, args).await
+        core_ops::rollback_transaction(self, caller, args).await
     }
 
     async fn create_user(
@@ -340,11 +340,11 @@ impl GraphQlSources for Sources {
         caller: Caller,
         args: CreateUserArgs,
     ) -> Result<types::User, ApiError> {
-        core::create_user(self, caller, args).await
+        core_ops::create_user(self, caller, args).await
     }
 
     async fn delete_user(&self, caller: Caller, args: DeleteUserArgs) -> Result<bool, ApiError> {
-        core::delete_user(self, caller, args).await
+        core_ops::delete_user(self, caller, args).await
     }
 
     fn table_changes(&self, _caller: Caller, args: TableChangesArgs) -> SourceResult<TableChange> {
