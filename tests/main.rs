@@ -8,6 +8,7 @@ mod auth;
 mod drift;
 mod events;
 mod graphql;
+mod graphql_ops;
 mod graphql_queries;
 mod health;
 mod locks;

@@ -23,6 +23,8 @@ pub struct Api {
     pub events: Vec<EventFamily>,
     pub subscriptions: Vec<Subscription>,
     pub queries: Vec<Query>,
+    /// Fields of the `Mutation` root; the same shape as queries.
+    pub mutations: Vec<Query>,
     pub websockets: Vec<WebSocketEndpoint>,
 }
 
@@ -240,7 +242,7 @@ pub struct Subscription {
     pub filter: Vec<String>,
 }
 
-/// A field of the GraphQL `Query` root.
+/// A field of the GraphQL `Query` or `Mutation` root.
 #[derive(Debug, Clone)]
 pub struct Query {
     pub name: String,

@@ -173,17 +173,22 @@ pub struct MessageSpec {
     pub examples: Vec<Value>,
 }
 
-/// `schema/subscriptions/*.yaml`: GraphQL subscriptions.
+/// `schema/subscriptions/*.yaml`: GraphQL subscriptions, queries and mutations.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionsFile {
+    /// Required, `[]` in a file of queries and mutations only: an empty file is a mistake.
     pub subscriptions: Vec<SubscriptionSpec>,
     /// Fields of the GraphQL `Query` root.
     #[serde(default)]
     pub queries: Vec<QuerySpec>,
+    /// Fields of the GraphQL `Mutation` root (same shape as a query).
+    #[serde(default)]
+    pub mutations: Vec<QuerySpec>,
 }
 
-/// A field of the `Query` root: resolved once per request by a method of the generated trait.
+/// A field of the `Query` or `Mutation` root: resolved once per request by a method of the
+/// generated trait.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuerySpec {
@@ -192,7 +197,7 @@ pub struct QuerySpec {
     pub permission: String,
     #[serde(default)]
     pub args: Map<String, Value>,
-    /// A named type from `schema/types/`.
+    /// A named type from `schema/types/`, or a built-in scalar (`Boolean`, ...).
     pub returns: String,
 }
 

@@ -44,7 +44,8 @@ const FORMATS: &[&str] = &[
     "float",
     "double",
 ];
-const GRAPHQL_SCALARS: &[&str] = &["String", "Int", "Float", "Boolean", "ID"];
+/// Built-in scalars, and `JSON` (any JSON value), which the generated schema declares when used.
+const GRAPHQL_SCALARS: &[&str] = &["String", "Int", "Float", "Boolean", "ID", "JSON"];
 /// Names the generated Rust already uses beside the subsystem modules (`rt`, `types`, `events`,
 /// `websocket_endpoints`), the `websockets` argument of `api_router` and the `WebSocketApi` trait
 /// (subsystem `web_socket`).
@@ -284,29 +285,40 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
     // Subscriptions and queries: the GraphQL roots.
     let mut subscriptions = Vec::new();
     let mut queries = Vec::new();
+    let mut mutations = Vec::new();
     let mut sub_names = BTreeSet::new();
+    // Queries and mutations share one namespace: each becomes a method of one Rust trait.
     let mut query_names = BTreeSet::new();
     for (file, sf) in &files.subscriptions {
-        for q in &sf.queries {
-            c.at(file, &format!("query {}", q.name));
-            if !is_lower_camel(&q.name) {
-                c.err("a query name is lowerCamelCase");
+        for (kind, specs, out) in [
+            ("query", &sf.queries, &mut queries),
+            ("mutation", &sf.mutations, &mut mutations),
+        ] {
+            for q in specs {
+                c.at(file, &format!("{kind} {}", q.name));
+                if !is_lower_camel(&q.name) {
+                    c.err(format!("a {kind} name is lowerCamelCase"));
+                }
+                if !query_names.insert(q.name.clone()) {
+                    c.err(format!(
+                        "duplicate {kind} name (queries and mutations share names)"
+                    ));
+                }
+                check_stream_access(&mut c, &q.permission, &known_permissions);
+                if !type_names.contains(&q.returns)
+                    && !GRAPHQL_SCALARS.contains(&q.returns.as_str())
+                {
+                    c.err(format!("unknown type reference `{}`", q.returns));
+                }
+                let args = graphql_args(&mut c, &q.args, &type_names);
+                out.push(Query {
+                    name: q.name.clone(),
+                    description: q.description.clone(),
+                    permission: q.permission.clone(),
+                    args,
+                    returns: q.returns.clone(),
+                });
             }
-            if !query_names.insert(q.name.clone()) {
-                c.err("duplicate query name");
-            }
-            check_stream_access(&mut c, &q.permission, &known_permissions);
-            if !type_names.contains(&q.returns) {
-                c.err(format!("unknown type reference `{}`", q.returns));
-            }
-            let args = graphql_args(&mut c, &q.args, &type_names);
-            queries.push(Query {
-                name: q.name.clone(),
-                description: q.description.clone(),
-                permission: q.permission.clone(),
-                args,
-                returns: q.returns.clone(),
-            });
         }
         for s in &sf.subscriptions {
             c.at(file, &format!("subscription {}", s.name));
@@ -411,6 +423,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         events,
         subscriptions,
         queries,
+        mutations,
         websockets,
     })
 }

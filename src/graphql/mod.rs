@@ -3,6 +3,7 @@
 //! POST runs queries, GET upgrades to graphql-ws ([`transport`]) or shows GraphiQL to a browser.
 //! See docs/graphql.md.
 
+mod core_ops;
 mod monitoring;
 mod operations;
 mod queries;

@@ -77,8 +77,21 @@ pub fn authorize(ctx: &ResolverContext<'_>, field: &FieldMeta) -> Result<Caller,
     }
 }
 
-/// Decodes the field's arguments into the generated argument struct.
-pub fn args<T: DeserializeOwned>(ctx: &ResolverContext<'_>) -> Result<T, ApiError> {
+/// An input type of the schema: its name and its fields as (GraphQL name, property key,
+/// GraphQL type). The generated `INPUTS` table lists them all.
+pub type InputDef = (
+    &'static str,
+    &'static [(&'static str, &'static str, &'static str)],
+);
+
+/// Decodes the field's arguments into the generated argument struct. `declared` gives each
+/// argument's GraphQL type, so the lowerCamelCase fields of input objects become the snake_case
+/// properties the shared Rust types expect; values of the `JSON` scalar are left as they are.
+pub fn args<T: DeserializeOwned>(
+    ctx: &ResolverContext<'_>,
+    declared: &[(&str, &str)],
+    inputs: &[InputDef],
+) -> Result<T, ApiError> {
     let mut map = serde_json::Map::new();
     for (name, value) in ctx.args.iter() {
         let json = value
@@ -86,10 +99,44 @@ pub fn args<T: DeserializeOwned>(ctx: &ResolverContext<'_>) -> Result<T, ApiErro
             .clone()
             .into_json()
             .map_err(|e| invalid_argument(format!("argument `{name}`: {e}")))?;
+        let json = match declared.iter().find(|(n, _)| *n == name.as_str()) {
+            Some((_, ty)) => rekey(json, ty, inputs),
+            None => json,
+        };
         map.insert(name.to_string(), json);
     }
     serde_json::from_value(Value::Object(map))
         .map_err(|e| invalid_argument(format!("invalid arguments: {e}")))
+}
+
+/// Renames the fields of an input-object value (of GraphQL type `ty`) to their property keys.
+fn rekey(value: Value, ty: &str, inputs: &[InputDef]) -> Value {
+    let ty = ty.strip_suffix('!').unwrap_or(ty);
+    if let Some(item) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return match value {
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| rekey(v, item, inputs)).collect())
+            }
+            other => other,
+        };
+    }
+    let (Some((_, fields)), Value::Object(object)) =
+        (inputs.iter().find(|(name, _)| *name == ty), &value)
+    else {
+        return value;
+    };
+    let mut out = serde_json::Map::new();
+    for (name, v) in object {
+        match fields.iter().find(|(n, _, _)| n == name) {
+            Some((_, key, field_ty)) => {
+                out.insert((*key).to_string(), rekey(v.clone(), field_ty, inputs));
+            }
+            None => {
+                out.insert(name.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// A started source as the subscription field's stream of JSON values.
@@ -112,6 +159,16 @@ pub fn value<T: Serialize>(
     let json = serde_json::to_value(&v)
         .map_err(|e| async_graphql::Error::new(format!("cannot encode result: {e}")))?;
     Ok(Some(FieldValue::owned_any(json)))
+}
+
+/// A query's or mutation's scalar result (`Boolean`, `JSON`, ...) as a field value.
+pub fn scalar<T: Serialize>(
+    result: Result<T, ApiError>,
+) -> async_graphql::Result<Option<FieldValue<'static>>> {
+    let v = result.map_err(error)?;
+    let json = serde_json::to_value(&v)
+        .map_err(|e| async_graphql::Error::new(format!("cannot encode result: {e}")))?;
+    Ok(GqlValue::from_json(json).ok().map(FieldValue::value))
 }
 
 /// Resolves one property of an object value (a `serde_json::Value` parent).
@@ -148,4 +205,47 @@ pub fn invalid_argument(message: impl Into<String>) -> ApiError {
         "INVALID_ARGUMENT",
         message,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INPUTS: &[InputDef] = &[
+        (
+            "TableCreate",
+            &[
+                ("name", "name", "String!"),
+                ("columns", "columns", "[ColumnSpec!]!"),
+                ("withoutRowid", "without_rowid", "Boolean"),
+            ],
+        ),
+        (
+            "ColumnSpec",
+            &[
+                ("primaryKey", "primary_key", "Boolean"),
+                ("default", "default", "JSON"),
+            ],
+        ),
+    ];
+
+    #[test]
+    fn input_fields_get_their_property_keys_and_json_values_stay_as_they_are() {
+        let value = serde_json::json!({
+            "name": "t",
+            "withoutRowid": true,
+            "columns": [{"primaryKey": true, "default": {"someKey": 1}}],
+        });
+        assert_eq!(
+            rekey(value, "TableCreate!", INPUTS),
+            serde_json::json!({
+                "name": "t",
+                "without_rowid": true,
+                "columns": [{"primary_key": true, "default": {"someKey": 1}}],
+            })
+        );
+        // A JSON argument (row values) is never renamed.
+        let values = serde_json::json!({"firstName": "ann"});
+        assert_eq!(rekey(values.clone(), "JSON!", INPUTS), values);
+    }
 }

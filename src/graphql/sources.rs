@@ -14,7 +14,7 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
-use super::{monitoring, operations, queries};
+use super::{core_ops, monitoring, operations, queries};
 use crate::api::graphql::*;
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
@@ -25,7 +25,7 @@ use crate::api::types::{
     SchemaChangeType, SchemaObjectType, ServerInfo, SlowQueryNotice, StorageUsage,
     SystemMetricsSample, TableChange, TableModification,
 };
-use crate::api::{DatabasesApi, OPERATIONS, SystemApi};
+use crate::api::{DatabasesApi, OPERATIONS, SystemApi, types};
 use crate::engine::tables;
 use crate::events::Event;
 use crate::state::SharedState;
@@ -210,6 +210,155 @@ impl GraphQlSources for Sources {
         )
         .list_databases(ctx)
         .await
+    }
+
+    // Queries and mutations over the core: see `core_ops`.
+    async fn tables(&self, caller: Caller, args: TablesArgs) -> Result<types::TableList, ApiError> {
+        core_ops::tables(self, caller, args).await
+    }
+
+    async fn table(&self, caller: Caller, args: TableArgs) -> Result<types::TableInfo, ApiError> {
+        core_ops::table(self, caller, args).await
+    }
+
+    async fn rows(&self, caller: Caller, args: RowsArgs) -> Result<types::RowPage, ApiError> {
+        core_ops::rows(self, caller, args).await
+    }
+
+    async fn row(&self, caller: Caller, args: RowArgs) -> Result<types::RowWritten, ApiError> {
+        core_ops::row(self, caller, args).await
+    }
+
+    async fn query_sql(
+        &self,
+        caller: Caller,
+        args: QuerySqlArgs,
+    ) -> Result<types::SqlResult, ApiError> {
+        core_ops::query_sql(self, caller, args).await
+    }
+
+    async fn server_status(
+        &self,
+        caller: Caller,
+        _args: ServerStatusArgs,
+    ) -> Result<types::RuntimeStats, ApiError> {
+        core_ops::server_status(self, caller).await
+    }
+
+    async fn transactions(
+        &self,
+        caller: Caller,
+        _args: TransactionsArgs,
+    ) -> Result<types::TransactionList, ApiError> {
+        core_ops::transactions(self, caller).await
+    }
+
+    async fn sessions(
+        &self,
+        caller: Caller,
+        _args: SessionsArgs,
+    ) -> Result<types::SessionList, ApiError> {
+        core_ops::sessions(self, caller).await
+    }
+
+    async fn users(&self, caller: Caller, args: UsersArgs) -> Result<types::UserList, ApiError> {
+        core_ops::users(self, caller, args).await
+    }
+
+    async fn roles(&self, caller: Caller, _args: RolesArgs) -> Result<types::RoleList, ApiError> {
+        core_ops::roles(self, caller).await
+    }
+
+    async fn create_database(
+        &self,
+        caller: Caller,
+        args: CreateDatabaseArgs,
+    ) -> Result<types::DatabaseInfo, ApiError> {
+        core_ops::create_database(self, caller, args).await
+    }
+
+    async fn drop_database(
+        &self,
+        caller: Caller,
+        args: DropDatabaseArgs,
+    ) -> Result<bool, ApiError> {
+        core_ops::drop_database(self, caller, args).await
+    }
+
+    async fn create_table(
+        &self,
+        caller: Caller,
+        args: CreateTableArgs,
+    ) -> Result<types::TableInfo, ApiError> {
+        core_ops::create_table(self, caller, args).await
+    }
+
+    async fn drop_table(&self, caller: Caller, args: DropTableArgs) -> Result<bool, ApiError> {
+        core_ops::drop_table(self, caller, args).await
+    }
+
+    async fn insert_row(
+        &self,
+        caller: Caller,
+        args: InsertRowArgs,
+    ) -> Result<types::RowWritten, ApiError> {
+        core_ops::insert_row(self, caller, args).await
+    }
+
+    async fn update_row(
+        &self,
+        caller: Caller,
+        args: UpdateRowArgs,
+    ) -> Result<types::RowWritten, ApiError> {
+        core_ops::update_row(self, caller, args).await
+    }
+
+    async fn delete_row(&self, caller: Caller, args: DeleteRowArgs) -> Result<bool, ApiError> {
+        core_ops::delete_row(self, caller, args).await
+    }
+
+    async fn execute_sql(
+        &self,
+        caller: Caller,
+        args: ExecuteSqlArgs,
+    ) -> Result<types::SqlExecuted, ApiError> {
+        core_ops::execute_sql(self, caller, args).await
+    }
+
+    async fn begin_transaction(
+        &self,
+        caller: Caller,
+        args: BeginTransactionArgs,
+    ) -> Result<types::TransactionInfo, ApiError> {
+        core_ops::begin_transaction(self, caller, args).await
+    }
+
+    async fn commit_transaction(
+        &self,
+        caller: Caller,
+        args: CommitTransactionArgs,
+    ) -> Result<types::TransactionInfo, ApiError> {
+        core_ops::commit_transaction(self, caller, args).await
+    }
+
+    async fn rollback_transaction(
+        &self,
+        caller: Caller,
+        args: RollbackTransactionArgs,
+    ) -> Result<types::TransactionInfo, ApiError> {
+        core_ops::rollback_transaction(self, caller, args).await
+    }
+
+    async fn create_user(
+        &self,
+        caller: Caller,
+        args: CreateUserArgs,
+    ) -> Result<types::User, ApiError> {
+        core_ops::create_user(self, caller, args).await
+    }
+
+    async fn delete_user(&self, caller: Caller, args: DeleteUserArgs) -> Result<bool, ApiError> {
+        core_ops::delete_user(self, caller, args).await
     }
 
     fn table_changes(&self, _caller: Caller, args: TableChangesArgs) -> SourceResult<TableChange> {

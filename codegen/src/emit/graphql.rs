@@ -61,14 +61,18 @@ pub fn model(api: &Api) -> Model {
         .iter()
         .map(|s| s.returns.clone())
         .chain(api.queries.iter().map(|q| q.returns.clone()))
+        .chain(api.mutations.iter().map(|q| q.returns.clone()))
         .collect();
     let mut inputs: Vec<String> = api
         .subscriptions
         .iter()
         .flat_map(|s| s.args.iter())
         .chain(api.queries.iter().flat_map(|q| q.args.iter()))
+        .chain(api.mutations.iter().flat_map(|q| q.args.iter()))
         .map(|(_, t)| base(t).to_string())
         .collect();
+    // `JSON` named directly by an argument or a result.
+    m.json_scalar = inputs.iter().chain(&outputs).any(|t| t == JSON);
     let mut seen = BTreeSet::new();
     while let Some(name) = outputs.pop() {
         if seen.insert(("out", name.clone())) {
@@ -200,7 +204,7 @@ pub fn base(t: &str) -> &str {
 
 pub fn emit(api: &Api) -> String {
     let mut out = format!("# {}\n", header());
-    if api.subscriptions.is_empty() && api.queries.is_empty() {
+    if api.subscriptions.is_empty() && api.queries.is_empty() && api.mutations.is_empty() {
         out.push_str("# No GraphQL fields are declared in schema/subscriptions/ yet.\n");
         return out;
     }
@@ -247,6 +251,14 @@ pub fn emit(api: &Api) -> String {
         out.push_str(&format!("  {}{}: {}!\n", q.name, args(&q.args), q.returns));
     }
     out.push_str("}\n\n");
+    if !api.mutations.is_empty() {
+        out.push_str("type Mutation {\n");
+        for q in &api.mutations {
+            desc(&mut out, &Some(q.description.trim().to_string()), "  ");
+            out.push_str(&format!("  {}{}: {}!\n", q.name, args(&q.args), q.returns));
+        }
+        out.push_str("}\n\n");
+    }
     if !api.subscriptions.is_empty() {
         out.push_str("type Subscription {\n");
         for s in &api.subscriptions {
@@ -256,6 +268,9 @@ pub fn emit(api: &Api) -> String {
         out.push_str("}\n\n");
     }
     out.push_str("schema {\n  query: Query\n");
+    if !api.mutations.is_empty() {
+        out.push_str("  mutation: Mutation\n");
+    }
     if !api.subscriptions.is_empty() {
         out.push_str("  subscription: Subscription\n");
     }
@@ -267,7 +282,7 @@ pub fn emit(api: &Api) -> String {
 /// returning a stream, one per query), the permission table, and the dynamic schema builder whose
 /// resolvers check each field's permission before calling the trait.
 pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
-    if api.subscriptions.is_empty() && api.queries.is_empty() {
+    if api.subscriptions.is_empty() && api.queries.is_empty() && api.mutations.is_empty() {
         return quote! {};
     }
     let m = model(api);
@@ -316,12 +331,15 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
     let mut methods = Vec::new();
     let mut sub_fields = Vec::new();
     let mut query_fields = Vec::new();
+    let mut mutation_fields = Vec::new();
     let entries = api
         .queries
         .iter()
-        .map(|q| {
+        .map(|q| (Root::Query, q))
+        .chain(api.mutations.iter().map(|q| (Root::Mutation, q)))
+        .map(|(root, q)| {
             (
-                false,
+                root,
                 &q.name,
                 &q.description,
                 &q.permission,
@@ -332,7 +350,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
         })
         .chain(api.subscriptions.iter().map(|s| {
             (
-                true,
+                Root::Subscription,
                 &s.name,
                 &s.description,
                 &s.permission,
@@ -341,15 +359,15 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 Some(s.topic.clone()),
             )
         }));
-    for (index, (is_sub, name, description, permission, args, returns, topic)) in
-        entries.enumerate()
+    for (index, (root, name, description, permission, args, returns, topic)) in entries.enumerate()
     {
+        let (is_sub, is_mutation) = (root == Root::Subscription, root == Root::Mutation);
         let access = access_tokens(permission);
         let topic = match topic.flatten() {
             Some(t) => quote! { Some(#t) },
             None => quote! { None },
         };
-        metas.push(quote! { FieldMeta { name: #name, subscription: #is_sub, access: #access, topic: #topic } });
+        metas.push(quote! { FieldMeta { name: #name, subscription: #is_sub, mutation: #is_mutation, access: #access, topic: #topic } });
         let method = ident(&crate::naming::snake_ident(name));
         let args_ident = format_ident!("{}Args", name.to_upper_camel_case());
         let arg_fields = args.iter().map(|(n, t)| {
@@ -364,10 +382,15 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             #[serde(deny_unknown_fields)]
             pub struct #args_ident { #(#arg_fields,)* }
         });
-        let ret = types
-            .get(returns.as_str())
-            .cloned()
-            .unwrap_or_else(|| quote! { () });
+        let ret = rust_type(&format!("{returns}!"), types);
+        let arg_types = args.iter().map(|(n, t)| quote! { (#n, #t) });
+        let arg_types = quote! { &[#(#arg_types),*] };
+        // Object results are JSON values resolved field by field; scalars are GraphQL values.
+        let to_value = if m.objects.contains_key(returns.as_str()) {
+            quote! { gr::value }
+        } else {
+            quote! { gr::scalar }
+        };
         let doc = format!(" {}\n\n Access `{}`.", description.trim(), permission);
         let arg_defs: Vec<TokenStream> = args
             .iter()
@@ -386,7 +409,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                     let s = ::std::sync::Arc::clone(&s);
                     // The permission check runs before the arguments are read or a source starts.
                     let started = gr::authorize(&ctx, &FIELDS[#index])
-                        .and_then(|caller| Ok((caller, gr::args::<#args_ident>(&ctx)?)))
+                        .and_then(|caller| Ok((caller, gr::args::<#args_ident>(&ctx, #arg_types, INPUTS)?)))
                         .and_then(|(caller, args)| s.#method(caller, args));
                     gd::SubscriptionFieldFuture::new(async move { gr::stream(started) })
                 }) #(#arg_defs)* .description(#d));
@@ -397,20 +420,43 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 fn #method(&self, caller: gr::Caller, args: #args_ident)
                     -> impl ::std::future::Future<Output = Result<#ret, ApiError>> + Send;
             });
-            query_fields.push(quote! {
-                let s = ::std::sync::Arc::clone(&sources);
-                query = query.field(gd::Field::new(#name, gr::type_ref(#field_ty), move |ctx| {
+            let field = quote! {
+                gd::Field::new(#name, gr::type_ref(#field_ty), move |ctx| {
                     let s = ::std::sync::Arc::clone(&s);
                     gd::FieldFuture::new(async move {
                         // The permission check runs before the arguments are read.
                         let caller = gr::authorize(&ctx, &FIELDS[#index]).map_err(gr::error)?;
-                        let args = gr::args::<#args_ident>(&ctx).map_err(gr::error)?;
-                        gr::value(s.#method(caller, args).await)
+                        let args = gr::args::<#args_ident>(&ctx, #arg_types, INPUTS).map_err(gr::error)?;
+                        #to_value(s.#method(caller, args).await)
                     })
-                }) #(#arg_defs)* .description(#d));
+                }) #(#arg_defs)* .description(#d)
+            };
+            let target = if is_mutation {
+                &mut mutation_fields
+            } else {
+                &mut query_fields
+            };
+            target.push(quote! {
+                let s = ::std::sync::Arc::clone(&sources);
+                root_object = root_object.field(#field);
             });
         }
     }
+    let inputs = m.inputs.values().map(|t| {
+        let name = &t.name;
+        let fields = t.fields.iter().map(|f| {
+            let (n, key, ty) = (&f.name, &f.key, &f.ty);
+            quote! { (#n, #key, #ty) }
+        });
+        quote! { (#name, &[#(#fields),*]) }
+    });
+    let mutable = |fields: &[TokenStream]| (!fields.is_empty()).then(|| quote! { mut });
+    let (query_mut, mutation_mut) = (mutable(&query_fields), mutable(&mutation_fields));
+    let schema_mutation = if api.mutations.is_empty() {
+        quote! { None }
+    } else {
+        quote! { Some("Mutation") }
+    };
     let schema_subscription = if api.subscriptions.is_empty() {
         quote! { None }
     } else {
@@ -427,23 +473,29 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             use ::async_graphql::dynamic as gd;
             use crate::graphql::runtime as gr;
 
-            /// One field of the `Query` or `Subscription` root and who may use it.
+            /// One field of the `Query`, `Mutation` or `Subscription` root and who may use it.
             #[derive(Debug, Clone, Copy)]
             pub struct FieldMeta {
                 pub name: &'static str,
                 pub subscription: bool,
+                pub mutation: bool,
                 pub access: Access,
                 /// The bus topic feeding a subscription; `None` for polled sources and queries.
                 pub topic: Option<&'static str>,
             }
 
-            /// Every declared root field: queries, then subscriptions.
+            /// Every declared root field: queries, mutations, then subscriptions.
             pub const FIELDS: &[FieldMeta] = &[#(#metas),*];
+
+            /// Input types: (name, [(GraphQL field, property key, GraphQL type)]), to turn
+            /// lowerCamelCase argument fields back into the types' snake_case properties.
+            pub const INPUTS: &[gr::InputDef] = &[#(#inputs),*];
 
             #(#arg_structs)*
 
-            /// The hand-written side of the GraphQL API: one method per query, one stream source
-            /// per subscription. Permissions are checked before any of these is called.
+            /// The hand-written side of the GraphQL API: one method per query and mutation, one
+            /// stream source per subscription. Permissions are checked before any of these is
+            /// called.
             pub trait GraphQlSources: Send + Sync + 'static {
                 #(#methods)*
             }
@@ -457,12 +509,20 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
 
             /// The schema builder: types and roots registered, limits left to the caller.
             pub fn schema<T: GraphQlSources>(sources: ::std::sync::Arc<T>) -> gd::SchemaBuilder {
-                let mut query = gd::Object::new("Query");
+                let #query_mut root_object = gd::Object::new("Query");
                 #(#query_fields)*
+                let query = root_object;
+                let #mutation_mut root_object = gd::Object::new("Mutation");
+                #(#mutation_fields)*
+                let mutation_root = root_object;
                 let mut root = gd::Subscription::new("Subscription");
                 #(#sub_fields)*
+                let mutation: Option<&str> = #schema_mutation;
                 let subscription: Option<&str> = #schema_subscription;
-                let mut builder = gd::Schema::build("Query", None, subscription).register(query);
+                let mut builder = gd::Schema::build("Query", mutation, subscription).register(query);
+                if mutation.is_some() {
+                    builder = builder.register(mutation_root);
+                }
                 if subscription.is_some() {
                     builder = builder.register(root);
                 }
@@ -474,6 +534,14 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
         }
         pub use graphql::GraphQlSources;
     }
+}
+
+/// The root a field belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    Query,
+    Mutation,
+    Subscription,
 }
 
 fn ident(s: &str) -> TokenStream {
@@ -507,6 +575,7 @@ fn rust_type(t: &str, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             "Int" => quote! { i64 },
             "Float" => quote! { f64 },
             "Boolean" => quote! { bool },
+            JSON => quote! { ::serde_json::Value },
             named => types
                 .get(named)
                 .cloned()

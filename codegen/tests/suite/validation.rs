@@ -1310,6 +1310,46 @@ fn subscription_filter_that_is_not_an_argument() {
     );
 }
 
+#[test]
+fn mutation_names_types_and_permissions_are_checked() {
+    const OPS: &str = "subscriptions/ops.yaml";
+    let s = Scratch::minimal();
+    s.edit(OPS, "name: deleteItem", "name: items");
+    s.edit(OPS, "returns: Item\n", "returns: Itemm\n");
+    s.edit(OPS, "args: { itemId: ID! }", "args: { itemId: Id! }");
+    s.edit(OPS, "name: createItem", "name: create_item");
+    s.append(
+        OPS,
+        "  - { name: wipe, description: x, permission: items:wipe, returns: Boolean }\n",
+    );
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(
+                OPS,
+                "mutation create_item",
+                "a mutation name is lowerCamelCase"
+            ),
+            diag(
+                OPS,
+                "mutation create_item",
+                "unknown type reference `Itemm`"
+            ),
+            diag(
+                OPS,
+                "mutation items",
+                "argument `itemId`: unknown type `Id`"
+            ),
+            diag(
+                OPS,
+                "mutation items",
+                "duplicate mutation name (queries and mutations share names)"
+            ),
+            diag(OPS, "mutation wipe", "unknown permission `items:wipe`"),
+        ]
+    );
+}
+
 // ------------------------------------------------------------------------------------ websockets
 
 #[test]
@@ -1602,6 +1642,7 @@ fn schema_paths_lists_every_file() {
             "routes/items.yaml",
             "events/items.yaml",
             "subscriptions/items.yaml",
+            "subscriptions/ops.yaml",
             "websockets.yaml",
         ]
     );

@@ -75,6 +75,8 @@ __all__ = [
     "SystemMetricsSample",
     "IoStatistics",
     "StorageUsage",
+    "RowFilterOperator",
+    "RowFilter",
     "BufferPoolSample",
     "ActiveQueryState",
     "ActiveQuery",
@@ -875,6 +877,19 @@ class StorageUsage(_t.TypedDict):
     """Sum of their -wal files."""
 
     timestamp: str
+
+
+RowFilterOperator: _t.TypeAlias = "_t.Literal[\"eq\", \"ne\", \"lt\", \"le\", \"gt\", \"ge\", \"like\", \"in\", \"is_null\"]"
+"""A row filter's comparison: the REST row filter's `op` (GET .../rows `filter`), spelled the same."""
+
+
+class RowFilter(_t.TypedDict):
+    """One condition of a row filter, as an element of the REST `filter` array; all conditions must hold. `value` is any JSON value: an array for `in`, true or false for `is_null` (default true)."""
+
+    column: str
+    op: RowFilterOperator
+    value: _t.NotRequired[_t.Any]
+    """The value compared with (bound as a parameter)."""
 
 
 class BufferPoolSample(_t.TypedDict):

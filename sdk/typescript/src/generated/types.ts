@@ -808,6 +808,23 @@ export interface StorageUsage {
 }
 
 /**
+ * A row filter's comparison: the REST row filter's `op` (GET .../rows `filter`), spelled the same.
+ */
+export type RowFilterOperator = "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "like" | "in" | "is_null";
+
+/**
+ * One condition of a row filter, as an element of the REST `filter` array; all conditions must hold. `value` is any JSON value: an array for `in`, true or false for `is_null` (default true).
+ */
+export interface RowFilter {
+  column: string;
+  op: RowFilterOperator;
+  /**
+   * The value compared with (bound as a parameter).
+   */
+  value?: unknown;
+}
+
+/**
  * The buffer pool (the page caches of every open connection of the user databases) as GET /api/v1/storage/buffer-pool measures it.
  */
 export interface BufferPoolSample {

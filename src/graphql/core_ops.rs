@@ -1,0 +1,381 @@
+//! Queries and mutations over the core (`schema/subscriptions/core.yaml`): each builds the REST
+//! operation's path, query and body from its arguments, checks them with the same generated
+//! `validate()`, and calls the REST service's own trait method, so the SQL, the authorizer and
+//! the error codes are those of the REST route. The field's permission (the REST route's) is
+//! checked by the generated resolver before any of this runs.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::runtime::{Caller, invalid_argument};
+use super::sources::Sources;
+use crate::api::admin::{DeleteUserPath, ListUsersQuery};
+use crate::api::databases::{DeleteDatabasePath, DeleteDatabaseQuery};
+use crate::api::graphql::*;
+use crate::api::runtime::ApiError;
+use crate::api::tables::{
+    CreateTablePath, DeleteRowPath, DropTablePath, GetRowPath, GetTablePath, InsertRowPath,
+    ListRowsPath, ListRowsQuery, ListTablesPath, UpdateRowPath,
+};
+use crate::api::transactions::{CommitTransactionPath, RollbackTransactionPath};
+use crate::api::types::{
+    DatabaseInfo, RoleList, RowPage, RowValues, RowWritten, RuntimeStats, SessionList, SqlExecuted,
+    SqlQuery, SqlResult, TableInfo, TableList, TransactionBegin, TransactionInfo, TransactionList,
+    User, UserList,
+};
+use crate::api::{
+    AdminApi, DatabasesApi, SessionsApi, SqlApi, SystemApi, TablesApi, TransactionsApi,
+};
+use crate::auth::AdminService;
+use crate::databases::DatabaseService;
+use crate::sessions::SessionService;
+use crate::sql::SqlService;
+use crate::system::SystemService;
+use crate::tables::TableService;
+use crate::transactions::TransactionService;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// A REST query or body built from JSON, so serde applies its defaults and the shared types'
+/// constraints exactly as for an HTTP request. Arguments left out (null) are left out of it.
+fn build<T: DeserializeOwned>(what: &str, mut value: Value) -> Result<T> {
+    if let Value::Object(fields) = &mut value {
+        fields.retain(|_, v| !v.is_null());
+    }
+    serde_json::from_value(value).map_err(|e| invalid_argument(format!("invalid {what}: {e}")))
+}
+
+impl Sources {
+    fn tables_service(&self) -> TableService {
+        TableService::new(Arc::clone(&self.state.engine))
+    }
+
+    fn sql_service(&self) -> SqlService {
+        let s = &self.state;
+        SqlService::new(
+            Arc::clone(&s.engine),
+            Arc::clone(&s.transactions),
+            Arc::clone(&s.queries),
+            Arc::clone(&s.auth.sessions),
+            Arc::clone(&s.bus),
+        )
+    }
+
+    fn transactions_service(&self) -> TransactionService {
+        TransactionService::new(
+            Arc::clone(&self.state.engine),
+            Arc::clone(&self.state.transactions),
+        )
+    }
+
+    fn databases_service(&self) -> DatabaseService {
+        DatabaseService::new(
+            Arc::clone(&self.state.engine),
+            Arc::clone(&self.state.tablespaces),
+        )
+    }
+}
+
+pub(super) async fn tables(s: &Sources, caller: Caller, args: TablesArgs) -> Result<TableList> {
+    let path = ListTablesPath {
+        name: args.database,
+    };
+    path.validate()?;
+    s.tables_service()
+        .list_tables(s.context(&caller, "list_tables")?, path)
+        .await
+}
+
+pub(super) async fn table(s: &Sources, caller: Caller, args: TableArgs) -> Result<TableInfo> {
+    let path = GetTablePath {
+        name: args.database,
+        table: args.name,
+    };
+    path.validate()?;
+    s.tables_service()
+        .get_table(s.context(&caller, "get_table")?, path)
+        .await
+}
+
+pub(super) async fn rows(s: &Sources, caller: Caller, args: RowsArgs) -> Result<RowPage> {
+    let path = ListRowsPath {
+        name: args.database,
+        table: args.table,
+    };
+    // `where` becomes the REST `filter` text, so the REST filter parser reads it.
+    let filter = args
+        .r#where
+        .map(|conditions| serde_json::to_string(&conditions))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    let query: ListRowsQuery = build(
+        "rows arguments",
+        json!({
+            "filter": filter,
+            "order_by": args.order_by,
+            "limit": args.limit,
+            "offset": args.offset,
+        }),
+    )?;
+    path.validate()?;
+    query.validate()?;
+    s.tables_service()
+        .list_rows(s.context(&caller, "list_rows")?, path, query)
+        .await
+}
+
+pub(super) async fn row(s: &Sources, caller: Caller, args: RowArgs) -> Result<RowWritten> {
+    let path = GetRowPath {
+        name: args.database,
+        table: args.table,
+        row_id: args.row_id,
+    };
+    path.validate()?;
+    s.tables_service()
+        .get_row(s.context(&caller, "get_row")?, path)
+        .await
+}
+
+pub(super) async fn query_sql(
+    s: &Sources,
+    caller: Caller,
+    args: QuerySqlArgs,
+) -> Result<SqlResult> {
+    let body: SqlQuery = build(
+        "SQL query",
+        json!({
+            "sql": args.sql,
+            "params": args.params,
+            "database": args.database,
+            "transaction_id": args.transaction_id,
+            "timeout": args.timeout,
+            "max_rows": args.max_rows,
+        }),
+    )?;
+    s.sql_service()
+        .query_sql(s.context(&caller, "query_sql")?, body)
+        .await
+}
+
+pub(super) async fn server_status(s: &Sources, caller: Caller) -> Result<RuntimeStats> {
+    SystemService::new(Arc::clone(&s.state))
+        .get_runtime_stats(s.context(&caller, "get_runtime_stats")?)
+        .await
+}
+
+pub(super) async fn transactions(s: &Sources, caller: Caller) -> Result<TransactionList> {
+    s.transactions_service()
+        .list_active_transactions(s.context(&caller, "list_active_transactions")?)
+        .await
+}
+
+pub(super) async fn sessions(s: &Sources, caller: Caller) -> Result<SessionList> {
+    SessionService::new(Arc::clone(&s.state))
+        .list_sessions(s.context(&caller, "list_sessions")?)
+        .await
+}
+
+pub(super) async fn users(s: &Sources, caller: Caller, args: UsersArgs) -> Result<UserList> {
+    let query: ListUsersQuery = build(
+        "users arguments",
+        json!({ "limit": args.limit, "offset": args.offset }),
+    )?;
+    query.validate()?;
+    AdminService::new(Arc::clone(&s.state.auth))
+        .list_users(s.context(&caller, "list_users")?, query)
+        .await
+}
+
+pub(super) async fn roles(s: &Sources, caller: Caller) -> Result<RoleList> {
+    AdminService::new(Arc::clone(&s.state.auth))
+        .list_roles(s.context(&caller, "list_roles")?)
+        .await
+}
+
+pub(super) async fn create_database(
+    s: &Sources,
+    caller: Caller,
+    args: CreateDatabaseArgs,
+) -> Result<DatabaseInfo> {
+    s.databases_service()
+        .create_database(s.context(&caller, "create_database")?, args.input)
+        .await
+}
+
+pub(super) async fn drop_database(
+    s: &Sources,
+    caller: Caller,
+    args: DropDatabaseArgs,
+) -> Result<bool> {
+    let path = DeleteDatabasePath { name: args.name };
+    let query = DeleteDatabaseQuery {
+        force: args.force.unwrap_or(false),
+    };
+    path.validate()?;
+    query.validate()?;
+    s.databases_service()
+        .delete_database(s.context(&caller, "delete_database")?, path, query)
+        .await?;
+    Ok(true)
+}
+
+pub(super) async fn create_table(
+    s: &Sources,
+    caller: Caller,
+    args: CreateTableArgs,
+) -> Result<TableInfo> {
+    let path = CreateTablePath {
+        name: args.database,
+    };
+    path.validate()?;
+    s.tables_service()
+        .create_table(s.context(&caller, "create_table")?, path, args.input)
+        .await
+}
+
+pub(super) async fn drop_table(s: &Sources, caller: Caller, args: DropTableArgs) -> Result<bool> {
+    let path = DropTablePath {
+        name: args.database,
+        table: args.name,
+    };
+    path.validate()?;
+    s.tables_service()
+        .drop_table(s.context(&caller, "drop_table")?, path)
+        .await?;
+    Ok(true)
+}
+
+/// The REST body of a row write: `values` must be an object of column -> value.
+fn row_values(values: Value) -> Result<RowValues> {
+    build(
+        "values (an object of column -> value)",
+        json!({ "values": values }),
+    )
+}
+
+pub(super) async fn insert_row(
+    s: &Sources,
+    caller: Caller,
+    args: InsertRowArgs,
+) -> Result<RowWritten> {
+    let path = InsertRowPath {
+        name: args.database,
+        table: args.table,
+    };
+    path.validate()?;
+    let body = row_values(args.values)?;
+    s.tables_service()
+        .insert_row(s.context(&caller, "insert_row")?, path, body)
+        .await
+}
+
+pub(super) async fn update_row(
+    s: &Sources,
+    caller: Caller,
+    args: UpdateRowArgs,
+) -> Result<RowWritten> {
+    let path = UpdateRowPath {
+        name: args.database,
+        table: args.table,
+        row_id: args.row_id,
+    };
+    path.validate()?;
+    let body = row_values(args.values)?;
+    s.tables_service()
+        .update_row(s.context(&caller, "update_row")?, path, body)
+        .await
+}
+
+pub(super) async fn delete_row(s: &Sources, caller: Caller, args: DeleteRowArgs) -> Result<bool> {
+    let path = DeleteRowPath {
+        name: args.database,
+        table: args.table,
+        row_id: args.row_id,
+    };
+    path.validate()?;
+    s.tables_service()
+        .delete_row(s.context(&caller, "delete_row")?, path)
+        .await?;
+    Ok(true)
+}
+
+pub(super) async fn execute_sql(
+    s: &Sources,
+    caller: Caller,
+    args: ExecuteSqlArgs,
+) -> Result<SqlExecuted> {
+    let body: SqlQuery = build(
+        "SQL statement",
+        json!({
+            "sql": args.sql,
+            "params": args.params,
+            "database": args.database,
+            "transaction_id": args.transaction_id,
+            "timeout": args.timeout,
+        }),
+    )?;
+    s.sql_service()
+        .execute_sql(s.context(&caller, "execute_sql")?, body)
+        .await
+}
+
+pub(super) async fn begin_transaction(
+    s: &Sources,
+    caller: Caller,
+    args: BeginTransactionArgs,
+) -> Result<TransactionInfo> {
+    let body = match args.input {
+        Some(input) => input,
+        None => build::<TransactionBegin>("transaction", json!({}))?,
+    };
+    s.transactions_service()
+        .begin_transaction(s.context(&caller, "begin_transaction")?, body)
+        .await
+}
+
+pub(super) async fn commit_transaction(
+    s: &Sources,
+    caller: Caller,
+    args: CommitTransactionArgs,
+) -> Result<TransactionInfo> {
+    let path = CommitTransactionPath {
+        transaction_id: args.transaction_id,
+    };
+    path.validate()?;
+    s.transactions_service()
+        .commit_transaction(s.context(&caller, "commit_transaction")?, path)
+        .await
+}
+
+pub(super) async fn rollback_transaction(
+    s: &Sources,
+    caller: Caller,
+    args: RollbackTransactionArgs,
+) -> Result<TransactionInfo> {
+    let path = RollbackTransactionPath {
+        transaction_id: args.transaction_id,
+    };
+    path.validate()?;
+    s.transactions_service()
+        .rollback_transaction(s.context(&caller, "rollback_transaction")?, path)
+        .await
+}
+
+pub(super) async fn create_user(s: &Sources, caller: Caller, args: CreateUserArgs) -> Result<User> {
+    AdminService::new(Arc::clone(&s.state.auth))
+        .create_user(s.context(&caller, "create_user")?, args.input)
+        .await
+}
+
+pub(super) async fn delete_user(s: &Sources, caller: Caller, args: DeleteUserArgs) -> Result<bool> {
+    let path = DeleteUserPath {
+        user_id: args.user_id,
+    };
+    path.validate()?;
+    AdminService::new(Arc::clone(&s.state.auth))
+        .delete_user(s.context(&caller, "delete_user")?, path)
+        .await?;
+    Ok(true)
+}
