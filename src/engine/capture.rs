@@ -399,6 +399,16 @@ impl Capture {
         Ok(())
     }
 
+    /// Row changes of the open transaction so far (those undone by ROLLBACK TO excluded): what
+    /// its COMMIT would publish, or its ROLLBACK discard.
+    pub fn pending_rows(&self) -> u64 {
+        let b = lock(&self.buffer);
+        b.changes
+            .iter()
+            .filter(|i| matches!(i, Item::Row(_)))
+            .count() as u64
+    }
+
     pub fn mark(&self, name: &str) {
         let mut b = lock(&self.buffer);
         let at = b.changes.len();

@@ -14,15 +14,16 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
-use super::{monitoring, operations};
+use super::{activity, cluster, monitoring, operations};
 use crate::api::graphql::*;
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
-    AggregateChange, AggregateFunction, AggregateResult, AlertUpdate, ChangeType, DatabaseList,
-    DeadlockNotice, HealthStatusChange, Heartbeat, IoStatistics, LockEventUpdate, PartitionChange,
-    QueryChange, RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange, SchemaChangeType,
-    SchemaObjectType, ServerInfo, StorageUsage, SystemMetricsSample, TableChange,
-    TableModification,
+    AggregateChange, AggregateFunction, AggregateResult, AlertUpdate, ChangeType,
+    ConnectionPoolUpdate, DatabaseList, DeadlockNotice, HealthStatusChange, Heartbeat,
+    IoStatistics, LockEventUpdate, NodeHealth, PartitionChange, QueryChange,
+    ReplicationStatusSample, RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange,
+    SchemaChangeType, SchemaObjectType, ServerInfo, SessionUpdate, StorageUsage,
+    SystemMetricsSample, TableChange, TableModification, TopologyChange, TransactionUpdate,
 };
 use crate::api::{DatabasesApi, OPERATIONS, SystemApi};
 use crate::engine::tables;
@@ -507,6 +508,50 @@ impl GraphQlSources for Sources {
         args: StorageStatusChangesArgs,
     ) -> SourceResult<StorageUsage> {
         monitoring::storage_status_changes(self, args)
+    }
+
+    fn transaction_events(
+        &self,
+        _caller: Caller,
+        args: TransactionEventsArgs,
+    ) -> SourceResult<TransactionUpdate> {
+        activity::transaction_events(self, args)
+    }
+
+    fn session_events(&self, caller: Caller, args: SessionEventsArgs) -> SourceResult<SessionUpdate> {
+        activity::session_events(self, &caller, args)
+    }
+
+    fn connection_pool_events(
+        &self,
+        _caller: Caller,
+        args: ConnectionPoolEventsArgs,
+    ) -> SourceResult<ConnectionPoolUpdate> {
+        activity::connection_pool_events(self, args)
+    }
+
+    fn replication_status(
+        &self,
+        _caller: Caller,
+        args: ReplicationStatusArgs,
+    ) -> SourceResult<ReplicationStatusSample> {
+        cluster::replication_status(self, args)
+    }
+
+    fn cluster_topology_changes(
+        &self,
+        _caller: Caller,
+        _args: ClusterTopologyChangesArgs,
+    ) -> SourceResult<TopologyChange> {
+        cluster::cluster_topology_changes(self)
+    }
+
+    fn node_health_changes(
+        &self,
+        _caller: Caller,
+        args: NodeHealthChangesArgs,
+    ) -> SourceResult<NodeHealth> {
+        cluster::node_health_changes(self, args)
     }
 
     fn heartbeat(&self, _caller: Caller, args: HeartbeatArgs) -> SourceResult<Heartbeat> {
