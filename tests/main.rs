@@ -8,6 +8,7 @@ mod auth;
 mod drift;
 mod events;
 mod graphql;
+mod graphql_sessions;
 mod health;
 mod locks;
 mod monitoring;

@@ -112,9 +112,7 @@ impl Held {
 
     /// Rows the transaction changed so far, as change capture saw them.
     pub fn modified_rows(&self) -> u64 {
-        self.pooled
-            .as_ref()
-            .map_or(0, |p| p.capture.pending_rows())
+        self.pooled.as_ref().map_or(0, |p| p.capture.pending_rows())
     }
 
     /// Commits or rolls back, publishes what committed, and returns the connection to the pool.

@@ -143,7 +143,11 @@ pub(super) fn cluster_topology_changes(s: &Sources) -> SourceResult<TopologyChan
             if change.status == status {
                 continue;
             }
-            let event = node(TopologyEventKind::StatusChanged, change.status, Some(status));
+            let event = node(
+                TopologyEventKind::StatusChanged,
+                change.status,
+                Some(status),
+            );
             status = change.status;
             if tx.send(Ok(event)).await.is_err() {
                 return;

@@ -518,7 +518,11 @@ impl GraphQlSources for Sources {
         activity::transaction_events(self, args)
     }
 
-    fn session_events(&self, caller: Caller, args: SessionEventsArgs) -> SourceResult<SessionUpdate> {
+    fn session_events(
+        &self,
+        caller: Caller,
+        args: SessionEventsArgs,
+    ) -> SourceResult<SessionUpdate> {
         activity::session_events(self, &caller, args)
     }
 

@@ -80,9 +80,7 @@ impl SessionRegistry {
             client_address: activity.client.map(|ip| ip.to_string()),
             database: activity.database,
             connection_time: session.connected_at,
-            duration_seconds: (now - session.connected_at)
-                .num_milliseconds()
-                .max(0) as f64
+            duration_seconds: (now - session.connected_at).num_milliseconds().max(0) as f64
                 / 1000.0,
             queries_executed: i64::try_from(session.queries_executed()).unwrap_or(i64::MAX),
             timestamp: now,

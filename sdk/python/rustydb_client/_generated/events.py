@@ -619,7 +619,7 @@ class TransactionEventData(_t.TypedDict):
     """Statements run in the transaction so far."""
 
     modified_rows: int
-    """Rows inserted, updated or deleted in the transaction as change capture saw them (savepoint rollbacks excluded): committed for COMMIT, discarded for ROLLBACK, 0 for BEGIN."""
+    """Distinct rows inserted, updated or deleted in the transaction as change capture saw them (savepoint rollbacks excluded): committed for COMMIT, discarded for ROLLBACK, 0 for BEGIN."""
 
     reason: _t.NotRequired[str]
     """Why a ROLLBACK happened when the client did not ask for it (e.g. idle timeout), or why a COMMIT failed."""

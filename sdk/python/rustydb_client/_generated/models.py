@@ -905,7 +905,7 @@ class TransactionUpdate(_t.TypedDict):
     """Time since BEGIN (0 for BEGIN)."""
 
     modified_rows: int
-    """Rows inserted, updated or deleted in the transaction, as change capture saw them (changes undone by ROLLBACK TO a savepoint excluded): committed for COMMIT, discarded for ROLLBACK; 0 for BEGIN."""
+    """Distinct rows inserted, updated or deleted in the transaction, as change capture saw them (changes undone by ROLLBACK TO a savepoint excluded): committed for COMMIT, discarded for ROLLBACK; 0 for BEGIN."""
 
     timestamp: str
 

@@ -735,7 +735,7 @@ export interface TransactionEventData {
    */
   statements: number;
   /**
-   * Rows inserted, updated or deleted in the transaction as change capture saw them (savepoint rollbacks excluded): committed for COMMIT, discarded for ROLLBACK, 0 for BEGIN.
+   * Distinct rows inserted, updated or deleted in the transaction as change capture saw them (savepoint rollbacks excluded): committed for COMMIT, discarded for ROLLBACK, 0 for BEGIN.
    */
   modified_rows: number;
   /**

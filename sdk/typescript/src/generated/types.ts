@@ -834,7 +834,7 @@ export interface TransactionUpdate {
    */
   duration_ms: number;
   /**
-   * Rows inserted, updated or deleted in the transaction, as change capture saw them (changes undone by ROLLBACK TO a savepoint excluded): committed for COMMIT, discarded for ROLLBACK; 0 for BEGIN.
+   * Distinct rows inserted, updated or deleted in the transaction, as change capture saw them (changes undone by ROLLBACK TO a savepoint excluded): committed for COMMIT, discarded for ROLLBACK; 0 for BEGIN.
    */
   modified_rows: number;
   timestamp: string;
