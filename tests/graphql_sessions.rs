@@ -34,6 +34,21 @@ async fn nexts(ws: &mut Client, id: &str, field: &str, n: usize) -> Vec<Value> {
     got
 }
 
+/// Waits until `topic` has `n` subscribers: the subscriptions just sent are listening (a
+/// `subscribe` gets no acknowledgement, and its source starts in a task of its own).
+async fn listening(live: &Live, topic: &str, n: usize) {
+    let topic = live.state.bus.topic(topic).expect("topic");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while topic.subscribers() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} subscribers, not {n}",
+            topic.subscribers()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The `error` answer to subscription `id`: its `extensions.code`.
 async fn refused(ws: &mut Client, id: &str) -> String {
     let m = recv_for(ws, id).await;
@@ -57,6 +72,7 @@ async fn transaction_events_follow_begin_commit_and_rollback_with_measured_modif
     .await;
     let mut ws = live.session(&admin).await;
     subscribe(&mut ws, "t", &seed_document("transactionEvents", "")).await;
+    listening(&live, "transactions", 1).await;
 
     // Three rows inserted, one of them updated, one more inserted and undone by a savepoint
     // rollback: three distinct rows committed.
@@ -65,7 +81,7 @@ async fn transaction_events_follow_begin_commit_and_rollback_with_measured_modif
             "POST",
             "/api/v1/transactions",
             &admin,
-            Some(json!({"mode": "IMMEDIATE"})),
+            Some(json!({"mode": "immediate"})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -112,6 +128,7 @@ async fn transaction_events_follow_begin_commit_and_rollback_with_measured_modif
     )
     .await;
     subscribe(&mut ws, "none", &seed_doc("transactionEvents")).await;
+    listening(&live, "transactions", 3).await;
     let tx = begin(&live, &admin).await;
     execute(
         &live,
@@ -157,6 +174,7 @@ async fn session_events_see_a_login_a_termination_and_a_logout() {
         &seed_doc("sessionEvents").replace("userFilter: \"admin\"", "userFilter: \"carol\""),
     )
     .await;
+    listening(&live, "sessions", 1).await;
     let carol = live.user("carol", &["developer"]).await;
     // A statement of the session, so its figures have something to show.
     let (status, body) = live
@@ -214,6 +232,7 @@ async fn session_events_show_a_non_admin_only_their_own_sessions() {
         "subscription { sessionEvents { eventType username } }",
     )
     .await;
+    listening(&live, "sessions", 1).await;
     // Erin's login first, then Dave's own: Dave is told only of his.
     live.token("erin", "password-123").await;
     live.token("dave", "password-123").await;
@@ -241,6 +260,7 @@ async fn connection_pool_events_report_an_exhausted_pool() {
     )
     .await;
     subscribe(&mut ws, "other", &seed_doc("connectionPoolEvents")).await;
+    listening(&live, "connection_pool", 2).await;
     // The transaction holds the pool's only connection; a statement outside it is refused.
     let tx = begin(&live, &admin).await;
     let (status, body) = live

@@ -9,7 +9,7 @@ use super::sources::{Sources, now};
 use crate::api::Permission;
 use crate::api::graphql::*;
 use crate::api::types::{
-    ConnectionPoolUpdate, SessionUpdate, TransactionBeginMode, TransactionEventKind,
+    ConnectionPoolUpdate, SessionUpdate, TransactionEventKind, TransactionIsolation,
     TransactionUpdate,
 };
 
@@ -22,9 +22,9 @@ fn transaction(data: &Value) -> Option<TransactionUpdate> {
         _ => TransactionEventKind::Rollback,
     };
     let isolation_level = match s("mode")? {
-        "immediate" => TransactionBeginMode::Immediate,
-        "exclusive" => TransactionBeginMode::Exclusive,
-        _ => TransactionBeginMode::Deferred,
+        "immediate" => TransactionIsolation::Immediate,
+        "exclusive" => TransactionIsolation::Exclusive,
+        _ => TransactionIsolation::Deferred,
     };
     Some(TransactionUpdate {
         event_type,

@@ -76,7 +76,7 @@ __all__ = [
     "IoStatistics",
     "StorageUsage",
     "TransactionEventKind",
-    "TransactionBeginMode",
+    "TransactionIsolation",
     "TransactionUpdate",
     "SessionEventKind",
     "SessionUpdate",
@@ -887,7 +887,7 @@ TransactionEventKind: _t.TypeAlias = "_t.Literal[\"BEGIN\", \"COMMIT\", \"ROLLBA
 """What happened to a transaction of the transactions API."""
 
 
-TransactionBeginMode: _t.TypeAlias = "_t.Literal[\"DEFERRED\", \"IMMEDIATE\", \"EXCLUSIVE\"]"
+TransactionIsolation: _t.TypeAlias = "_t.Literal[\"DEFERRED\", \"IMMEDIATE\", \"EXCLUSIVE\"]"
 """SQLite's transactions are all serializable; what a client chooses is the BEGIN mode (when the write lock is taken), reported as the isolation level."""
 
 
@@ -900,7 +900,7 @@ class TransactionUpdate(_t.TypedDict):
     """The session (login or API key) that owns it; see GET /api/v1/sessions."""
 
     username: str
-    isolation_level: TransactionBeginMode
+    isolation_level: TransactionIsolation
     duration_ms: float
     """Time since BEGIN (0 for BEGIN)."""
 

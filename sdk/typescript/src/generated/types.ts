@@ -815,7 +815,7 @@ export type TransactionEventKind = "BEGIN" | "COMMIT" | "ROLLBACK";
 /**
  * SQLite's transactions are all serializable; what a client chooses is the BEGIN mode (when the write lock is taken), reported as the isolation level.
  */
-export type TransactionBeginMode = "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE";
+export type TransactionIsolation = "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE";
 
 /**
  * A transaction of the transactions API began, committed or rolled back (the `transactions` topic).
@@ -828,7 +828,7 @@ export interface TransactionUpdate {
    */
   session_id?: string | null;
   username: string;
-  isolation_level: TransactionBeginMode;
+  isolation_level: TransactionIsolation;
   /**
    * Time since BEGIN (0 for BEGIN).
    */
