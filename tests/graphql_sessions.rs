@@ -444,3 +444,41 @@ async fn the_new_subscriptions_refuse_missing_permissions_and_bad_arguments() {
     .await;
     assert_eq!(recv_for(&mut ws, "ok").await["type"], "next");
 }
+
+/// A `/api/v1/ws` client with `token`, subscribed to `topic`: the answer to the subscription.
+async fn ws_topic(live: &Live, token: &str, topic: &str) -> (Client, Value) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/api/v1/ws", live.addr)
+        .into_client_request()
+        .expect("request");
+    let bearer = format!("Bearer {token}").parse().expect("header");
+    request.headers_mut().insert("authorization", bearer);
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let subscribe = json!({"message_type": "subscribe", "data": {"topic": topic}});
+    ws.send(Message::Text(subscribe.to_string().into()))
+        .await
+        .expect("send");
+    let answer = recv(&mut ws).await;
+    (ws, answer)
+}
+
+#[tokio::test]
+async fn the_sessions_topic_is_for_database_admins_on_the_websocket_api() {
+    let live = Live::start(|_| {}).await;
+    let developer = live.user("dev", &["developer"]).await;
+    let (_, refused) = ws_topic(&live, &developer, "sessions").await;
+    assert_eq!(refused["data"]["code"], "FORBIDDEN_TOPIC", "{refused}");
+    let admin = live.admin().await;
+    let (mut ws, ack) = ws_topic(&live, &admin, "sessions").await;
+    assert_eq!(ack["message_type"], "subscription_ack", "{ack}");
+    live.token("dev", "password-123").await;
+    let event = recv(&mut ws).await;
+    assert_eq!(event["message_type"], "session_event", "{event}");
+    assert_eq!(event["data"]["event_type"], "LOGIN");
+    assert_eq!(event["data"]["kind"], "login");
+    assert_eq!(event["data"]["username"], "dev");
+}
