@@ -10,6 +10,7 @@ mod events;
 mod graphql;
 mod graphql_ops;
 mod graphql_queries;
+mod graphql_sessions;
 mod health;
 mod locks;
 mod monitoring;

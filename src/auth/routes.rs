@@ -130,7 +130,7 @@ impl AuthApi for AuthService {
                 expires_at: 0,
             },
         };
-        self.auth.sessions.touch(&identity, ip, chrono::Utc::now());
+        self.auth.sessions.login(&identity, ip);
         self.auth
             .audit(
                 AuditRecord::new("auth.login", AuditOutcome::Success)
@@ -177,7 +177,10 @@ impl AuthApi for AuthService {
         };
         match used {
             RefreshUse::Reused => {
-                self.auth.sessions.remove(&format!("login-{}", claims.fam));
+                self.auth.sessions.remove(
+                    &format!("login-{}", claims.fam),
+                    crate::api::types::SessionEventKind::Revoked,
+                );
                 let mut entry = record(AuditOutcome::Denied, "refresh token reused");
                 entry.action = "auth.refresh_reuse";
                 self.auth.audit(entry).await;
@@ -223,9 +226,10 @@ impl AuthApi for AuthService {
             .db()
             .call(move |c| store::revoke_family(c, &fam, "logout"))
             .await?;
-        self.auth
-            .sessions
-            .remove(&crate::sessions::session_id(&identity.credential));
+        self.auth.sessions.remove(
+            &crate::sessions::session_id(&identity.credential),
+            crate::api::types::SessionEventKind::Logout,
+        );
         self.auth
             .audit(audit_by(identity, "auth.logout", AuditOutcome::Success).ip(ctx.client_ip))
             .await;
@@ -345,9 +349,10 @@ impl AuthApi for AuthService {
             .db()
             .call(move |c| store::revoke_key(c, &user_id, &key_id))
             .await?;
-        self.auth
-            .sessions
-            .remove(&format!("apikey-{}", path.key_id));
+        self.auth.sessions.remove(
+            &format!("apikey-{}", path.key_id),
+            crate::api::types::SessionEventKind::Revoked,
+        );
         self.auth
             .audit(
                 audit_by(identity, "api_key.revoke", AuditOutcome::Success)

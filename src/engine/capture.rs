@@ -399,6 +399,22 @@ impl Capture {
         Ok(())
     }
 
+    /// Distinct rows the open transaction changed so far (changes undone by ROLLBACK TO
+    /// excluded; a row inserted then updated counts once): what its COMMIT would publish, or its
+    /// ROLLBACK discard.
+    pub fn pending_rows(&self) -> u64 {
+        let b = lock(&self.buffer);
+        let rows: std::collections::HashSet<(&str, &str)> = b
+            .changes
+            .iter()
+            .filter_map(|i| match i {
+                Item::Row(c) => Some((c.table.as_str(), c.row_id.as_str())),
+                Item::Schema(_) => None,
+            })
+            .collect();
+        rows.len() as u64
+    }
+
     pub fn mark(&self, name: &str) {
         let mut b = lock(&self.buffer);
         let at = b.changes.len();

@@ -8,7 +8,7 @@ mod moves;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -110,6 +110,11 @@ impl Held {
         Ok(())
     }
 
+    /// Rows the transaction changed so far, as change capture saw them.
+    pub fn modified_rows(&self) -> u64 {
+        self.pooled.as_ref().map_or(0, |p| p.capture.pending_rows())
+    }
+
     /// Commits or rolls back, publishes what committed, and returns the connection to the pool.
     pub fn finish(mut self, commit: bool) -> Result<()> {
         let Some(pooled) = self.pooled.take() else {
@@ -176,6 +181,8 @@ struct Gauge {
     open: Mutex<usize>,
     freed: Condvar,
     waiting: AtomicU64,
+    /// Its database, to report a closed connection (gone while the database is dropped).
+    db: Weak<Database>,
 }
 
 /// One open connection of a pool; dropping it (closing the connection) frees its place.
@@ -183,11 +190,29 @@ struct Slot(Arc<Gauge>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = lock(&self.0.open);
-        *open = open.saturating_sub(1);
-        self.0.freed.notify_one();
+        {
+            let mut open = lock(&self.0.open);
+            *open = open.saturating_sub(1);
+            self.0.freed.notify_one();
+        }
+        // Outside the gauge lock: the figures take it again.
+        if let Some(db) = self.0.db.upgrade() {
+            db.announce(PoolEvent::Closed);
+        }
     }
 }
+
+/// What a pool reports: connections opened and closed, callers refused. Check-outs and check-ins
+/// are not reported (one per statement); their effect shows in the figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolEvent {
+    Opened,
+    Closed,
+    Exhausted,
+}
+
+/// Receives every pool's events: the database, the event, the pool's figures right after.
+pub type PoolEvents = Arc<dyn Fn(&str, PoolEvent, PoolStats) + Send + Sync>;
 
 /// A database pool's figures at one instant.
 #[derive(Debug, Clone, Copy)]
@@ -234,6 +259,7 @@ pub struct Engine {
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
     sequencer: Arc<Sequencer>,
     limits: PoolLimits,
+    pool_events: Option<PoolEvents>,
 }
 
 pub struct Database {
@@ -247,6 +273,7 @@ pub struct Database {
     pub active: AtomicU64,
     gauge: Arc<Gauge>,
     limits: PoolLimits,
+    pool_events: Option<PoolEvents>,
     /// Set while the file is being moved, and for good once it has moved: a connection of this
     /// instance must not open the file any more.
     retired: AtomicBool,
@@ -274,7 +301,8 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 impl Engine {
     /// Opens the databases directory and the `tablespaces` (name, directory), registers every
-    /// `*.db` in them, and creates `default`. Committed row changes go to `sequencer`. A
+    /// `*.db` in them, and creates `default`. Committed row changes go to `sequencer`, pool events
+    /// to `pool_events`. A
     /// tablespace directory that cannot be read is logged and skipped: its databases are missing
     /// until it is back, the others are served.
     pub fn open(
@@ -282,6 +310,7 @@ impl Engine {
         tablespaces: &[(String, PathBuf)],
         sequencer: Arc<Sequencer>,
         limits: PoolLimits,
+        pool_events: Option<PoolEvents>,
     ) -> Result<Engine> {
         let dir = data_dir.join("databases");
         std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
@@ -293,6 +322,7 @@ impl Engine {
             databases: Mutex::new(BTreeMap::new()),
             sequencer,
             limits,
+            pool_events,
         };
         engine.scan(DEFAULT_TABLESPACE, &engine.dir.clone())?;
         for (tablespace, dir) in tablespaces {
@@ -342,7 +372,7 @@ impl Engine {
     }
 
     fn new_database(&self, name: &str, tablespace: &str, dir: &Path) -> Arc<Database> {
-        Arc::new(Database {
+        Arc::new_cyclic(|db| Database {
             name: name.to_string(),
             path: dir.join(format!("{name}.db")),
             tablespace: tablespace.to_string(),
@@ -353,8 +383,10 @@ impl Engine {
                 open: Mutex::new(0),
                 freed: Condvar::new(),
                 waiting: AtomicU64::new(0),
+                db: db.clone(),
             }),
             limits: self.limits,
+            pool_events: self.pool_events.clone(),
             retired: AtomicBool::new(false),
             last_checkpoint: Mutex::new(None),
             page_cache: Arc::default(),
@@ -483,10 +515,14 @@ impl Database {
             if *open < self.limits.max_connections {
                 *open += 1;
                 drop(open);
-                return self.open_connection(Slot(Arc::clone(&self.gauge)));
+                let conn = self.open_connection(Slot(Arc::clone(&self.gauge)))?;
+                self.announce(PoolEvent::Opened);
+                return Ok(conn);
             }
             let now = Instant::now();
             if now >= deadline {
+                drop(open);
+                self.announce(PoolEvent::Exhausted);
                 return Err(Error::PoolExhausted(format!(
                     "database `{}`: all {} connections stayed in use for {} ms",
                     self.name,
@@ -550,6 +586,14 @@ impl Database {
             released += before.saturating_sub(self.page_cache.figures().used_bytes);
         }
         released
+    }
+
+    /// Tells the pool's listener (if any) what happened, with the figures now. Called with no
+    /// pool lock held.
+    fn announce(&self, event: PoolEvent) {
+        if let Some(listener) = &self.pool_events {
+            listener(&self.name, event, self.pool_stats());
+        }
     }
 
     /// The pool's figures now.

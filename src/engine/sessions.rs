@@ -152,6 +152,7 @@ impl Transactions {
         info: &TransactionInfo,
         owner_id: &str,
         session_id: &str,
+        modified_rows: u64,
     ) {
         let Some(bus) = &self.events else {
             return;
@@ -181,6 +182,7 @@ impl Transactions {
             read_only: info.read_only,
             duration_ms: (end - info.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0,
             statements: i64::try_from(info.statements).unwrap_or(i64::MAX),
+            modified_rows: i64::try_from(modified_rows).unwrap_or(i64::MAX),
             reason,
         });
     }
@@ -220,6 +222,7 @@ impl Transactions {
             &info,
             owner.user_id,
             owner.session_id,
+            0,
         );
         Ok(info)
     }
@@ -265,6 +268,8 @@ impl Transactions {
             .remove(id)
             .ok_or_else(|| Error::NotFound(format!("no open transaction `{id}`")))?;
         let held = lock(&tx.held).take();
+        // Counted before COMMIT/ROLLBACK, which hand the changes on or clear them.
+        let modified_rows = held.as_ref().map_or(0, Held::modified_rows);
         let result = match held {
             Some(h) => h.finish(commit),
             None => Ok(()),
@@ -292,7 +297,14 @@ impl Transactions {
             TransactionState::Committed => TransactionEventEventType::Commit,
             _ => TransactionEventEventType::Rollback,
         };
-        self.announce(event_type, &info, &tx.owner_id, &tx.session_id);
+        // A failed COMMIT rolled back: the same rows were discarded instead.
+        self.announce(
+            event_type,
+            &info,
+            &tx.owner_id,
+            &tx.session_id,
+            modified_rows,
+        );
         result.map(|()| info).map_err(|e| match e {
             Error::Engine(e) => Error::Sql(e.to_string()),
             other => other,

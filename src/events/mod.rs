@@ -75,3 +75,26 @@ fn publish_schema_change(bus: &Bus, database: &str, transaction_id: &str, change
         transaction_id: transaction_id.to_string(),
     });
 }
+
+/// Publishes the connection pools' events on the `connection_pool` topic.
+pub fn pool_events_publisher(bus: Arc<Bus>) -> crate::engine::catalog::PoolEvents {
+    use crate::api::types::{ConnectionPoolEvent, PoolEventKind};
+    use crate::engine::catalog::PoolEvent;
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    Arc::new(move |database, event, stats| {
+        bus.publish(&ConnectionPoolEvent {
+            database: database.to_string(),
+            event_type: match event {
+                PoolEvent::Opened => PoolEventKind::Opened,
+                PoolEvent::Closed => PoolEventKind::Closed,
+                PoolEvent::Exhausted => PoolEventKind::Exhausted,
+            },
+            active_connections: int(stats.active),
+            idle_connections: int(stats.idle),
+            waiting_requests: int(stats.waiting),
+            total_connections: int(stats.total),
+            max_connections: int(stats.max_connections),
+            timestamp: chrono::Utc::now(),
+        });
+    })
+}

@@ -3,6 +3,8 @@
 //! POST runs queries, GET upgrades to graphql-ws ([`transport`]) or shows GraphiQL to a browser.
 //! See docs/graphql.md.
 
+mod activity;
+mod cluster;
 mod core_ops;
 mod monitoring;
 mod operations;

@@ -14,16 +14,17 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
-use super::{core_ops, monitoring, operations, queries};
+use super::{activity, cluster, core_ops, monitoring, operations, queries};
 use crate::api::graphql::*;
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
     ActiveQuery, AggregateChange, AggregateFunction, AggregateResult, AlertUpdate,
-    BufferPoolSample, ChangeType, DatabaseList, DeadlockNotice, HealthStatusChange, Heartbeat,
-    IoStatistics, LockEventUpdate, PartitionChange, QueryChange, QueryExecutionProgress,
-    QueryPlanChangeNotice, RowChange, RowDeleted, RowInserted, RowUpdated, SchemaChange,
-    SchemaChangeType, SchemaObjectType, ServerInfo, SlowQueryNotice, StorageUsage,
-    SystemMetricsSample, TableChange, TableModification,
+    BufferPoolSample, ChangeType, ConnectionPoolUpdate, DatabaseList, DeadlockNotice,
+    HealthStatusChange, Heartbeat, IoStatistics, LockEventUpdate, NodeHealth, PartitionChange,
+    QueryChange, QueryExecutionProgress, QueryPlanChangeNotice, ReplicationStatusSample, RowChange,
+    RowDeleted, RowInserted, RowUpdated, SchemaChange, SchemaChangeType, SchemaObjectType,
+    ServerInfo, SessionUpdate, SlowQueryNotice, StorageUsage, SystemMetricsSample, TableChange,
+    TableModification, TopologyChange, TransactionUpdate,
 };
 use crate::api::{DatabasesApi, OPERATIONS, SystemApi, types};
 use crate::engine::tables;
@@ -714,6 +715,54 @@ impl GraphQlSources for Sources {
         args: QueryPlanChangesArgs,
     ) -> SourceResult<QueryPlanChangeNotice> {
         queries::query_plan_changes(self, args)
+    }
+
+    fn transaction_events(
+        &self,
+        _caller: Caller,
+        args: TransactionEventsArgs,
+    ) -> SourceResult<TransactionUpdate> {
+        activity::transaction_events(self, args)
+    }
+
+    fn session_events(
+        &self,
+        caller: Caller,
+        args: SessionEventsArgs,
+    ) -> SourceResult<SessionUpdate> {
+        activity::session_events(self, &caller, args)
+    }
+
+    fn connection_pool_events(
+        &self,
+        _caller: Caller,
+        args: ConnectionPoolEventsArgs,
+    ) -> SourceResult<ConnectionPoolUpdate> {
+        activity::connection_pool_events(self, args)
+    }
+
+    fn replication_status(
+        &self,
+        _caller: Caller,
+        args: ReplicationStatusArgs,
+    ) -> SourceResult<ReplicationStatusSample> {
+        cluster::replication_status(self, args)
+    }
+
+    fn cluster_topology_changes(
+        &self,
+        _caller: Caller,
+        _args: ClusterTopologyChangesArgs,
+    ) -> SourceResult<TopologyChange> {
+        cluster::cluster_topology_changes(self)
+    }
+
+    fn node_health_changes(
+        &self,
+        _caller: Caller,
+        args: NodeHealthChangesArgs,
+    ) -> SourceResult<NodeHealth> {
+        cluster::node_health_changes(self, args)
     }
 
     fn heartbeat(&self, _caller: Caller, args: HeartbeatArgs) -> SourceResult<Heartbeat> {

@@ -14,7 +14,7 @@ use crate::state::SharedState;
 
 use std::time::Duration;
 
-pub use checks::{COMPONENTS, DEFAULT_CHECK_TIMEOUT, run_check, run_checks};
+pub use checks::{COMPONENTS, DEFAULT_CHECK_TIMEOUT, overall, run_check, run_checks};
 
 pub struct HealthService {
     state: SharedState,

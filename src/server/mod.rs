@@ -71,8 +71,10 @@ impl Server {
             &dirs,
             sequencer,
             config.pool,
+            Some(crate::events::pool_events_publisher(Arc::clone(&bus))),
         )?);
         let auth = Auth::start(&config, system_db.clone()).await?;
+        auth.sessions.publish_to(Arc::clone(&bus));
         let (shutdown_tx, shutdown) = watch::channel(false);
         let queries = Arc::new(crate::engine::queries::QueryMonitor::new(&config.queries));
         let ws = Arc::new(WsHub {

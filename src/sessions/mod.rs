@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use crate::api::runtime::{Identity, RequestContext};
 use crate::api::sessions::{GetSessionPath, TerminateSessionPath};
-use crate::api::types::{AuditOutcome, SessionInfo, SessionKind, SessionList, SessionTerminated};
+use crate::api::types::{
+    AuditOutcome, SessionEventKind, SessionInfo, SessionKind, SessionList, SessionTerminated,
+};
 use crate::api::{ApiError, Permission, SessionsApi};
 use crate::auth::audit::AuditRecord;
 use crate::state::SharedState;
@@ -53,7 +55,8 @@ impl SessionService {
             if live {
                 sessions.push(session);
             } else {
-                self.registry().remove(&session.id);
+                self.registry()
+                    .remove(&session.id, SessionEventKind::Revoked);
             }
         }
         Ok(sessions)
@@ -145,7 +148,8 @@ impl SessionsApi for SessionService {
             .auth
             .revoke_session_credential(&session, &reason)
             .await?;
-        self.registry().remove(&session.id);
+        self.registry()
+            .remove(&session.id, SessionEventKind::Terminated);
         let queries_cancelled = self.state.queries.running.cancel_session(&session.id) as u64;
         // Interrupted statements release their transaction's connection, so the rollbacks
         // below do not wait for them to finish on their own.

@@ -2,7 +2,7 @@
 //! WAL sizes, the host's disks and I/O counters, and tablespaces with database moves.
 
 mod buffer_pool;
-mod host;
+pub(crate) mod host;
 pub mod tablespaces;
 
 use std::path::{Path, PathBuf};

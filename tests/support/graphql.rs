@@ -231,6 +231,15 @@ pub async fn close_code(ws: &mut Client) -> u16 {
     }
 }
 
+/// Begins a REST (API) transaction and returns its id.
+pub async fn begin(live: &Live, token: &str) -> String {
+    let (status, body) = live
+        .rest("POST", "/api/v1/transactions", token, Some(json!({})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["transaction_id"].as_str().expect("id").to_string()
+}
+
 /// The `graphql` blocks of the seed's "GraphQL Subscriptions" section.
 pub fn seed_documents() -> Vec<String> {
     // The seed beside the project when it is there (the contract as it stands), else the copy

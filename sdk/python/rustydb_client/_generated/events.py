@@ -75,6 +75,32 @@ class BufferPoolEventMessage(_t.TypedDict):
     sequence: int
 
 
+# ---- connection_pool_event (connection_pool, flat)
+
+
+class ConnectionPoolEventData(_t.TypedDict):
+    database: str
+    """The pool's database."""
+
+    event_type: m.PoolEventKind
+    active_connections: int
+    idle_connections: int
+    waiting_requests: int
+    total_connections: int
+    max_connections: int
+    timestamp: str
+
+
+class ConnectionPoolEventMessage(_t.TypedDict):
+    """A pool opened or closed a connection or refused a caller, with its figures right after."""
+
+    message_type: _t.Literal["connection_pool_event"]
+    data: ConnectionPoolEventData
+    timestamp: int
+    topic: _t.Literal["connection_pool"]
+    sequence: int
+
+
 # ---- disk_io_event (disk_io, externally_tagged)
 
 
@@ -487,6 +513,43 @@ class SchemaChangedMessage(_t.TypedDict):
     sequence: int
 
 
+# ---- session_event (sessions, flat)
+
+
+class SessionEventData(_t.TypedDict):
+    event_type: m.SessionEventKind
+    session_id: str
+    kind: m.SessionKind
+    user_id: str
+    username: str
+    client_address: _t.NotRequired[str]
+    """Address of the session's latest request."""
+
+    database: _t.NotRequired[str]
+    """Database of the session's latest SQL statement."""
+
+    connection_time: str
+    """When the session started."""
+
+    duration_seconds: float
+    """Seconds from `connection_time` to this event."""
+
+    queries_executed: int
+    """SQL statements the session ran since the server started."""
+
+    timestamp: str
+
+
+class SessionEventMessage(_t.TypedDict):
+    """A session started or ended."""
+
+    message_type: _t.Literal["session_event"]
+    data: SessionEventData
+    timestamp: int
+    topic: _t.Literal["sessions"]
+    sequence: int
+
+
 # ---- storage_status (storage_status, flat)
 
 
@@ -617,6 +680,9 @@ class TransactionEventData(_t.TypedDict):
     statements: int
     """Statements run in the transaction so far."""
 
+    modified_rows: int
+    """Distinct rows inserted, updated or deleted in the transaction as change capture saw them (savepoint rollbacks excluded): committed for COMMIT, discarded for ROLLBACK, 0 for BEGIN."""
+
     reason: _t.NotRequired[str]
     """Why a ROLLBACK happened when the client did not ask for it (e.g. idle timeout), or why a COMMIT failed."""
 
@@ -746,6 +812,7 @@ class BroadcastMessage(_t.TypedDict):
 ServerMessage: _t.TypeAlias = _t.Union[
     AlertMessage,
     BufferPoolEventMessage,
+    ConnectionPoolEventMessage,
     DiskIoEventMessage,
     HealthStatusChangedMessage,
     LockEventMessage,
@@ -760,6 +827,7 @@ ServerMessage: _t.TypeAlias = _t.Union[
     QueryCompletedMessage,
     QueryErrorMessage,
     SchemaChangedMessage,
+    SessionEventMessage,
     StorageStatusMessage,
     SystemMetricsMessage,
     TableModifiedMessage,
@@ -776,6 +844,7 @@ ServerMessage: _t.TypeAlias = _t.Union[
 EventMessage: _t.TypeAlias = _t.Union[
     AlertMessage,
     BufferPoolEventMessage,
+    ConnectionPoolEventMessage,
     DiskIoEventMessage,
     HealthStatusChangedMessage,
     LockEventMessage,
@@ -785,6 +854,7 @@ EventMessage: _t.TypeAlias = _t.Union[
     SlowQueryLoggedMessage,
     QueryPlanChangedMessage,
     SchemaChangedMessage,
+    SessionEventMessage,
     StorageStatusMessage,
     SystemMetricsMessage,
     TableModifiedMessage,
@@ -792,11 +862,12 @@ EventMessage: _t.TypeAlias = _t.Union[
 ]
 """Messages published on a topic: they carry ``topic`` and ``sequence``."""
 
-Topic: _t.TypeAlias = _t.Literal["alerts", "buffer_pool", "disk_io", "health", "locks", "maintenance", "partitions", "queries", "schema_changes", "storage_status", "system_metrics", "table_changes", "transactions"]
+Topic: _t.TypeAlias = _t.Literal["alerts", "buffer_pool", "connection_pool", "disk_io", "health", "locks", "maintenance", "partitions", "queries", "schema_changes", "sessions", "storage_status", "system_metrics", "table_changes", "transactions"]
 
 MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "alert",
     "buffer_pool_event",
+    "connection_pool_event",
     "disk_io_event",
     "health_status_changed",
     "lock_event",
@@ -811,6 +882,7 @@ MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "query_completed",
     "query_error",
     "schema_changed",
+    "session_event",
     "storage_status",
     "system_metrics",
     "table_modified",
@@ -827,6 +899,7 @@ MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
 EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "alert",
     "buffer_pool_event",
+    "connection_pool_event",
     "disk_io_event",
     "health_status_changed",
     "lock_event",
@@ -836,6 +909,7 @@ EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
     "slow_query_logged",
     "query_plan_changed",
     "schema_changed",
+    "session_event",
     "storage_status",
     "system_metrics",
     "table_modified",
@@ -845,6 +919,7 @@ EVENT_MESSAGE_TYPES: _t.Final[frozenset[str]] = frozenset({
 TOPICS: _t.Final[dict[str, dict[str, _t.Any]]] = {
     "alerts": {"permission": "system:read", "message_types": ["alert"]},
     "buffer_pool": {"permission": "system:read", "message_types": ["buffer_pool_event"]},
+    "connection_pool": {"permission": "system:read", "message_types": ["connection_pool_event"]},
     "disk_io": {"permission": "system:read", "message_types": ["disk_io_event"]},
     "health": {"permission": "system:read", "message_types": ["health_status_changed"]},
     "locks": {"permission": "database:read", "message_types": ["lock_event", "deadlock_detected"]},
@@ -852,6 +927,7 @@ TOPICS: _t.Final[dict[str, dict[str, _t.Any]]] = {
     "partitions": {"permission": "database:read", "message_types": ["partition_event"]},
     "queries": {"permission": "database:admin", "message_types": ["slow_query_logged", "query_plan_changed"]},
     "schema_changes": {"permission": "database:read", "message_types": ["schema_changed"]},
+    "sessions": {"permission": "database:admin", "message_types": ["session_event"]},
     "storage_status": {"permission": "system:read", "message_types": ["storage_status"]},
     "system_metrics": {"permission": "system:read", "message_types": ["system_metrics"]},
     "table_changes": {"permission": "database:read", "message_types": ["table_modified"]},

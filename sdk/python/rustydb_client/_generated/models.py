@@ -84,6 +84,19 @@ __all__ = [
     "QueryExecutionProgress",
     "SlowQueryNotice",
     "QueryPlanChangeNotice",
+    "TransactionEventKind",
+    "TransactionIsolation",
+    "TransactionUpdate",
+    "SessionEventKind",
+    "SessionUpdate",
+    "PoolEventKind",
+    "ConnectionPoolUpdate",
+    "NodeRole",
+    "ReplicationState",
+    "ReplicationStatusSample",
+    "TopologyEventKind",
+    "TopologyChange",
+    "NodeHealth",
     "HealthStatus",
     "ComponentHealth",
     "HealthSummary",
@@ -1012,6 +1025,157 @@ class QueryPlanChangeNotice(_t.TypedDict):
     reason: str
     timestamp: str
     """When the change was recorded."""
+
+
+TransactionEventKind: _t.TypeAlias = "_t.Literal[\"BEGIN\", \"COMMIT\", \"ROLLBACK\"]"
+"""What happened to a transaction of the transactions API."""
+
+
+TransactionIsolation: _t.TypeAlias = "_t.Literal[\"DEFERRED\", \"IMMEDIATE\", \"EXCLUSIVE\"]"
+"""SQLite's transactions are all serializable; what a client chooses is the BEGIN mode (when the write lock is taken), reported as the isolation level."""
+
+
+class TransactionUpdate(_t.TypedDict):
+    """A transaction of the transactions API began, committed or rolled back (the `transactions` topic)."""
+
+    event_type: TransactionEventKind
+    transaction_id: str
+    session_id: _t.NotRequired[str | None]
+    """The session (login or API key) that owns it; see GET /api/v1/sessions."""
+
+    username: str
+    isolation_level: TransactionIsolation
+    duration_ms: float
+    """Time since BEGIN (0 for BEGIN)."""
+
+    modified_rows: int
+    """Distinct rows inserted, updated or deleted in the transaction, as change capture saw them (changes undone by ROLLBACK TO a savepoint excluded): committed for COMMIT, discarded for ROLLBACK; 0 for BEGIN."""
+
+    timestamp: str
+
+
+SessionEventKind: _t.TypeAlias = "_t.Literal[\"LOGIN\", \"STARTED\", \"LOGOUT\", \"TERMINATED\", \"REVOKED\", \"EXPIRED\"]"
+"""LOGIN: a login succeeded. STARTED: a session first seen since the server started (an API key's first request, or a login made before a restart). LOGOUT: the user logged out. TERMINATED: ended with DELETE /api/v1/sessions/{id}. REVOKED: its credential was found revoked (refresh token reused, password changed, user disabled, key deleted). EXPIRED: forgotten after staying idle past the refresh-token lifetime."""
+
+
+class SessionUpdate(_t.TypedDict):
+    """A session (a login or an API key) started or ended (the `sessions` topic)."""
+
+    event_type: SessionEventKind
+    session_id: str
+    user_id: str
+    username: str
+    client_address: _t.NotRequired[str | None]
+    """Address of the session's latest request; null before its first."""
+
+    database: _t.NotRequired[str | None]
+    """Database of the session's latest SQL statement; null before its first."""
+
+    connection_time: str
+    """When the session started (the login time for a login)."""
+
+    duration_seconds: float
+    """Seconds from `connectionTime` to this event."""
+
+    queries_executed: int
+    """SQL statements the session ran since the server started."""
+
+    timestamp: str
+
+
+PoolEventKind: _t.TypeAlias = "_t.Literal[\"OPENED\", \"CLOSED\", \"EXHAUSTED\"]"
+"""OPENED: the pool opened a connection. CLOSED: it closed one (surplus idle, left inside a transaction, or the database moved or deleted). EXHAUSTED: a caller waited `acquire_timeout_ms` with all `max_connections` in use and was refused (503 POOL_EXHAUSTED)."""
+
+
+class ConnectionPoolUpdate(_t.TypedDict):
+    """A connection pool (one per database; the pool id is the database name) opened or closed a connection or refused a caller, with its figures right after (the `connection_pool` topic)."""
+
+    pool_id: str
+    event_type: PoolEventKind
+    active_connections: int
+    """Connections checked out (running a statement or held by a transaction)."""
+
+    idle_connections: int
+    waiting_requests: int
+    """Callers waiting for a connection."""
+
+    total_connections: int
+    """Open connections (active + idle)."""
+
+    timestamp: str
+
+
+NodeRole: _t.TypeAlias = "_t.Literal[\"PRIMARY\"]"
+"""The node's role in its cluster. A cluster of one node has only its primary."""
+
+
+ReplicationState: _t.TypeAlias = "_t.Literal[\"STANDALONE\"]"
+"""STANDALONE: the node replicates to and from no other node."""
+
+
+class ReplicationStatusSample(_t.TypedDict):
+    """This node's replication status. With no replicas there is no lag and no WAL shipped, so those fields are null."""
+
+    node_id: str
+    role: NodeRole
+    state: ReplicationState
+    lag_bytes: _t.NotRequired[int | None]
+    """WAL bytes a replica is behind; null: no replica."""
+
+    lag_seconds: _t.NotRequired[float | None]
+    """Seconds a replica is behind; null: no replica."""
+
+    last_wal_received: _t.NotRequired[str | None]
+    """Last WAL position received from a primary; null: the node receives none."""
+
+    last_wal_applied: _t.NotRequired[str | None]
+    """Last WAL position applied from a primary; null: the node applies none."""
+
+    is_healthy: bool
+    """The health checks find no unhealthy component."""
+
+    timestamp: str
+
+
+TopologyEventKind: _t.TypeAlias = "_t.Literal[\"CURRENT\", \"STATUS_CHANGED\"]"
+"""CURRENT: the node as it is when the subscription starts. STATUS_CHANGED: its health status changed."""
+
+
+class TopologyChange(_t.TypedDict):
+    """A node of the cluster as it is at subscribe, then each change of its status."""
+
+    event_type: TopologyEventKind
+    node_id: str
+    """The node's id, kept in system.db across restarts."""
+
+    node_name: str
+    """The host name."""
+
+    role: NodeRole
+    status: HealthStatus
+    """Overall health of the node."""
+
+    previous_status: _t.NotRequired[HealthStatus]
+    """Status before the change; null for CURRENT."""
+
+    timestamp: str
+
+
+class NodeHealth(_t.TypedDict):
+    """A node's resource use and health, at subscribe and at each change of its health status."""
+
+    node_id: str
+    cpu_usage: _t.NotRequired[float | None]
+    """Host CPU use, percent of all cores; null where the platform gives none."""
+
+    memory_usage: _t.NotRequired[float | None]
+    """Host memory in use, percent; null where the platform gives none."""
+
+    disk_usage: _t.NotRequired[float | None]
+    """Use of the filesystem holding the data directory, percent; null when it cannot be read."""
+
+    health_status: HealthStatus
+    timestamp: str
 
 
 HealthStatus: _t.TypeAlias = "_t.Literal[\"healthy\", \"degraded\", \"unhealthy\"]"

@@ -80,6 +80,35 @@ export interface BufferPoolEventMessage {
   sequence: number;
 }
 
+// ---- connection_pool_event (connection_pool, flat)
+
+export interface ConnectionPoolEventData {
+  /**
+   * The pool's database.
+   */
+  database: string;
+  event_type: T.PoolEventKind;
+  active_connections: number;
+  idle_connections: number;
+  waiting_requests: number;
+  total_connections: number;
+  max_connections: number;
+  timestamp: string;
+}
+
+/**
+ * A pool opened or closed a connection or refused a caller, with its figures right after.
+ */
+export interface ConnectionPoolEventMessage {
+  message_type: "connection_pool_event";
+  data: ConnectionPoolEventData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "connection_pool";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
 // ---- disk_io_event (disk_io, externally_tagged)
 
 export interface DiskIoEventIoStats {
@@ -571,6 +600,50 @@ export interface SchemaChangedMessage {
   sequence: number;
 }
 
+// ---- session_event (sessions, flat)
+
+export interface SessionEventData {
+  event_type: T.SessionEventKind;
+  session_id: string;
+  kind: T.SessionKind;
+  user_id: string;
+  username: string;
+  /**
+   * Address of the session's latest request.
+   */
+  client_address?: string;
+  /**
+   * Database of the session's latest SQL statement.
+   */
+  database?: string;
+  /**
+   * When the session started.
+   */
+  connection_time: string;
+  /**
+   * Seconds from `connection_time` to this event.
+   */
+  duration_seconds: number;
+  /**
+   * SQL statements the session ran since the server started.
+   */
+  queries_executed: number;
+  timestamp: string;
+}
+
+/**
+ * A session started or ended.
+ */
+export interface SessionEventMessage {
+  message_type: "session_event";
+  data: SessionEventData;
+  /** Unix seconds: when the event was published, or the frame built. */
+  timestamp: number;
+  topic: "sessions";
+  /** Per-topic sequence number, from 1; resubscribe with it as `last_sequence` to resume. */
+  sequence: number;
+}
+
 // ---- storage_status (storage_status, flat)
 
 export interface StorageStatusData {
@@ -733,6 +806,10 @@ export interface TransactionEventData {
    */
   statements: number;
   /**
+   * Distinct rows inserted, updated or deleted in the transaction as change capture saw them (savepoint rollbacks excluded): committed for COMMIT, discarded for ROLLBACK, 0 for BEGIN.
+   */
+  modified_rows: number;
+  /**
    * Why a ROLLBACK happened when the client did not ask for it (e.g. idle timeout), or why a COMMIT failed.
    */
   reason?: string;
@@ -881,6 +958,7 @@ export interface BroadcastMessage {
 export type ServerMessage =
   | AlertMessage
   | BufferPoolEventMessage
+  | ConnectionPoolEventMessage
   | DiskIoEventMessage
   | HealthStatusChangedMessage
   | LockEventMessage
@@ -895,6 +973,7 @@ export type ServerMessage =
   | QueryCompletedMessage
   | QueryErrorMessage
   | SchemaChangedMessage
+  | SessionEventMessage
   | StorageStatusMessage
   | SystemMetricsMessage
   | TableModifiedMessage
@@ -910,6 +989,7 @@ export type ServerMessage =
 export type EventMessage =
   | AlertMessage
   | BufferPoolEventMessage
+  | ConnectionPoolEventMessage
   | DiskIoEventMessage
   | HealthStatusChangedMessage
   | LockEventMessage
@@ -919,6 +999,7 @@ export type EventMessage =
   | SlowQueryLoggedMessage
   | QueryPlanChangedMessage
   | SchemaChangedMessage
+  | SessionEventMessage
   | StorageStatusMessage
   | SystemMetricsMessage
   | TableModifiedMessage
@@ -928,6 +1009,7 @@ export type EventMessage =
 export const MESSAGE_TYPES = [
   "alert",
   "buffer_pool_event",
+  "connection_pool_event",
   "disk_io_event",
   "health_status_changed",
   "lock_event",
@@ -942,6 +1024,7 @@ export const MESSAGE_TYPES = [
   "query_completed",
   "query_error",
   "schema_changed",
+  "session_event",
   "storage_status",
   "system_metrics",
   "table_modified",
@@ -960,6 +1043,7 @@ export type MessageType = ServerMessage["message_type"];
 export const TOPICS = {
   alerts: { permission: "system:read", messageTypes: ["alert"] },
   buffer_pool: { permission: "system:read", messageTypes: ["buffer_pool_event"] },
+  connection_pool: { permission: "system:read", messageTypes: ["connection_pool_event"] },
   disk_io: { permission: "system:read", messageTypes: ["disk_io_event"] },
   health: { permission: "system:read", messageTypes: ["health_status_changed"] },
   locks: { permission: "database:read", messageTypes: ["lock_event", "deadlock_detected"] },
@@ -967,6 +1051,7 @@ export const TOPICS = {
   partitions: { permission: "database:read", messageTypes: ["partition_event"] },
   queries: { permission: "database:admin", messageTypes: ["slow_query_logged", "query_plan_changed"] },
   schema_changes: { permission: "database:read", messageTypes: ["schema_changed"] },
+  sessions: { permission: "database:admin", messageTypes: ["session_event"] },
   storage_status: { permission: "system:read", messageTypes: ["storage_status"] },
   system_metrics: { permission: "system:read", messageTypes: ["system_metrics"] },
   table_changes: { permission: "database:read", messageTypes: ["table_modified"] },

@@ -978,6 +978,193 @@ export interface QueryPlanChangeNotice {
 }
 
 /**
+ * What happened to a transaction of the transactions API.
+ */
+export type TransactionEventKind = "BEGIN" | "COMMIT" | "ROLLBACK";
+
+/**
+ * SQLite's transactions are all serializable; what a client chooses is the BEGIN mode (when the write lock is taken), reported as the isolation level.
+ */
+export type TransactionIsolation = "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE";
+
+/**
+ * A transaction of the transactions API began, committed or rolled back (the `transactions` topic).
+ */
+export interface TransactionUpdate {
+  event_type: TransactionEventKind;
+  transaction_id: string;
+  /**
+   * The session (login or API key) that owns it; see GET /api/v1/sessions.
+   */
+  session_id?: string | null;
+  username: string;
+  isolation_level: TransactionIsolation;
+  /**
+   * Time since BEGIN (0 for BEGIN).
+   */
+  duration_ms: number;
+  /**
+   * Distinct rows inserted, updated or deleted in the transaction, as change capture saw them (changes undone by ROLLBACK TO a savepoint excluded): committed for COMMIT, discarded for ROLLBACK; 0 for BEGIN.
+   */
+  modified_rows: number;
+  timestamp: string;
+}
+
+/**
+ * LOGIN: a login succeeded. STARTED: a session first seen since the server started (an API key's first request, or a login made before a restart). LOGOUT: the user logged out. TERMINATED: ended with DELETE /api/v1/sessions/{id}. REVOKED: its credential was found revoked (refresh token reused, password changed, user disabled, key deleted). EXPIRED: forgotten after staying idle past the refresh-token lifetime.
+ */
+export type SessionEventKind = "LOGIN" | "STARTED" | "LOGOUT" | "TERMINATED" | "REVOKED" | "EXPIRED";
+
+/**
+ * A session (a login or an API key) started or ended (the `sessions` topic).
+ */
+export interface SessionUpdate {
+  event_type: SessionEventKind;
+  session_id: string;
+  user_id: string;
+  username: string;
+  /**
+   * Address of the session's latest request; null before its first.
+   */
+  client_address?: string | null;
+  /**
+   * Database of the session's latest SQL statement; null before its first.
+   */
+  database?: string | null;
+  /**
+   * When the session started (the login time for a login).
+   */
+  connection_time: string;
+  /**
+   * Seconds from `connectionTime` to this event.
+   */
+  duration_seconds: number;
+  /**
+   * SQL statements the session ran since the server started.
+   */
+  queries_executed: number;
+  timestamp: string;
+}
+
+/**
+ * OPENED: the pool opened a connection. CLOSED: it closed one (surplus idle, left inside a transaction, or the database moved or deleted). EXHAUSTED: a caller waited `acquire_timeout_ms` with all `max_connections` in use and was refused (503 POOL_EXHAUSTED).
+ */
+export type PoolEventKind = "OPENED" | "CLOSED" | "EXHAUSTED";
+
+/**
+ * A connection pool (one per database; the pool id is the database name) opened or closed a connection or refused a caller, with its figures right after (the `connection_pool` topic).
+ */
+export interface ConnectionPoolUpdate {
+  pool_id: string;
+  event_type: PoolEventKind;
+  /**
+   * Connections checked out (running a statement or held by a transaction).
+   */
+  active_connections: number;
+  idle_connections: number;
+  /**
+   * Callers waiting for a connection.
+   */
+  waiting_requests: number;
+  /**
+   * Open connections (active + idle).
+   */
+  total_connections: number;
+  timestamp: string;
+}
+
+/**
+ * The node's role in its cluster. A cluster of one node has only its primary.
+ */
+export type NodeRole = "PRIMARY";
+
+/**
+ * STANDALONE: the node replicates to and from no other node.
+ */
+export type ReplicationState = "STANDALONE";
+
+/**
+ * This node's replication status. With no replicas there is no lag and no WAL shipped, so those fields are null.
+ */
+export interface ReplicationStatusSample {
+  node_id: string;
+  role: NodeRole;
+  state: ReplicationState;
+  /**
+   * WAL bytes a replica is behind; null: no replica.
+   */
+  lag_bytes?: number | null;
+  /**
+   * Seconds a replica is behind; null: no replica.
+   */
+  lag_seconds?: number | null;
+  /**
+   * Last WAL position received from a primary; null: the node receives none.
+   */
+  last_wal_received?: string | null;
+  /**
+   * Last WAL position applied from a primary; null: the node applies none.
+   */
+  last_wal_applied?: string | null;
+  /**
+   * The health checks find no unhealthy component.
+   */
+  is_healthy: boolean;
+  timestamp: string;
+}
+
+/**
+ * CURRENT: the node as it is when the subscription starts. STATUS_CHANGED: its health status changed.
+ */
+export type TopologyEventKind = "CURRENT" | "STATUS_CHANGED";
+
+/**
+ * A node of the cluster as it is at subscribe, then each change of its status.
+ */
+export interface TopologyChange {
+  event_type: TopologyEventKind;
+  /**
+   * The node's id, kept in system.db across restarts.
+   */
+  node_id: string;
+  /**
+   * The host name.
+   */
+  node_name: string;
+  role: NodeRole;
+  /**
+   * Overall health of the node.
+   */
+  status: HealthStatus;
+  /**
+   * Status before the change; null for CURRENT.
+   */
+  previous_status?: HealthStatus;
+  timestamp: string;
+}
+
+/**
+ * A node's resource use and health, at subscribe and at each change of its health status.
+ */
+export interface NodeHealth {
+  node_id: string;
+  /**
+   * Host CPU use, percent of all cores; null where the platform gives none.
+   */
+  cpu_usage?: number | null;
+  /**
+   * Host memory in use, percent; null where the platform gives none.
+   */
+  memory_usage?: number | null;
+  /**
+   * Use of the filesystem holding the data directory, percent; null when it cannot be read.
+   */
+  disk_usage?: number | null;
+  health_status: HealthStatus;
+  timestamp: string;
+}
+
+/**
  * Overall or per-component health.
  */
 export type HealthStatus = "healthy" | "degraded" | "unhealthy";
