@@ -262,6 +262,43 @@ async fn query_changes_reflect_an_insert_and_a_delete() {
     assert_eq!(m["payload"]["data"]["queryChanges"]["rows"], json!([]));
 }
 
+/// The transport starts an operation before it reads the next client message, so a `ping` sent
+/// right after `subscribe` is answered after the refusal, and once the `pong` arrives the
+/// subscription is live: a change made then is delivered. The SDKs' `ready` relies on this.
+#[tokio::test]
+async fn a_pong_after_subscribe_means_the_operation_has_started() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin().await;
+    live.create_table(&admin, "users", json!([{"name": "id", "type": "INTEGER", "primary_key": true}, {"name": "name", "type": "TEXT"}]))
+        .await;
+    let monitor = live.user("watcher", &["monitor"]).await;
+    let mut ws = live.session(&monitor).await;
+    for id in 0..50 {
+        subscribe(&mut ws, &format!("x{id}"), SEED_STEP_4).await;
+    }
+    send(&mut ws, json!({"type": "ping"})).await;
+    for id in 0..50 {
+        let refused = recv(&mut ws).await;
+        assert_eq!(
+            (refused["type"].as_str(), refused["id"].as_str()),
+            (Some("error"), Some(format!("x{id}").as_str()))
+        );
+    }
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    let mut ws = live.session(&admin).await;
+    subscribe(&mut ws, "t", SEED_STEP_4).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    live.insert(&admin, "users", json!({"id": 1, "name": "ada"}))
+        .await;
+    let change = recv(&mut ws).await;
+    assert_eq!(change["id"], "t");
+    assert_eq!(
+        change["payload"]["data"]["tableChanges"]["changeType"],
+        "INSERT"
+    );
+}
+
 #[tokio::test]
 async fn a_subscription_without_its_permission_is_refused() {
     let live = Live::start(|_| {}).await;

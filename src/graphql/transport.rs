@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::{HeaderMap, HeaderValue};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -315,50 +315,49 @@ impl Connection {
             }]);
             return Ok(vec![self.error_message(&id, errors)]);
         }
-        let schema = self.gql.schema.clone();
-        let tx = self.tx.clone();
-        let (next, legacy) = (self.names.next, self.protocol == Protocol::Legacy);
-        let task_id = id.clone();
-        let task = tokio::spawn(async move {
-            let request = async_graphql::dynamic::DynamicRequest::from(request.data(caller));
-            let mut responses = schema.execute_stream(request);
-            let mut first = true;
-            while let Some(response) = responses.next().await {
-                // Errors before execution (validation, permission, arguments) end the operation
-                // with an `error` message, as the protocol says; later ones travel in `next`.
-                let refused = first
-                    && !response.errors.is_empty()
-                    && response.data == async_graphql::Value::Null;
+        let request = async_graphql::dynamic::DynamicRequest::from(request.data(caller));
+        let mut responses = self.gql.schema.execute_stream(request);
+        let frames = Frames {
+            id: id.clone(),
+            next: self.names.next,
+            legacy: self.protocol == Protocol::Legacy,
+        };
+        // One poll here, before the connection reads its next message: the operation's start
+        // (validation, the permission check, subscribing to its source) is done, or its refusal
+        // queued, before the reply to anything the client sends after `subscribe`. Clients rely
+        // on that order: a `pong` to a ping sent after `subscribe` means the subscription is live.
+        let mut out = Vec::new();
+        let mut first = true;
+        match responses.next().now_or_never() {
+            None => {}
+            Some(None) => return Ok(vec![frames.complete()]),
+            Some(Some(response)) => {
+                let (text, refused) = frames.response(response, true);
+                out.push(text);
+                if refused {
+                    return Ok(out);
+                }
                 first = false;
-                let text = if refused {
-                    let errors = serde_json::to_value(&response.errors).unwrap_or_default();
-                    let payload = if legacy {
-                        errors.get(0).cloned().unwrap_or_default()
-                    } else {
-                        errors
-                    };
-                    json!({"id": task_id, "type": "error", "payload": payload}).to_string()
-                } else {
-                    let payload = serde_json::to_value(&response).unwrap_or_default();
-                    json!({"id": task_id, "type": next, "payload": payload}).to_string()
-                };
+            }
+        }
+        let tx = self.tx.clone();
+        let task = tokio::spawn(async move {
+            while let Some(response) = responses.next().await {
+                let (text, refused) = frames.response(response, first);
+                first = false;
                 if tx.send(Out::Send(text)).await.is_err() {
                     return;
                 }
                 if refused {
-                    let _ = tx.send(Out::Finished(task_id)).await;
+                    let _ = tx.send(Out::Finished(frames.id)).await;
                     return;
                 }
             }
-            let _ = tx
-                .send(Out::Send(
-                    json!({"id": task_id, "type": "complete"}).to_string(),
-                ))
-                .await;
-            let _ = tx.send(Out::Finished(task_id)).await;
+            let _ = tx.send(Out::Send(frames.complete())).await;
+            let _ = tx.send(Out::Finished(frames.id)).await;
         });
         self.operations.insert(id, task.abort_handle());
-        Ok(vec![])
+        Ok(out)
     }
 
     /// An `error` message: the errors list (legacy: the first error).
@@ -368,5 +367,39 @@ impl Connection {
             Protocol::Legacy => errors.get(0).cloned().unwrap_or_default(),
         };
         json!({"id": id, "type": "error", "payload": payload}).to_string()
+    }
+}
+
+/// The messages of one operation.
+struct Frames {
+    id: String,
+    next: &'static str,
+    legacy: bool,
+}
+
+impl Frames {
+    /// The message for one response, and whether it refused the operation: errors before
+    /// execution (validation, permission, arguments) end it with an `error` message, as the
+    /// protocol says; later ones travel in `next`.
+    fn response(&self, response: async_graphql::Response, first: bool) -> (String, bool) {
+        let refused =
+            first && !response.errors.is_empty() && response.data == async_graphql::Value::Null;
+        let text = if refused {
+            let errors = serde_json::to_value(&response.errors).unwrap_or_default();
+            let payload = if self.legacy {
+                errors.get(0).cloned().unwrap_or_default()
+            } else {
+                errors
+            };
+            json!({"id": self.id, "type": "error", "payload": payload}).to_string()
+        } else {
+            let payload = serde_json::to_value(&response).unwrap_or_default();
+            json!({"id": self.id, "type": self.next, "payload": payload}).to_string()
+        };
+        (text, refused)
+    }
+
+    fn complete(&self) -> String {
+        json!({"id": self.id, "type": "complete"}).to_string()
     }
 }
