@@ -24,7 +24,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const ROLE: &str = "WS_BENCH_ROLE";
 
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
+
 fn main() {
+    if std::env::var_os("WS_BENCH_HEAP").is_some() {
+        heap::ON.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     match std::env::var(ROLE).as_deref() {
         Ok("rustydb") => server::rustydb(),
         Ok("baseline") => server::baseline(),
@@ -196,6 +202,7 @@ fn driver() {
 
 async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     let mut server = Server::spawn(role);
+    let heap_start = server.call("heap");
     let rss_start = server.rss();
     let clients = Clients {
         received: Arc::default(),
@@ -220,6 +227,7 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_connected = server.rss();
+    let heap_connected = server.call("heap");
     // Subscribe (the baseline subscribes every connection on accept).
     if role == "rustydb" {
         for ws in &mut sockets {
@@ -240,6 +248,17 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_subscribed = server.rss();
+    if std::env::var_os("WS_BENCH_HEAP").is_some() {
+        let heap_subscribed = server.call("heap");
+        eprintln!(
+            "  {role} heap per connection {}",
+            heap::per_item(&heap_start, &heap_connected, n)
+        );
+        eprintln!(
+            "  {role} heap per subscription {}",
+            heap::per_item(&heap_connected, &heap_subscribed, n)
+        );
+    }
     let server = server;
     let mut tasks = Vec::new();
     let bench_start = now_nanos() - 3_600_000_000_000;
@@ -363,6 +382,7 @@ mod server {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["rss"] => println!("{}", rss_bytes()),
+                ["heap"] => println!("{}", heap::snapshot()),
                 ["publish", n, rate] => {
                     publish(n.parse().unwrap_or(0), rate.parse().unwrap_or(0));
                     println!("done");
@@ -520,5 +540,88 @@ mod server {
                 let _ = tx.send(frame.into());
             })
         });
+    }
+}
+
+/// Live heap allocations by size, for finding where per-connection memory goes
+/// (`WS_BENCH_HEAP=1` prints them per connection and per subscription; off, it costs one load).
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+    const GRAIN: usize = 16;
+    const BUCKETS: usize = 4096;
+    pub static ON: AtomicBool = AtomicBool::new(false);
+    static LIVE: [AtomicI64; BUCKETS] = [const { AtomicI64::new(0) }; BUCKETS];
+
+    fn count(size: usize, delta: i64) {
+        if ON.load(Ordering::Relaxed) {
+            LIVE[(size / GRAIN).min(BUCKETS - 1)].fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    pub struct Counting;
+
+    // SAFETY: every call is forwarded to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count(layout.size(), 1);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count(layout.size(), 1);
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            count(layout.size(), -1);
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count(layout.size(), -1);
+            count(new_size, 1);
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    /// `bucket:count` pairs of live allocations (bucket = size / 16).
+    pub fn snapshot() -> String {
+        let pairs: Vec<String> = LIVE
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.load(Ordering::Relaxed)))
+            .filter(|(_, c)| *c != 0)
+            .map(|(i, c)| format!("{i}:{c}"))
+            .collect();
+        if pairs.is_empty() {
+            "-".into()
+        } else {
+            pairs.join(",")
+        }
+    }
+
+    fn parse(s: &str) -> std::collections::BTreeMap<usize, i64> {
+        s.split(',')
+            .filter_map(|p| p.split_once(':'))
+            .filter_map(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .collect()
+    }
+
+    /// Allocations per item between two snapshots, by size: `~size B x count` per item.
+    pub fn per_item(before: &str, after: &str, n: usize) -> String {
+        let (a, b) = (parse(before), parse(after));
+        let mut keys: Vec<usize> = a.keys().chain(b.keys()).copied().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut total = 0.0;
+        let mut parts = Vec::new();
+        for k in keys {
+            let per = (b.get(&k).unwrap_or(&0) - a.get(&k).unwrap_or(&0)) as f64 / n as f64;
+            if per.abs() >= 0.05 {
+                let size = k * GRAIN + GRAIN / 2;
+                total += per * size as f64;
+                parts.push(format!("{}B x{per:.2}", k * GRAIN));
+            }
+        }
+        format!("~{total:.0} B/item: {}", parts.join(" "))
     }
 }
