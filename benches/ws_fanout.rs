@@ -131,6 +131,7 @@ struct Figures {
     p99_ms: f64,
     rss_per_connection: f64,
     rss_per_subscription: f64,
+    rss_per_further_subscription: f64,
 }
 
 struct Clients {
@@ -159,7 +160,7 @@ fn driver() {
         for role in ["baseline", "rustydb"] {
             let figures = runtime.block_on(measure(role, n, burst));
             println!(
-                "  run {} {role:8} deliveries/s {:>10.0} lost {:>6}  p50 {:>6.2} ms p95 {:>6.2} ms p99 {:>6.2} ms  rss/conn {:>7.0} B rss/sub {:>6.0} B",
+                "  run {} {role:8} deliveries/s {:>10.0} lost {:>6}  p50 {:>6.2} ms p95 {:>6.2} ms p99 {:>6.2} ms  rss/conn {:>7.0} B rss/sub {:>6.0} B 2nd {:>6.0} B",
                 run + 1,
                 figures.deliveries_per_sec,
                 figures.lost,
@@ -167,7 +168,8 @@ fn driver() {
                 figures.p95_ms,
                 figures.p99_ms,
                 figures.rss_per_connection,
-                figures.rss_per_subscription
+                figures.rss_per_subscription,
+                figures.rss_per_further_subscription
             );
             match role {
                 "baseline" => baseline.push(figures),
@@ -185,13 +187,16 @@ fn driver() {
         "  {:<26} {:>14} {:>14} {:>8}",
         "figure", "baseline", "rustydb", "ratio"
     );
-    let rows: [FigureRow; 6] = [
+    let rows: [FigureRow; 7] = [
         ("deliveries/s", |f| f.deliveries_per_sec),
         ("latency p50 ms @50k/s", |f| f.p50_ms),
         ("latency p95 ms @50k/s", |f| f.p95_ms),
         ("latency p99 ms @50k/s", |f| f.p99_ms),
         ("RSS per idle connection B", |f| f.rss_per_connection),
         ("RSS per subscription B", |f| f.rss_per_subscription),
+        ("RSS per 2nd subscription B", |f| {
+            f.rss_per_further_subscription
+        }),
     ];
     for (name, f) in rows {
         let (b, r) = (median(&baseline, f), median(&rustydb, f));
@@ -248,15 +253,66 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_subscribed = server.rss();
+    let heap_subscribed = server.call("heap");
+    let mut rss_subscribed_twice = rss_subscribed;
+    // A second subscription on each connection: the cost of a subscription alone, without the
+    // buffers of the connection's first read and write (the first subscription pays for those).
+    if role == "rustydb" {
+        for ws in &mut sockets {
+            ws.send(Message::Text(
+                r#"{"message_type":"subscribe","data":{"topic":"system_metrics","filter":{"active_queries":12}}}"#.into(),
+            ))
+            .await
+            .expect("subscribe");
+        }
+        let mut second = Vec::with_capacity(n);
+        for ws in &mut sockets {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = &m
+                    && t.contains("subscription_ack")
+                {
+                    let ack: serde_json::Value = serde_json::from_str(t).expect("ack");
+                    second.push(
+                        ack["data"]["subscription_id"]
+                            .as_str()
+                            .expect("id")
+                            .to_string(),
+                    );
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rss_subscribed_twice = server.rss();
+        // Gone again, so the throughput run delivers each event once per client as before.
+        for (ws, id) in sockets.iter_mut().zip(&second) {
+            let unsubscribe =
+                serde_json::json!({"message_type": "unsubscribe", "data": {"subscription_id": id}});
+            ws.send(Message::Text(unsubscribe.to_string().into()))
+                .await
+                .expect("unsubscribe");
+        }
+        for ws in &mut sockets {
+            while let Some(Ok(m)) = ws.next().await {
+                if matches!(&m, Message::Text(t) if t.contains("subscription_ack")) {
+                    break;
+                }
+            }
+        }
+    }
     if std::env::var_os("WS_BENCH_HEAP").is_some() {
-        let heap_subscribed = server.call("heap");
+        let heap_twice = server.call("heap"); // after the unsubscribe: what a subscription leaves
         eprintln!(
             "  {role} heap per connection {}",
             heap::per_item(&heap_start, &heap_connected, n)
         );
         eprintln!(
-            "  {role} heap per subscription {}",
+            "  {role} heap per first subscription {}",
             heap::per_item(&heap_connected, &heap_subscribed, n)
+        );
+        eprintln!(
+            "  {role} heap left per subscribe+unsubscribe {}",
+            heap::per_item(&heap_subscribed, &heap_twice, n)
         );
     }
     let server = server;
@@ -336,6 +392,11 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
         p95_ms: pct(0.95),
         p99_ms: pct(0.99),
         rss_per_connection: rss_connected.saturating_sub(rss_start) as f64 / n as f64,
+        rss_per_further_subscription: if role == "rustydb" {
+            rss_subscribed_twice.saturating_sub(rss_subscribed) as f64 / n as f64
+        } else {
+            0.0
+        },
         rss_per_subscription: if role == "rustydb" {
             rss_subscribed.saturating_sub(rss_connected) as f64 / n as f64
         } else {

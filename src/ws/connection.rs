@@ -29,7 +29,7 @@ pub const CLOSE_BY_ADMIN: u16 = 4009;
 
 /// Most events taken from one subscription before a flush.
 const DRAIN_BATCH: usize = 512;
-/// Frames' room kept in a connection's outgoing list between writes.
+/// Frames' room a connection's outgoing list keeps between writes.
 const KEEP_OUT_CAPACITY: usize = 64;
 
 /// One subscription, kept small: it is per subscriber, the events themselves are per topic.
