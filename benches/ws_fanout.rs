@@ -24,7 +24,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const ROLE: &str = "WS_BENCH_ROLE";
 
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
+
 fn main() {
+    if std::env::var_os("WS_BENCH_HEAP").is_some() {
+        heap::ON.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     match std::env::var(ROLE).as_deref() {
         Ok("rustydb") => server::rustydb(),
         Ok("baseline") => server::baseline(),
@@ -125,6 +131,7 @@ struct Figures {
     p99_ms: f64,
     rss_per_connection: f64,
     rss_per_subscription: f64,
+    rss_per_further_subscription: f64,
 }
 
 struct Clients {
@@ -153,7 +160,7 @@ fn driver() {
         for role in ["baseline", "rustydb"] {
             let figures = runtime.block_on(measure(role, n, burst));
             println!(
-                "  run {} {role:8} deliveries/s {:>10.0} lost {:>6}  p50 {:>6.2} ms p95 {:>6.2} ms p99 {:>6.2} ms  rss/conn {:>7.0} B rss/sub {:>6.0} B",
+                "  run {} {role:8} deliveries/s {:>10.0} lost {:>6}  p50 {:>6.2} ms p95 {:>6.2} ms p99 {:>6.2} ms  rss/conn {:>7.0} B rss/sub {:>6.0} B 2nd {:>6.0} B",
                 run + 1,
                 figures.deliveries_per_sec,
                 figures.lost,
@@ -161,7 +168,8 @@ fn driver() {
                 figures.p95_ms,
                 figures.p99_ms,
                 figures.rss_per_connection,
-                figures.rss_per_subscription
+                figures.rss_per_subscription,
+                figures.rss_per_further_subscription
             );
             match role {
                 "baseline" => baseline.push(figures),
@@ -179,13 +187,16 @@ fn driver() {
         "  {:<26} {:>14} {:>14} {:>8}",
         "figure", "baseline", "rustydb", "ratio"
     );
-    let rows: [FigureRow; 6] = [
+    let rows: [FigureRow; 7] = [
         ("deliveries/s", |f| f.deliveries_per_sec),
         ("latency p50 ms @50k/s", |f| f.p50_ms),
         ("latency p95 ms @50k/s", |f| f.p95_ms),
         ("latency p99 ms @50k/s", |f| f.p99_ms),
         ("RSS per idle connection B", |f| f.rss_per_connection),
         ("RSS per subscription B", |f| f.rss_per_subscription),
+        ("RSS per 2nd subscription B", |f| {
+            f.rss_per_further_subscription
+        }),
     ];
     for (name, f) in rows {
         let (b, r) = (median(&baseline, f), median(&rustydb, f));
@@ -196,6 +207,7 @@ fn driver() {
 
 async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     let mut server = Server::spawn(role);
+    let heap_start = server.call("heap");
     let rss_start = server.rss();
     let clients = Clients {
         received: Arc::default(),
@@ -220,6 +232,7 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_connected = server.rss();
+    let heap_connected = server.call("heap");
     // Subscribe (the baseline subscribes every connection on accept).
     if role == "rustydb" {
         for ws in &mut sockets {
@@ -240,6 +253,68 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_subscribed = server.rss();
+    let heap_subscribed = server.call("heap");
+    let mut rss_subscribed_twice = rss_subscribed;
+    // A second subscription on each connection: the cost of a subscription alone, without the
+    // buffers of the connection's first read and write (the first subscription pays for those).
+    if role == "rustydb" {
+        for ws in &mut sockets {
+            ws.send(Message::Text(
+                r#"{"message_type":"subscribe","data":{"topic":"system_metrics","filter":{"active_queries":12}}}"#.into(),
+            ))
+            .await
+            .expect("subscribe");
+        }
+        let mut second = Vec::with_capacity(n);
+        for ws in &mut sockets {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = &m
+                    && t.contains("subscription_ack")
+                {
+                    let ack: serde_json::Value = serde_json::from_str(t).expect("ack");
+                    second.push(
+                        ack["data"]["subscription_id"]
+                            .as_str()
+                            .expect("id")
+                            .to_string(),
+                    );
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rss_subscribed_twice = server.rss();
+        // Gone again, so the throughput run delivers each event once per client as before.
+        for (ws, id) in sockets.iter_mut().zip(&second) {
+            let unsubscribe =
+                serde_json::json!({"message_type": "unsubscribe", "data": {"subscription_id": id}});
+            ws.send(Message::Text(unsubscribe.to_string().into()))
+                .await
+                .expect("unsubscribe");
+        }
+        for ws in &mut sockets {
+            while let Some(Ok(m)) = ws.next().await {
+                if matches!(&m, Message::Text(t) if t.contains("subscription_ack")) {
+                    break;
+                }
+            }
+        }
+    }
+    if std::env::var_os("WS_BENCH_HEAP").is_some() {
+        let heap_twice = server.call("heap"); // after the unsubscribe: what a subscription leaves
+        eprintln!(
+            "  {role} heap per connection {}",
+            heap::per_item(&heap_start, &heap_connected, n)
+        );
+        eprintln!(
+            "  {role} heap per first subscription {}",
+            heap::per_item(&heap_connected, &heap_subscribed, n)
+        );
+        eprintln!(
+            "  {role} heap left per subscribe+unsubscribe {}",
+            heap::per_item(&heap_subscribed, &heap_twice, n)
+        );
+    }
     let server = server;
     let mut tasks = Vec::new();
     let bench_start = now_nanos() - 3_600_000_000_000;
@@ -317,6 +392,11 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
         p95_ms: pct(0.95),
         p99_ms: pct(0.99),
         rss_per_connection: rss_connected.saturating_sub(rss_start) as f64 / n as f64,
+        rss_per_further_subscription: if role == "rustydb" {
+            rss_subscribed_twice.saturating_sub(rss_subscribed) as f64 / n as f64
+        } else {
+            0.0
+        },
         rss_per_subscription: if role == "rustydb" {
             rss_subscribed.saturating_sub(rss_connected) as f64 / n as f64
         } else {
@@ -363,6 +443,7 @@ mod server {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["rss"] => println!("{}", rss_bytes()),
+                ["heap"] => println!("{}", heap::snapshot()),
                 ["publish", n, rate] => {
                     publish(n.parse().unwrap_or(0), rate.parse().unwrap_or(0));
                     println!("done");
@@ -520,5 +601,88 @@ mod server {
                 let _ = tx.send(frame.into());
             })
         });
+    }
+}
+
+/// Live heap allocations by size, for finding where per-connection memory goes
+/// (`WS_BENCH_HEAP=1` prints them per connection and per subscription; off, it costs one load).
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+    const GRAIN: usize = 16;
+    const BUCKETS: usize = 4096;
+    pub static ON: AtomicBool = AtomicBool::new(false);
+    static LIVE: [AtomicI64; BUCKETS] = [const { AtomicI64::new(0) }; BUCKETS];
+
+    fn count(size: usize, delta: i64) {
+        if ON.load(Ordering::Relaxed) {
+            LIVE[(size / GRAIN).min(BUCKETS - 1)].fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    pub struct Counting;
+
+    // SAFETY: every call is forwarded to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count(layout.size(), 1);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count(layout.size(), 1);
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            count(layout.size(), -1);
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count(layout.size(), -1);
+            count(new_size, 1);
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    /// `bucket:count` pairs of live allocations (bucket = size / 16).
+    pub fn snapshot() -> String {
+        let pairs: Vec<String> = LIVE
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.load(Ordering::Relaxed)))
+            .filter(|(_, c)| *c != 0)
+            .map(|(i, c)| format!("{i}:{c}"))
+            .collect();
+        if pairs.is_empty() {
+            "-".into()
+        } else {
+            pairs.join(",")
+        }
+    }
+
+    fn parse(s: &str) -> std::collections::BTreeMap<usize, i64> {
+        s.split(',')
+            .filter_map(|p| p.split_once(':'))
+            .filter_map(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .collect()
+    }
+
+    /// Allocations per item between two snapshots, by size: `~size B x count` per item.
+    pub fn per_item(before: &str, after: &str, n: usize) -> String {
+        let (a, b) = (parse(before), parse(after));
+        let mut keys: Vec<usize> = a.keys().chain(b.keys()).copied().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut total = 0.0;
+        let mut parts = Vec::new();
+        for k in keys {
+            let per = (b.get(&k).unwrap_or(&0) - a.get(&k).unwrap_or(&0)) as f64 / n as f64;
+            if per.abs() >= 0.05 {
+                let size = k * GRAIN + GRAIN / 2;
+                total += per * size as f64;
+                parts.push(format!("{}B x{per:.2}", k * GRAIN));
+            }
+        }
+        format!("~{total:.0} B/item: {}", parts.join(" "))
     }
 }

@@ -37,8 +37,7 @@ async fn a_rule_fires_on_open_transactions_is_acknowledged_resolves_and_fires_ag
         .bus
         .topic("alerts")
         .expect("alerts topic")
-        .subscribe(None)
-        .rx;
+        .listen();
 
     let created = admin
         .post_json(

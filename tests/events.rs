@@ -91,9 +91,14 @@ fn bus_frames_carry_the_envelope_and_sequence() {
     assert_eq!(bus.publish(&sample), Some(1));
     assert_eq!(bus.publish(&sample), Some(2));
     let topic = bus.topic("system_metrics").expect("topic");
-    let subscribed = topic.subscribe(Some(0));
-    assert_eq!(subscribed.replay.len(), 2);
-    let frame: Value = serde_json::from_str(subscribed.replay[1].frame.as_str()).expect("json");
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut subscribed = topic.subscribe(Some(0), &wake);
+    let mut replay = Vec::new();
+    subscribed
+        .cursor
+        .read(usize::MAX, |e| replay.push(std::sync::Arc::clone(e)));
+    assert_eq!(replay.len(), 2);
+    let frame: Value = serde_json::from_str(replay[1].frame.as_str()).expect("json");
     assert_eq!(frame["message_type"], "system_metrics");
     assert_eq!(frame["topic"], "system_metrics");
     assert_eq!(frame["sequence"], 2);
@@ -103,14 +108,35 @@ fn bus_frames_carry_the_envelope_and_sequence() {
     for _ in 0..6 {
         bus.publish(&sample);
     }
-    let late = topic.subscribe(Some(0));
+    let mut late = topic.subscribe(Some(0), &wake);
     let gap = late.gap.expect("gap");
     assert_eq!(
         (gap.from_sequence, gap.to_sequence, gap.missed()),
         (1, 4, 4)
     );
-    let seqs: Vec<u64> = late.replay.iter().map(|e| e.sequence).collect();
+    let mut seqs = Vec::new();
+    let taken = late.cursor.read(usize::MAX, |e| seqs.push(e.sequence));
     assert_eq!(seqs, [5, 6, 7, 8]);
+    assert_eq!(taken.lost, None, "the gap was reported at subscribe");
+    // A subscriber that falls behind by more than the capacity loses the oldest, told once.
+    for _ in 0..6 {
+        bus.publish(&sample);
+    }
+    assert_eq!(subscribed.cursor.pending(), 12);
+    let mut seqs = Vec::new();
+    let taken = subscribed.cursor.read(2, |e| seqs.push(e.sequence));
+    assert_eq!(
+        taken.lost,
+        Some(rustydb::events::Gap {
+            from_sequence: 3,
+            to_sequence: 10
+        })
+    );
+    assert_eq!(seqs, [11, 12], "oldest held first, at most `max`");
+    assert_eq!(subscribed.cursor.pending(), 2);
+    assert_eq!(topic.subscribers(), 2);
+    drop(late);
+    assert_eq!(topic.subscribers(), 1, "a dropped cursor stops listening");
     // Protocol families are not topics.
     assert!(bus.topic("ws_protocol").is_none());
     assert_eq!(

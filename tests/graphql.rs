@@ -498,13 +498,7 @@ async fn alert_stream_receives_a_firing_alert_of_its_categories_only() {
     subscribe(&mut ws, "a", &seed_doc("alertStream")).await;
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(recv(&mut ws).await["type"], "pong");
-    let mut alerts = live
-        .state
-        .bus
-        .topic("alerts")
-        .expect("topic")
-        .subscribe(None)
-        .rx;
+    let mut alerts = live.state.bus.topic("alerts").expect("topic").listen();
     let rule = |name: &str, category: &str| {
         json!({"name": name, "metric": "active_transactions", "comparison": "gt", "threshold": 0,
                "duration_seconds": 0, "severity": "WARNING", "category": category})

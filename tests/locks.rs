@@ -44,8 +44,7 @@ async fn until_waiting(c: &Caller<'_>, tx: &str) {
 fn lock_events(server: &TestServer) -> Vec<(String, Value)> {
     let topic = server.state().bus.topic("locks").expect("locks topic");
     topic
-        .subscribe(Some(0))
-        .replay
+        .held()
         .iter()
         .map(|e| (e.message_type.to_string(), e.data.clone()))
         .collect()

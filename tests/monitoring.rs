@@ -151,8 +151,7 @@ async fn a_component_status_change_is_published_with_the_changed_component() {
         .bus
         .topic("health")
         .expect("health topic")
-        .subscribe(None)
-        .rx;
+        .listen();
     let dir = server.data_dir.path().to_path_buf();
     // Without its data directory the probe cannot write: the component turns unhealthy.
     std::fs::remove_dir_all(&dir).expect("remove data dir");

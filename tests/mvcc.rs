@@ -66,12 +66,7 @@ async fn checkpoint(c: &Caller<'_>, mode: &str) -> Value {
 /// The maintenance events published so far (the bus keeps them for replay).
 fn maintenance_events(server: &TestServer) -> Vec<Value> {
     let topic = server.state().bus.topic("maintenance").expect("topic");
-    topic
-        .subscribe(Some(0))
-        .replay
-        .iter()
-        .map(|e| e.data.clone())
-        .collect()
+    topic.held().iter().map(|e| e.data.clone()).collect()
 }
 
 #[tokio::test]

@@ -52,8 +52,7 @@ async fn range_partitions_route_rows_and_a_dropped_partition_takes_its_rows() {
         .bus
         .topic("partitions")
         .expect("partitions topic")
-        .subscribe(None)
-        .rx;
+        .listen();
 
     let y2023 = admin
         .post_json(

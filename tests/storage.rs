@@ -446,7 +446,7 @@ async fn storage_status_is_published_while_subscribed() {
     let server = TestServer::new().await;
     let topic = server.state().bus.topic("storage_status").expect("topic");
     assert_eq!(topic.head(), 0, "nothing measured without subscribers");
-    let mut rx = topic.subscribe(None).rx;
+    let mut rx = topic.listen();
     let event = tokio::time::timeout(std::time::Duration::from_secs(15), rx.recv())
         .await
         .expect("a measurement within 15 s")

@@ -248,15 +248,15 @@ impl<'a> Caller<'a> {
 /// Waits (up to 20 s, so a loaded machine does not make it flaky) for the next event on `topic`
 /// that satisfies `pick`, and returns its data.
 pub async fn next_event(
-    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<rustydb::events::Event>>,
+    rx: &mut rustydb::events::Listener,
     pick: impl Fn(&Value) -> bool,
 ) -> Value {
     let wait = async {
         loop {
             match rx.recv().await {
-                Ok(event) if pick(&event.data) => return event.data.clone(),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("bus closed: {e}"),
+                Some(event) if pick(&event.data) => return event.data.clone(),
+                Some(_) => {}
+                None => panic!("bus closed"),
             }
         }
     };

@@ -1,19 +1,21 @@
-//! Topics with a sequence number per event, a bounded history for replay, and a tokio broadcast
-//! channel for live fan-out. An event is serialized once, into the exact frame every subscriber
-//! is sent; subscribers share its bytes. The channel and the history both keep the newest
-//! `capacity` events: a subscriber that falls behind loses the oldest and is told how many.
+//! Topics with a sequence number per event and a bounded ring of the newest events, which is
+//! both the replay history and the live queue: a subscriber is a cursor into the ring (the
+//! sequence it last took) plus a wake-up handle, not a channel of its own. An event is serialized
+//! once, into the exact frame every subscriber is sent; subscribers share its bytes. A subscriber
+//! that falls more than `capacity` events behind loses the oldest and is told how many.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::Notify;
 
 use crate::api::{EventMessage, TOPICS, TopicMeta};
-use crate::sync::lock;
+use crate::sync::{lock, read, write};
 
 /// One published event.
 #[derive(Debug)]
@@ -27,13 +29,13 @@ pub struct Event {
     pub frame: Utf8Bytes,
 }
 
+/// The frame without its sequence: `sequence` is the last field, appended under the ring's lock.
 #[derive(Serialize)]
 struct Envelope<'a> {
     message_type: &'a str,
     data: &'a Value,
     timestamp: i64,
     topic: &'a str,
-    sequence: u64,
 }
 
 /// Events a subscriber asked for that are no longer held.
@@ -51,22 +53,28 @@ impl Gap {
 
 pub struct Topic {
     pub meta: &'static TopicMeta,
-    tx: broadcast::Sender<Arc<Event>>,
-    /// The newest events, oldest first; the lock also orders sequence numbers and sends.
-    history: Mutex<VecDeque<Arc<Event>>>,
+    /// The newest events, oldest first; the write lock also orders sequence numbers.
+    ring: RwLock<VecDeque<Arc<Event>>>,
     head: AtomicU64,
     capacity: usize,
+    /// Whom to wake after a publish: one entry per live subscription.
+    listeners: Mutex<Listeners>,
+}
+
+#[derive(Default)]
+struct Listeners {
+    next_key: u64,
+    entries: Vec<(u64, Arc<Notify>)>,
 }
 
 impl Topic {
     fn new(meta: &'static TopicMeta, capacity: usize) -> Topic {
-        let (tx, _) = broadcast::channel(capacity);
         Topic {
             meta,
-            tx,
-            history: Mutex::new(VecDeque::with_capacity(capacity)),
+            ring: RwLock::new(VecDeque::with_capacity(capacity)),
             head: AtomicU64::new(0),
             capacity,
+            listeners: Mutex::default(),
         }
     }
 
@@ -83,84 +91,212 @@ impl Topic {
         self.head.load(Ordering::Acquire)
     }
 
-    /// Live subscribers.
-    pub fn subscribers(&self) -> usize {
-        self.tx.receiver_count()
+    /// The events held for replay, oldest first.
+    pub fn held(&self) -> Vec<Arc<Event>> {
+        read(&self.ring).iter().cloned().collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Event>>> {
-        lock(&self.history)
+    /// Live subscribers.
+    pub fn subscribers(&self) -> usize {
+        lock(&self.listeners).entries.len()
     }
 
     /// Publishes a payload; returns its sequence number.
     pub fn publish_value(&self, message_type: &'static str, data: Value) -> u64 {
-        let timestamp = chrono::Utc::now().timestamp();
-        let mut history = self.lock();
-        let sequence = self.head.load(Ordering::Relaxed) + 1;
-        let frame = serde_json::to_string(&Envelope {
+        let mut frame = serde_json::to_string(&Envelope {
             message_type,
             data: &data,
-            timestamp,
+            timestamp: chrono::Utc::now().timestamp(),
             topic: self.meta.name,
-            sequence,
         })
-        .unwrap_or_default();
-        let event = Arc::new(Event {
-            topic: self.meta.name,
-            sequence,
-            message_type,
-            data,
-            frame: Utf8Bytes::from(frame),
-        });
-        if history.len() == self.capacity {
-            history.pop_front();
+        .unwrap_or_else(|_| "{}".into());
+        frame.pop(); // the closing brace; the sequence goes last
+        let sequence = {
+            let mut ring = write(&self.ring);
+            let sequence = self.head.load(Ordering::Relaxed) + 1;
+            frame.push_str(if frame.ends_with('{') { "" } else { "," });
+            frame.push_str("\"sequence\":");
+            frame.push_str(&sequence.to_string());
+            frame.push('}');
+            let event = Arc::new(Event {
+                topic: self.meta.name,
+                sequence,
+                message_type,
+                data,
+                frame: Utf8Bytes::from(frame),
+            });
+            if ring.len() == self.capacity {
+                ring.pop_front();
+            }
+            ring.push_back(event);
+            self.head.store(sequence, Ordering::Release);
+            sequence
+        };
+        // Each subscriber's task reads the ring itself; a wake-up that finds it already waiting
+        // or already woken costs one atomic operation.
+        for (_, wake) in &lock(&self.listeners).entries {
+            wake.notify_one();
         }
-        history.push_back(Arc::clone(&event));
-        self.head.store(sequence, Ordering::Release);
-        // No receivers is fine: the history keeps the event for replay.
-        let _ = self.tx.send(event);
         sequence
     }
 
-    /// Subscribes from now on, plus the held events after `last_sequence` (when given), and the
-    /// range that was asked for but is no longer held. Taken under the history lock, so nothing is
-    /// missed or repeated between the replayed events and the live ones.
-    pub fn subscribe(&self, last_sequence: Option<u64>) -> Subscribed {
-        let history = self.lock();
-        let rx = self.tx.subscribe();
+    /// Subscribes from now on or, with `last_sequence`, from just after it: the held events after
+    /// it are read first, and the range asked for but no longer held is returned as a gap. `wake`
+    /// is notified after every publish.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        last_sequence: Option<u64>,
+        wake: &Arc<Notify>,
+    ) -> Subscribed {
+        // Under the ring lock, so no event is published between reading the head and listening.
+        let ring = read(&self.ring);
         let head = self.head.load(Ordering::Relaxed);
-        let Some(last) = last_sequence else {
-            return Subscribed {
-                rx,
-                replay: Vec::new(),
-                gap: None,
-                head,
-            };
+        let (last, gap) = match last_sequence {
+            None => (head, None),
+            Some(last) => {
+                let last = last.min(head);
+                let oldest_held = ring.front().map_or(head + 1, |e| e.sequence);
+                let gap = (oldest_held > last + 1).then(|| Gap {
+                    from_sequence: last + 1,
+                    to_sequence: oldest_held - 1,
+                });
+                (gap.map_or(last, |g| g.to_sequence), gap)
+            }
         };
-        let last = last.min(head);
-        let oldest_held = history.front().map_or(head + 1, |e| e.sequence);
-        let gap = (oldest_held > last + 1).then(|| Gap {
-            from_sequence: last + 1,
-            to_sequence: oldest_held - 1,
-        });
-        let replay = history
-            .iter()
-            .filter(|e| e.sequence > last)
-            .cloned()
-            .collect();
+        let key = {
+            let mut listeners = lock(&self.listeners);
+            let key = listeners.next_key;
+            listeners.next_key += 1;
+            listeners.entries.push((key, Arc::clone(wake)));
+            key
+        };
+        drop(ring);
         Subscribed {
-            rx,
-            replay,
+            cursor: Cursor {
+                topic: Arc::clone(self),
+                key,
+                last,
+            },
             gap,
             head,
         }
     }
+
+    /// Events of this topic from now on, for in-process consumers; one that falls more than the
+    /// topic's capacity behind skips what it lost.
+    pub fn listen(self: &Arc<Self>) -> Listener {
+        let wake = Arc::new(Notify::new());
+        Listener {
+            cursor: self.subscribe(None, &wake).cursor,
+            wake,
+            ready: VecDeque::new(),
+        }
+    }
 }
 
-/// A new subscription's live channel, the events to replay first, and what could not be replayed.
+/// A topic's events from the time [`Topic::listen`] was called.
+pub struct Listener {
+    cursor: Cursor,
+    wake: Arc<Notify>,
+    ready: VecDeque<Arc<Event>>,
+}
+
+impl Listener {
+    /// The next event; never `None` (the option mirrors a channel's `recv`).
+    pub async fn recv(&mut self) -> Option<Arc<Event>> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
+            }
+            let ready = &mut self.ready;
+            self.cursor.read(64, |e| ready.push_back(Arc::clone(e)));
+            if self.ready.is_empty() {
+                // A publish since the read left a permit, so this returns at once.
+                self.wake.notified().await;
+            }
+        }
+    }
+
+    pub fn into_stream(self) -> BoxStream<'static, Arc<Event>> {
+        stream::unfold(self, |mut listener| async move {
+            let event = listener.recv().await?;
+            Some((event, listener))
+        })
+        .boxed()
+    }
+}
+
+/// A subscriber's place in a topic: the sequence it last took. Dropping it stops the wake-ups.
+pub struct Cursor {
+    topic: Arc<Topic>,
+    key: u64,
+    last: u64,
+}
+
+/// What one [`Cursor::read`] took.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Events overwritten before this subscriber read them (skipped; the cursor moved past).
+    pub lost: Option<Gap>,
+    /// Events passed to the callback.
+    pub events: usize,
+}
+
+impl Cursor {
+    pub fn topic(&self) -> &Arc<Topic> {
+        &self.topic
+    }
+
+    /// The sequence of the newest event taken (read or skipped).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// Events published and not yet taken, lost ones included.
+    pub fn pending(&self) -> u64 {
+        self.topic.head().saturating_sub(self.last)
+    }
+
+    /// Takes up to `max` events after the cursor, oldest first, passing each to `each`. Events
+    /// that were overwritten before being read are skipped and reported.
+    pub fn read(&mut self, max: usize, mut each: impl FnMut(&Arc<Event>)) -> Taken {
+        let mut taken = Taken::default();
+        if self.pending() == 0 {
+            return taken;
+        }
+        let ring = read(&self.topic.ring);
+        let Some(oldest) = ring.front().map(|e| e.sequence) else {
+            return taken;
+        };
+        if oldest > self.last + 1 {
+            taken.lost = Some(Gap {
+                from_sequence: self.last + 1,
+                to_sequence: oldest - 1,
+            });
+            self.last = oldest - 1;
+        }
+        let start = (self.last + 1 - oldest) as usize;
+        for event in ring.range(start.min(ring.len())..).take(max) {
+            each(event);
+            self.last = event.sequence;
+            taken.events += 1;
+        }
+        taken
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        let mut listeners = lock(&self.topic.listeners);
+        if let Some(i) = listeners.entries.iter().position(|(k, _)| *k == self.key) {
+            listeners.entries.swap_remove(i);
+        }
+    }
+}
+
+/// A new subscription's cursor, and what it asked for that could not be replayed.
 pub struct Subscribed {
-    pub rx: broadcast::Receiver<Arc<Event>>,
-    pub replay: Vec<Arc<Event>>,
+    pub cursor: Cursor,
     pub gap: Option<Gap>,
     /// The topic's newest sequence when the subscription started.
     pub head: u64,

@@ -4,8 +4,10 @@
 
 use serde_json::{Map, Value};
 
+/// The fields in the client's order; a boxed slice, not a map: a filter has a field or two and
+/// one is kept per subscription.
 #[derive(Debug, Clone, Default)]
-pub struct Filter(Map<String, Value>);
+pub struct Filter(Box<[(String, Value)]>);
 
 impl Filter {
     /// A filter from a client's `filter` value: an object of scalar values, or null/absent.
@@ -18,7 +20,9 @@ impl Filter {
                         "filter field `{k}` must be a string, number, boolean or null"
                     ));
                 }
-                Ok(Filter(map.clone()))
+                Ok(Filter(
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                ))
             }
             Some(_) => Err("filter must be an object of field: value".into()),
         }
@@ -29,11 +33,12 @@ impl Filter {
     }
 
     pub fn as_value(&self) -> Value {
-        Value::Object(self.0.clone())
+        Value::Object(self.0.iter().cloned().collect::<Map<String, Value>>())
     }
 
     pub fn matches(&self, data: &Value) -> bool {
         self.0.iter().all(|(field, expected)| {
+            let field = field.as_str();
             if let Some(v) = data.get(field) {
                 return v == expected;
             }

@@ -3,7 +3,7 @@
 mod bus;
 mod filter;
 
-pub use bus::{Bus, Event, Gap, Subscribed, Topic};
+pub use bus::{Bus, Cursor, Event, Gap, Listener, Subscribed, Taken, Topic};
 pub use filter::Filter;
 
 use std::sync::Arc;

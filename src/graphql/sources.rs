@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::runtime::{Caller, SourceResult, invalid_argument};
@@ -52,10 +52,7 @@ impl Sources {
             .bus
             .topic(topic)
             .ok_or_else(|| ApiError::internal(format!("no bus topic `{topic}`")))?;
-        let rx = topic.subscribe(None).rx;
-        Ok(BroadcastStream::new(rx)
-            .filter_map(|r| async move { r.ok() })
-            .boxed())
+        Ok(topic.listen().into_stream())
     }
 
     /// Committed row changes of one database (and, when given, of these tables).

@@ -1,18 +1,16 @@
-//! One connection's task: reads client messages, fans in its subscriptions, and writes. Events
-//! that are ready are drained together and flushed once (per-message flushing is an order of
-//! magnitude slower). Close codes are documented in docs/websocket.md.
+//! One connection's task: reads client messages, reads its subscriptions' topics, and writes.
+//! A subscription is a cursor into its topic's ring (see `events::bus`), and the topic wakes the
+//! task after each publish; the task then takes everything ready from every subscription, writes
+//! the frames (the topic's shared bytes, never re-encoded) and flushes once (per-message flushing
+//! is an order of magnitude slower). Close codes are documented in docs/websocket.md.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio_stream::StreamMap;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio::sync::Notify;
 
 use super::WsHub;
 use super::protocol::{self, ClientMessage};
@@ -20,7 +18,7 @@ use super::query::Queries;
 use super::registry::{Control, Registration, SubscriptionInfo};
 use crate::api::runtime::Identity;
 use crate::api::{Access, types};
-use crate::events::{Event, Filter, Gap, Subscribed, Topic};
+use crate::events::{Cursor, Filter, Gap, Subscribed, Topic};
 
 /// Close codes (see docs/websocket.md).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -29,26 +27,37 @@ pub const CLOSE_CREDENTIALS_EXPIRED: u16 = 4001;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 pub const CLOSE_BY_ADMIN: u16 = 4009;
 
-/// Most events taken from the subscriptions before one flush.
+/// Most events taken from one subscription before a flush.
 const DRAIN_BATCH: usize = 512;
+/// Frames' room a connection's outgoing list keeps between writes.
+const KEEP_OUT_CAPACITY: usize = 64;
 
+/// One subscription, kept small: it is per subscriber, the events themselves are per topic.
 struct Subscription {
-    topic: Arc<Topic>,
-    filter: Filter,
+    /// Where it is in its topic: the newest sequence taken (delivered or filtered out).
+    cursor: Cursor,
     /// Deliver at most one event per this interval (metrics sampling); `None` delivers all.
     min_interval: Option<Duration>,
     last_delivered_at: Option<Instant>,
-    /// The newest sequence this subscription has taken (delivered or filtered out).
-    last_sequence: u64,
     warned: bool,
     full_since: Option<Instant>,
+    /// Its id, filter and counters, shared with the management routes.
     info: Arc<SubscriptionInfo>,
+}
+
+impl Subscription {
+    fn topic(&self) -> &Arc<Topic> {
+        self.cursor.topic()
+    }
+
+    fn id(&self) -> &str {
+        &self.info.id
+    }
 }
 
 pub struct Connection {
     pub hub: Arc<WsHub>,
     pub registration: Registration,
-    pub control: mpsc::Receiver<Control>,
     pub identity: Arc<Identity>,
     /// When the credentials stop being valid (access token expiry).
     pub expires_at: Option<Instant>,
@@ -72,8 +81,10 @@ impl Connection {
         auto: Vec<(Arc<Topic>, Option<Duration>, Filter)>,
     ) {
         let (mut sink, mut stream) = socket.split();
-        let mut streams: StreamMap<String, BroadcastStream<Arc<Event>>> = StreamMap::new();
-        let mut subs: HashMap<String, Subscription> = HashMap::new();
+        let info = Arc::clone(&self.registration.info);
+        // Woken by the subscribed topics after each publish.
+        let wake = Arc::new(Notify::new());
+        let mut subs: Vec<Subscription> = Vec::new();
         let mut out: Vec<Utf8Bytes> = Vec::new();
         let mut queries = Queries::default();
         let config = self.hub.config.clone();
@@ -81,18 +92,13 @@ impl Connection {
         heartbeat.tick().await;
         let mut last_activity = Instant::now();
         let mut shutdown = self.hub.shutdown.clone();
-        let expiry = self.expires_at;
+        // Made once: a timer created per loop turn would be registered and cancelled per turn.
+        let expiry = sleep_until(self.expires_at);
+        let shutdown = crate::state::shutting_down(&mut shutdown);
+        tokio::pin!(expiry, shutdown);
 
         for (topic, interval, filter) in auto {
-            self.subscribe(
-                &mut streams,
-                &mut subs,
-                &mut out,
-                topic,
-                filter,
-                None,
-                interval,
-            );
+            self.subscribe(&wake, &mut subs, &mut out, topic, filter, None, interval);
         }
 
         let exit = loop {
@@ -105,7 +111,7 @@ impl Connection {
                     match frame {
                         Some(Ok(Message::Text(text))) => {
                             self.count_received();
-                            self.handle_text(&text, &mut streams, &mut subs, &mut queries, &mut out);
+                            self.handle_text(&text, &wake, &mut subs, &mut queries, &mut out);
                         }
                         Some(Ok(Message::Binary(_))) => {
                             self.count_received();
@@ -120,19 +126,21 @@ impl Connection {
                         }
                     }
                 }
-                Some((id, item)) = streams.next(), if !streams.is_empty() => {
+                () = wake.notified(), if !subs.is_empty() => {
                     // Measure the queues before draining them: after a slow write they show how
                     // far this client has fallen behind.
                     if let Some(exit) = self.check_backpressure(&mut subs, &mut out) {
                         break exit;
                     }
-                    self.take(&id, item, &mut subs, &mut out);
-                    // Drain what else is ready, then flush once.
-                    for _ in 0..DRAIN_BATCH {
-                        match streams.next().now_or_never() {
-                            Some(Some((id, item))) => self.take(&id, item, &mut subs, &mut out),
-                            _ => break,
-                        }
+                    // Take what is ready, then flush once (at the top of the loop); come back
+                    // for the rest of a long backlog after that write.
+                    let mut more = false;
+                    for sub in &mut subs {
+                        sub.take(DRAIN_BATCH, &mut out);
+                        more |= sub.cursor.pending() > 0;
+                    }
+                    if more {
+                        wake.notify_one();
                     }
                 }
                 // Taken only after the previous write completed: a client that does not read
@@ -146,13 +154,10 @@ impl Connection {
                         }
                     }
                 }
-                control = self.control.recv() => match control {
-                    Some(Control::Close { code, reason }) => break Exit::Close(code, reason),
-                    Some(Control::Unsubscribe(id)) => {
-                        self.unsubscribe(&id, &mut streams, &mut subs, &mut out);
-                    }
-                    Some(Control::Send(frame)) => out.push(frame),
-                    None => break Exit::Close(CLOSE_GOING_AWAY, "server shutting down".into()),
+                control = info.control.recv() => match control {
+                    Control::Close { code, reason } => break Exit::Close(code, reason),
+                    Control::Unsubscribe(id) => self.unsubscribe(&id, &mut subs, &mut out),
+                    Control::Send(frame) => out.push(frame),
                 },
                 _ = heartbeat.tick() => {
                     if last_activity.elapsed() >= config.idle_timeout {
@@ -163,7 +168,7 @@ impl Connection {
                     match self.hub.auth.revalidate(&self.identity).await {
                         Ok(identity) => {
                             self.identity = Arc::new(identity);
-                            self.drop_forbidden(&mut streams, &mut subs, &mut out);
+                            self.drop_forbidden(&mut subs, &mut out);
                         }
                         Err(reason) => break Exit::Close(CLOSE_CREDENTIALS_EXPIRED, reason),
                     }
@@ -171,10 +176,10 @@ impl Connection {
                         break Exit::Stuck;
                     }
                 }
-                () = sleep_until(expiry) => {
+                () = &mut expiry => {
                     break Exit::Close(CLOSE_CREDENTIALS_EXPIRED, "credentials expired; reconnect with a fresh token".into());
                 }
-                () = crate::state::shutting_down(&mut shutdown) => {
+                () = &mut shutdown => {
                     break Exit::Close(CLOSE_GOING_AWAY, "server shutting down".into());
                 }
             }
@@ -210,23 +215,20 @@ impl Connection {
     }
 
     /// Ends subscriptions to topics the caller's current roles no longer allow.
-    fn drop_forbidden(
-        &self,
-        streams: &mut StreamMap<String, BroadcastStream<Arc<Event>>>,
-        subs: &mut HashMap<String, Subscription>,
-        out: &mut Vec<Utf8Bytes>,
-    ) {
+    fn drop_forbidden(&self, subs: &mut Vec<Subscription>, out: &mut Vec<Utf8Bytes>) {
         let forbidden: Vec<String> = subs
             .iter()
-            .filter(|(_, s)| matches!(s.topic.meta.access, Access::Requires(p) if !self.identity.has(p)))
-            .map(|(id, _)| id.clone())
+            .filter(
+                |s| matches!(s.topic().meta.access, Access::Requires(p) if !self.identity.has(p)),
+            )
+            .map(|s| s.id().to_string())
             .collect();
         for id in forbidden {
             out.push(protocol::error(
                 "FORBIDDEN_TOPIC",
                 format!("subscription {id} ended: your roles no longer allow its topic"),
             ));
-            self.unsubscribe(&id, streams, subs, out);
+            self.unsubscribe(&id, subs, out);
         }
     }
 
@@ -248,13 +250,25 @@ impl Connection {
         out: &mut Vec<Utf8Bytes>,
     ) -> bool {
         let count = out.len() as u64;
-        let write = async {
-            for frame in out.drain(..) {
-                sink.feed(Message::Text(frame)).await?;
+        let written = {
+            let write = async {
+                for frame in out.drain(..) {
+                    sink.feed(Message::Text(frame)).await?;
+                }
+                sink.flush().await
+            };
+            let mut write = std::pin::pin!(write);
+            // Most writes complete at once; only one that waits for the client needs a timer.
+            match write.as_mut().now_or_never() {
+                Some(result) => Ok(result),
+                None => tokio::time::timeout(self.hub.config.slow_client_timeout, write).await,
             }
-            sink.flush().await
         };
-        match tokio::time::timeout(self.hub.config.slow_client_timeout, write).await {
+        // A burst leaves a long list behind; an idle connection should not keep it.
+        if out.capacity() > KEEP_OUT_CAPACITY {
+            *out = Vec::new();
+        }
+        match written {
             Ok(Ok(())) => {
                 self.info()
                     .messages_sent
@@ -268,8 +282,8 @@ impl Connection {
     fn handle_text(
         &self,
         text: &str,
-        streams: &mut StreamMap<String, BroadcastStream<Arc<Event>>>,
-        subs: &mut HashMap<String, Subscription>,
+        wake: &Arc<Notify>,
+        subs: &mut Vec<Subscription>,
         queries: &mut Queries,
         out: &mut Vec<Utf8Bytes>,
     ) {
@@ -330,7 +344,7 @@ impl Connection {
                     ));
                     return;
                 }
-                self.subscribe(streams, subs, out, resolved, filter, last_sequence, None);
+                self.subscribe(wake, subs, out, resolved, filter, last_sequence, None);
             }
             Ok(ClientMessage::Unsubscribe {
                 subscription_id,
@@ -340,15 +354,15 @@ impl Connection {
                     (Some(id), _) => vec![id],
                     (None, Some(topic)) => subs
                         .iter()
-                        .filter(|(_, s)| {
-                            s.topic.name() == topic
-                                || s.topic.meta.message_types.contains(&topic.as_str())
+                        .filter(|s| {
+                            s.topic().name() == topic
+                                || s.topic().meta.message_types.contains(&topic.as_str())
                         })
-                        .map(|(id, _)| id.clone())
+                        .map(|s| s.id().to_string())
                         .collect(),
                     (None, None) => Vec::new(),
                 };
-                if ids.iter().all(|id| !subs.contains_key(id)) {
+                if ids.iter().all(|id| !subs.iter().any(|s| s.id() == id)) {
                     out.push(protocol::error(
                         "NOT_SUBSCRIBED",
                         "no such subscription on this connection",
@@ -356,7 +370,7 @@ impl Connection {
                     return;
                 }
                 for id in ids {
-                    self.unsubscribe(&id, streams, subs, out);
+                    self.unsubscribe(&id, subs, out);
                 }
             }
         }
@@ -365,8 +379,8 @@ impl Connection {
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
-        streams: &mut StreamMap<String, BroadcastStream<Arc<Event>>>,
-        subs: &mut HashMap<String, Subscription>,
+        wake: &Arc<Notify>,
+        subs: &mut Vec<Subscription>,
         out: &mut Vec<Utf8Bytes>,
         topic: Arc<Topic>,
         filter: Filter,
@@ -374,46 +388,31 @@ impl Connection {
         min_interval: Option<Duration>,
     ) {
         let id = format!("sub-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let Subscribed {
-            rx,
-            replay,
-            gap,
-            head,
-        } = topic.subscribe(last_sequence);
-        // Where this subscription starts: replayed events advance it from here.
-        let start = match (last_sequence, gap) {
-            (None, _) => head,
-            (Some(_), Some(gap)) => gap.to_sequence,
-            (Some(last), None) => last.min(head),
-        };
+        let Subscribed { cursor, gap, head } = topic.subscribe(last_sequence, wake);
         let info = Arc::new(SubscriptionInfo {
             id: id.clone(),
             connection_id: self.info().id.clone(),
             topic: topic.name(),
-            filter: filter.as_value(),
+            filter,
             created_at: chrono::Utc::now(),
             delivered: Default::default(),
             dropped: Default::default(),
             queue_depth: Default::default(),
         });
-        self.info()
-            .lock_subs()
-            .insert(id.clone(), Arc::clone(&info));
+        self.info().add_subscription(Arc::clone(&info));
         out.push(protocol::frame(
             "subscription_ack",
             &types::SubscriptionAck {
                 topic: topic.name().to_string(),
-                subscription_id: id.clone(),
+                subscription_id: id,
                 subscribed: true,
                 last_sequence: head,
             },
         ));
         let mut sub = Subscription {
-            topic: Arc::clone(&topic),
-            filter,
+            cursor,
             min_interval,
             last_delivered_at: None,
-            last_sequence: start,
             warned: false,
             full_since: None,
             info,
@@ -422,78 +421,44 @@ impl Connection {
             out.push(gap_frame(topic.name(), gap));
             sub.info.dropped.fetch_add(gap.missed(), Ordering::Relaxed);
         }
-        for event in replay {
-            sub.offer(&event, out);
-        }
-        streams.insert(id.clone(), BroadcastStream::new(rx));
-        subs.insert(id, sub);
+        // The replay: every held event after `last_sequence`, right after the acknowledgement.
+        sub.take(usize::MAX, out);
+        // Grown one at a time: most connections hold one or two subscriptions.
+        subs.reserve_exact(1);
+        subs.push(sub);
     }
 
-    fn unsubscribe(
-        &self,
-        id: &str,
-        streams: &mut StreamMap<String, BroadcastStream<Arc<Event>>>,
-        subs: &mut HashMap<String, Subscription>,
-        out: &mut Vec<Utf8Bytes>,
-    ) {
-        streams.remove(id);
-        self.info().lock_subs().remove(id);
-        if let Some(sub) = subs.remove(id) {
+    fn unsubscribe(&self, id: &str, subs: &mut Vec<Subscription>, out: &mut Vec<Utf8Bytes>) {
+        self.info().remove_subscription(id);
+        if let Some(i) = subs.iter().position(|s| s.id() == id) {
+            let sub = subs.remove(i);
             out.push(protocol::frame(
                 "subscription_ack",
                 &types::SubscriptionAck {
-                    topic: sub.topic.name().to_string(),
+                    topic: sub.topic().name().to_string(),
                     subscription_id: id.to_string(),
                     subscribed: false,
-                    last_sequence: sub.topic.head(),
+                    last_sequence: sub.topic().head(),
                 },
             ));
-        }
-    }
-
-    /// One item from a subscription's channel: an event, or news that events were overrun.
-    fn take(
-        &self,
-        id: &str,
-        item: Result<Arc<Event>, BroadcastStreamRecvError>,
-        subs: &mut HashMap<String, Subscription>,
-        out: &mut Vec<Utf8Bytes>,
-    ) {
-        let Some(sub) = subs.get_mut(id) else { return };
-        match item {
-            Ok(event) => sub.offer(&event, out),
-            Err(BroadcastStreamRecvError::Lagged(n)) => {
-                let gap = Gap {
-                    from_sequence: sub.last_sequence + 1,
-                    to_sequence: sub.last_sequence + n,
-                };
-                sub.last_sequence += n;
-                sub.info.dropped.fetch_add(n, Ordering::Relaxed);
-                sub.full_since.get_or_insert_with(Instant::now);
-                if !sub.warned {
-                    sub.warned = true;
-                    out.push(warning_frame(id, sub, sub.topic.capacity() as u64));
-                }
-                out.push(gap_frame(sub.topic.name(), gap));
-            }
         }
     }
 
     /// Warns at 80 % of a subscription's queue and gives up on a client whose queue stays full.
     fn check_backpressure(
         &self,
-        subs: &mut HashMap<String, Subscription>,
+        subs: &mut [Subscription],
         out: &mut Vec<Utf8Bytes>,
     ) -> Option<Exit> {
         let limit = self.hub.config.slow_client_timeout;
-        for (id, sub) in subs.iter_mut() {
-            let capacity = sub.topic.capacity() as u64;
-            let depth = sub.topic.head().saturating_sub(sub.last_sequence);
+        for sub in subs.iter_mut() {
+            let capacity = sub.topic().capacity() as u64;
+            let depth = sub.cursor.pending();
             sub.info.queue_depth.store(depth, Ordering::Relaxed);
             if depth * 5 > capacity * 4 {
                 if !sub.warned {
                     sub.warned = true;
-                    out.insert(0, warning_frame(id, sub, depth.min(capacity)));
+                    out.insert(0, warning_frame(sub, depth.min(capacity)));
                 }
             } else if depth * 2 < capacity {
                 sub.warned = false;
@@ -507,7 +472,7 @@ impl Connection {
                     CLOSE_TOO_SLOW,
                     format!(
                         "queue of `{}` full for {} s",
-                        sub.topic.name(),
+                        sub.topic().name(),
                         limit.as_secs()
                     ),
                 ));
@@ -518,39 +483,56 @@ impl Connection {
 }
 
 impl Subscription {
-    /// Queues an event for the client if it passes the filter and the sampling interval.
-    fn offer(&mut self, event: &Event, out: &mut Vec<Utf8Bytes>) {
-        if event.sequence <= self.last_sequence {
-            return;
-        }
-        self.last_sequence = event.sequence;
-        if !self.filter.is_empty() && !self.filter.matches(&event.data) {
-            return;
-        }
-        if let Some(interval) = self.min_interval {
-            let now = Instant::now();
-            // A little slack so a 1 s producer is not skipped by timer jitter.
-            if self
-                .last_delivered_at
-                .is_some_and(|t| now.duration_since(t) + Duration::from_millis(100) < interval)
-            {
+    /// Takes up to `max` events from the topic and queues those that pass the filter and the
+    /// sampling interval. Events overwritten before this subscriber read them are dropped, counted
+    /// and reported as a gap (after a warning), ahead of the events that follow them.
+    fn take(&mut self, max: usize, out: &mut Vec<Utf8Bytes>) {
+        let mark = out.len();
+        let mut delivered = 0;
+        let filter = &self.info.filter;
+        let (min_interval, last_delivered_at) = (self.min_interval, &mut self.last_delivered_at);
+        let taken = self.cursor.read(max, |event| {
+            if !filter.is_empty() && !filter.matches(&event.data) {
                 return;
             }
-            self.last_delivered_at = Some(now);
+            if let Some(interval) = min_interval {
+                let now = Instant::now();
+                // A little slack so a 1 s producer is not skipped by timer jitter.
+                if last_delivered_at
+                    .is_some_and(|t| now.duration_since(t) + Duration::from_millis(100) < interval)
+                {
+                    return;
+                }
+                *last_delivered_at = Some(now);
+            }
+            delivered += 1;
+            out.push(event.frame.clone());
+        });
+        if delivered > 0 {
+            self.info.delivered.fetch_add(delivered, Ordering::Relaxed);
         }
-        self.info.delivered.fetch_add(1, Ordering::Relaxed);
-        out.push(event.frame.clone());
+        if let Some(gap) = taken.lost {
+            self.info.dropped.fetch_add(gap.missed(), Ordering::Relaxed);
+            self.full_since.get_or_insert_with(Instant::now);
+            let mut notices = Vec::with_capacity(2);
+            if !self.warned {
+                self.warned = true;
+                notices.push(warning_frame(self, self.topic().capacity() as u64));
+            }
+            notices.push(gap_frame(self.topic().name(), gap));
+            out.splice(mark..mark, notices);
+        }
     }
 }
 
-fn warning_frame(id: &str, sub: &Subscription, depth: u64) -> Utf8Bytes {
+fn warning_frame(sub: &Subscription, depth: u64) -> Utf8Bytes {
     protocol::frame(
         "backpressure_warning",
         &types::BackpressureWarning {
-            topic: sub.topic.name().to_string(),
-            subscription_id: id.to_string(),
+            topic: sub.topic().name().to_string(),
+            subscription_id: sub.id().to_string(),
             queue_depth: depth,
-            capacity: sub.topic.capacity() as u64,
+            capacity: sub.topic().capacity() as u64,
         },
     )
 }

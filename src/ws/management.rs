@@ -50,7 +50,7 @@ fn connection_view(c: &ConnectionInfo) -> WsConnection {
         username: c.username.clone(),
         endpoint: c.endpoint.to_string(),
         connected_at: c.connected_at,
-        subscriptions: c.lock_subs().len() as u64,
+        subscriptions: c.subscription_count() as u64,
         messages_sent: c.messages_sent.load(Ordering::Relaxed),
         messages_received: c.messages_received.load(Ordering::Relaxed),
         client_address: c.client_address.map(|a| a.to_string()),
@@ -62,7 +62,7 @@ fn subscription_view(s: &SubscriptionInfo) -> WsSubscription {
         subscription_id: s.id.clone(),
         connection_id: s.connection_id.clone(),
         topic: s.topic.to_string(),
-        filter: s.filter.clone(),
+        filter: s.filter.as_value(),
         created_at: s.created_at,
         delivered: s.delivered.load(Ordering::Relaxed),
         dropped: s.dropped.load(Ordering::Relaxed),
@@ -77,7 +77,10 @@ impl WebsocketApi for WebSocketManagement {
             status: WsStatusStatus::Healthy,
             total_connections: self.hub.registry.total_accepted.load(Ordering::Relaxed),
             active_connections: connections.len() as u64,
-            total_subscriptions: connections.iter().map(|c| c.lock_subs().len() as u64).sum(),
+            total_subscriptions: connections
+                .iter()
+                .map(|c| c.subscription_count() as u64)
+                .sum(),
             uptime_seconds: self.hub.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             timestamp: chrono::Utc::now().timestamp(),
@@ -165,8 +168,7 @@ impl WebsocketApi for WebSocketManagement {
         let (connection, sub) = self.subscription(&path.subscription_id)?;
         connection
             .control
-            .send(Control::Unsubscribe(sub.id.clone()))
-            .await
+            .try_send(Control::Unsubscribe(sub.id.clone()))
             .map_err(|_| ApiError::not_found("the connection has closed"))?;
         Ok(())
     }

@@ -2,16 +2,16 @@
 //! is registered before the upgrade (so limits answer with HTTP errors) and removed when its
 //! `Registration` drops, whether or not the upgrade completed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::events::Filter;
 use crate::sync::{lock, read, write};
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// Requests to a connection's task from elsewhere in the server.
 #[derive(Debug)]
@@ -19,6 +19,58 @@ pub enum Control {
     Close { code: u16, reason: String },
     Unsubscribe(String),
     Send(Utf8Bytes),
+}
+
+/// Requests a connection's task has not taken yet, at most this many.
+const CONTROL_QUEUE: usize = 64;
+
+/// A connection's queue of [`Control`] requests. Unlike a channel it allocates nothing until a
+/// request arrives: every idle connection has one.
+#[derive(Default)]
+pub struct ControlQueue {
+    queue: Mutex<Pending>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    requests: VecDeque<Control>,
+    /// The connection's task has ended.
+    closed: bool,
+}
+
+impl ControlQueue {
+    /// Queues a request; gives it back if the connection has ended or its queue is full (a
+    /// connection that takes no requests is stuck, and its heartbeat ends it).
+    pub fn try_send(&self, request: Control) -> Result<(), Control> {
+        {
+            let mut pending = lock(&self.queue);
+            if pending.closed || pending.requests.len() >= CONTROL_QUEUE {
+                return Err(request);
+            }
+            pending.requests.push_back(request);
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The next request, in the order they were queued.
+    pub async fn recv(&self) -> Control {
+        loop {
+            // A request queued between the check and the wait leaves a permit: none is missed.
+            if let Some(request) = lock(&self.queue).requests.pop_front() {
+                return request;
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    /// Refuses further requests and forgets the pending ones.
+    fn close(&self) {
+        let mut pending = lock(&self.queue);
+        pending.closed = true;
+        pending.requests = VecDeque::new();
+    }
 }
 
 pub struct ConnectionInfo {
@@ -32,17 +84,36 @@ pub struct ConnectionInfo {
     pub client_address: Option<SocketAddr>,
     pub messages_sent: AtomicU64,
     pub messages_received: AtomicU64,
-    pub subscriptions: Mutex<BTreeMap<String, Arc<SubscriptionInfo>>>,
-    pub control: mpsc::Sender<Control>,
+    /// In the order they were made; a handful per connection, so a list beats a map here.
+    pub subscriptions: Mutex<Vec<Arc<SubscriptionInfo>>>,
+    pub control: ControlQueue,
 }
 
 impl ConnectionInfo {
     pub fn subscriptions(&self) -> Vec<Arc<SubscriptionInfo>> {
-        self.lock_subs().values().cloned().collect()
+        lock(&self.subscriptions).clone()
     }
 
-    pub fn lock_subs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<SubscriptionInfo>>> {
+    pub fn subscription_count(&self) -> usize {
+        lock(&self.subscriptions).len()
+    }
+
+    pub fn subscription(&self, id: &str) -> Option<Arc<SubscriptionInfo>> {
         lock(&self.subscriptions)
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+    }
+
+    pub fn add_subscription(&self, info: Arc<SubscriptionInfo>) {
+        let mut subs = lock(&self.subscriptions);
+        // Grown one at a time: most connections hold one or two subscriptions.
+        subs.reserve_exact(1);
+        subs.push(info);
+    }
+
+    pub fn remove_subscription(&self, id: &str) {
+        lock(&self.subscriptions).retain(|s| s.id != id);
     }
 }
 
@@ -50,7 +121,7 @@ pub struct SubscriptionInfo {
     pub id: String,
     pub connection_id: String,
     pub topic: &'static str,
-    pub filter: Value,
+    pub filter: Filter,
     pub created_at: DateTime<Utc>,
     pub delivered: AtomicU64,
     pub dropped: AtomicU64,
@@ -119,10 +190,9 @@ impl Registry {
 
     /// The subscription with this id and its connection.
     pub fn subscription(&self, id: &str) -> Option<(Arc<ConnectionInfo>, Arc<SubscriptionInfo>)> {
-        self.open().values().find_map(|c| {
-            let sub = c.lock_subs().get(id).cloned();
-            sub.map(|s| (Arc::clone(c), s))
-        })
+        self.open()
+            .values()
+            .find_map(|c| c.subscription(id).map(|s| (Arc::clone(c), s)))
     }
 
     fn open(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ConnectionInfo>>> {
@@ -149,6 +219,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        self.info.control.close();
         self.registry.remove(&self.info);
     }
 }
