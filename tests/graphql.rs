@@ -838,3 +838,101 @@ async fn the_served_schema_equals_generated_schema_graphql() {
     .expect("generated/schema.graphql");
     assert_eq!(shape(&served), shape(&committed));
 }
+
+/// The seed's table-data, schema and utility documents, exactly as written there, stream data
+/// (the other subscriptions' tests use the seed's own documents too).
+#[tokio::test]
+async fn the_seed_table_schema_and_heartbeat_documents_stream_as_written() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin().await;
+    for (table, column, kind) in [
+        ("users", "name", "TEXT"),
+        ("orders", "status", "TEXT"),
+        ("products", "price", "REAL"),
+        ("temp_data", "note", "TEXT"),
+        ("sales", "amount", "REAL"),
+        ("inventory", "stock", "INTEGER"),
+        ("payments", "amount", "REAL"),
+    ] {
+        let columns = json!([
+            {"name": "id", "type": "INTEGER", "primary_key": true},
+            {"name": column, "type": kind}
+        ]);
+        live.create_table(&admin, table, columns).await;
+    }
+    let fields = [
+        "tableChanges",
+        "rowInserted",
+        "rowUpdated",
+        "rowDeleted",
+        "rowChanges",
+        "aggregateChanges",
+        "queryChanges",
+        "tableModifications",
+        "schemaChanges",
+        "heartbeat",
+    ];
+    let mut ws = live.session(&admin).await;
+    for field in fields {
+        subscribe(&mut ws, field, &seed_doc(field)).await;
+    }
+    send(&mut ws, json!({"type": "ping"})).await;
+    let mut seen: std::collections::BTreeMap<String, Value> = Default::default();
+    // aggregateChanges and queryChanges answer at once with their current value.
+    loop {
+        let m = recv(&mut ws).await;
+        if m["type"] == "pong" {
+            break;
+        }
+        assert_eq!(m["type"], "next", "{m}");
+        let id = m["id"].as_str().expect("id").to_string();
+        seen.entry(id.clone())
+            .or_insert(m["payload"]["data"][&id].clone());
+    }
+    live.insert(&admin, "users", json!({"id": 123, "name": "ada"}))
+        .await;
+    live.insert(&admin, "orders", json!({"id": 1, "status": "pending"}))
+        .await;
+    live.insert(&admin, "products", json!({"id": 1, "price": 1.5}))
+        .await;
+    let path = "/api/v1/databases/default/tables/products/rows/1";
+    let (status, body) = live
+        .rest("PUT", path, &admin, Some(json!({"values": {"price": 2.5}})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    live.insert(&admin, "temp_data", json!({"id": 7, "note": "x"}))
+        .await;
+    let path = "/api/v1/databases/default/tables/temp_data/rows/7";
+    let (status, body) = live.rest("DELETE", path, &admin, None).await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let columns = json!([{"name": "id", "type": "INTEGER", "primary_key": true}]);
+    live.create_table(&admin, "audit", columns).await;
+    // The heartbeat's first beat comes after its 30 s interval.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < fields.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(m) = recv_within(&mut ws, left).await else {
+            panic!("no data within 60 s for some of {fields:?}; got {seen:?}");
+        };
+        assert_eq!(m["type"], "next", "{m}");
+        let id = m["id"].as_str().expect("id").to_string();
+        seen.entry(id.clone())
+            .or_insert(m["payload"]["data"][&id].clone());
+    }
+    assert_eq!(seen["tableChanges"]["changeType"], "INSERT");
+    assert_eq!(seen["rowChanges"]["id"], "123");
+    let inserted: Value = serde_json::from_str(
+        seen["rowInserted"]["row"]["data"]
+            .as_str()
+            .expect("data text"),
+    )
+    .expect("json");
+    assert_eq!(inserted["status"], "pending");
+    assert_eq!(seen["rowUpdated"]["changedFields"], json!(["price"]));
+    assert_eq!(seen["rowDeleted"]["id"], "7");
+    assert_eq!(seen["tableModifications"]["table"], "orders");
+    assert_eq!(seen["schemaChanges"]["objectName"], "audit");
+    assert_eq!(seen["heartbeat"]["sequence"], 1);
+    assert_eq!(seen["aggregateChanges"]["table"], "sales");
+    assert_eq!(seen["queryChanges"]["totalCount"], 0);
+}

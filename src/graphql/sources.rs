@@ -583,7 +583,13 @@ impl GraphQlSources for Sources {
         _caller: Caller,
         args: SchemaChangesArgs,
     ) -> SourceResult<SchemaChange> {
-        let (schema, kinds) = (args.schema_name, args.object_types);
+        // `public` (PostgreSQL's default schema, as the seed writes it) and `main` (SQLite's name
+        // for a connection's own database) both mean the default database.
+        let schema = args.schema_name.map(|name| match name.as_str() {
+            "public" | "main" => DEFAULT_DATABASE.to_string(),
+            _ => name,
+        });
+        let kinds = args.object_types;
         Ok(self
             .events("schema_changes")?
             .filter_map(move |e| {
