@@ -834,6 +834,19 @@ fn check_type_schema(c: &mut Checker, schema: &Value, types: &BTreeSet<String>, 
                 let mut fields: BTreeMap<String, &str> = BTreeMap::new();
                 for (name, s) in p {
                     check_type_schema(c, s, types, &format!("{at}.{name}"));
+                    // typify names an inline enum after its type and property; a declared type
+                    // of that name would silently take its place in the generated Rust.
+                    if s.get("enum").is_some() && !at.contains(['.', '[', '{']) {
+                        let inline =
+                            format!("{}{}", bare(&camel_ident(at)), bare(&camel_ident(name)));
+                        if types.contains(&inline) {
+                            c.err(format!(
+                                "`{at}.{name}`: its inline enum is named `{inline}` in Rust, \
+                                 which is also a declared type; declare the enum as a type \
+                                 and $ref it, or rename the type"
+                            ));
+                        }
+                    }
                     // typify names fields this way too; two equal names would not compile.
                     if let Some(prev) = fields.insert(bare(&snake_ident(name)).to_string(), name) {
                         c.err(format!(

@@ -376,6 +376,25 @@ fn properties_that_become_the_same_rust_field() {
 }
 
 #[test]
+fn an_inline_enum_named_like_a_declared_type() {
+    let s = Scratch::minimal();
+    s.append(
+        TYPES,
+        "  Begin:\n    type: object\n    properties:\n      mode:\n        type: string\n        \
+         enum: [DEFERRED, IMMEDIATE]\n  BeginMode:\n    type: string\n    enum: [A, B]\n",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            TYPES,
+            "type Begin",
+            "`Begin.mode`: its inline enum is named `BeginMode` in Rust, which is also a declared \
+             type; declare the enum as a type and $ref it, or rename the type"
+        )]
+    );
+}
+
+#[test]
 fn missing_error_body_type() {
     let s = Scratch::minimal();
     s.edit(
