@@ -49,7 +49,7 @@ fn build<T: DeserializeOwned>(what: &str, mut value: Value) -> Result<T> {
 
 impl Sources {
     fn tables_service(&self) -> TableService {
-        TableService::new(Arc::clone(&self.state.engine))
+        TableService::new(Arc::clone(&self.state.engine), Arc::clone(&self.state.bus))
     }
 
     fn sql_service(&self) -> SqlService {

@@ -204,7 +204,10 @@ pub fn app(state: SharedState) -> Router {
         )),
         Arc::new(StorageService::new(Arc::clone(&state))),
         Arc::new(SystemService::new(Arc::clone(&state))),
-        Arc::new(TableService::new(Arc::clone(&state.engine))),
+        Arc::new(TableService::new(
+            Arc::clone(&state.engine),
+            Arc::clone(&state.bus),
+        )),
         Arc::new(TransactionService::new(
             Arc::clone(&state.engine),
             Arc::clone(&state.transactions),

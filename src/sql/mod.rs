@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::events::Bus;
 use crate::sessions::SessionRegistry;
 
-mod maintenance;
+pub mod maintenance;
 
 pub struct SqlService {
     engine: Arc<Engine>,

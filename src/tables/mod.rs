@@ -17,15 +17,19 @@ use crate::api::{ApiError, TablesApi};
 use crate::engine::catalog::Engine;
 use crate::engine::{sql, tables};
 use crate::error::{Error, Result};
+use crate::events::Bus;
+use crate::sql::maintenance;
 use tables::Alter;
 
 pub struct TableService {
     engine: Arc<Engine>,
+    /// For the `maintenance_event` of an ANALYZE, as the SQL API publishes one.
+    bus: Arc<Bus>,
 }
 
 impl TableService {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        TableService { engine }
+    pub fn new(engine: Arc<Engine>, bus: Arc<Bus>) -> Self {
+        TableService { engine, bus }
     }
 
     /// Runs `f` on database `name` with the caller's authorizer.
@@ -263,8 +267,26 @@ impl TablesApi for TableService {
         ctx: RequestContext,
         path: AnalyzeTablePath,
     ) -> std::result::Result<TableStatistics, ApiError> {
+        let user = ctx.identity()?.username.clone();
         let table = path.table.clone();
-        self.on(&ctx, &path.name, move |c| tables::analyze(c, &table))
-            .await
+        let started = std::time::Instant::now();
+        let (statistics, sizes) = self
+            .on(&ctx, &path.name, move |c| {
+                let before = maintenance::database_bytes(c);
+                let statistics = tables::analyze(c, &table)?;
+                Ok((statistics, (before, maintenance::database_bytes(c))))
+            })
+            .await?;
+        // The same event as an ANALYZE statement through the SQL API.
+        maintenance::publish(
+            &self.bus,
+            maintenance::Operation::Analyze,
+            &path.name,
+            &format!("ANALYZE {}", tables::quote(&statistics.table)),
+            &user,
+            started.elapsed().as_secs_f64() * 1000.0,
+            sizes,
+        );
+        Ok(statistics)
     }
 }
