@@ -482,6 +482,43 @@ async fn replay_returns_exactly_the_missed_events_or_reports_a_gap() {
     }
 }
 
+/// A `last_sequence` ahead of the topic's newest sequence means the server restarted (sequences
+/// start again at 1): the client gets every event held, and a gap for those no longer held.
+#[tokio::test]
+async fn replay_after_a_restart_sends_everything_held() {
+    let live = Live::start(|c| c.websocket.bus_capacity = 10).await;
+    let admin = live.admin_token().await;
+    live.publish(4);
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "last_sequence": 500}),
+    )
+    .await;
+    for expected in 1..=4 {
+        assert_eq!(next_json(&mut ws).await["sequence"], expected);
+    }
+    live.publish(1);
+    assert_eq!(next_json(&mut ws).await["sequence"], 5, "then live");
+    drop(ws);
+
+    // Overrun since the restart: 15 published in all, 6..15 held.
+    live.publish(10);
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "last_sequence": 500}),
+    )
+    .await;
+    let gap = next_json(&mut ws).await;
+    assert_eq!(gap["message_type"], "gap");
+    assert_eq!(gap["data"]["from_sequence"], 1);
+    assert_eq!(gap["data"]["to_sequence"], 5);
+    for expected in 6..=15 {
+        assert_eq!(next_json(&mut ws).await["sequence"], expected);
+    }
+}
+
 #[tokio::test]
 async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() {
     let live = Live::start(|c| {

@@ -154,7 +154,9 @@ impl Topic {
         let (last, gap) = match last_sequence {
             None => (head, None),
             Some(last) => {
-                let last = last.min(head);
+                // Ahead of the newest sequence: the numbering began again (sequences live in
+                // memory, so a restart resets them) and every event held is new to this client.
+                let last = if last > head { 0 } else { last };
                 let oldest_held = ring.front().map_or(head + 1, |e| e.sequence);
                 let gap = (oldest_held > last + 1).then(|| Gap {
                     from_sequence: last + 1,

@@ -166,7 +166,12 @@ impl EventStream {
         self.connect().await?;
         for subscription in self.subscriptions.clone() {
             let last = self.last_sequence.get(&subscription.topic).copied();
-            self.send_subscribe(&subscription, last).await?;
+            let ack = self.send_subscribe(&subscription, last).await?;
+            // A newest sequence below ours: the server restarted and numbering began again, and
+            // it replays every event it holds, so none of them is a duplicate.
+            if last.is_some_and(|last| ack.last_sequence < last) {
+                self.last_sequence.insert(ack.topic, 0);
+            }
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rustydb_client::events::{TableModified, TableModifiedOperation};
 use rustydb_client::{ClientExt, Error, Event, EventStream, types};
 use serde_json::json;
-use support::{ADMIN_PASSWORD, body, start};
+use support::{ADMIN_PASSWORD, admin, body, people_table, start};
 
 /// Waits for the `table_modified` event of `operation` on `table`, skipping anything else.
 async fn change(
@@ -207,4 +207,36 @@ async fn the_event_stream_needs_a_login() {
     let client = rustydb_client::client("http://127.0.0.1:9");
     let mut events = client.events();
     assert!(matches!(events.connect().await, Err(Error::NotLoggedIn)));
+}
+
+/// Sequences start again at 1 when the server restarts: the stream must not take the new,
+/// lower numbers for events it has already seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_resumes_across_a_server_restart() {
+    let Some(mut server) = start().await else {
+        return;
+    };
+    let client = admin(&server).await;
+    people_table(&client, "restart", "people").await;
+    let mut events = client.events();
+    events
+        .subscribe("table_changes", Some(json!({"table": "people"})))
+        .await
+        .unwrap();
+    let insert = |name: &'static str| {
+        client
+            .insert_row()
+            .name("restart")
+            .table("people")
+            .body(body::<types::RowValues>(json!({"values": {"name": name}})))
+            .send()
+    };
+    for name in ["a", "b", "c"] {
+        insert(name).await.unwrap();
+        change(&mut events, "people", TableModifiedOperation::Insert).await;
+    }
+    server.restart().await;
+    insert("after").await.unwrap();
+    let (_, after) = change(&mut events, "people", TableModifiedOperation::Insert).await;
+    assert_eq!(after.row_data["name"], "after");
 }

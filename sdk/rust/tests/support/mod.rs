@@ -16,8 +16,28 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-sdk-tests";
 
 pub struct Server {
     pub base_url: String,
-    _child: Child,
-    _data_dir: tempfile::TempDir,
+    child: Child,
+    bin: PathBuf,
+    data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Stops the server and starts it again on the same address and data directory.
+    pub async fn restart(&mut self) {
+        self.child.kill().await.unwrap();
+        let bind = self.base_url.trim_start_matches("http://").to_owned();
+        // The port was just freed; retry briefly in case the old socket lingers.
+        for attempt in 0.. {
+            let (child, address) = spawn(&self.bin, &bind, self.data_dir.path()).await;
+            if let Some(address) = address {
+                assert_eq!(address, self.base_url);
+                self.child = child;
+                return;
+            }
+            assert!(attempt < 20, "could not restart the server on {bind}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
 }
 
 fn server_binary() -> PathBuf {
@@ -47,20 +67,31 @@ pub async fn start_with_config(config: &str) -> Option<Server> {
         return None;
     }
     let data_dir = tempfile::tempdir().unwrap();
-    let config_path = data_dir.path().join("rustydb.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut child = Command::new(&bin)
+    std::fs::write(data_dir.path().join("rustydb.toml"), config).unwrap();
+    let (child, address) = spawn(&bin, "127.0.0.1:0", data_dir.path()).await;
+    Some(Server {
+        base_url: address.expect("server exited before reporting its address"),
+        child,
+        bin,
+        data_dir,
+    })
+}
+
+/// Runs `rustydb serve` on `bind` with `dir`'s config file and data; the address it reports, or
+/// `None` when it exits first (e.g. the port is taken).
+async fn spawn(bin: &PathBuf, bind: &str, dir: &std::path::Path) -> (Child, Option<String>) {
+    let mut child = Command::new(bin)
         .args([
             "serve",
             "--bind",
-            "127.0.0.1:0",
+            bind,
             "--log-format",
             "json",
             "--data-dir",
         ])
-        .arg(data_dir.path().join("data"))
+        .arg(dir.join("data"))
         .arg("--config")
-        .arg(&config_path)
+        .arg(dir.join("rustydb.toml"))
         .env("RUSTYDB_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -80,23 +111,20 @@ pub async fn start_with_config(config: &str) -> Option<Server> {
             }
         });
     }
+    drop(tx);
     let address = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = rx.recv().await {
             if line.contains("rustydb listening")
                 && let Some(rest) = line.split("\"address\":\"").nth(1)
             {
-                return rest.split('"').next().unwrap().to_owned();
+                return Some(rest.split('"').next().unwrap().to_owned());
             }
         }
-        panic!("server exited before reporting its address");
+        None
     })
     .await
     .expect("server did not report its address within 60 s");
-    Some(Server {
-        base_url: address,
-        _child: child,
-        _data_dir: data_dir,
-    })
+    (child, address)
 }
 
 pub fn body<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
