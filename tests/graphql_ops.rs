@@ -2,52 +2,19 @@
 //! HTTP POST /graphql to a real server on a socket, and compared with the REST routes they
 //! mirror: same results, same permissions, same error codes.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustydb::config::{Config, Secret};
-use rustydb::server::Server;
-use rustydb::telemetry::LogControl;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const PASSWORD: &str = "graphql-ops-password";
+use crate::support::graphql::Live;
+
 /// How long one HTTP exchange may take on a loaded machine before the test fails.
 const EXCHANGE: Duration = Duration::from_secs(60);
 
-struct Live {
-    addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
+/// POST /graphql over a real socket (the shared harness's REST helper goes through the router).
 impl Live {
-    async fn start(edit: impl FnOnce(&mut Config)) -> Live {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::for_data_dir(dir.path());
-        config.security.admin_password = Some(Secret::new(PASSWORD));
-        config.security.login_attempts_per_minute = 10_000;
-        config.security.requests_per_minute = 100_000;
-        edit(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = Server::start(config, LogControl::detached(), Instant::now())
-            .await
-            .expect("start");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server.serve(listener, async {
-            let _ = rx.await;
-        }));
-        Live {
-            addr,
-            _stop: tx,
-            _dir: dir,
-        }
-    }
-
     /// One HTTP/1.1 exchange on a new connection: (status, JSON body or null).
     async fn http(
         &self,
@@ -111,33 +78,6 @@ impl Live {
             .as_str()
             .unwrap_or_else(|| panic!("{query}: no error code in {body}"))
             .to_string()
-    }
-
-    async fn token(&self, username: &str, password: &str) -> String {
-        let (status, body) = self
-            .http(
-                "POST",
-                "/api/v1/auth/login",
-                "none",
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().expect("token").to_string()
-    }
-
-    async fn admin(&self) -> String {
-        self.token("admin", PASSWORD).await
-    }
-
-    async fn user(&self, name: &str, roles: &[&str]) -> String {
-        let admin = self.admin().await;
-        let body = json!({"username": name, "password": "password-123", "roles": roles});
-        let (status, body) = self
-            .http("POST", "/api/v1/admin/users", &admin, Some(body))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        self.token(name, "password-123").await
     }
 }
 
