@@ -20,7 +20,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const ROLE: &str = "WS_BENCH_ROLE";
 
@@ -59,6 +58,19 @@ fn rss_bytes() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// CPU time of this process's threads so far, in nanoseconds (the first field of each thread's
+/// schedstat: time on a CPU, with nanosecond resolution, unlike the tick counts of `stat`).
+fn cpu_nanos() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// A server child process, driven over stdin/stdout lines.
@@ -125,6 +137,11 @@ type FigureRow = (&'static str, fn(&Figures) -> f64);
 #[derive(Default, Clone)]
 struct Figures {
     deliveries_per_sec: f64,
+    /// Server CPU time per delivery during the throughput run, all threads.
+    cpu_ns_per_delivery: f64,
+    /// Server CPU time over wall time in the throughput run: near 1.0, the server's core was
+    /// the limit; well under, the clients were.
+    server_busy: f64,
     lost: u64,
     p50_ms: f64,
     p95_ms: f64,
@@ -160,9 +177,11 @@ fn driver() {
         for role in ["baseline", "rustydb"] {
             let figures = runtime.block_on(measure(role, n, burst));
             println!(
-                "  run {} {role:8} deliveries/s {:>10.0} lost {:>6}  p50 {:>6.2} ms p95 {:>6.2} ms p99 {:>6.2} ms  rss/conn {:>7.0} B rss/sub {:>6.0} B 2nd {:>6.0} B",
+                "  run {} {role:8} deliveries/s {:>10.0} ({:>4.0} ns cpu each, server busy {:>3.0} %) lost {:>6}  p50 {:>6.2} ms p95 {:>6.2} ms p99 {:>6.2} ms  rss/conn {:>7.0} B rss/sub {:>6.0} B 2nd {:>6.0} B",
                 run + 1,
                 figures.deliveries_per_sec,
+                figures.cpu_ns_per_delivery,
+                figures.server_busy * 100.0,
                 figures.lost,
                 figures.p50_ms,
                 figures.p95_ms,
@@ -187,8 +206,10 @@ fn driver() {
         "  {:<26} {:>14} {:>14} {:>8}",
         "figure", "baseline", "rustydb", "ratio"
     );
-    let rows: [FigureRow; 7] = [
+    let rows: [FigureRow; 9] = [
         ("deliveries/s", |f| f.deliveries_per_sec),
+        ("server CPU ns/delivery", |f| f.cpu_ns_per_delivery),
+        ("server busy fraction", |f| f.server_busy),
         ("latency p50 ms @50k/s", |f| f.p50_ms),
         ("latency p95 ms @50k/s", |f| f.p95_ms),
         ("latency p99 ms @50k/s", |f| f.p99_ms),
@@ -207,6 +228,19 @@ fn driver() {
 
 async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     let mut server = Server::spawn(role);
+    // The server samples host metrics while `system_metrics` has a subscriber: its first
+    // subscriber starts the sampler (sysinfo tables, a blocking thread), a cost paid once per
+    // topic, not per subscription. A subscriber that matches none of the benchmark's events
+    // starts it before anything is measured, and stays for the whole run.
+    let _warm = if role == "rustydb" {
+        let mut warm = client::Client::connect(server.port, "/api/v1/ws", &server.token).await;
+        warm.send_text(r#"{"message_type":"subscribe","data":{"topic":"system_metrics","filter":{"cpu_usage":-1}}}"#).await;
+        warm.until_text("subscription_ack").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Some(warm)
+    } else {
+        None
+    };
     let heap_start = server.call("heap");
     let rss_start = server.rss();
     let clients = Clients {
@@ -214,21 +248,13 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
         latencies: Arc::default(),
         record: Arc::default(),
     };
-    let url = match role {
-        "baseline" => format!("ws://127.0.0.1:{}/", server.port),
-        _ => format!("ws://127.0.0.1:{}/api/v1/ws", server.port),
+    let path = match role {
+        "baseline" => "/",
+        _ => "/api/v1/ws",
     };
     let mut sockets = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut request = url.as_str().into_client_request().expect("request");
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", server.token).parse().expect("header"),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("connect");
-        sockets.push(ws);
+        sockets.push(client::Client::connect(server.port, path, &server.token).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_connected = server.rss();
@@ -236,19 +262,11 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     // Subscribe (the baseline subscribes every connection on accept).
     if role == "rustydb" {
         for ws in &mut sockets {
-            ws.send(Message::Text(
-                // The filter keeps the server's own once-a-second samples out of the figures.
-                r#"{"message_type":"subscribe","data":{"topic":"system_metrics","filter":{"cpu_usage":45.2}}}"#.into(),
-            ))
-            .await
-            .expect("subscribe");
+            // The filter keeps the server's own once-a-second samples out of the figures.
+            ws.send_text(r#"{"message_type":"subscribe","data":{"topic":"system_metrics","filter":{"cpu_usage":45.2}}}"#).await;
         }
         for ws in &mut sockets {
-            while let Some(Ok(m)) = ws.next().await {
-                if matches!(&m, Message::Text(t) if t.contains("subscription_ack")) {
-                    break;
-                }
-            }
+            ws.until_text("subscription_ack").await;
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -259,28 +277,18 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     // buffers of the connection's first read and write (the first subscription pays for those).
     if role == "rustydb" {
         for ws in &mut sockets {
-            ws.send(Message::Text(
-                r#"{"message_type":"subscribe","data":{"topic":"system_metrics","filter":{"active_queries":12}}}"#.into(),
-            ))
-            .await
-            .expect("subscribe");
+            ws.send_text(r#"{"message_type":"subscribe","data":{"topic":"system_metrics","filter":{"active_queries":12}}}"#).await;
         }
         let mut second = Vec::with_capacity(n);
         for ws in &mut sockets {
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = &m
-                    && t.contains("subscription_ack")
-                {
-                    let ack: serde_json::Value = serde_json::from_str(t).expect("ack");
-                    second.push(
-                        ack["data"]["subscription_id"]
-                            .as_str()
-                            .expect("id")
-                            .to_string(),
-                    );
-                    break;
-                }
-            }
+            let ack = ws.until_text("subscription_ack").await;
+            let ack: serde_json::Value = serde_json::from_str(&ack).expect("ack");
+            second.push(
+                ack["data"]["subscription_id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string(),
+            );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         rss_subscribed_twice = server.rss();
@@ -288,16 +296,10 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
         for (ws, id) in sockets.iter_mut().zip(&second) {
             let unsubscribe =
                 serde_json::json!({"message_type": "unsubscribe", "data": {"subscription_id": id}});
-            ws.send(Message::Text(unsubscribe.to_string().into()))
-                .await
-                .expect("unsubscribe");
+            ws.send_text(&unsubscribe.to_string()).await;
         }
         for ws in &mut sockets {
-            while let Some(Ok(m)) = ws.next().await {
-                if matches!(&m, Message::Text(t) if t.contains("subscription_ack")) {
-                    break;
-                }
-            }
+            ws.until_text("subscription_ack").await;
         }
     }
     if std::env::var_os("WS_BENCH_HEAP").is_some() {
@@ -315,7 +317,7 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
             heap::per_item(&heap_subscribed, &heap_twice, n)
         );
     }
-    let server = server;
+    let mut server = server;
     let mut tasks = Vec::new();
     let bench_start = now_nanos() - 3_600_000_000_000;
     for mut ws in sockets {
@@ -323,25 +325,35 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
         let latencies = Arc::clone(&clients.latencies);
         let record = Arc::clone(&clients.record);
         tasks.push(tokio::spawn(async move {
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
+            let mut batch = Vec::new();
+            while ws
+                .read_texts(|t| {
                     // Bench events carry their publish time (nanoseconds since the epoch).
-                    if let Some(sent) = sent_at(&t).filter(|s| *s > bench_start) {
-                        received.fetch_add(1, Ordering::Relaxed);
-                        if record.load(Ordering::Relaxed) {
-                            let lat = now_nanos().saturating_sub(sent);
-                            latencies.lock().expect("lock").push(lat);
-                        }
+                    if let Some(sent) = sent_at(t).filter(|s| *s > bench_start) {
+                        batch.push(sent);
                     }
+                })
+                .await
+            {
+                if batch.is_empty() {
+                    continue;
                 }
+                received.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if record.load(Ordering::Relaxed) {
+                    let now = now_nanos();
+                    let mut all = latencies.lock().expect("lock");
+                    all.extend(batch.iter().map(|sent| now.saturating_sub(*sent)));
+                }
+                batch.clear();
             }
         }));
     }
 
     // Throughput: publish `burst` events as fast as the server can.
     let expected = (n * burst) as u64;
+    let cpu_start: u64 = server.call("cpu").parse().expect("cpu");
     let start = Instant::now();
-    let (server, reply) = publish(server, burst, 0).await;
+    let (mut server, reply) = publish(server, burst, 0).await;
     assert_eq!(reply, "done");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = 0;
@@ -361,6 +373,11 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let got = clients.received.load(Ordering::Relaxed);
+    let cpu = server
+        .call("cpu")
+        .parse::<u64>()
+        .expect("cpu")
+        .saturating_sub(cpu_start) as f64;
 
     // Latency at 50,000 deliveries/s: 50,000 / n events per second for about 3 s.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -387,6 +404,8 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     };
     let figures = Figures {
         deliveries_per_sec: got.min(expected) as f64 / elapsed,
+        cpu_ns_per_delivery: cpu / got.max(1) as f64,
+        server_busy: cpu / 1e9 / elapsed,
         lost: expected.saturating_sub(got),
         p50_ms: pct(0.50),
         p95_ms: pct(0.95),
@@ -423,13 +442,153 @@ async fn publish(server: Server, events: usize, rate: usize) -> (Server, String)
 }
 
 /// The publish time carried in `memory_usage` of the benchmark's events.
-fn sent_at(frame: &str) -> Option<u64> {
-    let i = frame.find("\"memory_usage\":")? + "\"memory_usage\":".len();
-    let digits: String = frame[i..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+fn sent_at(frame: &[u8]) -> Option<u64> {
+    const FIELD: &str = "\"memory_usage\":";
+    let frame = std::str::from_utf8(frame).ok()?;
+    let i = frame.find(FIELD)? + FIELD.len();
+    let end = frame[i..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(frame.len(), |e| i + e);
+    frame[i..end].parse().ok()
+}
+
+/// A minimal WebSocket client: the handshake, masked text frames out, and frames in parsed in
+/// place from one read buffer. The load generator has one core for 1,000 clients; tungstenite's
+/// client (a message allocated per frame) made the clients, not the servers, the limit.
+mod client {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub struct Client {
+        tcp: TcpStream,
+        buf: Vec<u8>,
+        /// Bytes read and not yet parsed: `buf[start..end]`.
+        start: usize,
+        end: usize,
+    }
+
+    const READ_BUFFER: usize = 64 * 1024;
+
+    impl Client {
+        pub async fn connect(port: u16, path: &str, token: &str) -> Client {
+            let mut tcp = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            tcp.set_nodelay(true).expect("nodelay");
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {token}\r\n\r\n"
+            );
+            tcp.write_all(request.as_bytes()).await.expect("handshake");
+            let mut client = Client {
+                tcp,
+                buf: vec![0; READ_BUFFER],
+                start: 0,
+                end: 0,
+            };
+            loop {
+                client.fill().await;
+                let head = &client.buf[..client.end];
+                if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                    assert!(
+                        head.starts_with(b"HTTP/1.1 101"),
+                        "{}",
+                        String::from_utf8_lossy(head)
+                    );
+                    client.start = i + 4;
+                    return client;
+                }
+            }
+        }
+
+        async fn fill(&mut self) -> bool {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            assert!(
+                self.end < self.buf.len(),
+                "a frame larger than the read buffer"
+            );
+            match self.tcp.read(&mut self.buf[self.end..]).await {
+                Ok(0) | Err(_) => false,
+                Ok(n) => {
+                    self.end += n;
+                    true
+                }
+            }
+        }
+
+        /// Sends a masked text frame (mask key zero: the XOR leaves the payload as it is).
+        pub async fn send_text(&mut self, text: &str) {
+            let mut frame = vec![0x81];
+            match text.len() {
+                n if n < 126 => frame.push(0x80 | n as u8),
+                n => {
+                    frame.push(0x80 | 126);
+                    frame.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+            }
+            frame.extend_from_slice(&[0; 4]);
+            frame.extend_from_slice(text.as_bytes());
+            self.tcp.write_all(&frame).await.expect("send");
+        }
+
+        /// Passes the payload of every complete text frame read to `each`; `false` once the
+        /// connection ended.
+        pub async fn read_texts(&mut self, mut each: impl FnMut(&[u8])) -> bool {
+            if !self.fill().await {
+                return false;
+            }
+            while let Some((opcode, range)) = self.frame() {
+                if opcode == 1 {
+                    each(&self.buf[range]);
+                }
+            }
+            true
+        }
+
+        /// Reads until a text frame containing `marker`; returns it.
+        pub async fn until_text(&mut self, marker: &str) -> String {
+            loop {
+                while let Some((opcode, range)) = self.frame() {
+                    let payload = &self.buf[range];
+                    if opcode == 1
+                        && payload
+                            .windows(marker.len())
+                            .any(|w| w == marker.as_bytes())
+                    {
+                        return String::from_utf8_lossy(payload).into_owned();
+                    }
+                }
+                assert!(self.fill().await, "connection closed before `{marker}`");
+            }
+        }
+
+        /// The next complete frame (unmasked: it comes from the server), consumed.
+        fn frame(&mut self) -> Option<(u8, std::ops::Range<usize>)> {
+            let data = &self.buf[self.start..self.end];
+            if data.len() < 2 {
+                return None;
+            }
+            let (length, header) = match data[1] & 0x7f {
+                126 if data.len() >= 4 => (u16::from_be_bytes([data[2], data[3]]) as usize, 4),
+                127 if data.len() >= 10 => {
+                    let mut b = [0; 8];
+                    b.copy_from_slice(&data[2..10]);
+                    (u64::from_be_bytes(b) as usize, 10)
+                }
+                126 | 127 => return None,
+                n => (n as usize, 2),
+            };
+            if data.len() < header + length {
+                return None;
+            }
+            let payload = self.start + header..self.start + header + length;
+            self.start += header + length;
+            Some((data[0] & 0x0f, payload))
+        }
+    }
 }
 
 mod server {
@@ -443,6 +602,7 @@ mod server {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["rss"] => println!("{}", rss_bytes()),
+                ["cpu"] => println!("{}", cpu_nanos()),
                 ["heap"] => println!("{}", heap::snapshot()),
                 ["publish", n, rate] => {
                     publish(n.parse().unwrap_or(0), rate.parse().unwrap_or(0));
@@ -562,7 +722,15 @@ mod server {
                 while let Ok((stream, _)) = listener.accept().await {
                     let mut rx = tx.subscribe();
                     tokio::spawn(async move {
-                        let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                        // The read buffer RustyDB uses: tungstenite zero-fills its whole read
+                        // buffer (128 KiB by default) at every read attempt, which would make
+                        // the baseline spend ~40 % of its time in memset.
+                        let config =
+                            tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                                .read_buffer_size(256);
+                        let Ok(ws) =
+                            tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                        else {
                             return;
                         };
                         let (mut sink, mut incoming) = ws.split();

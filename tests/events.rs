@@ -98,7 +98,7 @@ fn bus_frames_carry_the_envelope_and_sequence() {
         .cursor
         .read(usize::MAX, |e| replay.push(std::sync::Arc::clone(e)));
     assert_eq!(replay.len(), 2);
-    let frame: Value = serde_json::from_str(replay[1].frame.as_str()).expect("json");
+    let frame: Value = serde_json::from_str(replay[1].frame.text_payload()).expect("json");
     assert_eq!(frame["message_type"], "system_metrics");
     assert_eq!(frame["topic"], "system_metrics");
     assert_eq!(frame["sequence"], 2);

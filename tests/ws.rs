@@ -398,6 +398,113 @@ async fn oversized_messages_close_the_connection() {
     );
 }
 
+/// The server writes every frame itself (tungstenite only reads): it must still answer a ping
+/// with its payload and a close with a close.
+#[tokio::test]
+async fn pings_get_their_pong_and_a_close_is_echoed() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping");
+    let pong = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    assert!(
+        matches!(&pong, Ok(Some(Ok(Message::Pong(p)))) if &p[..] == b"are you there"),
+        "{pong:?}"
+    );
+    // A ping between subscription frames does not disturb them.
+    subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "filter": {"cpu_usage": 1.0}}),
+    )
+    .await;
+    live.publish(3);
+    ws.send(Message::Ping(b"again".to_vec().into()))
+        .await
+        .expect("ping");
+    live.publish(3);
+    let (mut events, mut pongs) = (0, 0);
+    while events < 6 || pongs < 1 {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("system_metrics") => events += 1,
+            Ok(Some(Ok(Message::Pong(p)))) if &p[..] == b"again" => pongs += 1,
+            Ok(Some(Ok(Message::Ping(_)))) => {}
+            other => panic!("events {events}, pongs {pongs}: {other:?}"),
+        }
+    }
+    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: CloseCode::Away,
+        reason: "bye".into(),
+    }))
+    .await
+    .expect("close");
+    assert_eq!(close_code(&mut ws).await, Some(1001), "the close is echoed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !live.state.ws.registry.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(live.state.ws.registry.is_empty());
+}
+
+/// A request that is not a complete WebSocket handshake gets 426 saying what is missing.
+#[tokio::test]
+async fn incomplete_handshakes_are_refused_with_the_missing_header() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    for (headers, missing) in [
+        (
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Key",
+        ),
+        (
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+            "Sec-WebSocket-Version",
+        ),
+        (
+            "Connection: keep-alive\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+            "Connection header",
+        ),
+    ] {
+        let mut tcp = TcpStream::connect(live.addr).await.expect("connect");
+        let request = format!(
+            "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n{headers}Connection: close\r\n\r\n"
+        );
+        // `Connection: close` after the first Connection header: hyper joins them, so the
+        // `upgrade` token (when present) is still found.
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        tokio::time::timeout(Duration::from_secs(5), tcp.read_to_string(&mut response))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(response.starts_with("HTTP/1.1 426"), "{response}");
+        assert!(
+            response.contains("WEBSOCKET_UPGRADE_REQUIRED"),
+            "{response}"
+        );
+        assert!(response.contains(missing), "{missing}: {response}");
+    }
+    // The complete handshake is answered with the RFC 6455 accept key.
+    let mut tcp = TcpStream::connect(live.addr).await.expect("connect");
+    let request = format!(
+        "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let response = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(response.starts_with("http/1.1 101"), "{response}");
+    assert!(
+        response.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{response}"
+    );
+}
+
 #[tokio::test]
 async fn heartbeat_keeps_readers_alive_and_idle_clients_are_closed() {
     let live = Live::start(|c| {

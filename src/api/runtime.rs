@@ -201,19 +201,17 @@ pub async fn json_body<T: DeserializeOwned>(parts: &Parts, body: Body) -> Result
     })
 }
 
+pub use crate::ws::WebSocketUpgrade;
+
 /// The WebSocket upgrade of a request: 426 with the error body for a plain HTTP request.
-pub async fn websocket_upgrade(
-    parts: &mut Parts,
-) -> Result<axum::extract::ws::WebSocketUpgrade, ApiError> {
-    axum::extract::ws::WebSocketUpgrade::from_request_parts(parts, &())
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UPGRADE_REQUIRED,
-                "WEBSOCKET_UPGRADE_REQUIRED",
-                format!("this endpoint speaks WebSocket: {}", e.body_text()),
-            )
-        })
+pub async fn websocket_upgrade(parts: &mut Parts) -> Result<WebSocketUpgrade, ApiError> {
+    WebSocketUpgrade::from_parts(parts).map_err(|e| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "WEBSOCKET_UPGRADE_REQUIRED",
+            format!("this endpoint speaks WebSocket: {e}"),
+        )
+    })
 }
 
 pub fn respond<T: Serialize>(status: u16, result: Result<T, ApiError>) -> Response {

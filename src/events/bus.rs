@@ -8,7 +8,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::extract::ws::Utf8Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
@@ -16,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::api::{EventMessage, TOPICS, TopicMeta};
 use crate::sync::{lock, read, write};
+use crate::ws::WireFrame;
 
 /// One published event.
 #[derive(Debug)]
@@ -25,8 +25,9 @@ pub struct Event {
     pub message_type: &'static str,
     /// The payload, for server-side filters.
     pub data: Value,
-    /// The complete wire frame: `{"message_type", "data", "timestamp", "topic", "sequence"}`.
-    pub frame: Utf8Bytes,
+    /// The complete WebSocket frame, encoded once for every subscriber; its payload is
+    /// `{"message_type", "data", "timestamp", "topic", "sequence"}`.
+    pub frame: WireFrame,
 }
 
 /// The frame without its sequence: `sequence` is the last field, appended under the ring's lock.
@@ -123,7 +124,7 @@ impl Topic {
                 sequence,
                 message_type,
                 data,
-                frame: Utf8Bytes::from(frame),
+                frame: WireFrame::text(&frame),
             });
             if ring.len() == self.capacity {
                 ring.pop_front();

@@ -101,10 +101,21 @@ async fn get_graphql(State(gql): State<Arc<GraphQl>>, request: Request) -> Respo
     let client_ip = request.extensions().get::<ClientIp>().map(|c| c.0);
     let (mut parts, _) = request.into_parts();
     if parts.headers.contains_key(header::UPGRADE) {
-        let upgrade = match crate::api::runtime::websocket_upgrade(&mut parts).await {
-            Ok(u) => u.protocols(transport::PROTOCOLS),
-            Err(e) => return e.into_response(),
-        };
+        // axum's upgrade: GraphQL frames are written per subscriber, so the REST streams'
+        // shared-frame writer (crate::ws) would not save a copy here.
+        use axum::extract::FromRequestParts as _;
+        let upgrade =
+            match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+                Ok(u) => u.protocols(transport::PROTOCOLS),
+                Err(e) => {
+                    return ApiError::new(
+                        StatusCode::UPGRADE_REQUIRED,
+                        "WEBSOCKET_UPGRADE_REQUIRED",
+                        format!("this endpoint speaks WebSocket: {}", e.body_text()),
+                    )
+                    .into_response();
+                }
+            };
         let protocol = transport::Protocol::from_header(upgrade.selected_protocol());
         return upgrade.on_upgrade(move |socket| {
             transport::serve(socket, protocol, gql, principal, client_ip)

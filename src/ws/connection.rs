@@ -1,26 +1,34 @@
 //! One connection's task: reads client messages, reads its subscriptions' topics, and writes.
 //! A subscription is a cursor into its topic's ring (see `events::bus`), and the topic wakes the
 //! task after each publish; the task then takes everything ready from every subscription, writes
-//! the frames (the topic's shared bytes, never re-encoded) and flushes once (per-message flushing
-//! is an order of magnitude slower). Close codes are documented in docs/websocket.md.
+//! the frames (the topic's shared bytes, never re-encoded or copied: see `wire`) and flushes once
+//! (per-message flushing is an order of magnitude slower). tungstenite reads the client's frames;
+//! everything sent goes through the connection's `FrameWriter`. Close codes are documented in
+//! docs/websocket.md.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
+use tokio::io::WriteHalf;
 use tokio::sync::Notify;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::WsHub;
 use super::protocol::{self, ClientMessage};
 use super::query::Queries;
-use super::registry::{Control, Registration, SubscriptionInfo};
+use super::registry::{Control, Registration, SubscriptionId, SubscriptionInfo};
+use super::upgrade::Socket;
+use super::wire::{FrameWriter, ReadOnly, WireFrame};
 use crate::api::runtime::Identity;
 use crate::api::{Access, types};
 use crate::events::{Cursor, Filter, Gap, Subscribed, Topic};
 
 /// Close codes (see docs/websocket.md).
+pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_IDLE: u16 = 4000;
 pub const CLOSE_CREDENTIALS_EXPIRED: u16 = 4001;
@@ -29,20 +37,25 @@ pub const CLOSE_BY_ADMIN: u16 = 4009;
 
 /// Most events taken from one subscription before a flush.
 const DRAIN_BATCH: usize = 512;
-/// Frames' room a connection's outgoing list keeps between writes.
-const KEEP_OUT_CAPACITY: usize = 64;
 
 /// One subscription, kept small: it is per subscriber, the events themselves are per topic.
 struct Subscription {
     /// Where it is in its topic: the newest sequence taken (delivered or filtered out).
     cursor: Cursor,
-    /// Deliver at most one event per this interval (metrics sampling); `None` delivers all.
-    min_interval: Option<Duration>,
-    last_delivered_at: Option<Instant>,
-    warned: bool,
+    /// Metrics sampling (/api/v1/ws/metrics only, so boxed); `None` delivers every event.
+    sampling: Option<Box<Sampling>>,
     full_since: Option<Instant>,
+    warned: bool,
     /// Its id, filter and counters, shared with the management routes.
     info: Arc<SubscriptionInfo>,
+}
+
+const _: () = assert!(std::mem::size_of::<Subscription>() <= 64);
+
+/// Deliver at most one event per `min_interval`.
+struct Sampling {
+    min_interval: Duration,
+    last_delivered_at: Option<Instant>,
 }
 
 impl Subscription {
@@ -50,8 +63,8 @@ impl Subscription {
         self.cursor.topic()
     }
 
-    fn id(&self) -> &str {
-        &self.info.id
+    fn id(&self) -> SubscriptionId {
+        self.info.id
     }
 }
 
@@ -65,8 +78,11 @@ pub struct Connection {
     pub streams_queries: bool,
 }
 
+type Writer = FrameWriter<WriteHalf<Socket>>;
+
 enum Exit {
-    ClientGone,
+    /// The client sent a close frame (with this code) or the socket ended.
+    ClientClosed(Option<u16>),
     Close(u16, String),
     /// The socket stopped accepting writes; no close frame can be sent.
     Stuck,
@@ -77,15 +93,19 @@ impl Connection {
     /// (topic, sampling interval) are made on connect.
     pub async fn run(
         mut self,
-        socket: WebSocket,
+        socket: Socket,
+        read_config: WebSocketConfig,
         auto: Vec<(Arc<Topic>, Option<Duration>, Filter)>,
     ) {
-        let (mut sink, mut stream) = socket.split();
+        let (read, write) = tokio::io::split(socket);
+        let mut stream =
+            WebSocketStream::from_raw_socket(ReadOnly(read), Role::Server, Some(read_config)).await;
+        let mut writer = FrameWriter::new(write);
         let info = Arc::clone(&self.registration.info);
         // Woken by the subscribed topics after each publish.
         let wake = Arc::new(Notify::new());
         let mut subs: Vec<Subscription> = Vec::new();
-        let mut out: Vec<Utf8Bytes> = Vec::new();
+        let mut out: Vec<WireFrame> = Vec::new();
         let mut queries = Queries::default();
         let config = self.hub.config.clone();
         let mut heartbeat = tokio::time::interval(config.heartbeat);
@@ -95,14 +115,18 @@ impl Connection {
         // Made once: a timer created per loop turn would be registered and cancelled per turn.
         let expiry = sleep_until(self.expires_at);
         let shutdown = crate::state::shutting_down(&mut shutdown);
-        tokio::pin!(expiry, shutdown);
+        // Likewise the waits on the topics' wake-ups and on control requests: made anew per turn,
+        // each would join and leave its waiter list (a lock each way) at every wake-up.
+        let woken = wake.notified();
+        let control = info.control.recv();
+        tokio::pin!(expiry, shutdown, woken, control);
 
         for (topic, interval, filter) in auto {
             self.subscribe(&wake, &mut subs, &mut out, topic, filter, None, interval);
         }
 
         let exit = loop {
-            if !out.is_empty() && !self.send(&mut sink, &mut out).await {
+            if !out.is_empty() && !self.send(&mut writer, &mut out).await {
                 break Exit::Stuck;
             }
             tokio::select! {
@@ -117,8 +141,12 @@ impl Connection {
                             self.count_received();
                             out.push(protocol::error("MALFORMED_MESSAGE", "binary frames are not supported; send JSON text"));
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                        Some(Ok(Message::Close(_))) | None => break Exit::ClientGone,
+                        Some(Ok(Message::Ping(payload))) => out.push(WireFrame::pong(payload)),
+                        Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
+                        Some(Ok(Message::Close(frame))) => {
+                            break Exit::ClientClosed(frame.map(|f| u16::from(f.code)));
+                        }
+                        None => break Exit::ClientClosed(None),
                         Some(Err(e)) => {
                             // Oversized or invalid frames end the connection (tungstenite's rules).
                             tracing::debug!(connection = %self.info().id, error = %e, "read failed");
@@ -126,7 +154,8 @@ impl Connection {
                         }
                     }
                 }
-                () = wake.notified(), if !subs.is_empty() => {
+                () = &mut woken, if !subs.is_empty() => {
+                    woken.set(wake.notified());
                     // Measure the queues before draining them: after a slow write they show how
                     // far this client has fallen behind.
                     if let Some(exit) = self.check_backpressure(&mut subs, &mut out) {
@@ -154,11 +183,14 @@ impl Connection {
                         }
                     }
                 }
-                control = info.control.recv() => match control {
-                    Control::Close { code, reason } => break Exit::Close(code, reason),
-                    Control::Unsubscribe(id) => self.unsubscribe(&id, &mut subs, &mut out),
-                    Control::Send(frame) => out.push(frame),
-                },
+                request = &mut control => {
+                    control.set(info.control.recv());
+                    match request {
+                        Control::Close { code, reason } => break Exit::Close(code, reason),
+                        Control::Unsubscribe(id) => self.unsubscribe(id, &mut subs, &mut out),
+                        Control::Send(frame) => out.push(frame),
+                    }
+                }
                 _ = heartbeat.tick() => {
                     if last_activity.elapsed() >= config.idle_timeout {
                         break Exit::Close(CLOSE_IDLE, "idle timeout".into());
@@ -172,7 +204,7 @@ impl Connection {
                         }
                         Err(reason) => break Exit::Close(CLOSE_CREDENTIALS_EXPIRED, reason),
                     }
-                    if tokio::time::timeout(config.slow_client_timeout, sink.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
+                    if !self.write(&mut writer, &[WireFrame::ping()]).await {
                         break Exit::Stuck;
                     }
                 }
@@ -188,16 +220,16 @@ impl Connection {
         queries.cancel_all();
         match exit {
             Exit::Close(code, reason) => {
-                let _ = self.send(&mut sink, &mut out).await;
-                let frame = CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from(reason),
-                };
+                let _ = self.send(&mut writer, &mut out).await;
                 // The closing handshake: send Close, then read until the client's Close (or a
                 // second passes). Dropping the socket with unread data would reset the connection
                 // and the client could lose the Close frame.
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                    if writer
+                        .write_all(&[WireFrame::close(code, &reason)])
+                        .await
+                        .is_ok()
+                    {
                         while let Some(Ok(m)) = stream.next().await {
                             if matches!(m, Message::Close(_)) {
                                 break;
@@ -207,7 +239,16 @@ impl Connection {
                 })
                 .await;
             }
-            Exit::ClientGone => {}
+            Exit::ClientClosed(code) => {
+                // Echo the client's close (RFC 6455 5.5.1), then end the TCP stream.
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    let echo = WireFrame::close(code.unwrap_or(CLOSE_NORMAL), "");
+                    if writer.write_all(&[echo]).await.is_ok() {
+                        let _ = writer.shutdown().await;
+                    }
+                })
+                .await;
+            }
             Exit::Stuck => {
                 tracing::info!(connection = %self.info().id, "dropping a client that stopped reading");
             }
@@ -215,20 +256,20 @@ impl Connection {
     }
 
     /// Ends subscriptions to topics the caller's current roles no longer allow.
-    fn drop_forbidden(&self, subs: &mut Vec<Subscription>, out: &mut Vec<Utf8Bytes>) {
-        let forbidden: Vec<String> = subs
+    fn drop_forbidden(&self, subs: &mut Vec<Subscription>, out: &mut Vec<WireFrame>) {
+        let forbidden: Vec<SubscriptionId> = subs
             .iter()
             .filter(
                 |s| matches!(s.topic().meta.access, Access::Requires(p) if !self.identity.has(p)),
             )
-            .map(|s| s.id().to_string())
+            .map(Subscription::id)
             .collect();
         for id in forbidden {
             out.push(protocol::error(
                 "FORBIDDEN_TOPIC",
                 format!("subscription {id} ended: your roles no longer allow its topic"),
             ));
-            self.unsubscribe(&id, subs, out);
+            self.unsubscribe(id, subs, out);
         }
     }
 
@@ -242,41 +283,31 @@ impl Connection {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Writes every pending frame and flushes once; `false` if the client stopped reading for
-    /// the slow-client timeout.
-    async fn send(
-        &self,
-        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-        out: &mut Vec<Utf8Bytes>,
-    ) -> bool {
-        let count = out.len() as u64;
-        let written = {
-            let write = async {
-                for frame in out.drain(..) {
-                    sink.feed(Message::Text(frame)).await?;
-                }
-                sink.flush().await
-            };
-            let mut write = std::pin::pin!(write);
-            // Most writes complete at once; only one that waits for the client needs a timer.
-            match write.as_mut().now_or_never() {
-                Some(result) => Ok(result),
-                None => tokio::time::timeout(self.hub.config.slow_client_timeout, write).await,
-            }
+    /// Writes every pending frame and flushes once, counting them as messages sent; `false` if
+    /// the client stopped reading for the slow-client timeout.
+    async fn send(&self, writer: &mut Writer, out: &mut Vec<WireFrame>) -> bool {
+        let sent = self.write(writer, out).await;
+        if sent {
+            self.info()
+                .messages_sent
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+        }
+        // Not kept: an idle connection holds no list (1,000 subscribers' lists were ~15 % of
+        // what their subscriptions cost), and the allocation is small beside the write.
+        *out = Vec::new();
+        sent
+    }
+
+    /// Writes frames; `false` if the socket failed or accepted nothing for the slow-client
+    /// timeout.
+    async fn write(&self, writer: &mut Writer, frames: &[WireFrame]) -> bool {
+        let mut write = std::pin::pin!(writer.write_all(frames));
+        // Most writes complete at once; only one that waits for the client needs a timer.
+        let written = match write.as_mut().now_or_never() {
+            Some(result) => Ok(result),
+            None => tokio::time::timeout(self.hub.config.slow_client_timeout, write).await,
         };
-        // A burst leaves a long list behind; an idle connection should not keep it.
-        if out.capacity() > KEEP_OUT_CAPACITY {
-            *out = Vec::new();
-        }
-        match written {
-            Ok(Ok(())) => {
-                self.info()
-                    .messages_sent
-                    .fetch_add(count, Ordering::Relaxed);
-                true
-            }
-            Ok(Err(_)) | Err(_) => false,
-        }
+        matches!(written, Ok(Ok(())))
     }
 
     fn handle_text(
@@ -285,7 +316,7 @@ impl Connection {
         wake: &Arc<Notify>,
         subs: &mut Vec<Subscription>,
         queries: &mut Queries,
-        out: &mut Vec<Utf8Bytes>,
+        out: &mut Vec<WireFrame>,
     ) {
         match protocol::parse(text) {
             Err((code, message)) => out.push(protocol::error(code, message)),
@@ -350,19 +381,19 @@ impl Connection {
                 subscription_id,
                 topic,
             }) => {
-                let ids: Vec<String> = match (subscription_id, topic) {
-                    (Some(id), _) => vec![id],
+                let ids: Vec<SubscriptionId> = match (subscription_id, topic) {
+                    (Some(id), _) => SubscriptionId::parse(&id).into_iter().collect(),
                     (None, Some(topic)) => subs
                         .iter()
                         .filter(|s| {
                             s.topic().name() == topic
                                 || s.topic().meta.message_types.contains(&topic.as_str())
                         })
-                        .map(|s| s.id().to_string())
+                        .map(Subscription::id)
                         .collect(),
                     (None, None) => Vec::new(),
                 };
-                if ids.iter().all(|id| !subs.iter().any(|s| s.id() == id)) {
+                if ids.iter().all(|id| !subs.iter().any(|s| s.id() == *id)) {
                     out.push(protocol::error(
                         "NOT_SUBSCRIBED",
                         "no such subscription on this connection",
@@ -370,7 +401,7 @@ impl Connection {
                     return;
                 }
                 for id in ids {
-                    self.unsubscribe(&id, subs, out);
+                    self.unsubscribe(id, subs, out);
                 }
             }
         }
@@ -381,18 +412,17 @@ impl Connection {
         &self,
         wake: &Arc<Notify>,
         subs: &mut Vec<Subscription>,
-        out: &mut Vec<Utf8Bytes>,
+        out: &mut Vec<WireFrame>,
         topic: Arc<Topic>,
         filter: Filter,
         last_sequence: Option<u64>,
         min_interval: Option<Duration>,
     ) {
-        let id = format!("sub-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let id = SubscriptionId::random();
         let Subscribed { cursor, gap, head } = topic.subscribe(last_sequence, wake);
         let info = Arc::new(SubscriptionInfo {
-            id: id.clone(),
-            connection_id: self.info().id.clone(),
-            topic: topic.name(),
+            id,
+            topic: topic.meta,
             filter,
             created_at: chrono::Utc::now(),
             delivered: Default::default(),
@@ -404,17 +434,21 @@ impl Connection {
             "subscription_ack",
             &types::SubscriptionAck {
                 topic: topic.name().to_string(),
-                subscription_id: id,
+                subscription_id: id.to_string(),
                 subscribed: true,
                 last_sequence: head,
             },
         ));
         let mut sub = Subscription {
             cursor,
-            min_interval,
-            last_delivered_at: None,
-            warned: false,
+            sampling: min_interval.map(|min_interval| {
+                Box::new(Sampling {
+                    min_interval,
+                    last_delivered_at: None,
+                })
+            }),
             full_since: None,
+            warned: false,
             info,
         };
         if let Some(gap) = gap {
@@ -428,7 +462,12 @@ impl Connection {
         subs.push(sub);
     }
 
-    fn unsubscribe(&self, id: &str, subs: &mut Vec<Subscription>, out: &mut Vec<Utf8Bytes>) {
+    fn unsubscribe(
+        &self,
+        id: SubscriptionId,
+        subs: &mut Vec<Subscription>,
+        out: &mut Vec<WireFrame>,
+    ) {
         self.info().remove_subscription(id);
         if let Some(i) = subs.iter().position(|s| s.id() == id) {
             let sub = subs.remove(i);
@@ -448,7 +487,7 @@ impl Connection {
     fn check_backpressure(
         &self,
         subs: &mut [Subscription],
-        out: &mut Vec<Utf8Bytes>,
+        out: &mut Vec<WireFrame>,
     ) -> Option<Exit> {
         let limit = self.hub.config.slow_client_timeout;
         for sub in subs.iter_mut() {
@@ -486,24 +525,24 @@ impl Subscription {
     /// Takes up to `max` events from the topic and queues those that pass the filter and the
     /// sampling interval. Events overwritten before this subscriber read them are dropped, counted
     /// and reported as a gap (after a warning), ahead of the events that follow them.
-    fn take(&mut self, max: usize, out: &mut Vec<Utf8Bytes>) {
+    fn take(&mut self, max: usize, out: &mut Vec<WireFrame>) {
         let mark = out.len();
         let mut delivered = 0;
         let filter = &self.info.filter;
-        let (min_interval, last_delivered_at) = (self.min_interval, &mut self.last_delivered_at);
+        let sampling = &mut self.sampling;
         let taken = self.cursor.read(max, |event| {
             if !filter.is_empty() && !filter.matches(&event.data) {
                 return;
             }
-            if let Some(interval) = min_interval {
+            if let Some(sampling) = sampling {
                 let now = Instant::now();
                 // A little slack so a 1 s producer is not skipped by timer jitter.
-                if last_delivered_at
-                    .is_some_and(|t| now.duration_since(t) + Duration::from_millis(100) < interval)
-                {
+                if sampling.last_delivered_at.is_some_and(|t| {
+                    now.duration_since(t) + Duration::from_millis(100) < sampling.min_interval
+                }) {
                     return;
                 }
-                *last_delivered_at = Some(now);
+                sampling.last_delivered_at = Some(now);
             }
             delivered += 1;
             out.push(event.frame.clone());
@@ -525,7 +564,7 @@ impl Subscription {
     }
 }
 
-fn warning_frame(sub: &Subscription, depth: u64) -> Utf8Bytes {
+fn warning_frame(sub: &Subscription, depth: u64) -> WireFrame {
     protocol::frame(
         "backpressure_warning",
         &types::BackpressureWarning {
@@ -537,7 +576,7 @@ fn warning_frame(sub: &Subscription, depth: u64) -> Utf8Bytes {
     )
 }
 
-fn gap_frame(topic: &str, gap: Gap) -> Utf8Bytes {
+fn gap_frame(topic: &str, gap: Gap) -> WireFrame {
     protocol::frame(
         "gap",
         &types::Gap {

@@ -57,11 +57,11 @@ fn connection_view(c: &ConnectionInfo) -> WsConnection {
     }
 }
 
-fn subscription_view(s: &SubscriptionInfo) -> WsSubscription {
+fn subscription_view(c: &ConnectionInfo, s: &SubscriptionInfo) -> WsSubscription {
     WsSubscription {
-        subscription_id: s.id.clone(),
-        connection_id: s.connection_id.clone(),
-        topic: s.topic.to_string(),
+        subscription_id: s.id.to_string(),
+        connection_id: c.id.clone(),
+        topic: s.topic.name.to_string(),
         filter: s.filter.as_value(),
         created_at: s.created_at,
         delivered: s.delivered.load(Ordering::Relaxed),
@@ -141,9 +141,9 @@ impl WebsocketApi for WebSocketManagement {
             .registry
             .list()
             .iter()
-            .flat_map(|c| c.subscriptions())
-            .filter(|s| query.topic.as_deref().is_none_or(|t| t == s.topic))
-            .map(|s| subscription_view(&s))
+            .flat_map(|c| c.subscriptions().into_iter().map(move |s| (c, s)))
+            .filter(|(_, s)| query.topic.as_deref().is_none_or(|t| t == s.topic.name))
+            .map(|(c, s)| subscription_view(c, &s))
             .collect();
         Ok(WsSubscriptionList {
             total: subscriptions.len() as u64,
@@ -156,8 +156,8 @@ impl WebsocketApi for WebSocketManagement {
         _ctx: RequestContext,
         path: GetWsSubscriptionPath,
     ) -> Result<WsSubscription, ApiError> {
-        let (_, sub) = self.subscription(&path.subscription_id)?;
-        Ok(subscription_view(&sub))
+        let (connection, sub) = self.subscription(&path.subscription_id)?;
+        Ok(subscription_view(&connection, &sub))
     }
 
     async fn delete_ws_subscription(
@@ -168,7 +168,7 @@ impl WebsocketApi for WebSocketManagement {
         let (connection, sub) = self.subscription(&path.subscription_id)?;
         connection
             .control
-            .try_send(Control::Unsubscribe(sub.id.clone()))
+            .try_send(Control::Unsubscribe(sub.id))
             .map_err(|_| ApiError::not_found("the connection has closed"))?;
         Ok(())
     }
@@ -200,7 +200,7 @@ impl WebsocketApi for WebSocketManagement {
         let mut delivered_to = 0;
         for connection in self.hub.registry.list() {
             let addressed =
-                topic.is_none_or(|t| connection.subscriptions().iter().any(|s| s.topic == t));
+                topic.is_none_or(|t| connection.subscriptions().iter().any(|s| s.topic.name == t));
             if addressed
                 && connection
                     .control

@@ -7,11 +7,12 @@ mod management;
 mod protocol;
 mod query;
 mod registry;
+mod upgrade;
+mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
@@ -21,6 +22,8 @@ pub use connection::{
 };
 pub use management::WebSocketManagement;
 pub use registry::{Control, Registry};
+pub use upgrade::WebSocketUpgrade;
+pub use wire::WireFrame;
 
 use crate::api::runtime::{Credential, RequestContext};
 use crate::api::websocket_endpoints::{WsEventsQuery, WsMetricsQuery};
@@ -29,14 +32,17 @@ use crate::config::WebSocketConfig;
 use crate::events::{Bus, Filter, Topic};
 use connection::Connection;
 use registry::{ConnectionInfo, LimitExceeded};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig as ReadConfig;
 
 /// The subprotocol the server selects when a client offers it (browsers authenticate by offering
 /// `rustydb.bearer.<token>` or `rustydb.apikey.<key>` beside it; see docs/websocket.md).
 pub const SUBPROTOCOL: &str = "rustydb.v1";
 /// Read buffer per connection: tungstenite's 128 KiB default costs ~135 KB RSS per idle client
-/// (it is zero-filled at the first read), 4 KiB left ~10 KB per idle connection. Client messages
-/// are small; a larger one is read into a buffer grown to its size, 1 KiB per read.
-const READ_BUFFER_BYTES: usize = 1024;
+/// (it is zero-filled at the first read), 4 KiB left ~10 KB per idle connection, and 1 KiB was
+/// still most of what a connection's first message costs. Client messages are small (a
+/// subscribe is ~150 bytes); a larger one is read into a buffer grown to its size, 256 bytes per
+/// read.
+const READ_BUFFER_BYTES: usize = 256;
 
 /// What every connection shares.
 pub struct WsHub {
@@ -132,12 +138,13 @@ impl WebSocketService {
             expires_at,
             streams_queries,
         };
-        upgrade
-            .protocols([SUBPROTOCOL])
+        let read_config = ReadConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES)
-            .max_message_size(config.max_message_bytes)
-            .max_frame_size(config.max_message_bytes)
-            .on_upgrade(move |socket| connection.run(socket, auto))
+            .max_message_size(Some(config.max_message_bytes))
+            .max_frame_size(Some(config.max_message_bytes));
+        upgrade.on_upgrade(SUBPROTOCOL, move |socket| {
+            connection.run(socket, read_config, auto)
+        })
     }
 }
 

@@ -1,10 +1,10 @@
 //! The wire protocol of a connection: client messages in, protocol frames out. Every frame is the
 //! seed's envelope `{"message_type", "data", "timestamp"}`.
 
-use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::WireFrame;
 use crate::api::types;
 
 #[derive(Serialize)]
@@ -14,17 +14,17 @@ struct Envelope<'a, T> {
     timestamp: i64,
 }
 
-pub fn frame<T: Serialize>(message_type: &str, data: &T) -> Utf8Bytes {
+pub fn frame<T: Serialize>(message_type: &str, data: &T) -> WireFrame {
     let text = serde_json::to_string(&Envelope {
         message_type,
         data,
         timestamp: chrono::Utc::now().timestamp(),
     })
     .unwrap_or_default();
-    Utf8Bytes::from(text)
+    WireFrame::text(&text)
 }
 
-pub fn error(code: &str, message: impl Into<String>) -> Utf8Bytes {
+pub fn error(code: &str, message: impl Into<String>) -> WireFrame {
     frame(
         "error",
         &types::Error {

@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::WsHub;
 use super::protocol::{self, QueryRequest};
+use super::{WireFrame, WsHub};
 use crate::api::runtime::Identity;
 use crate::api::{ApiError, types};
 use crate::engine::access::SqlAccess;
@@ -41,7 +40,7 @@ const MAX_QUERY_ID_CHARS: usize = 64;
 
 /// A frame from a query's producer; `last` marks its `query_completed` or `query_error`.
 pub struct Output {
-    frame: Utf8Bytes,
+    frame: WireFrame,
     last: bool,
 }
 
@@ -58,7 +57,7 @@ impl Queries {
     }
 
     /// Queues a frame taken from a query's stream; forgets the query after its last frame.
-    pub fn take(&mut self, id: &str, output: Output, out: &mut Vec<Utf8Bytes>) {
+    pub fn take(&mut self, id: &str, output: Output, out: &mut Vec<WireFrame>) {
         if output.last {
             self.running.remove(id);
             self.streams.remove(id);
@@ -72,7 +71,7 @@ impl Queries {
         hub: &WsHub,
         identity: &Identity,
         request: QueryRequest,
-    ) -> Option<Utf8Bytes> {
+    ) -> Option<WireFrame> {
         let id = request
             .query_id
             .clone()
@@ -122,7 +121,7 @@ impl Queries {
     }
 
     /// Stops a query of this connection; its stream ends with `query_error` `QUERY_CANCELLED`.
-    pub fn cancel(&self, query_id: &str) -> Option<Utf8Bytes> {
+    pub fn cancel(&self, query_id: &str) -> Option<WireFrame> {
         match self.running.get(query_id) {
             Some(query) => {
                 query.cancel();
@@ -221,7 +220,7 @@ struct Counters {
 }
 
 impl Counters {
-    fn progress_frame(&self, query_id: &str, start: Instant) -> Utf8Bytes {
+    fn progress_frame(&self, query_id: &str, start: Instant) -> WireFrame {
         protocol::frame(
             "query_progress",
             &types::QueryProgress {
@@ -365,7 +364,7 @@ struct ChannelSink {
 impl ChannelSink {
     /// Sends a frame, waiting while the queue is full: this is where a slow client holds the
     /// statement. Gives up when the query is cancelled, its deadline passes or the client is gone.
-    fn push(&self, frame: Utf8Bytes) -> Result<()> {
+    fn push(&self, frame: WireFrame) -> Result<()> {
         let gone = || Error::Conflict("the client closed the connection".into());
         let item = Output { frame, last: false };
         let item = match self.tx.try_send(item) {
@@ -465,7 +464,7 @@ fn error_frame(
     message: &str,
     row_count: u64,
     elapsed_ms: f64,
-) -> Utf8Bytes {
+) -> WireFrame {
     protocol::frame(
         "query_error",
         &types::QueryError {

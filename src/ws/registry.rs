@@ -3,13 +3,15 @@
 //! `Registration` drops, whether or not the upgrade completed.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::WireFrame;
+use crate::api::TopicMeta;
 use crate::events::Filter;
 use crate::sync::{lock, read, write};
-use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
@@ -17,8 +19,8 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub enum Control {
     Close { code: u16, reason: String },
-    Unsubscribe(String),
-    Send(Utf8Bytes),
+    Unsubscribe(SubscriptionId),
+    Send(WireFrame),
 }
 
 /// Requests a connection's task has not taken yet, at most this many.
@@ -98,7 +100,7 @@ impl ConnectionInfo {
         lock(&self.subscriptions).len()
     }
 
-    pub fn subscription(&self, id: &str) -> Option<Arc<SubscriptionInfo>> {
+    pub fn subscription(&self, id: SubscriptionId) -> Option<Arc<SubscriptionInfo>> {
         lock(&self.subscriptions)
             .iter()
             .find(|s| s.id == id)
@@ -112,15 +114,41 @@ impl ConnectionInfo {
         subs.push(info);
     }
 
-    pub fn remove_subscription(&self, id: &str) {
+    pub fn remove_subscription(&self, id: SubscriptionId) {
         lock(&self.subscriptions).retain(|s| s.id != id);
     }
 }
 
+/// A subscription's id: 48 random bits, shown as `sub-` and 12 hex digits. Kept as a number, as
+/// there is one per subscription; its connection is the one whose list holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionId(u64);
+
+impl SubscriptionId {
+    pub fn random() -> SubscriptionId {
+        SubscriptionId(uuid::Uuid::new_v4().as_u64_pair().0 & 0xffff_ffff_ffff)
+    }
+
+    /// The id a client or a route names; `None` if no subscription can have it.
+    pub fn parse(text: &str) -> Option<SubscriptionId> {
+        let hex = text.strip_prefix("sub-")?;
+        if hex.len() != 12 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok().map(SubscriptionId)
+    }
+}
+
+impl fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sub-{:012x}", self.0)
+    }
+}
+
+/// Kept to 72 bytes, so that with its reference counts it fits a 96-byte allocation.
 pub struct SubscriptionInfo {
-    pub id: String,
-    pub connection_id: String,
-    pub topic: &'static str,
+    pub id: SubscriptionId,
+    pub topic: &'static TopicMeta,
     pub filter: Filter,
     pub created_at: DateTime<Utc>,
     pub delivered: AtomicU64,
@@ -128,6 +156,9 @@ pub struct SubscriptionInfo {
     /// Events published on the topic that this subscription has not yet taken.
     pub queue_depth: AtomicU64,
 }
+
+// One per subscription: a field more moves it to the next allocation size.
+const _: () = assert!(std::mem::size_of::<SubscriptionInfo>() <= 72);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum LimitExceeded {
@@ -190,6 +221,7 @@ impl Registry {
 
     /// The subscription with this id and its connection.
     pub fn subscription(&self, id: &str) -> Option<(Arc<ConnectionInfo>, Arc<SubscriptionInfo>)> {
+        let id = SubscriptionId::parse(id)?;
         self.open()
             .values()
             .find_map(|c| c.subscription(id).map(|s| (Arc::clone(c), s)))
@@ -221,5 +253,28 @@ impl Drop for Registration {
     fn drop(&mut self) {
         self.info.control.close();
         self.registry.remove(&self.info);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubscriptionId;
+
+    #[test]
+    fn subscription_ids_read_back_and_refuse_lookalikes() {
+        let id = SubscriptionId::random();
+        let text = id.to_string();
+        assert_eq!(text.len(), 16);
+        assert_eq!(SubscriptionId::parse(&text), Some(id));
+        for bad in [
+            "",
+            "sub-",
+            "sub-0123456789ab0",
+            "sub-0123456789AB",
+            "sub-+123456789ab",
+            "conn-0123456789a",
+        ] {
+            assert_eq!(SubscriptionId::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -671,7 +671,7 @@ fn websocket_endpoints(api: &Api) -> TokenStream {
         );
         methods.push(quote! {
             #[doc = #doc]
-            fn #method(&self, #(#args,)* upgrade: ::axum::extract::ws::WebSocketUpgrade)
+            fn #method(&self, #(#args,)* upgrade: rt::WebSocketUpgrade)
                 -> impl ::std::future::Future<Output = ::axum::response::Response> + Send;
         });
         handlers.push(quote! {
