@@ -46,8 +46,12 @@ impl WireFrame {
         }
     }
 
+    /// A ping without payload (the heartbeat): the same two static bytes every time.
     pub fn ping() -> WireFrame {
-        Self::control(Frame::ping(Bytes::new()))
+        WireFrame {
+            bytes: Bytes::from_static(&[0x89, 0x00]),
+            header: 2,
+        }
     }
 
     /// The answer to a client's ping: its payload back.
