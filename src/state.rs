@@ -53,6 +53,8 @@ pub async fn shutting_down(rx: &mut watch::Receiver<bool>) {
 pub struct RequestStats {
     pub total: AtomicU64,
     pub in_flight: AtomicU64,
+    /// Open GraphQL WebSocket connections (the REST streams' are in the WebSocket registry).
+    pub graphql_sockets: AtomicU64,
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
     pub by_class: [AtomicU64; 5],
 }

@@ -664,6 +664,8 @@ async fn monitoring_subscriptions_stream_measurements_at_their_interval() {
                 );
                 assert!(s["cpuUsage"].as_f64().is_some() && s["networkRxBps"].as_i64().is_some());
                 assert!(s["activeQueries"].as_i64().expect("queries") >= 0, "{s}");
+                // This GraphQL socket is the server's only connection.
+                assert_eq!(s["activeConnections"], 1, "{s}");
             }
             "cpu" => {
                 let s = seed_next(&m, "cpu", "systemMetrics");

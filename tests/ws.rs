@@ -626,6 +626,67 @@ async fn replay_after_a_restart_sends_everything_held() {
     }
 }
 
+/// A `last_sequence` counted in another run of the server (another epoch) replays everything held,
+/// even when the topic has passed that position since: a plain resume would skip events.
+#[tokio::test]
+async fn a_sequence_from_another_epoch_replays_everything_held() {
+    let live = Live::start(|c| c.websocket.bus_capacity = 10).await;
+    let admin = live.admin_token().await;
+    live.publish(6);
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    let ack = subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "filter": {"cpu_usage": 1.0}}),
+    )
+    .await;
+    let epoch = ack["data"]["epoch"].as_str().expect("epoch").to_string();
+    assert_eq!(epoch.len(), 16, "{ack}");
+    assert!(epoch.bytes().all(|b| b.is_ascii_hexdigit()), "{ack}");
+
+    // The same epoch: an ordinary resume, after the client's last event.
+    let ack = subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "filter": {"cpu_usage": 1.0}, "last_sequence": 2, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(ack["data"]["epoch"], epoch.as_str());
+    for expected in 3..=6 {
+        assert_eq!(next_json(&mut ws).await["sequence"], expected);
+    }
+    // Another epoch: everything held, from 1.
+    subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "filter": {"cpu_usage": 1.0}, "last_sequence": 2, "epoch": "0123456789abcdef"}),
+    )
+    .await;
+    for expected in 1..=6 {
+        assert_eq!(next_json(&mut ws).await["sequence"], expected);
+    }
+    // An epoch without a position asks for nothing to be replayed.
+    subscribe(
+        &mut ws,
+        json!({"topic": "system_metrics", "filter": {"cpu_usage": 1.0}, "epoch": "0123456789abcdef"}),
+    )
+    .await;
+    // An epoch that is not a string is refused; the connection stays.
+    send(
+        &mut ws,
+        "subscribe",
+        json!({"topic": "system_metrics", "last_sequence": 2, "epoch": 7}),
+    )
+    .await;
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["message_type"], "error", "{error}");
+    assert_eq!(error["data"]["code"], "MALFORMED_MESSAGE");
+    // A live event reaches all four subscriptions; nothing else was queued before it. (The
+    // filter keeps the server's own samples out; they may take sequence numbers meanwhile.)
+    live.state.bus.publish(&metrics(99));
+    for _ in 0..4 {
+        let event = next_json(&mut ws).await;
+        assert_eq!(event["data"]["memory_usage"], 99, "{event}");
+    }
+}
+
 #[tokio::test]
 async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() {
     let live = Live::start(|c| {
@@ -1500,6 +1561,43 @@ async fn without_rowid_tables_are_captured_with_their_primary_key_as_row_id() {
     assert_eq!(m[0]["row_data"], json!({"org": "z", "id": 9}), "{m:?}");
     assert_eq!(m[0]["operation"], "INSERT");
     assert_eq!(m[0]["row_id"], "z,9");
+
+    // Raw SQL too: ALTER TABLE ... DROP COLUMN works outside a transaction, and capture goes on.
+    for statement in [
+        "ALTER TABLE pairs ADD COLUMN note TEXT",
+        "INSERT INTO pairs VALUES ('n', 1, 'hello')",
+        "ALTER TABLE pairs DROP COLUMN note",
+        "INSERT INTO pairs VALUES ('n', 2)",
+    ] {
+        let (code, body) = sql(&live, &admin, exec, json!({"sql": statement})).await;
+        assert_eq!(code, 200, "{statement}: {body}");
+    }
+    let m = next_of(&mut ws, "table_modified", 2).await;
+    assert_eq!(
+        m[0]["row_data"],
+        json!({"org": "n", "id": 1, "note": "hello"}),
+        "{m:?}"
+    );
+    assert_eq!(m[1]["row_data"], json!({"org": "n", "id": 2}), "{m:?}");
+    // A refused raw drop (a key column) is a 400 and leaves the triggers as they were.
+    let (code, body) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "ALTER TABLE pairs DROP COLUMN org"}),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "INSERT INTO pairs VALUES ('n', 3)"}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let m = next_of(&mut ws, "table_modified", 1).await;
+    assert_eq!(m[0]["row_id"], "n,3", "{m:?}");
 
     // A single-column key is the value itself, as in the rows path.
     let mut ws = live

@@ -2,6 +2,7 @@
 //! SQLite's progress handler, and rows converted to JSON.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -31,6 +32,8 @@ pub struct Rows {
 struct Guarded<'c> {
     conn: &'c mut Connection,
     deadline: Instant,
+    /// The table the last prepared statement alters (`ALTER TABLE`), as the authorizer saw it.
+    altered: Arc<Mutex<Option<String>>>,
 }
 
 impl<'c> Guarded<'c> {
@@ -47,14 +50,53 @@ impl<'c> Guarded<'c> {
         mut watch: impl FnMut() -> bool + Send + 'static,
     ) -> Result<Guarded<'c>> {
         let deadline = Instant::now() + timeout;
+        let altered: Arc<Mutex<Option<String>>> = Arc::default();
+        let seen = Arc::clone(&altered);
         conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
-            access.authorize(&ctx)
+            let decision = access.authorize(&ctx);
+            if let rusqlite::hooks::AuthAction::AlterTable { table_name, .. } = ctx.action
+                && matches!(decision, rusqlite::hooks::Authorization::Allow)
+            {
+                *crate::sync::lock(&seen) = Some(table_name.to_string());
+            }
+            decision
         }))?;
         conn.progress_handler(
             PROGRESS_STEPS as i32,
             Some(move || Instant::now() >= deadline || watch()),
         )?;
-        Ok(Guarded { conn, deadline })
+        Ok(Guarded {
+            conn,
+            deadline,
+            altered,
+        })
+    }
+
+    /// Prepares a statement to [`run`](Self::run).
+    fn prepare(&self, sql: &str) -> Result<Statement<'_>> {
+        crate::sync::lock(&self.altered).take();
+        Ok(self.conn.prepare(sql)?)
+    }
+
+    /// Runs a statement from [`prepare`](Self::prepare). An `ALTER TABLE` outside a transaction runs in one with the
+    /// table's capture triggers dropped first: they name every column, and SQLite refuses to
+    /// drop a column any trigger names. They are made again after the call (the schema changed),
+    /// or come back with a rollback if the ALTER fails. Inside a client's transaction they stay,
+    /// as through the tables API, and SQLite names the trigger in its refusal.
+    fn run(&self, stmt: &mut Statement<'_>) -> Result<usize> {
+        let altered = crate::sync::lock(&self.altered).take();
+        let Some(table) = altered.filter(|_| self.conn.is_autocommit()) else {
+            return Ok(stmt.raw_execute()?);
+        };
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let outcome = super::capture::drop_table_triggers(self.conn, &table)
+            .and_then(|()| Ok(stmt.raw_execute()?));
+        self.conn.execute_batch(if outcome.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        })?;
+        outcome
     }
 
     /// Maps an engine error to what the caller did wrong.
@@ -305,9 +347,9 @@ pub fn execute(
 ) -> Result<(u64, i64)> {
     let guard = Guarded::new(conn, access, timeout)?;
     let result = (|| {
-        let mut stmt = guard.conn.prepare(sql)?;
+        let mut stmt = guard.prepare(sql)?;
         bind(&mut stmt, params)?;
-        let changed = stmt.raw_execute()?;
+        let changed = guard.run(&mut stmt)?;
         Ok::<_, Error>((changed as u64, guard.conn.last_insert_rowid()))
     })();
     result.map_err(|e| match e {
@@ -332,9 +374,9 @@ pub fn batch(
     let mut results = Vec::with_capacity(statements.len());
     for (i, (sql, params)) in statements.iter().enumerate() {
         let step = (|| {
-            let mut stmt = guard.conn.prepare(sql)?;
+            let mut stmt = guard.prepare(sql)?;
             bind(&mut stmt, params.as_ref())?;
-            let changed = stmt.raw_execute()?;
+            let changed = guard.run(&mut stmt)?;
             Ok::<_, Error>((changed as u64, guard.conn.last_insert_rowid()))
         })();
         match step {

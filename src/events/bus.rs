@@ -308,6 +308,9 @@ pub struct Subscribed {
 /// Every bus topic, by family name.
 pub struct Bus {
     topics: HashMap<&'static str, Arc<Topic>>,
+    /// This run of the server: sequences are counted in memory from 1 at every start, so a
+    /// sequence means something only with the epoch it was counted in.
+    epoch: String,
 }
 
 impl Bus {
@@ -320,7 +323,13 @@ impl Bus {
                 .filter(|t| !t.protocol)
                 .map(|t| (t.name, Arc::new(Topic::new(t, capacity))))
                 .collect(),
+            epoch: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
         }
+    }
+
+    /// This run's epoch (16 hex digits), sent with every subscription acknowledgement.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     pub fn topic(&self, name: &str) -> Option<&Arc<Topic>> {

@@ -38,6 +38,8 @@ pub struct GraphQl {
     pub config: GraphQlConfig,
     pub auth: Arc<Auth>,
     pub shutdown: watch::Receiver<bool>,
+    /// For the count of open GraphQL sockets (`system_metrics.active_connections`).
+    pub state: SharedState,
 }
 
 /// Builds the schema with the configured depth and complexity limits.
@@ -57,6 +59,7 @@ pub fn router(state: &SharedState) -> Result<Router, String> {
         config: state.config.graphql.clone(),
         auth: Arc::clone(&state.auth),
         shutdown: state.shutdown.clone(),
+        state: Arc::clone(state),
     });
     Ok(Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))

@@ -81,6 +81,29 @@ fn close(code: u16, reason: impl Into<String>) -> Close {
     Close(code, reason.into())
 }
 
+/// Counts an open socket for as long as it is held, however `serve` ends.
+struct OpenSocket(Arc<GraphQl>);
+
+impl OpenSocket {
+    fn count(gql: &Arc<GraphQl>) -> OpenSocket {
+        gql.state
+            .stats
+            .graphql_sockets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenSocket(Arc::clone(gql))
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0
+            .state
+            .stats
+            .graphql_sockets
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Serves one upgraded connection until it closes.
 pub async fn serve(
     socket: WebSocket,
@@ -89,6 +112,7 @@ pub async fn serve(
     upgrade_principal: Principal,
     client_ip: Option<std::net::IpAddr>,
 ) {
+    let _open = OpenSocket::count(&gql);
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Out>(256);
     let mut conn = Connection {

@@ -26,8 +26,9 @@ trait Producer: Sized + Send + 'static {
 /// Starts the monitoring producers; each samples only while its topic has subscribers.
 pub fn spawn_producers(state: Arc<AppState>) {
     spawn::<Sampler>(Arc::clone(&state), |mut m, state| {
-        m.active_connections =
-            state.ws.registry.len() as u64 + state.stats.in_flight.load(Ordering::Relaxed);
+        m.active_connections = state.ws.registry.len() as u64
+            + state.stats.graphql_sockets.load(Ordering::Relaxed)
+            + state.stats.in_flight.load(Ordering::Relaxed);
         m.active_queries = state.system_db.in_flight();
         m
     });

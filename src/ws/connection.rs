@@ -337,7 +337,13 @@ impl Connection {
                 topic,
                 filter,
                 last_sequence,
+                epoch,
             }) => {
+                // Counted in another run of the server: every event held is new to the client.
+                let last_sequence = match epoch {
+                    Some(e) if e != self.hub.bus.epoch() => last_sequence.map(|_| 0),
+                    _ => last_sequence,
+                };
                 let Some(resolved) = self.hub.bus.resolve(&topic).cloned() else {
                     out.push(protocol::error(
                         "UNKNOWN_TOPIC",
@@ -437,6 +443,7 @@ impl Connection {
                 subscription_id: id.to_string(),
                 subscribed: true,
                 last_sequence: head,
+                epoch: self.hub.bus.epoch().to_string(),
             },
         ));
         let mut sub = Subscription {
@@ -478,6 +485,7 @@ impl Connection {
                     subscription_id: id.to_string(),
                     subscribed: false,
                     last_sequence: sub.topic().head(),
+                    epoch: self.hub.bus.epoch().to_string(),
                 },
             ));
         }

@@ -38,11 +38,14 @@ pub fn error(code: &str, message: impl Into<String>) -> WireFrame {
 #[derive(Debug)]
 pub enum ClientMessage {
     /// `{"message_type": "subscribe", "data": {"topic": "system_metrics", "filter": {...},
-    /// "last_sequence": 41}}`; `event` is accepted for `topic`, as in the seed's wscat example.
+    /// "last_sequence": 41, "epoch": "..."}}`; `event` is accepted for `topic`, as in the seed's
+    /// wscat example.
     Subscribe {
         topic: String,
         filter: Option<Value>,
         last_sequence: Option<u64>,
+        /// The epoch of the server run `last_sequence` was counted in.
+        epoch: Option<String>,
     },
     /// By `subscription_id`, or every subscription of a `topic`.
     Unsubscribe {
@@ -100,6 +103,7 @@ struct SubscribeData {
     event: Option<String>,
     filter: Option<Value>,
     last_sequence: Option<u64>,
+    epoch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +140,7 @@ pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
                 topic,
                 filter: d.filter,
                 last_sequence: d.last_sequence,
+                epoch: d.epoch,
             })
         }
         "unsubscribe" => {

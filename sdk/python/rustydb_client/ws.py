@@ -67,6 +67,8 @@ class EventStream:
         self._reader: asyncio.Task[None] | None = None
         self._subscriptions: dict[str, Filter | None] = {}
         self._sequences: dict[str, int] = {}
+        # The epoch each topic's sequence was counted in (sequences restart with the server).
+        self._epochs: dict[str, str] = {}
         self._pending: dict[str, list[asyncio.Future[SubscriptionAckData]]] = {}
         self._awaiting: list[str] = []
         self._queue: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
@@ -87,13 +89,22 @@ class EventStream:
         self._reader = asyncio.create_task(self._run())
 
     async def subscribe(
-        self, topic: Topic, *, filter: Filter | None = None, last_sequence: int | None = None
+        self,
+        topic: Topic,
+        *,
+        filter: Filter | None = None,
+        last_sequence: int | None = None,
+        epoch: str | None = None,
     ) -> SubscriptionAckData:
         """Subscribes (one subscription per topic on this stream); returns the acknowledgement,
-        raises ``SubscriptionError`` when refused."""
+        raises ``SubscriptionError`` when refused. ``epoch``: the server run ``last_sequence``
+        was counted in (an acknowledgement's ``epoch``); after a restart the server then replays
+        everything it holds."""
         self._subscriptions[topic] = filter
         if last_sequence is not None:
             self._sequences[topic] = last_sequence
+        if epoch is not None:
+            self._epochs[topic] = epoch
         future: asyncio.Future[SubscriptionAckData] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(topic, []).append(future)
         if self._socket is not None:
@@ -104,12 +115,17 @@ class EventStream:
         """Ends the topic's subscription; it is not restored on reconnect."""
         self._subscriptions.pop(topic, None)
         self._sequences.pop(topic, None)
+        self._epochs.pop(topic, None)
         if self._socket is not None:
             await self._socket.send(json.dumps({"message_type": "unsubscribe", "data": {"topic": topic}}))
 
     def last_sequence(self, topic: Topic) -> int | None:
         """The sequence of the last event seen on a topic (what a resume starts after)."""
         return self._sequences.get(topic)
+
+    def epoch(self, topic: Topic) -> str | None:
+        """The server run that sequence was counted in."""
+        return self._epochs.get(topic)
 
     def on_message(self, listener: Callable[[ServerMessage], None]) -> None:
         """Calls ``listener`` with every message, from the reading task."""
@@ -203,6 +219,8 @@ class EventStream:
             data["filter"] = self._subscriptions[topic]
         if topic in self._sequences:
             data["last_sequence"] = self._sequences[topic]
+            if topic in self._epochs:
+                data["epoch"] = self._epochs[topic]
         self._awaiting.append(topic)
         await socket.send(json.dumps({"message_type": "subscribe", "data": data}))
 
@@ -237,9 +255,15 @@ class EventStream:
         if topic in self._awaiting:
             self._awaiting.remove(topic)
         mine = self._sequences.get(topic)
-        # No sequence yet: resume from here after a reconnect. A newest sequence below ours
-        # means the server restarted and numbers began again.
-        if mine is None or ack["last_sequence"] < mine:
+        # Another epoch, or a newest sequence below ours: the server restarted, numbers began
+        # again and it replays everything it holds.
+        known = self._epochs.get(topic)
+        restarted = (known is not None and known != ack["epoch"]) or (
+            mine is not None and ack["last_sequence"] < mine
+        )
+        self._epochs[topic] = ack["epoch"]
+        # No sequence yet: resume from here after a reconnect.
+        if mine is None or restarted:
             self._sequences[topic] = ack["last_sequence"]
         for future in self._pending.pop(topic, []):
             if not future.done():

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any, cast
 
 import pytest
 
 from rustydb_client import (
     AsyncClient,
+    events,
     Client,
     ForbiddenError,
     ServerMessage,
@@ -95,6 +97,44 @@ def test_async_events_with_reconnect_and_resume(base_url: str) -> None:
                 deleted = await stream.wait_for(change("items", "DELETE"))
                 assert deleted["message_type"] == "table_modified"
                 assert stream.last_sequence("table_changes") == deleted["sequence"]
+
+    asyncio.run(run())
+
+
+def test_a_sequence_from_another_server_run_replays_everything_held(base_url: str) -> None:
+    async def run() -> None:
+        async with AsyncClient(base_url) as client:
+            await client.login({"username": "admin", "password": ADMIN_PASSWORD})
+            await client.create_database({"name": "sdk_py_epoch"})
+            await client.create_table(
+                "sdk_py_epoch",
+                {"name": "things", "columns": [{"name": "n", "type": "INTEGER"}]},
+            )
+            for n in (1, 2, 3):
+                await client.insert_row("sdk_py_epoch", "things", {"values": {"n": n}})
+
+            async def resume(last: int, epoch: str | None, count: int) -> tuple[str, list[ServerMessage]]:
+                async with client.events() as stream:
+                    ack = await stream.subscribe(
+                        "table_changes", filter={"table": "things"}, last_sequence=last, epoch=epoch
+                    )
+                    got = [await stream.wait_for(change("things", "INSERT")) for _ in range(count)]
+                    assert stream.epoch("table_changes") == ack["epoch"]
+                    return ack["epoch"], got
+
+            def ns(messages: list[ServerMessage]) -> list[Any]:
+                return [cast(events.TableModifiedMessage, m)["data"]["row_data"]["n"] for m in messages]
+
+            epoch, everything = await resume(0, None, 3)
+            assert len(epoch) == 16 and all(c in "0123456789abcdef" for c in epoch)
+            assert ns(everything) == [1, 2, 3]
+            second = cast(events.TableModifiedMessage, everything[1])["sequence"]
+            # The same epoch: an ordinary resume after the second insert.
+            same_epoch, same = await resume(second, epoch, 1)
+            assert same_epoch == epoch and ns(same) == [3]
+            # Another epoch: the server restarted since, so everything held is new to this client.
+            _, other = await resume(second, "0123456789abcdef", 3)
+            assert ns(other) == [1, 2, 3]
 
     asyncio.run(run())
 

@@ -34,6 +34,8 @@ pub struct EventStream {
     subscriptions: Vec<Subscription>,
     /// Last sequence delivered per topic (as named in the events' `topic` field).
     last_sequence: HashMap<String, u64>,
+    /// The server run each topic's sequence was counted in (sequences restart with the server).
+    epoch: HashMap<String, String>,
     /// Frames read while waiting for a reply, delivered by [`EventStream::next`] first.
     pending: VecDeque<Message>,
     closed: bool,
@@ -47,6 +49,7 @@ impl EventStream {
             token: None,
             subscriptions: Vec::new(),
             last_sequence: HashMap::new(),
+            epoch: HashMap::new(),
             pending: VecDeque::new(),
             closed: false,
         }
@@ -77,11 +80,14 @@ impl EventStream {
             topic: topic.to_owned(),
             filter,
         };
-        let ack = self.send_subscribe(&subscription, None).await?;
+        let ack = self.send_subscribe(&subscription, None, None).await?;
         // Resume from here: events published before the subscription were never ours.
         self.last_sequence
             .entry(ack.topic.clone())
             .or_insert(ack.last_sequence);
+        self.epoch
+            .entry(ack.topic.clone())
+            .or_insert_with(|| ack.epoch.clone());
         self.subscriptions.push(subscription);
         Ok(ack)
     }
@@ -166,12 +172,18 @@ impl EventStream {
         self.connect().await?;
         for subscription in self.subscriptions.clone() {
             let last = self.last_sequence.get(&subscription.topic).copied();
-            let ack = self.send_subscribe(&subscription, last).await?;
-            // A newest sequence below ours: the server restarted and numbering began again, and
-            // it replays every event it holds, so none of them is a duplicate.
-            if last.is_some_and(|last| ack.last_sequence < last) {
-                self.last_sequence.insert(ack.topic, 0);
+            let known = self.epoch.get(&subscription.topic).cloned();
+            let ack = self
+                .send_subscribe(&subscription, last, known.as_deref())
+                .await?;
+            // Another epoch, or a newest sequence below ours: the server restarted and numbering
+            // began again, and it replays every event it holds, so none of them is a duplicate.
+            let restarted = known.as_ref().is_some_and(|e| *e != ack.epoch)
+                || last.is_some_and(|last| ack.last_sequence < last);
+            if restarted {
+                self.last_sequence.insert(ack.topic.clone(), 0);
             }
+            self.epoch.insert(ack.topic, ack.epoch);
         }
         Ok(())
     }
@@ -180,6 +192,7 @@ impl EventStream {
         &mut self,
         subscription: &Subscription,
         last_sequence: Option<u64>,
+        epoch: Option<&str>,
     ) -> Result<SubscriptionAck, Error> {
         let mut data = json!({ "topic": subscription.topic });
         if let Some(filter) = &subscription.filter {
@@ -187,6 +200,9 @@ impl EventStream {
         }
         if let Some(last) = last_sequence {
             data["last_sequence"] = json!(last);
+            if let Some(epoch) = epoch {
+                data["epoch"] = json!(epoch);
+            }
         }
         let frame = json!({ "message_type": "subscribe", "data": data }).to_string();
         let socket = self.socket.as_mut().ok_or(Error::Closed)?;

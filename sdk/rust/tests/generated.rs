@@ -105,9 +105,12 @@ fn the_seed_buffer_pool_and_disk_io_examples_parse() {
 fn protocol_messages_parse() {
     let ack = parse(
         r#"{"message_type":"subscription_ack","data":{"topic":"table_changes",
-        "subscription_id":"s-1","subscribed":true,"last_sequence":3},"timestamp":1}"#,
+        "subscription_id":"s-1","subscribed":true,"last_sequence":3,"epoch":"0123456789abcdef"},
+        "timestamp":1}"#,
     );
-    assert!(matches!(ack.event, Some(Event::SubscriptionAck(a)) if a.last_sequence == 3));
+    assert!(
+        matches!(ack.event, Some(Event::SubscriptionAck(a)) if a.last_sequence == 3 && a.epoch == "0123456789abcdef")
+    );
     let error = parse(
         r#"{"message_type":"error","data":{"code":"FORBIDDEN_TOPIC","message":"no"},"timestamp":1}"#,
     );

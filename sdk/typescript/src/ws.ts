@@ -35,6 +35,11 @@ export interface SubscribeOptions {
   filter?: Filter;
   /** Resume after this sequence (replay); default: where this stream left off, else live only. */
   lastSequence?: number;
+  /**
+   * The server run `lastSequence` was counted in (an acknowledgement's `epoch`); after a restart
+   * the server then replays everything it holds.
+   */
+  epoch?: string;
 }
 
 export type StreamState = "connecting" | "open" | "reconnecting" | "closed";
@@ -91,6 +96,8 @@ export class EventStream implements AsyncIterable<ServerMessage> {
   private timer?: ReturnType<typeof setTimeout>;
   private readonly subscriptions = new Map<Topic, { filter?: Filter }>();
   private readonly sequences = new Map<string, number>();
+  /** The epoch each topic's sequence was counted in (sequences restart with the server). */
+  private readonly epochs = new Map<string, string>();
   private readonly pending = new Map<string, Pending[]>();
   /** Topics of subscribes sent and not answered yet, oldest first. */
   private readonly awaiting: string[] = [];
@@ -127,6 +134,7 @@ export class EventStream implements AsyncIterable<ServerMessage> {
   subscribe(topic: Topic, options: SubscribeOptions = {}): Promise<SubscriptionAckData> {
     this.subscriptions.set(topic, { filter: options.filter });
     if (options.lastSequence !== undefined) this.sequences.set(topic, options.lastSequence);
+    if (options.epoch !== undefined) this.epochs.set(topic, options.epoch);
     const answer = new Promise<SubscriptionAckData>((resolve, reject) => {
       const list = this.pending.get(topic) ?? [];
       list.push({ resolve, reject });
@@ -140,12 +148,18 @@ export class EventStream implements AsyncIterable<ServerMessage> {
   unsubscribe(topic: Topic): void {
     this.subscriptions.delete(topic);
     this.sequences.delete(topic);
+    this.epochs.delete(topic);
     if (this.state === "open") this.send({ message_type: "unsubscribe", data: { topic } });
   }
 
   /** The sequence of the last event seen on a topic (what a resume starts after). */
   lastSequence(topic: Topic): number | undefined {
     return this.sequences.get(topic);
+  }
+
+  /** The server run that sequence was counted in. */
+  epoch(topic: Topic): string | undefined {
+    return this.epochs.get(topic);
   }
 
   /** Calls `handler` with every message; returns a function that removes it. */
@@ -254,6 +268,7 @@ export class EventStream implements AsyncIterable<ServerMessage> {
   private sendSubscribe(topic: Topic): void {
     const sub = this.subscriptions.get(topic);
     const last = this.sequences.get(topic);
+    const epoch = this.epochs.get(topic);
     this.awaiting.push(topic);
     this.send({
       message_type: "subscribe",
@@ -261,6 +276,7 @@ export class EventStream implements AsyncIterable<ServerMessage> {
         topic,
         ...(sub?.filter ? { filter: sub.filter } : {}),
         ...(last !== undefined ? { last_sequence: last } : {}),
+        ...(last !== undefined && epoch !== undefined ? { epoch } : {}),
       },
     });
   }
@@ -303,9 +319,13 @@ export class EventStream implements AsyncIterable<ServerMessage> {
     const index = this.awaiting.indexOf(ack.topic);
     if (index >= 0) this.awaiting.splice(index, 1);
     const mine = this.sequences.get(ack.topic);
-    // No sequence yet: resume from here after a reconnect. A newest sequence below ours means
-    // the server restarted and numbers began again.
-    if (mine === undefined || ack.last_sequence < mine) this.sequences.set(ack.topic, ack.last_sequence);
+    // Another epoch, or a newest sequence below ours: the server restarted, numbers began again
+    // and it replays everything it holds.
+    const known = this.epochs.get(ack.topic);
+    const restarted = (known !== undefined && known !== ack.epoch) || (mine !== undefined && ack.last_sequence < mine);
+    this.epochs.set(ack.topic, ack.epoch);
+    // No sequence yet: resume from here after a reconnect.
+    if (mine === undefined || restarted) this.sequences.set(ack.topic, ack.last_sequence);
     this.settle(ack.topic, (p) => p.resolve(ack));
   }
 

@@ -92,6 +92,52 @@ test("rows round trip with the table_modified event, across a reconnect", async 
   events.close();
 });
 
+test("a sequence counted in another server run (epoch) replays everything held", async () => {
+  const client = await admin();
+  await client.createDatabase({ name: "sdk_ts_epoch" });
+  await client.createTable("sdk_ts_epoch", {
+    name: "items",
+    columns: [
+      { name: "id", type: "INTEGER", primary_key: true },
+      { name: "n", type: "INTEGER" },
+    ],
+  });
+  for (const n of [1, 2, 3]) await client.insertRow("sdk_ts_epoch", "items", { values: { n } });
+
+  // Resumes `items` from a position; returns the acknowledgement and the first `count` inserts.
+  const resume = async (lastSequence: number, epoch: string | undefined, count: number) => {
+    const events = client.events({ webSocket: WebSocket });
+    await events.connect();
+    const inserts: TableModifiedMessage[] = [];
+    const arrived = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${inserts.length} of ${count} inserts`)), 10_000);
+      events.onMessage((m) => {
+        if (!isChange("items", "INSERT")(m)) return;
+        inserts.push(m);
+        if (inserts.length === count) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const ack = await events.subscribe("table_changes", { filter: { table: "items" }, lastSequence, epoch });
+    await arrived;
+    events.close();
+    return { ack, ns: inserts.map((m) => m.data.row_data.n), inserts };
+  };
+  const all = await resume(0, undefined, 3);
+  assert.match(all.ack.epoch, /^[0-9a-f]{16}$/);
+  assert.deepEqual(all.ns, [1, 2, 3]);
+  const second = all.inserts[1]!.sequence;
+  // The same epoch: an ordinary resume after the second insert.
+  const same = await resume(second, all.ack.epoch, 1);
+  assert.equal(same.ack.epoch, all.ack.epoch);
+  assert.deepEqual(same.ns, [3]);
+  // Another epoch: the server restarted since, so everything held is new to this client.
+  const other = await resume(second, "0123456789abcdef", 3);
+  assert.deepEqual(other.ns, [1, 2, 3]);
+});
+
 test("a wrong password is an UnauthorizedError", async () => {
   const client = new RustyDBClient({ baseUrl: server.baseUrl });
   await assert.rejects(client.login({ username: "admin", password: "wrong-password" }), (e: unknown) => {

@@ -709,6 +709,9 @@ class SubscriptionAckData(_t.TypedDict):
     last_sequence: int
     """The topic's newest sequence number when the reply was sent."""
 
+    epoch: str
+    """This run of the server. Sequence numbers live in memory and start again at 1 when the server restarts, with a new epoch; send it back with `last_sequence` so a resume after a restart replays from the start of what is held."""
+
 
 class SubscriptionAckMessage(_t.TypedDict):
     """Reply to `subscribe` and `unsubscribe`."""

@@ -841,6 +841,10 @@ export interface SubscriptionAckData {
    * The topic's newest sequence number when the reply was sent.
    */
   last_sequence: number;
+  /**
+   * This run of the server. Sequence numbers live in memory and start again at 1 when the server restarts, with a new epoch; send it back with `last_sequence` so a resume after a restart replays from the start of what is held.
+   */
+  epoch: string;
 }
 
 /**
