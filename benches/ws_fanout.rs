@@ -139,6 +139,8 @@ struct Figures {
     deliveries_per_sec: f64,
     /// Server CPU time per delivery during the throughput run, all threads.
     cpu_ns_per_delivery: f64,
+    /// Server CPU time per delivery in the latency run (one event per wake-up of each connection).
+    paced_cpu_ns_per_delivery: f64,
     /// Server CPU time over wall time in the throughput run: near 1.0, the server's core was
     /// the limit; well under, the clients were.
     server_busy: f64,
@@ -206,10 +208,11 @@ fn driver() {
         "  {:<26} {:>14} {:>14} {:>8}",
         "figure", "baseline", "rustydb", "ratio"
     );
-    let rows: [FigureRow; 9] = [
+    let rows: [FigureRow; 10] = [
         ("deliveries/s", |f| f.deliveries_per_sec),
         ("server CPU ns/delivery", |f| f.cpu_ns_per_delivery),
         ("server busy fraction", |f| f.server_busy),
+        ("CPU ns/delivery @50k/s", |f| f.paced_cpu_ns_per_delivery),
         ("latency p50 ms @50k/s", |f| f.p50_ms),
         ("latency p95 ms @50k/s", |f| f.p95_ms),
         ("latency p99 ms @50k/s", |f| f.p99_ms),
@@ -384,14 +387,21 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     let rate = (50_000 / n).max(1);
     clients.record.store(true, Ordering::Relaxed);
     let before = clients.received.load(Ordering::Relaxed);
-    let events = rate * 3;
-    let (server, reply) = publish(server, events, rate).await;
+    let events = rate * env_usize("WS_BENCH_PACED_SECS", 3);
+    let cpu_start: u64 = server.call("cpu").parse().expect("cpu");
+    let (mut server, reply) = publish(server, events, rate).await;
     assert_eq!(reply, "done");
     let want = before + (n * events) as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     while clients.received.load(Ordering::Relaxed) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let paced_cpu = server
+        .call("cpu")
+        .parse::<u64>()
+        .expect("cpu")
+        .saturating_sub(cpu_start) as f64;
+    let paced_deliveries = clients.received.load(Ordering::Relaxed) - before;
     clients.record.store(false, Ordering::Relaxed);
     let mut lat = std::mem::take(&mut *clients.latencies.lock().expect("lock"));
     lat.sort_unstable();
@@ -405,6 +415,7 @@ async fn measure(role: &str, n: usize, burst: usize) -> Figures {
     let figures = Figures {
         deliveries_per_sec: got.min(expected) as f64 / elapsed,
         cpu_ns_per_delivery: cpu / got.max(1) as f64,
+        paced_cpu_ns_per_delivery: paced_cpu / paced_deliveries.max(1) as f64,
         server_busy: cpu / 1e9 / elapsed,
         lost: expected.saturating_sub(got),
         p50_ms: pct(0.50),
