@@ -672,6 +672,28 @@ async fn errors_carry_the_rest_error_codes() {
         .await;
     assert_eq!(code, "NOT_FOUND");
 
+    // A field's error names the field by its response key (here an alias); the field that
+    // resolved has no error.
+    let body = live
+        .gql(
+            &admin,
+            r#"{ ok: table(database: "default", name: "people") { name }
+                 missing: table(database: "default", name: "nope") { name } }"#,
+            json!({}),
+        )
+        .await;
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["path"], json!(["missing"]), "{body}");
+    let body = live
+        .gql(
+            &admin,
+            INSERT,
+            json!({"db": "default", "t": "nope", "v": {"a": 1}}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["path"], json!(["insertRow"]), "{body}");
+
     // SQL errors and refusals: the code of POST /api/v1/sql/execute for the same statement.
     for sql in [
         "INSERT INTO nope VALUES (1)",

@@ -6,6 +6,7 @@
 mod activity;
 mod cluster;
 mod core_ops;
+mod error_path;
 mod monitoring;
 mod operations;
 mod queries;
@@ -48,6 +49,7 @@ pub fn schema(state: &SharedState) -> Result<Schema, String> {
     crate::api::graphql::schema(Arc::new(Sources::new(Arc::clone(state))))
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)
+        .extension(error_path::ErrorPath)
         .finish()
         .map_err(|e| e.to_string())
 }
