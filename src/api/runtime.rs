@@ -205,13 +205,17 @@ pub use crate::ws::WebSocketUpgrade;
 
 /// The WebSocket upgrade of a request: 426 with the error body for a plain HTTP request.
 pub async fn websocket_upgrade(parts: &mut Parts) -> Result<WebSocketUpgrade, ApiError> {
-    WebSocketUpgrade::from_parts(parts).map_err(|e| {
-        ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "WEBSOCKET_UPGRADE_REQUIRED",
-            format!("this endpoint speaks WebSocket: {e}"),
-        )
-    })
+    WebSocketUpgrade::from_parts(parts).map_err(upgrade_required)
+}
+
+/// 426 for a request to a WebSocket endpoint that is not a complete upgrade; `why` says what is
+/// missing.
+pub fn upgrade_required(why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::UPGRADE_REQUIRED,
+        "WEBSOCKET_UPGRADE_REQUIRED",
+        format!("this endpoint speaks WebSocket: {why}"),
+    )
 }
 
 pub fn respond<T: Serialize>(status: u16, result: Result<T, ApiError>) -> Response {

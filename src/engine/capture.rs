@@ -128,11 +128,30 @@ struct Buffer {
     internal: bool,
 }
 
-/// Drops this connection's capture triggers on `table`. SQLite refuses `DROP COLUMN` while any
-/// trigger, TEMP ones included, names the column; the caller drops them in the same
-/// transaction as the ALTER, and `ensure_triggers` recreates them on the next call because the
-/// schema version changed (a rollback restores them).
-pub fn drop_table_triggers(conn: &Connection, table: &str) -> Result<()> {
+/// Runs `alter`, an `ALTER TABLE` of `table`, without this connection's capture triggers on that
+/// table. SQLite refuses `DROP COLUMN` while any trigger, TEMP ones included, names the column.
+/// Outside a transaction the triggers are dropped in one with the ALTER: `ensure_triggers` makes
+/// them again after the call (the schema version changed), and a refused ALTER's rollback brings
+/// them back. Inside a client's transaction they stay, and SQLite's refusal names the trigger.
+pub fn alter_without_triggers<T>(
+    conn: &Connection,
+    table: &str,
+    alter: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    if !conn.is_autocommit() {
+        return alter();
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let outcome = drop_table_triggers(conn, table).and_then(|()| alter());
+    conn.execute_batch(if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    })?;
+    outcome
+}
+
+fn drop_table_triggers(conn: &Connection, table: &str) -> Result<()> {
     let mut stmt = conn.prepare(
         "SELECT name FROM sqlite_temp_schema WHERE type = 'trigger' AND tbl_name = ?1
          AND name LIKE 'rustydb_cc_%'",

@@ -78,25 +78,22 @@ impl<'c> Guarded<'c> {
         Ok(self.conn.prepare(sql)?)
     }
 
-    /// Runs a statement from [`prepare`](Self::prepare). An `ALTER TABLE` outside a transaction runs in one with the
-    /// table's capture triggers dropped first: they name every column, and SQLite refuses to
-    /// drop a column any trigger names. They are made again after the call (the schema changed),
-    /// or come back with a rollback if the ALTER fails. Inside a client's transaction they stay,
-    /// as through the tables API, and SQLite names the trigger in its refusal.
+    /// Runs a statement from [`prepare`](Self::prepare); an `ALTER TABLE` runs without the
+    /// table's capture triggers, as through the tables API (see `capture`).
     fn run(&self, stmt: &mut Statement<'_>) -> Result<usize> {
+        // Taken before the statement runs: a re-prepare at step calls the authorizer, which
+        // locks the same cell.
         let altered = crate::sync::lock(&self.altered).take();
-        let Some(table) = altered.filter(|_| self.conn.is_autocommit()) else {
-            return Ok(stmt.raw_execute()?);
-        };
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let outcome = super::capture::drop_table_triggers(self.conn, &table)
-            .and_then(|()| Ok(stmt.raw_execute()?));
-        self.conn.execute_batch(if outcome.is_ok() {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
-        })?;
-        outcome
+        match altered {
+            Some(table) => {
+                super::capture::alter_without_triggers(
+                    self.conn,
+                    &table,
+                    || Ok(stmt.raw_execute()?),
+                )
+            }
+            None => Ok(stmt.raw_execute()?),
+        }
     }
 
     /// Maps an engine error to what the caller did wrong.

@@ -23,24 +23,26 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::watch;
 
 pub use sources::Sources;
 
 use crate::api::ApiError;
 use crate::api::runtime::{ClientIp, Principal};
-use crate::auth::Auth;
 use crate::config::GraphQlConfig;
 use crate::state::SharedState;
 use runtime::Caller;
 
 pub struct GraphQl {
     pub schema: Schema,
-    pub config: GraphQlConfig,
-    pub auth: Arc<Auth>,
-    pub shutdown: watch::Receiver<bool>,
-    /// For the count of open GraphQL sockets (`system_metrics.active_connections`).
+    /// Credentials, shutdown, configuration, and the count of open GraphQL sockets
+    /// (`system_metrics.active_connections`).
     pub state: SharedState,
+}
+
+impl GraphQl {
+    pub fn config(&self) -> &GraphQlConfig {
+        &self.state.config.graphql
+    }
 }
 
 /// Builds the schema with the configured depth and complexity limits.
@@ -58,9 +60,6 @@ pub fn schema(state: &SharedState) -> Result<Schema, String> {
 pub fn router(state: &SharedState) -> Result<Router, String> {
     let gql = Arc::new(GraphQl {
         schema: schema(state)?,
-        config: state.config.graphql.clone(),
-        auth: Arc::clone(&state.auth),
-        shutdown: state.shutdown.clone(),
         state: Arc::clone(state),
     });
     Ok(Router::new()
@@ -113,12 +112,7 @@ async fn get_graphql(State(gql): State<Arc<GraphQl>>, request: Request) -> Respo
             match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
                 Ok(u) => u.protocols(transport::PROTOCOLS),
                 Err(e) => {
-                    return ApiError::new(
-                        StatusCode::UPGRADE_REQUIRED,
-                        "WEBSOCKET_UPGRADE_REQUIRED",
-                        format!("this endpoint speaks WebSocket: {}", e.body_text()),
-                    )
-                    .into_response();
+                    return crate::api::runtime::upgrade_required(e.body_text()).into_response();
                 }
             };
         let protocol = transport::Protocol::from_header(upgrade.selected_protocol());

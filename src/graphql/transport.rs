@@ -126,9 +126,9 @@ pub async fn serve(
         upgrade_principal,
         client_ip,
     };
-    let init_deadline = Instant::now() + gql.config.connection_init_timeout;
+    let init_deadline = Instant::now() + gql.config().connection_init_timeout;
     let mut revalidate = tokio::time::interval_at(Instant::now() + REVALIDATE, REVALIDATE);
-    let mut shutdown = gql.shutdown.clone();
+    let mut shutdown = gql.state.shutdown.clone();
     let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     let outcome: Close = loop {
         let expiry = conn
@@ -172,7 +172,7 @@ pub async fn serve(
             }
             _ = revalidate.tick(), if conn.caller.is_some() => {
                 if let Some(caller) = &conn.caller {
-                    match gql.auth.revalidate(&caller.identity).await {
+                    match gql.state.auth.revalidate(&caller.identity).await {
                         Ok(identity) => conn.caller = Some(Caller { identity: Arc::new(identity), client_ip }),
                         Err(reason) => break close(4403, format!("Forbidden: {reason}")),
                     }
@@ -280,7 +280,7 @@ impl Connection {
                 match HeaderValue::from_str(v) {
                     Ok(v) => {
                         headers.insert(name, v);
-                        self.gql.auth.authenticate(&headers).await
+                        self.gql.state.auth.authenticate(&headers).await
                     }
                     Err(_) => Principal::Rejected("malformed credentials".into()),
                 }
@@ -331,7 +331,7 @@ impl Connection {
         if self.operations.contains_key(&id) {
             return Err(close(4409, format!("Subscriber for {id} already exists")));
         }
-        let cap = self.gql.config.max_subscriptions;
+        let cap = self.gql.config().max_subscriptions;
         if self.operations.len() >= cap {
             let errors = json!([{
                 "message": format!("this connection already runs {cap} operations (the limit)"),

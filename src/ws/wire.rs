@@ -112,28 +112,19 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         poll_fn(|cx| {
             while index < frames.len() {
                 let batch = &frames[index..frames.len().min(index + SLICES_PER_WRITE)];
-                if batch.len() == 1 {
+                let first = &batch[0].bytes[offset..];
+                let mut written = if batch.len() == 1 {
                     // One frame (an event at a time): a plain write, which on a TCP socket is
                     // `send`, a shorter path through the kernel than `writev`.
-                    let written =
-                        ready!(Pin::new(&mut *io).poll_write(cx, &batch[0].bytes[offset..]))?;
-                    if written == 0 {
-                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    ready!(Pin::new(&mut *io).poll_write(cx, first))?
+                } else {
+                    let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+                    slices[0] = IoSlice::new(first);
+                    for (slice, frame) in slices[1..].iter_mut().zip(&batch[1..]) {
+                        *slice = IoSlice::new(&frame.bytes);
                     }
-                    offset += written;
-                    if offset == batch[0].bytes.len() {
-                        index += 1;
-                        offset = 0;
-                    }
-                    continue;
-                }
-                let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
-                for (slice, (i, frame)) in slices.iter_mut().zip(batch.iter().enumerate()) {
-                    let skip = if i == 0 { offset } else { 0 };
-                    *slice = IoSlice::new(&frame.bytes[skip..]);
-                }
-                let mut written =
-                    ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..batch.len()]))?;
+                    ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..batch.len()]))?
+                };
                 if written == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
@@ -228,38 +219,30 @@ mod tests {
         assert!(std::str::from_utf8(&close.payload()[2..]).is_ok());
     }
 
-    #[tokio::test]
-    async fn partial_writes_resume_inside_a_frame() {
-        // A pipe with a 7-byte buffer forces every write to stop part-way through a frame.
+    /// Writes `frames` through a pipe with a 7-byte buffer, which stops every write part-way
+    /// through a frame; returns what the reader got and what was sent.
+    async fn through_a_narrow_pipe(frames: Vec<WireFrame>) -> (Vec<u8>, Vec<u8>) {
         let (client, mut server) = tokio::io::duplex(7);
-        let frames: Vec<WireFrame> = (0..200)
-            .map(|i| WireFrame::text(&format!("event {i}")))
-            .collect();
         let expected: Vec<u8> = frames.iter().flat_map(|f| f.bytes.to_vec()).collect();
         let writer = tokio::spawn(async move {
-            let mut writer = FrameWriter::new(client);
-            writer.write_all(&frames).await.expect("write");
-        });
-        let mut got = vec![0; expected.len()];
-        server.read_exact(&mut got).await.expect("read");
-        writer.await.expect("writer");
-        assert_eq!(got, expected);
-    }
-
-    #[tokio::test]
-    async fn a_single_frame_larger_than_the_socket_buffer_is_written_whole() {
-        let (client, mut server) = tokio::io::duplex(7);
-        let frame = WireFrame::text(&"z".repeat(300));
-        let expected = frame.bytes.to_vec();
-        let writer = tokio::spawn(async move {
             FrameWriter::new(client)
-                .write_all(&[frame])
+                .write_all(&frames)
                 .await
                 .expect("write");
         });
         let mut got = vec![0; expected.len()];
         server.read_exact(&mut got).await.expect("read");
         writer.await.expect("writer");
+        (got, expected)
+    }
+
+    #[tokio::test]
+    async fn partial_writes_resume_inside_a_frame() {
+        // Many frames (vectored writes), then one larger than the pipe (plain writes).
+        let many = (0..200).map(|i| WireFrame::text(&format!("event {i}")));
+        let (got, expected) = through_a_narrow_pipe(many.collect()).await;
+        assert_eq!(got, expected);
+        let (got, expected) = through_a_narrow_pipe(vec![WireFrame::text(&"z".repeat(300))]).await;
         assert_eq!(got, expected);
     }
 

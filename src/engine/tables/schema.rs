@@ -217,26 +217,13 @@ pub fn alter(conn: &Connection, name: &str, change: Alter) -> Result<TableInfo> 
             )
         }
     };
-    if !drops_column {
-        conn.execute_batch(&sql)?;
-        return info(conn, &after);
-    }
-    // The capture triggers name every column; they go in the same transaction as the ALTER,
-    // so a refused drop brings them back.
-    // Inside someone else's transaction they stay, and SQLite reports the trigger instead.
-    if !conn.is_autocommit() {
-        conn.execute_batch(&sql)?;
-        return info(conn, &after);
-    }
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let outcome = crate::engine::capture::drop_table_triggers(conn, &table_name)
-        .and_then(|()| Ok(conn.execute_batch(&sql)?));
-    conn.execute_batch(if outcome.is_ok() {
-        "COMMIT"
+    let run = || Ok(conn.execute_batch(&sql)?);
+    if drops_column {
+        // The capture triggers name every column.
+        crate::engine::capture::alter_without_triggers(conn, &table_name, run)?;
     } else {
-        "ROLLBACK"
-    })?;
-    outcome?;
+        run()?;
+    }
     info(conn, &after)
 }
 
