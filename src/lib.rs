@@ -4,8 +4,10 @@
 
 #![forbid(unsafe_code)]
 
+/// The generated API surface and its runtime (crate `rustydb-api`), under its old path.
+pub use rustydb_api as api;
+
 pub mod alerts;
-pub mod api;
 pub mod auth;
 pub mod config;
 pub mod databases;

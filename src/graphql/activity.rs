@@ -4,10 +4,10 @@
 use futures_util::stream::StreamExt;
 use serde_json::Value;
 
-use super::runtime::{Caller, SourceResult};
 use super::sources::{Sources, now};
 use crate::api::Permission;
 use crate::api::graphql::*;
+use crate::api::graphql_runtime::{Caller, SourceResult};
 use crate::api::types::{
     ConnectionPoolUpdate, SessionUpdate, TransactionEventKind, TransactionIsolation,
     TransactionUpdate,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use futures_util::stream::StreamExt;
 
-use super::runtime::SourceResult;
 use super::sources::{Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
+use crate::api::graphql_runtime::SourceResult;
 use crate::api::types::{
     HealthStatus, HealthStatusChanged, NodeHealth, NodeRole, ReplicationState,
     ReplicationStatusSample, TopologyChange, TopologyEventKind,

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::runtime::{Caller, invalid_argument};
 use super::sources::Sources;
 use crate::api::admin::{DeleteUserPath, ListUsersQuery};
 use crate::api::databases::{DeleteDatabasePath, DeleteDatabaseQuery};
 use crate::api::graphql::*;
+use crate::api::graphql_runtime::{Caller, invalid_argument};
 use crate::api::runtime::ApiError;
 use crate::api::tables::{
     CreateTablePath, DeleteRowPath, DropTablePath, GetRowPath, GetTablePath, InsertRowPath,

@@ -11,7 +11,7 @@ mod monitoring;
 mod operations;
 mod queries;
 mod rows;
-pub mod runtime;
+
 mod sources;
 pub mod transport;
 
@@ -27,10 +27,10 @@ use axum::routing::get;
 pub use sources::Sources;
 
 use crate::api::ApiError;
+use crate::api::graphql_runtime::Caller;
 use crate::api::runtime::{ClientIp, Principal};
 use crate::config::GraphQlConfig;
 use crate::state::SharedState;
-use runtime::Caller;
 
 pub struct GraphQl {
     pub schema: Schema,

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::StreamExt;
 
-use super::runtime::SourceResult;
 use super::sources::{Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
+use crate::api::graphql_runtime::SourceResult;
 use crate::api::types::{
     BufferPoolSample, IoStatistics, StorageUsage, SystemMetricType, SystemMetrics,
     SystemMetricsSample,

@@ -8,9 +8,9 @@ use futures_util::stream::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::runtime::SourceResult;
 use super::sources::{Sources, now, seconds, spawned};
 use crate::api::graphql::*;
+use crate::api::graphql_runtime::SourceResult;
 use crate::api::types::{
     AlertUpdate, DeadlockNotice, HealthStatusChange, LockEventUpdate, PartitionChange,
 };

@@ -5,9 +5,9 @@
 
 use futures_util::stream::StreamExt;
 
-use super::runtime::{Caller, SourceResult, invalid_argument};
 use super::sources::{Sources, now, seconds, spawned};
 use crate::api::graphql::*;
+use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
 use crate::api::types::{
     ActiveQuery, ActiveQueryState, QueryExecutionProgress, QueryExecutionStatus,
     QueryPlanChangeNotice, QueryPlanChanged, RunningQueryState, SlowQueryLogged, SlowQueryNotice,

@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
-use super::runtime::{Caller, SourceResult, invalid_argument};
 use super::{activity, cluster, core_ops, monitoring, operations, queries};
 use crate::api::graphql::*;
+use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
 use crate::api::runtime::{ApiError, Principal, RequestContext};
 use crate::api::types::{
     ActiveQuery, AggregateChange, AggregateFunction, AggregateResult, AlertUpdate,

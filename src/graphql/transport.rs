@@ -23,7 +23,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::GraphQl;
-use super::runtime::Caller;
+use crate::api::graphql_runtime::Caller;
 use crate::api::runtime::{Credential, Identity, Principal};
 
 /// The two subprotocols, newest first.

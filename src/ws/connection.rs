@@ -21,9 +21,9 @@ use super::WsHub;
 use super::protocol::{self, ClientMessage};
 use super::query::Queries;
 use super::registry::{Control, Registration, SubscriptionId, SubscriptionInfo};
-use super::upgrade::Socket;
 use super::wire::{FrameWriter, ReadOnly, WireFrame};
 use crate::api::runtime::Identity;
+use crate::api::upgrade::Socket;
 use crate::api::{Access, types};
 use crate::events::{Cursor, Filter, Gap, Subscribed, Topic};
 

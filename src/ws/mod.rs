@@ -7,7 +7,7 @@ mod management;
 mod protocol;
 mod query;
 mod registry;
-mod upgrade;
+
 mod wire;
 
 use std::sync::Arc;
@@ -17,12 +17,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
+pub use crate::api::runtime::WebSocketUpgrade;
 pub use connection::{
     CLOSE_BY_ADMIN, CLOSE_CREDENTIALS_EXPIRED, CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_SLOW,
 };
 pub use management::WebSocketManagement;
 pub use registry::{Control, Registry};
-pub use upgrade::WebSocketUpgrade;
 pub use wire::WireFrame;
 
 use crate::api::runtime::{Credential, RequestContext};

@@ -471,7 +471,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             use super::{Access, Permission};
             use super::rt::ApiError;
             use ::async_graphql::dynamic as gd;
-            use crate::graphql::runtime as gr;
+            use crate::graphql_runtime as gr;
 
             /// One field of the `Query`, `Mutation` or `Subscription` root and who may use it.
             #[derive(Debug, Clone, Copy)]

@@ -1,4 +1,4 @@
-//! Helpers the generated GraphQL code (`crate::api::graphql`) calls: the caller's identity, the
+//! Helpers the generated GraphQL code (`crate::graphql`) calls: the caller's identity, the
 //! permission check, argument decoding, and turning JSON values and typed streams into
 //! async-graphql field values.
 
@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::graphql::FieldMeta;
-use crate::api::runtime::{ApiError, Identity};
-use crate::api::{Access, Permission};
+use crate::graphql::FieldMeta;
+use crate::runtime::{ApiError, Identity};
+use crate::{Access, Permission};
 
 /// Who runs a GraphQL operation: put into every request's data by the transport.
 #[derive(Debug, Clone)]

@@ -4,8 +4,9 @@
 use std::path::Path;
 
 fn main() {
-    let schema = Path::new("schema");
-    println!("cargo::rerun-if-changed=schema");
+    // The schema lives at the workspace root, two levels up.
+    let schema = Path::new("../../schema");
+    println!("cargo::rerun-if-changed=../../schema");
     let result = rustydb_codegen::load(schema).and_then(|api| rustydb_codegen::rust_server(&api));
     match result {
         Ok(code) => {

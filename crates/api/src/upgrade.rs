@@ -1,6 +1,6 @@
 //! The HTTP/1.1 WebSocket handshake (RFC 6455, section 4.2), answered here rather than by axum's
 //! `WebSocketUpgrade`: a connection needs the upgraded socket itself, not a tungstenite stream,
-//! to write its encoded frames without copying them (see `wire`).
+//! to write its encoded frames without copying them (see the server's `ws::wire`).
 
 use axum::body::Body;
 use axum::http::request::Parts;

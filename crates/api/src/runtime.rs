@@ -201,7 +201,7 @@ pub async fn json_body<T: DeserializeOwned>(parts: &Parts, body: Body) -> Result
     })
 }
 
-pub use crate::ws::WebSocketUpgrade;
+pub use crate::upgrade::WebSocketUpgrade;
 
 /// The WebSocket upgrade of a request: 426 with the error body for a plain HTTP request.
 pub async fn websocket_upgrade(parts: &mut Parts) -> Result<WebSocketUpgrade, ApiError> {
