@@ -7,23 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::engine::queries::QueriesConfig;
 use crate::error::{Error, Result};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Human,
-    Json,
-}
-
-impl LogFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Human => "human",
-            LogFormat::Json => "json",
-        }
-    }
-}
+use crate::telemetry::LogFormat;
 
 /// `rustydb serve` flags; each can also come from its `RUSTYDB_*` variable.
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -110,15 +96,6 @@ struct PartitionsFile {
 struct PoolFile {
     max_connections: Option<usize>,
     acquire_timeout_ms: Option<u64>,
-}
-
-/// Query monitoring: which statements count as slow and how many are remembered.
-#[derive(Debug, Clone)]
-pub struct QueriesConfig {
-    /// A statement running at least this long is recorded in the slow-query log.
-    pub slow_threshold: Duration,
-    /// Entries the slow-query log keeps (the newest).
-    pub slow_log_capacity: usize,
 }
 
 fn queries(file: QueriesFile) -> Result<QueriesConfig> {

@@ -29,13 +29,13 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
+use super::port::{Emit, emit};
 use crate::api::types::{
     Deadlock, DeadlockDetected, DeadlockDetectedBy, LockEvent, LockEventEventType,
     LockEventLockMode, LockEventLockType, LockInfo, LockMode, LockState, LockType, WaitForEdge,
     WaitForGraph, WaitForNode,
 };
 use crate::error::{Error, Result};
-use crate::events::Bus;
 use crate::sync::lock;
 
 /// Deadlocks remembered for `GET /api/v1/transactions/deadlocks`.
@@ -148,7 +148,7 @@ pub struct LockManager {
     history: Mutex<VecDeque<Deadlock>>,
     detected_total: AtomicU64,
     /// Where `lock_event` and `deadlock_detected` go; none in unit use.
-    events: Option<Arc<Bus>>,
+    events: Option<Arc<dyn Emit>>,
 }
 
 fn compatible(a: LockMode, b: LockMode) -> bool {
@@ -174,9 +174,9 @@ fn ms_since(since: Instant) -> f64 {
 }
 
 impl LockManager {
-    pub fn with_events(bus: Arc<Bus>) -> LockManager {
+    pub fn with_events(sink: Arc<dyn Emit>) -> LockManager {
         LockManager {
-            events: Some(bus),
+            events: Some(sink),
             ..LockManager::default()
         }
     }
@@ -367,16 +367,19 @@ impl LockManager {
         }
         history.push_front(deadlock.clone());
         drop(history);
-        if let Some(bus) = &self.events {
-            bus.publish(&DeadlockDetected {
-                deadlock_id: deadlock.deadlock_id.clone(),
-                detected_at: deadlock.detected_at,
-                transactions: deadlock.transactions.clone(),
-                victim_transaction: deadlock.victim_transaction.clone(),
-                resource_graph: deadlock.resource_graph.clone(),
-                resolution_strategy: deadlock.resolution_strategy.clone(),
-                impacted_queries: deadlock.impacted_queries.clone(),
-            });
+        if let Some(sink) = &self.events {
+            emit(
+                sink.as_ref(),
+                &DeadlockDetected {
+                    deadlock_id: deadlock.deadlock_id.clone(),
+                    detected_at: deadlock.detected_at,
+                    transactions: deadlock.transactions.clone(),
+                    victim_transaction: deadlock.victim_transaction.clone(),
+                    resource_graph: deadlock.resource_graph.clone(),
+                    resolution_strategy: deadlock.resolution_strategy.clone(),
+                    impacted_queries: deadlock.impacted_queries.clone(),
+                },
+            );
         }
         deadlock
     }
@@ -594,29 +597,32 @@ impl LockManager {
     }
 
     fn announce(&self, event_type: LockEventEventType, info: &LockInfo, reason: Option<String>) {
-        let Some(bus) = &self.events else {
+        let Some(sink) = &self.events else {
             return;
         };
-        bus.publish(&LockEvent {
-            event_type,
-            lock_id: info.lock_id.clone(),
-            transaction_id: info.transaction_id.clone(),
-            database: info.database.clone(),
-            lock_type: match info.lock_type {
-                LockType::Row => LockEventLockType::Row,
-                LockType::Named => LockEventLockType::Named,
+        emit(
+            sink.as_ref(),
+            &LockEvent {
+                event_type,
+                lock_id: info.lock_id.clone(),
+                transaction_id: info.transaction_id.clone(),
+                database: info.database.clone(),
+                lock_type: match info.lock_type {
+                    LockType::Row => LockEventLockType::Row,
+                    LockType::Named => LockEventLockType::Named,
+                },
+                lock_mode: match info.mode {
+                    LockMode::Shared => LockEventLockMode::Shared,
+                    LockMode::Exclusive => LockEventLockMode::Exclusive,
+                },
+                resource: info.resource.clone(),
+                table: info.table.clone(),
+                row_id: info.row_id.clone(),
+                wait_time_ms: info.wait_time_ms,
+                granted: event_type == LockEventEventType::Acquired,
+                reason,
             },
-            lock_mode: match info.mode {
-                LockMode::Shared => LockEventLockMode::Shared,
-                LockMode::Exclusive => LockEventLockMode::Exclusive,
-            },
-            resource: info.resource.clone(),
-            table: info.table.clone(),
-            row_id: info.row_id.clone(),
-            wait_time_ms: info.wait_time_ms,
-            granted: event_type == LockEventEventType::Acquired,
-            reason,
-        });
+        );
     }
 }
 

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod locks;
 pub mod page_cache;
 pub mod plans;
+pub mod port;
 pub mod queries;
 pub mod sessions;
 pub mod slow_log;

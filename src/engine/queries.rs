@@ -137,6 +137,15 @@ pub struct Sender<'a> {
     pub session_id: &'a str,
 }
 
+/// Query monitoring: which statements count as slow and how many are remembered.
+#[derive(Debug, Clone)]
+pub struct QueriesConfig {
+    /// A statement running at least this long is recorded in the slow-query log.
+    pub slow_threshold: Duration,
+    /// Entries the slow-query log keeps (the newest).
+    pub slow_log_capacity: usize,
+}
+
 /// What the SQL subsystem watches: statements running now, the slow ones, and plans.
 pub struct QueryMonitor {
     /// Shared with the query stream (/api/v1/ws/query), so both are listed and cancellable.
@@ -146,7 +155,7 @@ pub struct QueryMonitor {
 }
 
 impl QueryMonitor {
-    pub fn new(config: &crate::config::QueriesConfig) -> QueryMonitor {
+    pub fn new(config: &QueriesConfig) -> QueryMonitor {
         QueryMonitor {
             running: Arc::default(),
             slow: super::slow_log::SlowLog::new(config.slow_threshold, config.slow_log_capacity),

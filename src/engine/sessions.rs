@@ -11,12 +11,12 @@ use chrono::Utc;
 use super::capture::Actor;
 use super::catalog::{Database, Held};
 use super::locks::{LockManager, TxMeta};
+use super::port::{Emit, emit};
 use crate::api::types::{
     TransactionEvent, TransactionEventEventType, TransactionEventMode, TransactionInfo,
     TransactionState,
 };
 use crate::error::{Error, Result};
-use crate::events::Bus;
 use crate::sync::lock;
 
 const REMEMBERED: usize = 1000;
@@ -116,7 +116,7 @@ pub struct Transactions {
     open: Mutex<HashMap<String, Arc<Transaction>>>,
     ended: Mutex<VecDeque<TransactionInfo>>,
     /// Where `transaction_event`s go; none in unit use.
-    events: Option<Arc<Bus>>,
+    events: Option<Arc<dyn Emit>>,
     /// Locks taken through the API; released when their transaction ends.
     locks: Arc<LockManager>,
 }
@@ -133,11 +133,11 @@ pub fn validate_savepoint(name: &str) -> Result<()> {
 }
 
 impl Transactions {
-    /// Transactions that announce BEGIN, COMMIT and ROLLBACK on `bus`.
-    pub fn with_events(bus: Arc<Bus>) -> Transactions {
+    /// Transactions that announce BEGIN, COMMIT and ROLLBACK to `sink`.
+    pub fn with_events(sink: Arc<dyn Emit>) -> Transactions {
         Transactions {
-            locks: Arc::new(LockManager::with_events(Arc::clone(&bus))),
-            events: Some(bus),
+            locks: Arc::new(LockManager::with_events(Arc::clone(&sink))),
+            events: Some(sink),
             ..Transactions::default()
         }
     }
@@ -154,7 +154,7 @@ impl Transactions {
         session_id: &str,
         modified_rows: u64,
     ) {
-        let Some(bus) = &self.events else {
+        let Some(sink) = &self.events else {
             return;
         };
         let mode = match info.mode.as_str() {
@@ -171,20 +171,24 @@ impl Transactions {
                 .clone()
                 .filter(|r| r != "commit" && r != "rollback"),
         };
-        bus.publish(&TransactionEvent {
-            event_type,
-            transaction_id: info.transaction_id.clone(),
-            database: info.database.clone(),
-            user_id: owner_id.to_string(),
-            session_id: Some(session_id.to_string()).filter(|s| !s.is_empty()),
-            username: info.owner.clone(),
-            mode,
-            read_only: info.read_only,
-            duration_ms: (end - info.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0,
-            statements: i64::try_from(info.statements).unwrap_or(i64::MAX),
-            modified_rows: i64::try_from(modified_rows).unwrap_or(i64::MAX),
-            reason,
-        });
+        emit(
+            sink.as_ref(),
+            &TransactionEvent {
+                event_type,
+                transaction_id: info.transaction_id.clone(),
+                database: info.database.clone(),
+                user_id: owner_id.to_string(),
+                session_id: Some(session_id.to_string()).filter(|s| !s.is_empty()),
+                username: info.owner.clone(),
+                mode,
+                read_only: info.read_only,
+                duration_ms: (end - info.started_at).num_microseconds().unwrap_or(0) as f64
+                    / 1000.0,
+                statements: i64::try_from(info.statements).unwrap_or(i64::MAX),
+                modified_rows: i64::try_from(modified_rows).unwrap_or(i64::MAX),
+                reason,
+            },
+        );
     }
 
     /// Begins a transaction (blocking).

@@ -13,9 +13,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use super::WireFrame;
 use crate::api::{EventMessage, TOPICS, TopicMeta};
 use crate::sync::{lock, read, write};
-use crate::ws::WireFrame;
 
 /// One published event.
 #[derive(Debug)]
@@ -354,5 +354,17 @@ impl Bus {
             )
             .ok()?;
         Some(topic.publish_value(E::MESSAGE_TYPE, data))
+    }
+}
+
+/// The engine's events reach their topics through its port.
+impl crate::engine::port::Emit for Bus {
+    fn emit(&self, topic: &'static str, message_type: &'static str, data: Value) {
+        match self.topics.get(topic) {
+            Some(topic) => {
+                topic.publish_value(message_type, data);
+            }
+            None => tracing::error!(topic, "the engine emitted to a topic that is not declared"),
+        }
     }
 }

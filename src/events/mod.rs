@@ -2,9 +2,11 @@
 
 mod bus;
 mod filter;
+mod frame;
 
 pub use bus::{Bus, Cursor, Event, Gap, Listener, Subscribed, Taken, Topic};
 pub use filter::Filter;
+pub use frame::WireFrame;
 
 use std::sync::Arc;
 

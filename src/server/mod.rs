@@ -92,7 +92,7 @@ impl Server {
             system_db,
             engine,
             transactions: Arc::new(crate::engine::sessions::Transactions::with_events(
-                Arc::clone(&bus),
+                Arc::clone(&bus) as Arc<dyn crate::engine::port::Emit>,
             )),
             tablespaces,
             queries,

@@ -13,8 +13,8 @@ use crate::api::types::{
     VersionInfo, VersionInfoBuildProfile,
 };
 use crate::api::{API_VERSION, ApiError, SystemApi, runtime::RequestContext};
-use crate::config::LogFormat;
 use crate::state::SharedState;
+use crate::telemetry::LogFormat;
 
 pub struct SystemService {
     state: SharedState,

@@ -17,11 +17,12 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::WireFrame;
 use super::WsHub;
 use super::protocol::{self, ClientMessage};
 use super::query::Queries;
 use super::registry::{Control, Registration, SubscriptionId, SubscriptionInfo};
-use super::wire::{FrameWriter, ReadOnly, WireFrame};
+use super::wire::{FrameWriter, ReadOnly};
 use crate::api::runtime::Identity;
 use crate::api::upgrade::Socket;
 use crate::api::{Access, types};

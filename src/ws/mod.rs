@@ -18,12 +18,12 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
 pub use crate::api::runtime::WebSocketUpgrade;
+pub use crate::events::WireFrame;
 pub use connection::{
     CLOSE_BY_ADMIN, CLOSE_CREDENTIALS_EXPIRED, CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_SLOW,
 };
 pub use management::WebSocketManagement;
 pub use registry::{Control, Registry};
-pub use wire::WireFrame;
 
 use crate::api::runtime::{Credential, RequestContext};
 use crate::api::websocket_endpoints::{WsEventsQuery, WsMetricsQuery};

@@ -9,88 +9,13 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Poll, ready};
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::Utf8Bytes};
 
-/// A complete server-to-client frame (unmasked, final). Cloning shares the bytes.
-#[derive(Clone, Debug)]
-pub struct WireFrame {
-    bytes: Bytes,
-    /// Where the payload starts.
-    header: u8,
-}
+use crate::events::WireFrame;
 
 /// Frames handed to the socket by one write: enough to fill a loopback socket's buffer with
 /// ~200-byte frames, small enough for the slices to live on the stack of one poll.
 const SLICES_PER_WRITE: usize = 64;
-
-impl WireFrame {
-    /// A text frame (the caller's payload is valid UTF-8: it is a `String`).
-    pub fn text(payload: &str) -> WireFrame {
-        let header = FrameHeader {
-            opcode: OpCode::Data(Data::Text),
-            ..FrameHeader::default()
-        };
-        let length = payload.len() as u64;
-        let mut bytes = Vec::with_capacity(header.len(length) + payload.len());
-        // Writing to a Vec cannot fail.
-        let _ = header.format(length, &mut bytes);
-        let start = bytes.len();
-        bytes.extend_from_slice(payload.as_bytes());
-        WireFrame {
-            bytes: Bytes::from(bytes),
-            header: start as u8,
-        }
-    }
-
-    /// A ping without payload (the heartbeat): the same two static bytes every time.
-    pub fn ping() -> WireFrame {
-        WireFrame {
-            bytes: Bytes::from_static(&[0x89, 0x00]),
-            header: 2,
-        }
-    }
-
-    /// The answer to a client's ping: its payload back.
-    pub fn pong(payload: Bytes) -> WireFrame {
-        Self::control(Frame::pong(payload))
-    }
-
-    /// A close frame; the reason is cut to the 123 bytes a control frame has room for.
-    pub fn close(code: u16, reason: &str) -> WireFrame {
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self::control(Frame::close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: Utf8Bytes::from(&reason[..end]),
-        })))
-    }
-
-    fn control(frame: Frame) -> WireFrame {
-        let header = frame.header().len(frame.payload().len() as u64);
-        let mut bytes = Vec::with_capacity(frame.len());
-        let _ = frame.format(&mut bytes);
-        WireFrame {
-            bytes: Bytes::from(bytes),
-            header: header as u8,
-        }
-    }
-
-    /// The payload: for a text frame, its JSON.
-    pub fn payload(&self) -> &[u8] {
-        &self.bytes[usize::from(self.header)..]
-    }
-
-    /// The payload of a text frame as text.
-    pub fn text_payload(&self) -> &str {
-        std::str::from_utf8(self.payload()).unwrap_or_default()
-    }
-}
 
 /// Writes frames to a socket without copying them.
 pub struct FrameWriter<W> {
@@ -112,7 +37,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         poll_fn(|cx| {
             while index < frames.len() {
                 let batch = &frames[index..frames.len().min(index + SLICES_PER_WRITE)];
-                let first = &batch[0].bytes[offset..];
+                let first = &batch[0].bytes()[offset..];
                 let mut written = if batch.len() == 1 {
                     // One frame (an event at a time): a plain write, which on a TCP socket is
                     // `send`, a shorter path through the kernel than `writev`.
@@ -121,7 +46,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                     let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
                     slices[0] = IoSlice::new(first);
                     for (slice, frame) in slices[1..].iter_mut().zip(&batch[1..]) {
-                        *slice = IoSlice::new(&frame.bytes);
+                        *slice = IoSlice::new(frame.bytes());
                     }
                     ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..batch.len()]))?
                 };
@@ -129,7 +54,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 while written > 0 {
-                    let left = frames[index].bytes.len() - offset;
+                    let left = frames[index].bytes().len() - offset;
                     if written >= left {
                         written -= left;
                         index += 1;
@@ -189,41 +114,11 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
-    #[test]
-    fn text_frames_carry_the_length_form_their_size_needs() {
-        let short = WireFrame::text("hi");
-        assert_eq!(&short.bytes[..], b"\x81\x02hi");
-        assert_eq!(short.payload(), b"hi");
-        let medium = "x".repeat(300);
-        let frame = WireFrame::text(&medium);
-        assert_eq!(&frame.bytes[..4], &[0x81, 126, 0x01, 0x2c]);
-        assert_eq!(frame.text_payload(), medium);
-        let long = "y".repeat(70_000);
-        let frame = WireFrame::text(&long);
-        assert_eq!(frame.bytes[1], 127);
-        assert_eq!(frame.payload().len(), 70_000);
-    }
-
-    #[test]
-    fn control_frames() {
-        assert_eq!(&WireFrame::ping().bytes[..], &[0x89, 0]);
-        assert_eq!(
-            &WireFrame::pong(Bytes::from_static(b"ab")).bytes[..],
-            b"\x8a\x02ab"
-        );
-        let close = WireFrame::close(4008, "slow");
-        assert_eq!(&close.bytes[..], b"\x88\x06\x0f\xa8slow");
-        // A reason too long for a control frame is cut at a character boundary.
-        let close = WireFrame::close(1000, &"é".repeat(100));
-        assert!(close.payload().len() <= 125);
-        assert!(std::str::from_utf8(&close.payload()[2..]).is_ok());
-    }
-
     /// Writes `frames` through a pipe with a 7-byte buffer, which stops every write part-way
     /// through a frame; returns what the reader got and what was sent.
     async fn through_a_narrow_pipe(frames: Vec<WireFrame>) -> (Vec<u8>, Vec<u8>) {
         let (client, mut server) = tokio::io::duplex(7);
-        let expected: Vec<u8> = frames.iter().flat_map(|f| f.bytes.to_vec()).collect();
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.bytes().to_vec()).collect();
         let writer = tokio::spawn(async move {
             FrameWriter::new(client)
                 .write_all(&frames)
