@@ -11,6 +11,7 @@ mod password;
 mod policy;
 mod ratelimit;
 mod routes;
+pub mod sessions;
 mod store;
 
 use std::net::IpAddr;
@@ -50,7 +51,7 @@ pub struct Auth {
     /// Verified against when a login names an unknown user, so both cost the same.
     decoy_hash: String,
     /// Live logins and API keys, with their activity.
-    pub sessions: Arc<crate::sessions::SessionRegistry>,
+    pub sessions: Arc<sessions::SessionRegistry>,
 }
 
 impl Auth {
@@ -312,7 +313,7 @@ impl Auth {
     /// Revokes what a session authenticates with: its login family or its API key.
     pub async fn revoke_session_credential(
         &self,
-        session: &crate::sessions::Session,
+        session: &sessions::Session,
         reason: &str,
     ) -> Result<()> {
         let (kind, id, user_id, reason) = (
@@ -332,7 +333,7 @@ impl Auth {
     /// Records a request of an authenticated caller in its session. A login first seen since
     /// the server started gets its login time from `system.db`.
     pub async fn record_activity(&self, identity: &Identity, client: Option<IpAddr>) {
-        let id = crate::sessions::session_id(&identity.credential);
+        let id = sessions::session_id(&identity.credential);
         let mut connected_at = chrono::Utc::now();
         if !self.sessions.contains(&id)
             && let Credential::Jwt { family, .. } = &identity.credential

@@ -227,7 +227,7 @@ impl AuthApi for AuthService {
             .call(move |c| store::revoke_family(c, &fam, "logout"))
             .await?;
         self.auth.sessions.remove(
-            &crate::sessions::session_id(&identity.credential),
+            &crate::auth::sessions::session_id(&identity.credential),
             crate::api::types::SessionEventKind::Logout,
         );
         self.auth

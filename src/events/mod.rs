@@ -1,6 +1,7 @@
 //! The event bus: one bounded topic per declared event family (see `schema/events/`).
 
 mod bus;
+pub mod connections;
 mod filter;
 mod frame;
 

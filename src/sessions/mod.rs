@@ -1,8 +1,6 @@
 //! The `sessions` subsystem: live logins and API keys with their activity, and terminating one
 //! (credential revoked, statements interrupted, transactions rolled back, WebSockets closed).
 
-mod registry;
-
 use std::sync::Arc;
 
 use crate::api::runtime::{Identity, RequestContext};
@@ -12,10 +10,10 @@ use crate::api::types::{
 };
 use crate::api::{ApiError, Permission, SessionsApi};
 use crate::auth::audit::AuditRecord;
+use crate::events::connections::{CLOSE_BY_ADMIN, Control};
 use crate::state::SharedState;
-use crate::ws::{CLOSE_BY_ADMIN, Control};
 
-pub use registry::{Session, SessionRegistry, session_id};
+use crate::auth::sessions::{Session, SessionRegistry};
 
 pub struct SessionService {
     state: SharedState,

@@ -16,6 +16,7 @@ use crate::api::types::{
     SqlStatementResult, TrackedQueryList,
 };
 use crate::api::{ApiError, SqlApi};
+use crate::auth::sessions::SessionRegistry;
 use crate::engine::access::SqlAccess;
 use crate::engine::capture::Actor;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
@@ -25,7 +26,6 @@ use crate::engine::sessions::Transactions;
 use crate::engine::sql;
 use crate::error::Error;
 use crate::events::Bus;
-use crate::sessions::SessionRegistry;
 
 pub mod maintenance;
 
@@ -99,7 +99,7 @@ impl SqlService {
             + 'static,
     {
         let identity = ctx.identity()?;
-        let session_id = crate::sessions::session_id(&identity.credential);
+        let session_id = crate::auth::sessions::session_id(&identity.credential);
         let sender = Sender {
             user_id: &identity.user_id,
             username: &identity.username,

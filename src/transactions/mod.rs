@@ -109,7 +109,7 @@ impl TransactionsApi for TransactionService {
             let owner = Owner {
                 user_id: &identity.user_id,
                 username: &identity.username,
-                session_id: &crate::sessions::session_id(&identity.credential),
+                session_id: &crate::auth::sessions::session_id(&identity.credential),
             };
             transactions.begin(&db, &owner, mode, read_only)
         })

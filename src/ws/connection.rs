@@ -21,20 +21,15 @@ use super::WireFrame;
 use super::WsHub;
 use super::protocol::{self, ClientMessage};
 use super::query::Queries;
-use super::registry::{Control, Registration, SubscriptionId, SubscriptionInfo};
 use super::wire::{FrameWriter, ReadOnly};
 use crate::api::runtime::Identity;
 use crate::api::upgrade::Socket;
 use crate::api::{Access, types};
+use crate::events::connections::{
+    CLOSE_CREDENTIALS_EXPIRED, CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_NORMAL, CLOSE_TOO_SLOW,
+    ConnectionInfo, Control, Registration, SubscriptionId, SubscriptionInfo,
+};
 use crate::events::{Cursor, Filter, Gap, Subscribed, Topic};
-
-/// Close codes (see docs/websocket.md).
-pub const CLOSE_NORMAL: u16 = 1000;
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-pub const CLOSE_IDLE: u16 = 4000;
-pub const CLOSE_CREDENTIALS_EXPIRED: u16 = 4001;
-pub const CLOSE_TOO_SLOW: u16 = 4008;
-pub const CLOSE_BY_ADMIN: u16 = 4009;
 
 /// Most events taken from one subscription before a flush.
 const DRAIN_BATCH: usize = 512;
@@ -274,7 +269,7 @@ impl Connection {
         }
     }
 
-    fn info(&self) -> &super::registry::ConnectionInfo {
+    fn info(&self) -> &ConnectionInfo {
         &self.registration.info
     }
 

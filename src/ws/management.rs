@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::registry::{ConnectionInfo, Control, SubscriptionInfo};
-use super::{CLOSE_BY_ADMIN, WsHub, protocol};
+use super::{WsHub, protocol};
 use crate::api::runtime::RequestContext;
 use crate::api::types::{
     Broadcast, BroadcastRequest, BroadcastResult, WsConnection, WsConnectionList, WsDisconnected,
@@ -15,6 +14,7 @@ use crate::api::websocket::{
     GetWsSubscriptionPath, ListWsSubscriptionsQuery,
 };
 use crate::api::{ApiError, WebsocketApi};
+use crate::events::connections::{CLOSE_BY_ADMIN, ConnectionInfo, Control, SubscriptionInfo};
 
 pub struct WebSocketManagement {
     hub: Arc<WsHub>,

@@ -6,7 +6,6 @@ mod connection;
 mod management;
 mod protocol;
 mod query;
-mod registry;
 
 mod wire;
 
@@ -19,19 +18,16 @@ use tokio::sync::watch;
 
 pub use crate::api::runtime::WebSocketUpgrade;
 pub use crate::events::WireFrame;
-pub use connection::{
-    CLOSE_BY_ADMIN, CLOSE_CREDENTIALS_EXPIRED, CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_SLOW,
-};
+pub use crate::events::connections::Registry;
 pub use management::WebSocketManagement;
-pub use registry::{Control, Registry};
 
 use crate::api::runtime::{Credential, RequestContext};
 use crate::api::websocket_endpoints::{WsEventsQuery, WsMetricsQuery};
 use crate::api::{ApiError, WebSocketApi, WebSocketMeta};
 use crate::config::WebSocketConfig;
+use crate::events::connections::{ConnectionInfo, LimitExceeded};
 use crate::events::{Bus, Filter, Topic};
 use connection::Connection;
-use registry::{ConnectionInfo, LimitExceeded};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig as ReadConfig;
 
 /// The subprotocol the server selects when a client offers it (browsers authenticate by offering
@@ -85,7 +81,7 @@ impl WebSocketService {
             id: format!("conn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             user_id: identity.user_id.clone(),
             username: identity.username.clone(),
-            session_id: crate::sessions::session_id(&identity.credential),
+            session_id: crate::auth::sessions::session_id(&identity.credential),
             endpoint: endpoint.operation.path,
             connected_at: chrono::Utc::now(),
             client_address: ctx.peer,

@@ -95,7 +95,7 @@ impl Queries {
             Ok(db) => db,
             Err(e) => return refuse(e.into()),
         };
-        let session_id = crate::sessions::session_id(&identity.credential);
+        let session_id = crate::auth::sessions::session_id(&identity.credential);
         let sender = Sender {
             user_id: &identity.user_id,
             username: &identity.username,

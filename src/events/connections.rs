@@ -8,12 +8,19 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::WireFrame;
+use super::{Filter, WireFrame};
 use crate::api::TopicMeta;
-use crate::events::Filter;
 use crate::sync::{lock, read, write};
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
+
+/// Close codes (see docs/websocket.md).
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_IDLE: u16 = 4000;
+pub const CLOSE_CREDENTIALS_EXPIRED: u16 = 4001;
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+pub const CLOSE_BY_ADMIN: u16 = 4009;
 
 /// Requests to a connection's task from elsewhere in the server.
 #[derive(Debug)]
