@@ -662,7 +662,7 @@ mod server {
             .build()
             .expect("runtime");
         let dir = tempfile::tempdir().expect("temp dir");
-        let (state, port, token) = runtime.block_on(async {
+        let (bus, port, token) = runtime.block_on(async {
             let mut config = rustydb::config::Config::for_data_dir(dir.path());
             config.security.admin_password = Some(rustydb::config::Secret::new("bench-password"));
             config.security.requests_per_minute = 1_000_000;
@@ -679,15 +679,14 @@ mod server {
             )
             .await
             .expect("start");
-            let state = Arc::clone(&server.state);
+            let bus = Arc::clone(server.bus());
             let app = server.app();
             tokio::spawn(server.serve(listener, std::future::pending()));
             let token = login(app).await;
-            (state, port, token)
+            (bus, port, token)
         });
         println!("ready {port} {token}");
         let _ = std::io::stdout().flush();
-        let bus = Arc::clone(&state.bus);
         let _guard = runtime.enter();
         commands(|n, rate| {
             paced(n, rate, || {

@@ -19,6 +19,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "module cycles (layers point one way; a copy of ../shared/tools/module-cycles.py)"
+python3 scripts/module-cycles.py
+
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

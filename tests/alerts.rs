@@ -32,12 +32,7 @@ fn rule(name: &str, metric: &str, duration_seconds: u64) -> String {
 async fn a_rule_fires_on_open_transactions_is_acknowledged_resolves_and_fires_again() {
     let server = fast_server().await;
     let admin = server.admin().await;
-    let mut events = server
-        .state()
-        .bus
-        .topic("alerts")
-        .expect("alerts topic")
-        .listen();
+    let mut events = server.bus().topic("alerts").expect("alerts topic").listen();
 
     let created = admin
         .post_json(

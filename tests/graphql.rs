@@ -498,7 +498,7 @@ async fn alert_stream_receives_a_firing_alert_of_its_categories_only() {
     subscribe(&mut ws, "a", &seed_doc("alertStream")).await;
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(recv(&mut ws).await["type"], "pong");
-    let mut alerts = live.state.bus.topic("alerts").expect("topic").listen();
+    let mut alerts = live.bus.topic("alerts").expect("topic").listen();
     let rule = |name: &str, category: &str| {
         json!({"name": name, "metric": "active_transactions", "comparison": "gt", "threshold": 0,
                "duration_seconds": 0, "severity": "WARNING", "category": category})
@@ -737,7 +737,7 @@ const PENDING: &[&str] = &[];
 #[tokio::test]
 async fn every_seed_subscription_document_validates_or_is_pending() {
     let live = Live::start(|_| {}).await;
-    let schema = rustydb::graphql::schema(&live.state).expect("schema");
+    let schema = rustydb::graphql::schema(&live.graphql).expect("schema");
     let documents = seed_documents();
     assert_eq!(documents.len(), 29, "the seed lists 29 subscriptions");
     let committed = std::fs::read_to_string(concat!(
@@ -832,7 +832,9 @@ fn shape(sdl: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn the_served_schema_equals_generated_schema_graphql() {
     let live = Live::start(|_| {}).await;
-    let served = rustydb::graphql::schema(&live.state).expect("schema").sdl();
+    let served = rustydb::graphql::schema(&live.graphql)
+        .expect("schema")
+        .sdl();
     let committed = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/generated/schema.graphql"

@@ -37,7 +37,7 @@ async fn nexts(ws: &mut Client, id: &str, field: &str, n: usize) -> Vec<Value> {
 /// Waits until `topic` has `n` subscribers: the subscriptions just sent are listening (a
 /// `subscribe` gets no acknowledgement, and its source starts in a task of its own).
 async fn listening(live: &Live, topic: &str, n: usize) {
-    let topic = live.state.bus.topic(topic).expect("topic");
+    let topic = live.bus.topic(topic).expect("topic");
     let deadline = tokio::time::Instant::now() + WAIT;
     while topic.subscribers() < n {
         assert!(
@@ -310,7 +310,6 @@ async fn the_cluster_subscriptions_report_this_node_and_its_health_changes() {
     assert!(id.starts_with("node-"), "{current}");
     // The id is the one kept in system.db, so a restart finds the same.
     let stored = live
-        .state
         .system_db
         .call(|c| {
             Ok(c.query_row(

@@ -42,7 +42,7 @@ async fn until_waiting(c: &Caller<'_>, tx: &str) {
 
 /// The `locks` topic's events so far, as (message_type, data).
 fn lock_events(server: &TestServer) -> Vec<(String, Value)> {
-    let topic = server.state().bus.topic("locks").expect("locks topic");
+    let topic = server.bus().topic("locks").expect("locks topic");
     topic
         .held()
         .iter()

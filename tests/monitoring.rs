@@ -146,12 +146,7 @@ async fn a_component_status_change_is_published_with_the_changed_component() {
         c.monitoring.health_watch_interval = Duration::from_millis(20);
     })
     .await;
-    let mut events = server
-        .state()
-        .bus
-        .topic("health")
-        .expect("health topic")
-        .listen();
+    let mut events = server.bus().topic("health").expect("health topic").listen();
     let dir = server.data_dir.path().to_path_buf();
     // Without its data directory the probe cannot write: the component turns unhealthy.
     std::fs::remove_dir_all(&dir).expect("remove data dir");

@@ -65,7 +65,7 @@ async fn checkpoint(c: &Caller<'_>, mode: &str) -> Value {
 
 /// The maintenance events published so far (the bus keeps them for replay).
 fn maintenance_events(server: &TestServer) -> Vec<Value> {
-    let topic = server.state().bus.topic("maintenance").expect("topic");
+    let topic = server.bus().topic("maintenance").expect("topic");
     topic.held().iter().map(|e| e.data.clone()).collect()
 }
 

@@ -48,8 +48,7 @@ async fn range_partitions_route_rows_and_a_dropped_partition_takes_its_rows() {
     .await;
     let admin = server.admin().await;
     let mut events = server
-        .state()
-        .bus
+        .bus()
         .topic("partitions")
         .expect("partitions topic")
         .listen();

@@ -444,7 +444,7 @@ async fn a_move_across_filesystems_copies_the_file() {
 #[tokio::test]
 async fn storage_status_is_published_while_subscribed() {
     let server = TestServer::new().await;
-    let topic = server.state().bus.topic("storage_status").expect("topic");
+    let topic = server.bus().topic("storage_status").expect("topic");
     assert_eq!(topic.head(), 0, "nothing measured without subscribers");
     let mut rx = topic.listen();
     let event = tokio::time::timeout(std::time::Duration::from_secs(15), rx.recv())

@@ -61,9 +61,9 @@ impl TestServer {
         }
     }
 
-    /// The running server's state (its bus, transactions, ...).
-    pub fn state(&self) -> &rustydb::state::SharedState {
-        &self._server.state
+    /// The running server's event bus.
+    pub fn bus(&self) -> &std::sync::Arc<rustydb::events::Bus> {
+        self._server.bus()
     }
 
     /// Stops this server and starts a new one on the same data directory.

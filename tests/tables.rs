@@ -651,7 +651,7 @@ async fn indexes_can_be_created_listed_dropped_and_analyzed() {
     // Three rows; two share an age; each (age, email) is distinct.
     assert_eq!(by_age["stat"], "3 2 1");
     // As an ANALYZE statement through the SQL API, it is a maintenance event.
-    let topic = server.state().bus.topic("maintenance").expect("topic");
+    let topic = server.bus().topic("maintenance").expect("topic");
     let analyzed: Vec<Value> = topic.held().iter().map(|e| e.data.clone()).collect();
     assert!(
         analyzed.iter().any(|e| e["operation"] == "ANALYZE"

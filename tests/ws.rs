@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use rustydb::api::types::SystemMetrics;
 use rustydb::config::{Config, Secret};
+use rustydb::events::Bus;
+use rustydb::events::connections::Registry;
 use rustydb::server::Server;
-use rustydb::state::AppState;
 use rustydb::telemetry::LogControl;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -24,7 +25,8 @@ const PASSWORD: &str = "ws-test-password";
 
 struct Live {
     addr: SocketAddr,
-    state: Arc<AppState>,
+    bus: Arc<Bus>,
+    connections: Arc<Registry>,
     app: axum::Router,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -45,7 +47,8 @@ impl Live {
         let server = Server::start(config, LogControl::detached(), Instant::now())
             .await
             .expect("start");
-        let state = Arc::clone(&server.state);
+        let bus = Arc::clone(server.bus());
+        let connections = Arc::clone(server.connections());
         let app = server.app();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.serve(listener, async {
@@ -53,7 +56,8 @@ impl Live {
         }));
         Live {
             addr,
-            state,
+            bus,
+            connections,
             app,
             stop: Some(tx),
             _dir: dir,
@@ -141,7 +145,7 @@ impl Live {
 
     fn publish(&self, n: usize) {
         for i in 0..n {
-            self.state.bus.publish(&metrics(i as u64));
+            self.bus.publish(&metrics(i as u64));
         }
     }
 }
@@ -391,9 +395,9 @@ async fn oversized_messages_close_the_connection() {
     let code = close_code(&mut ws).await;
     assert!(code.is_none() || code == Some(1009), "{code:?}");
     assert!(
-        live.state.ws.registry.is_empty() || {
+        live.connections.is_empty() || {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            live.state.ws.registry.is_empty()
+            live.connections.is_empty()
         }
     );
 }
@@ -441,10 +445,10 @@ async fn pings_get_their_pong_and_a_close_is_echoed() {
     .expect("close");
     assert_eq!(close_code(&mut ws).await, Some(1001), "the close is echoed");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !live.state.ws.registry.is_empty() && Instant::now() < deadline {
+    while !live.connections.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(live.state.ws.registry.is_empty());
+    assert!(live.connections.is_empty());
 }
 
 /// A request that is not a complete WebSocket handshake gets 426 saying what is missing.
@@ -680,7 +684,7 @@ async fn a_sequence_from_another_epoch_replays_everything_held() {
     assert_eq!(error["data"]["code"], "MALFORMED_MESSAGE");
     // A live event reaches all four subscriptions; nothing else was queued before it. (The
     // filter keeps the server's own samples out; they may take sequence numbers meanwhile.)
-    live.state.bus.publish(&metrics(99));
+    live.bus.publish(&metrics(99));
     for _ in 0..4 {
         let event = next_json(&mut ws).await;
         assert_eq!(event["data"]["memory_usage"], 99, "{event}");
@@ -700,7 +704,7 @@ async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() 
     let mut slow = live.connect_as("/api/v1/ws", &admin).await;
     subscribe(&mut fast, json!({"topic": "system_metrics"})).await;
     subscribe(&mut slow, json!({"topic": "system_metrics"})).await;
-    let topic = Arc::clone(live.state.bus.topic("system_metrics").expect("topic"));
+    let topic = Arc::clone(live.bus.topic("system_metrics").expect("topic"));
     let fast_received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = {
@@ -767,7 +771,7 @@ async fn a_slow_client_is_warned_and_dropped_while_a_fast_one_gets_everything() 
     assert!(gap, "and told what it lost");
     // Then it stops reading for good and is dropped within the slow-client timeout.
     let deadline = Instant::now() + Duration::from_secs(40);
-    while live.state.ws.registry.len() > 1 {
+    while live.connections.len() > 1 {
         assert!(
             Instant::now() < deadline,
             "the slow client was not disconnected"

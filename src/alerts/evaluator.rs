@@ -5,26 +5,26 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::alerts::{publish, store};
+use tokio::sync::watch;
+
+use crate::alerts::{AlertService, publish, store};
 use crate::api::types::{AlertComparison, AlertRecord, AlertRule};
 use crate::error::Result;
 use crate::monitoring;
-use crate::state::SharedState;
 
 /// Since when each rule's condition has held, keyed by rule id; a rule edited since
 /// (`updated_at` differs) starts over.
 type Holding = HashMap<String, (chrono::DateTime<chrono::Utc>, Instant)>;
 
-pub fn spawn(state: SharedState) {
+pub fn spawn(state: AlertService, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
-        let mut shutdown = state.shutdown.clone();
-        let mut tick = tokio::time::interval(state.config.monitoring.alert_evaluation_interval);
+        let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut holding = Holding::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = crate::state::shutting_down(&mut shutdown) => break,
+                () = crate::process::shutting_down(&mut shutdown) => break,
             }
             if let Err(e) = evaluate(&state, &mut holding).await {
                 tracing::warn!(error = %e, "alert evaluation failed");
@@ -44,7 +44,7 @@ pub fn holds(comparison: AlertComparison, value: f64, threshold: f64) -> bool {
     }
 }
 
-async fn evaluate(state: &SharedState, holding: &mut Holding) -> Result<()> {
+async fn evaluate(state: &AlertService, holding: &mut Holding) -> Result<()> {
     let (rules, open) = state
         .system_db
         .call(|c| Ok((store::list_rules(c)?, store::open_alerts(c)?)))
@@ -56,7 +56,7 @@ async fn evaluate(state: &SharedState, holding: &mut Holding) -> Result<()> {
     }
     let open: HashMap<String, AlertRecord> =
         open.into_iter().map(|a| (a.rule_id.clone(), a)).collect();
-    let families = monitoring::collect(state).await;
+    let families = state.metrics.collect().await;
     let now = Instant::now();
     for rule in rules {
         let value = monitoring::alert_value(&families, &rule.metric);
@@ -134,7 +134,7 @@ enum Change {
     Resolve(String, f64, String),
 }
 
-async fn change(state: &SharedState, change: Change) -> Result<()> {
+async fn change(state: &AlertService, change: Change) -> Result<()> {
     let alert = state
         .system_db
         .call(move |c| match change {

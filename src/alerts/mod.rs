@@ -6,7 +6,11 @@ mod evaluator;
 mod store;
 
 pub use evaluator::spawn as spawn_evaluator;
-pub use store::count_open;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use crate::api::alerts::{
     AcknowledgeAlertPath, DeleteAlertRulePath, GetAlertPath, GetAlertRulePath, ListAlertsQuery,
@@ -17,17 +21,25 @@ use crate::api::types::{
     AlertRuleList,
 };
 use crate::api::{AlertsApi, ApiError, runtime::RequestContext};
+use crate::engine::SystemDb;
 use crate::events::Bus;
-use crate::monitoring::{self, ALERT_METRICS};
-use crate::state::SharedState;
+use crate::monitoring::{self, ALERT_METRICS, Collector, Family, Kind};
 
+/// The alerts subsystem's handles; the evaluator task works with the same.
+#[derive(Clone)]
 pub struct AlertService {
-    state: SharedState,
+    system_db: SystemDb,
+    bus: Arc<Bus>,
+    metrics: Arc<Collector>,
 }
 
 impl AlertService {
-    pub fn new(state: SharedState) -> Self {
-        AlertService { state }
+    pub fn new(system_db: SystemDb, bus: Arc<Bus>, metrics: Arc<Collector>) -> Self {
+        AlertService {
+            system_db,
+            bus,
+            metrics,
+        }
     }
 
     async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
@@ -35,7 +47,31 @@ impl AlertService {
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> crate::error::Result<T> + Send + 'static,
     {
-        Ok(self.state.system_db.call(f).await?)
+        Ok(self.system_db.call(f).await?)
+    }
+}
+
+/// The `rustydb_alerts_open` family, added to the metric registry by the server.
+pub struct OpenAlerts(pub SystemDb);
+
+impl monitoring::Source for OpenAlerts {
+    fn collect(&self) -> BoxFuture<'_, Vec<Family>> {
+        Box::pin(async move {
+            // Bounded, so a wedged system.db cannot stall a scrape.
+            let counts = self.0.call(store::count_open);
+            let Ok(Ok(counts)) = tokio::time::timeout(Duration::from_secs(2), counts).await else {
+                return Vec::new();
+            };
+            let mut family = Family::new(
+                "rustydb_alerts_open",
+                Kind::Gauge,
+                "Alerts firing or acknowledged (still holding), by state",
+            );
+            for (state, n) in counts {
+                family = family.with(vec![("state", state)], n as f64);
+            }
+            vec![family]
+        })
     }
 }
 
@@ -89,7 +125,7 @@ fn rule_input(body: AlertRuleCreate) -> Result<store::RuleInput, ApiError> {
 
 impl AlertsApi for AlertService {
     async fn list_alert_metrics(&self, _ctx: RequestContext) -> Result<AlertMetricList, ApiError> {
-        let families = monitoring::collect(&self.state).await;
+        let families = self.metrics.collect().await;
         Ok(AlertMetricList {
             metrics: ALERT_METRICS
                 .iter()
@@ -172,7 +208,7 @@ impl AlertsApi for AlertService {
         let alert = self
             .db(move |c| store::acknowledge(c, &path.alert_id, &by))
             .await?;
-        publish(&self.state.bus, &alert);
+        publish(&self.bus, &alert);
         Ok(alert)
     }
 }

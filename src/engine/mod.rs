@@ -9,10 +9,10 @@ pub mod page_cache;
 pub mod plans;
 pub mod port;
 pub mod queries;
-pub mod sessions;
 pub mod slow_log;
 pub mod sql;
 pub mod tables;
+pub mod transactions;
 pub mod wal;
 pub mod wal_index;
 

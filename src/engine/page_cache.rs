@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use rustydb_sqlite_status::{CacheCounter, cache_counter};
 
+use crate::engine::catalog::Engine;
 use crate::sync::lock;
 
 /// Bytes SQLite counts per cached page beyond the page itself (the page header, the b-tree's
@@ -154,4 +155,20 @@ impl PageCache {
         }
         f
     }
+}
+
+/// The whole server's buffer pool now: the figures of every database, and their dirty pages.
+pub fn measure(engine: &Engine) -> (Figures, u64, Vec<(String, Figures, u64)>) {
+    let mut total = Figures::default();
+    let mut dirty = 0;
+    let mut databases = Vec::new();
+    for db in engine.list() {
+        let (figures, db_dirty) = db.buffer_pool();
+        // A WAL-index that kept changing under every read counts as none for this sample.
+        let db_dirty = db_dirty.unwrap_or(0);
+        total.add(&figures);
+        dirty += db_dirty;
+        databases.push((db.name.clone(), figures, db_dirty));
+    }
+    (total, dirty, databases)
 }

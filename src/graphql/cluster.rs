@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures_util::stream::StreamExt;
 
+use super::Backends;
 use super::sources::{Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
@@ -16,10 +17,9 @@ use crate::api::types::{
     ReplicationStatusSample, TopologyChange, TopologyEventKind,
 };
 use crate::health::{DEFAULT_CHECK_TIMEOUT, run_checks};
-use crate::state::{AppState, SharedState};
 
 /// This node's id: made once (`node-` and 16 random hex digits) and kept in system.db's settings.
-pub(super) async fn node_id(state: &AppState) -> Result<String, ApiError> {
+pub(super) async fn node_id(state: &Backends) -> Result<String, ApiError> {
     Ok(state
         .system_db
         .call(|c| {
@@ -38,7 +38,7 @@ pub(super) async fn node_id(state: &AppState) -> Result<String, ApiError> {
 }
 
 /// The node id, refused when the caller named another node.
-async fn this_node(state: &AppState, asked: Option<&str>) -> Result<String, ApiError> {
+async fn this_node(state: &Backends, asked: Option<&str>) -> Result<String, ApiError> {
     let id = node_id(state).await?;
     match asked {
         Some(other) if other != id => Err(ApiError::not_found(format!(
@@ -52,8 +52,8 @@ fn node_name() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into())
 }
 
-async fn overall_health(state: &AppState) -> HealthStatus {
-    crate::health::overall(&run_checks(state, DEFAULT_CHECK_TIMEOUT).await)
+async fn overall_health(state: &Backends) -> HealthStatus {
+    crate::health::overall(&run_checks(&state.checks, DEFAULT_CHECK_TIMEOUT).await)
 }
 
 /// The health watcher's `health_status_changed` events, decoded.
@@ -75,7 +75,7 @@ pub(super) fn replication_status(
     args: ReplicationStatusArgs,
 ) -> SourceResult<ReplicationStatusSample> {
     let every = seconds("intervalSeconds", args.interval_seconds, 10)?;
-    let state = Arc::clone(&s.state);
+    let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let id = match this_node(&state, args.node_id.as_deref()).await {
             Ok(id) => id,
@@ -111,7 +111,7 @@ pub(super) fn replication_status(
 pub(super) fn cluster_topology_changes(s: &Sources) -> SourceResult<TopologyChange> {
     // Listening before the first check, so a change right after it is not lost.
     let mut changes = health_changes(s)?;
-    let state = Arc::clone(&s.state);
+    let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let id = match node_id(&state).await {
             Ok(id) => id,
@@ -157,9 +157,9 @@ pub(super) fn cluster_topology_changes(s: &Sources) -> SourceResult<TopologyChan
 }
 
 /// CPU and memory use of the host and use of the data directory's filesystem (blocking).
-fn resources(state: &SharedState) -> (Option<f64>, Option<f64>, Option<f64>) {
+fn resources(state: &Backends) -> (Option<f64>, Option<f64>, Option<f64>) {
     let host = state.host.sample();
-    let disk = crate::storage::host::disks(&state.config.data_dir)
+    let disk = crate::storage::host::disks(&state.checks.data_dir)
         .and_then(|d| d.into_iter().find(|d| d.holds_data_directory))
         .map(|d| d.usage_percent);
     (
@@ -174,7 +174,7 @@ pub(super) fn node_health_changes(
     args: NodeHealthChangesArgs,
 ) -> SourceResult<NodeHealth> {
     let mut changes = health_changes(s)?;
-    let state = Arc::clone(&s.state);
+    let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let id = match this_node(&state, args.node_id.as_deref()).await {
             Ok(id) => id,

@@ -4,8 +4,6 @@
 //! the error codes are those of the REST route. The field's permission (the REST route's) is
 //! checked by the generated resolver before any of this runs.
 
-use std::sync::Arc;
-
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -28,13 +26,6 @@ use crate::api::types::{
 use crate::api::{
     AdminApi, DatabasesApi, SessionsApi, SqlApi, SystemApi, TablesApi, TransactionsApi,
 };
-use crate::auth::AdminService;
-use crate::databases::DatabaseService;
-use crate::sessions::SessionService;
-use crate::sql::SqlService;
-use crate::system::SystemService;
-use crate::tables::TableService;
-use crate::transactions::TransactionService;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -47,43 +38,13 @@ fn build<T: DeserializeOwned>(what: &str, mut value: Value) -> Result<T> {
     serde_json::from_value(value).map_err(|e| invalid_argument(format!("invalid {what}: {e}")))
 }
 
-impl Sources {
-    fn tables_service(&self) -> TableService {
-        TableService::new(Arc::clone(&self.state.engine), Arc::clone(&self.state.bus))
-    }
-
-    fn sql_service(&self) -> SqlService {
-        let s = &self.state;
-        SqlService::new(
-            Arc::clone(&s.engine),
-            Arc::clone(&s.transactions),
-            Arc::clone(&s.queries),
-            Arc::clone(&s.auth.sessions),
-            Arc::clone(&s.bus),
-        )
-    }
-
-    fn transactions_service(&self) -> TransactionService {
-        TransactionService::new(
-            Arc::clone(&self.state.engine),
-            Arc::clone(&self.state.transactions),
-        )
-    }
-
-    fn databases_service(&self) -> DatabaseService {
-        DatabaseService::new(
-            Arc::clone(&self.state.engine),
-            Arc::clone(&self.state.tablespaces),
-        )
-    }
-}
-
 pub(super) async fn tables(s: &Sources, caller: Caller, args: TablesArgs) -> Result<TableList> {
     let path = ListTablesPath {
         name: args.database,
     };
     path.validate()?;
-    s.tables_service()
+    s.backends
+        .tables
         .list_tables(s.context(&caller, "list_tables")?, path)
         .await
 }
@@ -94,7 +55,8 @@ pub(super) async fn table(s: &Sources, caller: Caller, args: TableArgs) -> Resul
         table: args.name,
     };
     path.validate()?;
-    s.tables_service()
+    s.backends
+        .tables
         .get_table(s.context(&caller, "get_table")?, path)
         .await
 }
@@ -121,7 +83,8 @@ pub(super) async fn rows(s: &Sources, caller: Caller, args: RowsArgs) -> Result<
     )?;
     path.validate()?;
     query.validate()?;
-    s.tables_service()
+    s.backends
+        .tables
         .list_rows(s.context(&caller, "list_rows")?, path, query)
         .await
 }
@@ -133,7 +96,8 @@ pub(super) async fn row(s: &Sources, caller: Caller, args: RowArgs) -> Result<Ro
         row_id: args.row_id,
     };
     path.validate()?;
-    s.tables_service()
+    s.backends
+        .tables
         .get_row(s.context(&caller, "get_row")?, path)
         .await
 }
@@ -154,25 +118,29 @@ pub(super) async fn query_sql(
             "max_rows": args.max_rows,
         }),
     )?;
-    s.sql_service()
+    s.backends
+        .sql
         .query_sql(s.context(&caller, "query_sql")?, body)
         .await
 }
 
 pub(super) async fn server_status(s: &Sources, caller: Caller) -> Result<RuntimeStats> {
-    SystemService::new(Arc::clone(&s.state))
+    s.backends
+        .system
         .get_runtime_stats(s.context(&caller, "get_runtime_stats")?)
         .await
 }
 
 pub(super) async fn transactions(s: &Sources, caller: Caller) -> Result<TransactionList> {
-    s.transactions_service()
+    s.backends
+        .transactions
         .list_active_transactions(s.context(&caller, "list_active_transactions")?)
         .await
 }
 
 pub(super) async fn sessions(s: &Sources, caller: Caller) -> Result<SessionList> {
-    SessionService::new(Arc::clone(&s.state))
+    s.backends
+        .sessions
         .list_sessions(s.context(&caller, "list_sessions")?)
         .await
 }
@@ -183,13 +151,15 @@ pub(super) async fn users(s: &Sources, caller: Caller, args: UsersArgs) -> Resul
         json!({ "limit": args.limit, "offset": args.offset }),
     )?;
     query.validate()?;
-    AdminService::new(Arc::clone(&s.state.auth))
+    s.backends
+        .admin
         .list_users(s.context(&caller, "list_users")?, query)
         .await
 }
 
 pub(super) async fn roles(s: &Sources, caller: Caller) -> Result<RoleList> {
-    AdminService::new(Arc::clone(&s.state.auth))
+    s.backends
+        .admin
         .list_roles(s.context(&caller, "list_roles")?)
         .await
 }
@@ -199,7 +169,8 @@ pub(super) async fn create_database(
     caller: Caller,
     args: CreateDatabaseArgs,
 ) -> Result<DatabaseInfo> {
-    s.databases_service()
+    s.backends
+        .databases
         .create_database(s.context(&caller, "create_database")?, args.input)
         .await
 }
@@ -215,7 +186,8 @@ pub(super) async fn drop_database(
     };
     path.validate()?;
     query.validate()?;
-    s.databases_service()
+    s.backends
+        .databases
         .delete_database(s.context(&caller, "delete_database")?, path, query)
         .await?;
     Ok(true)
@@ -230,7 +202,8 @@ pub(super) async fn create_table(
         name: args.database,
     };
     path.validate()?;
-    s.tables_service()
+    s.backends
+        .tables
         .create_table(s.context(&caller, "create_table")?, path, args.input)
         .await
 }
@@ -241,7 +214,8 @@ pub(super) async fn drop_table(s: &Sources, caller: Caller, args: DropTableArgs)
         table: args.name,
     };
     path.validate()?;
-    s.tables_service()
+    s.backends
+        .tables
         .drop_table(s.context(&caller, "drop_table")?, path)
         .await?;
     Ok(true)
@@ -266,7 +240,8 @@ pub(super) async fn insert_row(
     };
     path.validate()?;
     let body = row_values(args.values)?;
-    s.tables_service()
+    s.backends
+        .tables
         .insert_row(s.context(&caller, "insert_row")?, path, body)
         .await
 }
@@ -283,7 +258,8 @@ pub(super) async fn update_row(
     };
     path.validate()?;
     let body = row_values(args.values)?;
-    s.tables_service()
+    s.backends
+        .tables
         .update_row(s.context(&caller, "update_row")?, path, body)
         .await
 }
@@ -295,7 +271,8 @@ pub(super) async fn delete_row(s: &Sources, caller: Caller, args: DeleteRowArgs)
         row_id: args.row_id,
     };
     path.validate()?;
-    s.tables_service()
+    s.backends
+        .tables
         .delete_row(s.context(&caller, "delete_row")?, path)
         .await?;
     Ok(true)
@@ -316,7 +293,8 @@ pub(super) async fn execute_sql(
             "timeout": args.timeout,
         }),
     )?;
-    s.sql_service()
+    s.backends
+        .sql
         .execute_sql(s.context(&caller, "execute_sql")?, body)
         .await
 }
@@ -330,7 +308,8 @@ pub(super) async fn begin_transaction(
         Some(input) => input,
         None => build::<TransactionBegin>("transaction", json!({}))?,
     };
-    s.transactions_service()
+    s.backends
+        .transactions
         .begin_transaction(s.context(&caller, "begin_transaction")?, body)
         .await
 }
@@ -344,7 +323,8 @@ pub(super) async fn commit_transaction(
         transaction_id: args.transaction_id,
     };
     path.validate()?;
-    s.transactions_service()
+    s.backends
+        .transactions
         .commit_transaction(s.context(&caller, "commit_transaction")?, path)
         .await
 }
@@ -358,13 +338,15 @@ pub(super) async fn rollback_transaction(
         transaction_id: args.transaction_id,
     };
     path.validate()?;
-    s.transactions_service()
+    s.backends
+        .transactions
         .rollback_transaction(s.context(&caller, "rollback_transaction")?, path)
         .await
 }
 
 pub(super) async fn create_user(s: &Sources, caller: Caller, args: CreateUserArgs) -> Result<User> {
-    AdminService::new(Arc::clone(&s.state.auth))
+    s.backends
+        .admin
         .create_user(s.context(&caller, "create_user")?, args.input)
         .await
 }
@@ -374,7 +356,8 @@ pub(super) async fn delete_user(s: &Sources, caller: Caller, args: DeleteUserArg
         user_id: args.user_id,
     };
     path.validate()?;
-    AdminService::new(Arc::clone(&s.state.auth))
+    s.backends
+        .admin
         .delete_user(s.context(&caller, "delete_user")?, path)
         .await?;
     Ok(true)

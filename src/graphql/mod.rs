@@ -29,26 +29,61 @@ pub use sources::Sources;
 use crate::api::ApiError;
 use crate::api::graphql_runtime::Caller;
 use crate::api::runtime::{ClientIp, Principal};
+use crate::auth::{AdminService, Auth};
 use crate::config::GraphQlConfig;
-use crate::state::SharedState;
+use crate::databases::DatabaseService;
+use crate::engine::SystemDb;
+use crate::engine::catalog::Engine;
+use crate::engine::queries::QueryMonitor;
+use crate::events::Bus;
+use crate::health::Checks;
+use crate::monitoring::host::Host;
+use crate::process::Process;
+use crate::sessions::SessionService;
+use crate::sql::SqlService;
+use crate::storage::StorageService;
+use crate::system::SystemService;
+use crate::tables::TableService;
+use crate::transactions::TransactionService;
+
+/// What GraphQL resolves with: the subsystems' services (the instances the REST router
+/// serves, so both answer alike) and the handles its subscriptions read.
+pub struct Backends {
+    pub config: GraphQlConfig,
+    /// Shutdown, and the count of open GraphQL sockets (`system_metrics.active_connections`).
+    pub process: Arc<Process>,
+    pub auth: Arc<Auth>,
+    pub bus: Arc<Bus>,
+    pub engine: Arc<Engine>,
+    pub queries: Arc<QueryMonitor>,
+    pub system_db: SystemDb,
+    pub host: Arc<Host>,
+    pub checks: Arc<Checks>,
+    pub admin: Arc<AdminService>,
+    pub databases: Arc<DatabaseService>,
+    pub sessions: Arc<SessionService>,
+    pub sql: Arc<SqlService>,
+    pub storage: Arc<StorageService>,
+    pub system: Arc<SystemService>,
+    pub tables: Arc<TableService>,
+    pub transactions: Arc<TransactionService>,
+}
 
 pub struct GraphQl {
     pub schema: Schema,
-    /// Credentials, shutdown, configuration, and the count of open GraphQL sockets
-    /// (`system_metrics.active_connections`).
-    pub state: SharedState,
+    pub backends: Arc<Backends>,
 }
 
 impl GraphQl {
     pub fn config(&self) -> &GraphQlConfig {
-        &self.state.config.graphql
+        &self.backends.config
     }
 }
 
 /// Builds the schema with the configured depth and complexity limits.
-pub fn schema(state: &SharedState) -> Result<Schema, String> {
-    let config = &state.config.graphql;
-    crate::api::graphql::schema(Arc::new(Sources::new(Arc::clone(state))))
+pub fn schema(backends: &Arc<Backends>) -> Result<Schema, String> {
+    let config = &backends.config;
+    crate::api::graphql::schema(Arc::new(Sources::new(Arc::clone(backends))))
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)
         .extension(error_path::ErrorPath)
@@ -57,10 +92,10 @@ pub fn schema(state: &SharedState) -> Result<Schema, String> {
 }
 
 /// The `/graphql` route.
-pub fn router(state: &SharedState) -> Result<Router, String> {
+pub fn router(backends: Arc<Backends>) -> Result<Router, String> {
     let gql = Arc::new(GraphQl {
-        schema: schema(state)?,
-        state: Arc::clone(state),
+        schema: schema(&backends)?,
+        backends,
     });
     Ok(Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))

@@ -16,7 +16,8 @@ use crate::api::types::{
     BufferPoolSample, IoStatistics, StorageUsage, SystemMetricType, SystemMetrics,
     SystemMetricsSample,
 };
-use crate::metrics::{buffer_pool, diskstats};
+use crate::engine::page_cache;
+use crate::metrics::diskstats;
 
 /// Samples arrive once a second; one this close to the interval counts as on time.
 const SAMPLE_SLACK: Duration = Duration::from_millis(500);
@@ -116,22 +117,24 @@ pub(super) fn storage_status_changes(
     args: StorageStatusChangesArgs,
 ) -> SourceResult<StorageUsage> {
     let every = seconds("intervalSeconds", args.interval_seconds, 60)?;
-    let state = Arc::clone(&s.state);
+    let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let usage = crate::storage::measure(&state).await.map(|m| StorageUsage {
-                total_bytes: int(m.total_bytes),
-                used_bytes: int(m.used_bytes),
-                available_bytes: int(m.available_bytes),
-                usage_percent: m.usage_percent,
-                data_size: int(m.data_bytes),
-                index_size: int(m.index_bytes),
-                wal_size: int(m.wal_bytes),
-                timestamp: m.timestamp,
-            });
+            let usage = crate::storage::measure(&state.storage)
+                .await
+                .map(|m| StorageUsage {
+                    total_bytes: int(m.total_bytes),
+                    used_bytes: int(m.used_bytes),
+                    available_bytes: int(m.available_bytes),
+                    usage_percent: m.usage_percent,
+                    data_size: int(m.data_bytes),
+                    index_size: int(m.index_bytes),
+                    wal_size: int(m.wal_bytes),
+                    timestamp: m.timestamp,
+                });
             let failed = usage.is_err();
             if tx.send(usage).await.is_err() || failed {
                 return;
@@ -145,7 +148,7 @@ pub(super) fn buffer_pool_metrics(
     args: BufferPoolMetricsArgs,
 ) -> SourceResult<BufferPoolSample> {
     let every = seconds("intervalSeconds", args.interval_seconds, 10)?;
-    let state = Arc::clone(&s.state);
+    let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -154,7 +157,7 @@ pub(super) fn buffer_pool_metrics(
             let sampler = Arc::clone(&state);
             // The measurement behind GET /api/v1/storage/buffer-pool and the `buffer_pool`
             // topic; reading the WAL-indexes is file I/O, so off the async workers.
-            let sample = tokio::task::spawn_blocking(move || buffer_pool::measure(&sampler))
+            let sample = tokio::task::spawn_blocking(move || page_cache::measure(&sampler.engine))
                 .await
                 .map_err(ApiError::internal)
                 .map(|(total, dirty, _)| BufferPoolSample {

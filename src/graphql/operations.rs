@@ -117,14 +117,14 @@ pub(super) fn health_status_changes(
     args: HealthStatusChangesArgs,
 ) -> SourceResult<HealthStatusChange> {
     let every = seconds("intervalSeconds", args.interval_seconds, 30)?;
-    let state = Arc::clone(&s.state);
+    let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let mut last = Vec::new();
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let checked = run_checks(&state, DEFAULT_CHECK_TIMEOUT).await;
+            let checked = run_checks(&state.checks, DEFAULT_CHECK_TIMEOUT).await;
             if let Some(c) = crate::health::watch::changes(&last, &checked) {
                 let change = HealthStatusChange {
                     status: c.status,

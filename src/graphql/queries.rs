@@ -31,7 +31,7 @@ pub(super) fn active_queries_stream(
     let every = seconds("refreshIntervalSeconds", args.refresh_interval_seconds, 5)?;
     // The REST listing itself, so the same statements are visible to the same callers.
     let ctx = s.context(caller, "list_running_queries")?;
-    let sql = s.sql();
+    let sql = std::sync::Arc::clone(&s.backends.sql);
     let user = args.user_filter;
     Ok(spawned(move |tx| async move {
         let mut tick = tokio::time::interval(every);
@@ -84,7 +84,7 @@ pub(super) fn query_execution(
     let id = args.query_id;
     // As GET /api/v1/sql/queries/{query_id}: another user's statement is as unknown as none.
     let query = s
-        .state
+        .backends
         .queries
         .running
         .get(&id)
@@ -163,7 +163,7 @@ pub(super) fn slow_queries_stream(
     caller: &Caller,
     args: SlowQueriesStreamArgs,
 ) -> SourceResult<SlowQueryNotice> {
-    let logged_from = s.state.queries.slow.threshold.as_millis();
+    let logged_from = s.backends.queries.slow.threshold.as_millis();
     let threshold = match args.threshold_ms {
         None => 0.0,
         Some(ms) if ms < 0 => {

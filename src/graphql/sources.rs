@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
-use super::{activity, cluster, core_ops, monitoring, operations, queries};
+use super::{Backends, activity, cluster, core_ops, monitoring, operations, queries};
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
 use crate::api::runtime::{ApiError, Principal, RequestContext};
@@ -29,7 +29,6 @@ use crate::api::types::{
 use crate::api::{DatabasesApi, OPERATIONS, SystemApi, types};
 use crate::engine::tables;
 use crate::events::Event;
-use crate::state::SharedState;
 
 /// The database a table subscription watches when none is named.
 const DEFAULT_DATABASE: &str = "default";
@@ -37,18 +36,18 @@ const DEFAULT_DATABASE: &str = "default";
 const LIVE_QUERY_ROWS: i64 = 1000;
 
 pub struct Sources {
-    pub(super) state: SharedState,
+    pub(super) backends: Arc<Backends>,
 }
 
 impl Sources {
-    pub fn new(state: SharedState) -> Sources {
-        Sources { state }
+    pub fn new(backends: Arc<Backends>) -> Sources {
+        Sources { backends }
     }
 
     /// Events of a topic from now on. A subscriber that falls behind skips what it lost.
     pub(super) fn events(&self, topic: &str) -> Result<BoxStream<'static, Arc<Event>>, ApiError> {
         let topic = self
-            .state
+            .backends
             .bus
             .topic(topic)
             .ok_or_else(|| ApiError::internal(format!("no bus topic `{topic}`")))?;
@@ -71,18 +70,6 @@ impl Sources {
                 async move { change }
             })
             .boxed())
-    }
-
-    /// The SQL service the REST routes use.
-    pub(super) fn sql(&self) -> crate::sql::SqlService {
-        let s = &self.state;
-        crate::sql::SqlService::new(
-            Arc::clone(&s.engine),
-            Arc::clone(&s.transactions),
-            Arc::clone(&s.queries),
-            Arc::clone(&s.auth.sessions),
-            Arc::clone(&s.bus),
-        )
     }
 
     /// The context a REST operation's implementation expects, for this caller.
@@ -191,9 +178,7 @@ impl GraphQlSources for Sources {
         _args: ServerInfoArgs,
     ) -> Result<ServerInfo, ApiError> {
         let ctx = self.context(&caller, "get_server_info")?;
-        crate::system::SystemService::new(Arc::clone(&self.state))
-            .get_server_info(ctx)
-            .await
+        self.backends.system.get_server_info(ctx).await
     }
 
     async fn databases(
@@ -202,12 +187,7 @@ impl GraphQlSources for Sources {
         _args: DatabasesArgs,
     ) -> Result<DatabaseList, ApiError> {
         let ctx = self.context(&caller, "list_databases")?;
-        crate::databases::DatabaseService::new(
-            Arc::clone(&self.state.engine),
-            Arc::clone(&self.state.tablespaces),
-        )
-        .list_databases(ctx)
-        .await
+        self.backends.databases.list_databases(ctx).await
     }
 
     // Queries and mutations over the core: see `core_ops`.
@@ -464,7 +444,7 @@ impl GraphQlSources for Sources {
             .database
             .clone()
             .unwrap_or_else(|| DEFAULT_DATABASE.into());
-        let db = self.state.engine.get(&database)?;
+        let db = self.backends.engine.get(&database)?;
         let table = args.table.clone();
         let mut changes = self.row_changes(Some(database), Some(vec![table.clone()]))?;
         let aggregates = args.aggregates;
@@ -512,7 +492,7 @@ impl GraphQlSources for Sources {
             .database
             .clone()
             .unwrap_or_else(|| DEFAULT_DATABASE.into());
-        let db = self.state.engine.get(&database)?;
+        let db = self.backends.engine.get(&database)?;
         let table = args.table.clone();
         let filter = args.where_clause.as_ref().map(rest_filter);
         let mut changes = self.row_changes(Some(database), Some(vec![table.clone()]))?;

@@ -86,7 +86,8 @@ struct OpenSocket(Arc<GraphQl>);
 
 impl OpenSocket {
     fn count(gql: &Arc<GraphQl>) -> OpenSocket {
-        gql.state
+        gql.backends
+            .process
             .stats
             .graphql_sockets
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -97,7 +98,8 @@ impl OpenSocket {
 impl Drop for OpenSocket {
     fn drop(&mut self) {
         self.0
-            .state
+            .backends
+            .process
             .stats
             .graphql_sockets
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -128,7 +130,7 @@ pub async fn serve(
     };
     let init_deadline = Instant::now() + gql.config().connection_init_timeout;
     let mut revalidate = tokio::time::interval_at(Instant::now() + REVALIDATE, REVALIDATE);
-    let mut shutdown = gql.state.shutdown.clone();
+    let mut shutdown = gql.backends.process.shutdown.clone();
     let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     let outcome: Close = loop {
         let expiry = conn
@@ -172,7 +174,7 @@ pub async fn serve(
             }
             _ = revalidate.tick(), if conn.caller.is_some() => {
                 if let Some(caller) = &conn.caller {
-                    match gql.state.auth.revalidate(&caller.identity).await {
+                    match gql.backends.auth.revalidate(&caller.identity).await {
                         Ok(identity) => conn.caller = Some(Caller { identity: Arc::new(identity), client_ip }),
                         Err(reason) => break close(4403, format!("Forbidden: {reason}")),
                     }
@@ -280,7 +282,7 @@ impl Connection {
                 match HeaderValue::from_str(v) {
                     Ok(v) => {
                         headers.insert(name, v);
-                        self.gql.state.auth.authenticate(&headers).await
+                        self.gql.backends.auth.authenticate(&headers).await
                     }
                     Err(_) => Principal::Rejected("malformed credentials".into()),
                 }

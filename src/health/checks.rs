@@ -2,10 +2,17 @@
 //! unhealthy with the reason.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::api::types::{ComponentHealth, HealthStatus};
-use crate::state::AppState;
+use crate::engine::SystemDb;
+
+/// What the checks probe.
+pub struct Checks {
+    pub system_db: SystemDb,
+    pub data_dir: PathBuf,
+}
 
 /// A check slower than this counts as failed, so a wedged engine cannot hang the probes.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -13,7 +20,7 @@ pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The checked components, by the names the API uses.
 pub const COMPONENTS: &[&str] = &["engine", "data_directory"];
 
-pub async fn run_checks(state: &AppState, limit: Duration) -> Vec<ComponentHealth> {
+pub async fn run_checks(state: &Checks, limit: Duration) -> Vec<ComponentHealth> {
     let (engine, data_dir) = tokio::join!(
         run_check(state, "engine", limit),
         run_check(state, "data_directory", limit)
@@ -22,7 +29,7 @@ pub async fn run_checks(state: &AppState, limit: Duration) -> Vec<ComponentHealt
 }
 
 /// Runs the named component's check; `None` for an unknown name.
-pub async fn run_check(state: &AppState, name: &str, limit: Duration) -> Option<ComponentHealth> {
+pub async fn run_check(state: &Checks, name: &str, limit: Duration) -> Option<ComponentHealth> {
     Some(match name {
         "engine" => {
             timed("engine", limit, async {
@@ -71,8 +78,8 @@ async fn timed(
 }
 
 /// Writes, syncs and removes a probe file: the data directory must take writes.
-async fn probe_data_dir(state: &AppState) -> Result<(), String> {
-    let dir = state.config.data_dir.clone();
+async fn probe_data_dir(state: &Checks) -> Result<(), String> {
+    let dir = state.data_dir.clone();
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let path = dir.join(format!(".health-probe-{}", std::process::id()));

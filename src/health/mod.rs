@@ -10,29 +10,31 @@ use crate::api::types::{
     StartupReportStatus,
 };
 use crate::api::{ApiError, HealthApi, runtime::RequestContext};
-use crate::state::SharedState;
+use crate::process::Process;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use checks::{COMPONENTS, DEFAULT_CHECK_TIMEOUT, overall, run_check, run_checks};
+pub use checks::{COMPONENTS, Checks, DEFAULT_CHECK_TIMEOUT, overall, run_check, run_checks};
 
 pub struct HealthService {
-    state: SharedState,
+    checks: Arc<Checks>,
+    process: Arc<Process>,
 }
 
 impl HealthService {
-    pub fn new(state: SharedState) -> Self {
-        HealthService { state }
+    pub fn new(checks: Arc<Checks>, process: Arc<Process>) -> Self {
+        HealthService { checks, process }
     }
 }
 
 impl HealthApi for HealthService {
     async fn get_health(&self, _ctx: RequestContext) -> Result<HealthSummary, ApiError> {
-        let components = run_checks(&self.state, DEFAULT_CHECK_TIMEOUT).await;
+        let components = run_checks(&self.checks, DEFAULT_CHECK_TIMEOUT).await;
         Ok(HealthSummary {
             status: checks::overall(&components),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            uptime_seconds: self.state.uptime_seconds(),
+            uptime_seconds: self.process.uptime_seconds(),
             checked_at: chrono::Utc::now(),
         })
     }
@@ -40,12 +42,12 @@ impl HealthApi for HealthService {
     async fn get_liveness(&self, _ctx: RequestContext) -> Result<LivenessReport, ApiError> {
         Ok(LivenessReport {
             status: LivenessReportStatus::Alive,
-            uptime_seconds: self.state.uptime_seconds(),
+            uptime_seconds: self.process.uptime_seconds(),
         })
     }
 
     async fn get_readiness(&self, _ctx: RequestContext) -> Result<ReadinessReport, ApiError> {
-        let components = run_checks(&self.state, DEFAULT_CHECK_TIMEOUT).await;
+        let components = run_checks(&self.checks, DEFAULT_CHECK_TIMEOUT).await;
         if checks::overall(&components) != HealthStatus::Healthy {
             let failing: Vec<_> = components
                 .iter()
@@ -66,8 +68,8 @@ impl HealthApi for HealthService {
     async fn get_startup(&self, _ctx: RequestContext) -> Result<StartupReport, ApiError> {
         Ok(StartupReport {
             status: StartupReportStatus::Started,
-            started_at: self.state.started_at,
-            startup_duration_ms: self.state.startup_duration.as_secs_f64() * 1000.0,
+            started_at: self.process.started_at,
+            startup_duration_ms: self.process.startup_duration.as_secs_f64() * 1000.0,
         })
     }
 
@@ -78,11 +80,11 @@ impl HealthApi for HealthService {
     ) -> Result<DetailedHealth, ApiError> {
         // The generated router has checked 10 <= timeout_ms <= 10000.
         let limit = Duration::from_millis(query.timeout_ms.unsigned_abs());
-        let components = run_checks(&self.state, limit).await;
+        let components = run_checks(&self.checks, limit).await;
         Ok(DetailedHealth {
             status: checks::overall(&components),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            uptime_seconds: self.state.uptime_seconds(),
+            uptime_seconds: self.process.uptime_seconds(),
             checked_at: chrono::Utc::now(),
             components,
         })
@@ -93,7 +95,7 @@ impl HealthApi for HealthService {
         _ctx: RequestContext,
         path: GetComponentHealthPath,
     ) -> Result<ComponentHealth, ApiError> {
-        run_check(&self.state, &path.name, DEFAULT_CHECK_TIMEOUT)
+        run_check(&self.checks, &path.name, DEFAULT_CHECK_TIMEOUT)
             .await
             .ok_or_else(|| {
                 ApiError::not_found(format!(

@@ -6,27 +6,36 @@
 use crate::api::types::{
     ComponentHealth, HealthComponentChange, HealthStatus, HealthStatusChanged,
 };
-use crate::state::SharedState;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::checks::{self, DEFAULT_CHECK_TIMEOUT, run_checks};
+use tokio::sync::watch;
 
-pub async fn spawn(state: SharedState) {
+use crate::events::Bus;
+
+use super::checks::{self, Checks, DEFAULT_CHECK_TIMEOUT, run_checks};
+
+pub async fn spawn(
+    state: Arc<Checks>,
+    bus: Arc<Bus>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut last = run_checks(&state, DEFAULT_CHECK_TIMEOUT).await;
     tokio::spawn(async move {
-        let mut shutdown = state.shutdown.clone();
-        let mut tick = tokio::time::interval(state.config.monitoring.health_watch_interval);
+        let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick completes at once; the baseline already covers it.
         tick.tick().await;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = crate::state::shutting_down(&mut shutdown) => break,
+                () = crate::process::shutting_down(&mut shutdown) => break,
             }
             let now = run_checks(&state, DEFAULT_CHECK_TIMEOUT).await;
             if let Some(event) = changes(&last, &now) {
                 tracing::info!(status = ?event.status, "health status changed");
-                state.bus.publish(&event);
+                bus.publish(&event);
             }
             last = now;
         }

@@ -13,7 +13,13 @@ use sysinfo::{Disks, Networks, System};
 
 use crate::api::EventMessage;
 use crate::api::types::SystemMetrics;
-use crate::state::AppState;
+use tokio::sync::watch;
+
+use crate::engine::SystemDb;
+use crate::engine::catalog::Engine;
+use crate::events::Bus;
+use crate::events::connections::Registry;
+use crate::process::Process;
 
 /// A source sampled once a second on a blocking thread.
 trait Producer: Sized + Send + 'static {
@@ -23,29 +29,48 @@ trait Producer: Sized + Send + 'static {
     fn sample(&mut self) -> Option<Self::Event>;
 }
 
-/// Starts the monitoring producers; each samples only while its topic has subscribers.
-pub fn spawn_producers(state: Arc<AppState>) {
-    spawn::<Sampler>(Arc::clone(&state), |mut m, state| {
-        m.active_connections = state.ws.registry.len() as u64
-            + state.stats.graphql_sockets.load(Ordering::Relaxed)
-            + state.stats.in_flight.load(Ordering::Relaxed);
-        m.active_queries = state.system_db.in_flight();
-        m
-    });
-    buffer_pool::spawn(Arc::clone(&state));
-    spawn::<diskstats::DiskSampler>(state, |e, _| e);
+/// What the producers read besides the host.
+pub struct Sources {
+    pub bus: Arc<Bus>,
+    pub engine: Arc<Engine>,
+    pub system_db: SystemDb,
+    pub connections: Arc<Registry>,
+    pub process: Arc<Process>,
 }
 
-fn spawn<P: Producer>(state: Arc<AppState>, complete: fn(P::Event, &AppState) -> P::Event) {
+/// Starts the monitoring producers; each samples only while its topic has subscribers.
+pub fn spawn_producers(sources: Sources) {
+    let sources = Arc::new(sources);
+    let shutdown = || sources.process.shutdown.clone();
+    spawn::<Sampler>(Arc::clone(&sources), shutdown(), |mut m, s| {
+        let stats = &s.process.stats;
+        m.active_connections = s.connections.len() as u64
+            + stats.graphql_sockets.load(Ordering::Relaxed)
+            + stats.in_flight.load(Ordering::Relaxed);
+        m.active_queries = s.system_db.in_flight();
+        m
+    });
+    buffer_pool::spawn(
+        Arc::clone(&sources.engine),
+        Arc::clone(&sources.bus),
+        shutdown(),
+    );
+    spawn::<diskstats::DiskSampler>(Arc::clone(&sources), shutdown(), |e, _| e);
+}
+
+fn spawn<P: Producer>(
+    state: Arc<Sources>,
+    mut shutdown: watch::Receiver<bool>,
+    complete: fn(P::Event, &Sources) -> P::Event,
+) {
     tokio::spawn(async move {
-        let mut shutdown = state.shutdown.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut producer: Option<P> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = crate::state::shutting_down(&mut shutdown) => break,
+                () = crate::process::shutting_down(&mut shutdown) => break,
             }
             let Some(topic) = state.bus.topic(P::Event::TOPIC) else {
                 break;

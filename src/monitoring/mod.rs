@@ -1,17 +1,25 @@
-//! The server's metric registry: one function, `collect`, measures everything the server can
-//! report (requests, bus, WebSocket, engine, host and process, alerts). `GET /metrics` renders
-//! it in the Prometheus text format, and the alert evaluator reads the metrics named in
-//! `ALERT_METRICS` from the same collection, so both always agree.
+//! The server's metric registry: one [`Collector`] measures everything the server can report
+//! (requests, bus, WebSocket, engine, host and process, and what other layers add as a
+//! [`Source`], such as the open alerts). `GET /metrics` renders it in the Prometheus text
+//! format, and the alert evaluator reads the metrics named in `ALERT_METRICS` from the same
+//! collection, so both always agree.
 
 pub mod host;
 pub mod prometheus;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use crate::api::TOPICS;
-use crate::state::AppState;
+use crate::engine::SystemDb;
+use crate::engine::catalog::Engine;
+use crate::engine::transactions::Transactions;
+use crate::events::Bus;
+use crate::events::connections::Registry;
+use crate::process::Process;
+use host::Host;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -36,7 +44,7 @@ pub struct Family {
 }
 
 impl Family {
-    fn new(name: &'static str, kind: Kind, help: &'static str) -> Family {
+    pub fn new(name: &'static str, kind: Kind, help: &'static str) -> Family {
         Family {
             name,
             help,
@@ -45,11 +53,11 @@ impl Family {
         }
     }
 
-    fn value(name: &'static str, kind: Kind, help: &'static str, value: f64) -> Family {
+    pub fn value(name: &'static str, kind: Kind, help: &'static str, value: f64) -> Family {
         Family::new(name, kind, help).with(Vec::new(), value)
     }
 
-    fn with(mut self, labels: Vec<(&'static str, String)>, value: f64) -> Family {
+    pub fn with(mut self, labels: Vec<(&'static str, String)>, value: f64) -> Family {
         self.samples.push(Sample { labels, value });
         self
     }
@@ -161,13 +169,40 @@ pub fn alert_value(families: &[Family], metric: &str) -> Option<f64> {
     (!family.samples.is_empty()).then(|| family.samples.iter().map(|s| s.value).sum())
 }
 
-/// Measures every metric now. Host figures need a blocking /proc read; the open-alert count a
-/// system.db query (bounded, so a wedged engine cannot stall a scrape).
-pub async fn collect(state: &Arc<AppState>) -> Vec<Family> {
+/// Families measured by another layer, added to every collection (the composition root
+/// registers them, so this registry depends on no subsystem).
+pub trait Source: Send + Sync {
+    fn collect(&self) -> BoxFuture<'_, Vec<Family>>;
+}
+
+/// What the registry measures, as handles passed by the server.
+pub struct Collector {
+    pub process: Arc<Process>,
+    pub bus: Arc<Bus>,
+    pub connections: Arc<Registry>,
+    pub engine: Arc<Engine>,
+    pub system_db: SystemDb,
+    pub transactions: Arc<Transactions>,
+    pub host: Arc<Host>,
+    pub sources: Vec<Arc<dyn Source>>,
+}
+
+impl Collector {
+    /// Measures every metric now. Host figures need a blocking /proc read.
+    pub async fn collect(&self) -> Vec<Family> {
+        let mut out = own_families(self).await;
+        for source in &self.sources {
+            out.extend(source.collect().await);
+        }
+        out
+    }
+}
+
+async fn own_families(state: &Collector) -> Vec<Family> {
     use Kind::{Counter, Gauge};
     let mut out = Vec::new();
 
-    let stats = &state.stats;
+    let stats = &state.process.stats;
     out.push(Family::value(
         "rustydb_http_requests_total",
         Counter,
@@ -193,7 +228,7 @@ pub async fn collect(state: &Arc<AppState>) -> Vec<Family> {
         "rustydb_uptime_seconds",
         Gauge,
         "Seconds since the process started",
-        state.started.elapsed().as_secs_f64(),
+        state.process.started.elapsed().as_secs_f64(),
     ));
 
     let mut published = Family::new(
@@ -214,7 +249,7 @@ pub async fn collect(state: &Arc<AppState>) -> Vec<Family> {
     out.push(published);
     out.push(subscribers);
 
-    let registry = &state.ws.registry;
+    let registry = &state.connections;
     let connections = registry.list();
     let (sent, received) = connections.iter().fold((0u64, 0u64), |(s, r), c| {
         (
@@ -333,17 +368,5 @@ pub async fn collect(state: &Arc<AppState>) -> Vec<Family> {
         ));
     }
 
-    let open_alerts = state.system_db.call(crate::alerts::count_open);
-    if let Ok(Ok(counts)) = tokio::time::timeout(Duration::from_secs(2), open_alerts).await {
-        let mut family = Family::new(
-            "rustydb_alerts_open",
-            Gauge,
-            "Alerts firing or acknowledged (still holding), by state",
-        );
-        for (state, n) in counts {
-            family = family.with(vec![("state", state)], n as f64);
-        }
-        out.push(family);
-    }
     out
 }

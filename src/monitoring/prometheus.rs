@@ -7,6 +7,7 @@
 //! (`X-API-Key`) or a bearer token like any other client.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -14,9 +15,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::{Family, Kind};
+use super::{Collector, Family, Kind};
 use crate::api::{Access, ApiError, OperationMeta, Permission, runtime};
-use crate::state::SharedState;
 
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -31,18 +31,18 @@ pub static METRICS_OPERATION: OperationMeta = OperationMeta {
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub fn router(state: SharedState) -> Router {
+pub fn router(collector: Arc<Collector>) -> Router {
     Router::new()
         .route(METRICS_PATH, get(metrics))
-        .with_state(state)
+        .with_state(collector)
 }
 
-async fn metrics(State(state): State<SharedState>, request: Request) -> Response {
+async fn metrics(State(collector): State<Arc<Collector>>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     if let Err(e) = runtime::authorize(&mut parts, &METRICS_OPERATION).await {
         return e.into_response();
     }
-    let families = super::collect(&state).await;
+    let families = collector.collect().await;
     match render(&families) {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(e) => ApiError::internal(e).into_response(),

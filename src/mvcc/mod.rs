@@ -18,23 +18,31 @@ use crate::api::types::{
     VacuumRequestMode, VacuumResult, WalDatabaseStatus, WalStatus,
 };
 use crate::api::{ApiError, MvccApi};
+use crate::engine::catalog::Engine;
 use crate::engine::catalog::{self, DEFAULT_DATABASE, Database};
+use crate::engine::transactions::Transactions;
 use crate::engine::wal;
 use crate::error::{self, Error};
-use crate::state::SharedState;
+use crate::events::Bus;
 use crate::sync::lock;
 
 pub struct MvccService {
-    state: SharedState,
+    engine: Arc<Engine>,
+    transactions: Arc<Transactions>,
+    bus: Arc<Bus>,
 }
 
 impl MvccService {
-    pub fn new(state: SharedState) -> Self {
-        MvccService { state }
+    pub fn new(engine: Arc<Engine>, transactions: Arc<Transactions>, bus: Arc<Bus>) -> Self {
+        MvccService {
+            engine,
+            transactions,
+            bus,
+        }
     }
 
     fn database(&self, name: Option<&str>) -> error::Result<Arc<Database>> {
-        self.state.engine.get(name.unwrap_or(DEFAULT_DATABASE))
+        self.engine.get(name.unwrap_or(DEFAULT_DATABASE))
     }
 }
 
@@ -108,7 +116,7 @@ fn millis(start: Instant) -> f64 {
 impl MvccApi for MvccService {
     async fn get_mvcc_status(&self, _ctx: RequestContext) -> Result<MvccStatus, ApiError> {
         let mut holds: HashMap<String, TransactionHolds> = HashMap::new();
-        let holdings = self.state.transactions.holdings();
+        let holdings = self.transactions.holdings();
         for (database, state) in &holdings {
             let h = holds.entry(database.clone()).or_insert(no_holds());
             h.open += 1;
@@ -120,7 +128,7 @@ impl MvccApi for MvccService {
             }
         }
         let mut databases = Vec::new();
-        for db in self.state.engine.list() {
+        for db in self.engine.list() {
             let transactions = holds.remove(&db.name).unwrap_or(no_holds());
             let (name, shm) = (db.name.clone(), sibling(&db.path, "-shm"));
             let status = db
@@ -188,7 +196,7 @@ impl MvccApi for MvccService {
             })
             .await
             .map_err(|e| busy_is_conflict(e, &db.name))?;
-        self.state.bus.publish(&MaintenanceEvent {
+        self.bus.publish(&MaintenanceEvent {
             operation: MaintenanceEventOperation::Vacuum,
             database: db.name.clone(),
             statement: statement.clone(),
@@ -219,7 +227,7 @@ impl MvccApi for MvccService {
     async fn get_wal_status(&self, _ctx: RequestContext) -> Result<WalStatus, ApiError> {
         let mut databases = Vec::new();
         let mut wal_bytes_total = 0;
-        for db in self.state.engine.list() {
+        for db in self.engine.list() {
             let last_checkpoint = lock(&db.last_checkpoint).clone().map(|r| CheckpointRecord {
                 mode: r.mode,
                 busy: r.busy,
@@ -298,7 +306,7 @@ impl MvccApi for MvccService {
             at,
         });
         let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        self.state.bus.publish(&MaintenanceEvent {
+        self.bus.publish(&MaintenanceEvent {
             operation: MaintenanceEventOperation::Checkpoint,
             database: db.name.clone(),
             statement,

@@ -5,8 +5,6 @@
 mod ddl;
 mod stats;
 
-pub use stats::spawn as spawn_stats_watcher;
-
 use std::sync::Arc;
 
 use crate::api::partitions::{DeletePartitionPath, ListPartitionsQuery};
@@ -23,11 +21,32 @@ use crate::events::Bus;
 pub struct PartitionService {
     engine: Arc<Engine>,
     bus: Arc<Bus>,
+    baselines: Arc<stats::Baselines>,
 }
 
 impl PartitionService {
     pub fn new(engine: Arc<Engine>, bus: Arc<Bus>) -> Self {
-        PartitionService { engine, bus }
+        let baselines = Arc::default();
+        PartitionService {
+            engine,
+            bus,
+            baselines,
+        }
+    }
+
+    /// Starts the `STATS_CHANGED` watcher over this service's partitions (see `stats`).
+    pub fn spawn_stats_watcher(
+        &self,
+        interval: std::time::Duration,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        stats::spawn(
+            Arc::clone(&self.engine),
+            Arc::clone(&self.bus),
+            Arc::clone(&self.baselines),
+            interval,
+            shutdown,
+        );
     }
 }
 
@@ -101,6 +120,7 @@ impl PartitionsApi for PartitionService {
             })
             .await?;
         let (rows, size) = (info.row_count, info.size_bytes);
+        self.baselines.created(&info);
         self.bus
             .publish(&event(PartitionEventEventType::Created, &info, rows, size));
         Ok(info)
@@ -148,6 +168,7 @@ impl PartitionsApi for PartitionService {
                 Ok((info, rows))
             })
             .await?;
+        self.baselines.dropped(&info.id);
         self.bus
             .publish(&event(PartitionEventEventType::Dropped, &info, rows, 0));
         Ok(())

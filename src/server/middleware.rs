@@ -10,7 +10,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::api::ApiError;
-use crate::state::SharedState;
+use std::sync::Arc;
+
+use crate::process::Process;
 
 /// Answers 408 with the error body when a request takes longer than the configured timeout.
 pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
@@ -26,8 +28,8 @@ pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next
 }
 
 /// Counts requests, in-flight requests and responses by status class.
-pub async fn count(State(state): State<SharedState>, request: Request, next: Next) -> Response {
-    let stats = &state.stats;
+pub async fn count(State(process): State<Arc<Process>>, request: Request, next: Next) -> Response {
+    let stats = &process.stats;
     stats.total.fetch_add(1, Ordering::Relaxed);
     stats.in_flight.fetch_add(1, Ordering::Relaxed);
     // Decrement even if the request future is dropped (client gone, shutdown).

@@ -1,4 +1,4 @@
-//! Server assembly: state, the generated API router with its middleware, docs, and serving with
+//! Server assembly: every layer built and wired, the generated API router with its middleware, docs, and serving with
 //! graceful shutdown.
 
 mod docs;
@@ -20,20 +20,24 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::alerts::AlertService;
+use crate::alerts::{AlertService, OpenAlerts};
 use crate::api::{self, ApiError, runtime::AccessPolicy, runtime::BodyLimit};
 use crate::auth::{self, AdminService, Auth, AuthService, RbacPolicy};
 use crate::config::Config;
 use crate::databases::DatabaseService;
 use crate::engine::SystemDb;
+use crate::engine::port::Emit;
 use crate::error::Result;
 use crate::events::Bus;
-use crate::health::HealthService;
+use crate::events::connections::Registry;
+use crate::graphql::Backends;
+use crate::health::{Checks, HealthService};
+use crate::monitoring::Collector;
 use crate::mvcc::MvccService;
 use crate::partitions::PartitionService;
+use crate::process::Process;
 use crate::sessions::SessionService;
 use crate::sql::SqlService;
-use crate::state::{AppState, RequestStats, SharedState};
 use crate::storage::StorageService;
 use crate::system::SystemService;
 use crate::tables::TableService;
@@ -41,16 +45,25 @@ use crate::telemetry::LogControl;
 use crate::transactions::TransactionService;
 use crate::ws::{WebSocketManagement, WebSocketService, WsHub};
 
-/// A started-up server: state built, data directory open, ready to serve.
+/// A started-up server: every layer built and wired, data directory open, ready to serve. This
+/// is the composition root: the only place that knows every subsystem, handing each the
+/// handles it needs.
 pub struct Server {
-    pub state: SharedState,
+    app: Router,
+    config: Arc<Config>,
+    auth: Arc<Auth>,
+    bus: Arc<Bus>,
+    connections: Arc<Registry>,
+    system_db: SystemDb,
+    graphql: Arc<Backends>,
     shutdown_tx: watch::Sender<bool>,
 }
 
 impl Server {
-    /// Opens the data directory and builds the state. `process_start` is when the process
+    /// Opens the data directory and builds every layer. `process_start` is when the process
     /// started, so the startup probe reports the whole startup.
     pub async fn start(config: Config, log: LogControl, process_start: Instant) -> Result<Server> {
+        let config = Arc::new(config);
         let system_db = SystemDb::open(&config.data_dir)?;
         let bus = Arc::new(Bus::new(config.websocket.bus_capacity));
         let sequencer = Arc::new(crate::engine::capture::Sequencer::new(
@@ -77,52 +90,174 @@ impl Server {
         auth.sessions.publish_to(Arc::clone(&bus));
         let (shutdown_tx, shutdown) = watch::channel(false);
         let queries = Arc::new(crate::engine::queries::QueryMonitor::new(&config.queries));
+        let transactions = Arc::new(crate::engine::transactions::Transactions::with_events(
+            Arc::clone(&bus) as Arc<dyn Emit>,
+        ));
+        let connections: Arc<Registry> = Arc::default();
         let ws = Arc::new(WsHub {
             bus: Arc::clone(&bus),
             engine: Arc::clone(&engine),
             queries: Arc::clone(&queries),
             auth: Arc::clone(&auth),
-            registry: Arc::default(),
+            registry: Arc::clone(&connections),
             config: config.websocket.clone(),
             shutdown: shutdown.clone(),
             started: process_start,
         });
-        let state = Arc::new(AppState {
-            config,
-            system_db,
-            engine,
-            transactions: Arc::new(crate::engine::sessions::Transactions::with_events(
-                Arc::clone(&bus) as Arc<dyn crate::engine::port::Emit>,
+        let process = Arc::new(Process::new(process_start, shutdown.clone()));
+        let host: Arc<crate::monitoring::host::Host> = Arc::default();
+        let metrics = Arc::new(Collector {
+            process: Arc::clone(&process),
+            bus: Arc::clone(&bus),
+            connections: Arc::clone(&connections),
+            engine: Arc::clone(&engine),
+            system_db: system_db.clone(),
+            transactions: Arc::clone(&transactions),
+            host: Arc::clone(&host),
+            sources: vec![Arc::new(OpenAlerts(system_db.clone()))],
+        });
+        let checks = Arc::new(Checks {
+            system_db: system_db.clone(),
+            data_dir: config.data_dir.clone(),
+        });
+        let alerts = AlertService::new(system_db.clone(), Arc::clone(&bus), Arc::clone(&metrics));
+        let storage = Arc::new(StorageService::new(
+            Arc::clone(&engine),
+            Arc::clone(&tablespaces),
+            system_db.clone(),
+            config.data_dir.clone(),
+        ));
+        let sql = Arc::new(SqlService::new(
+            Arc::clone(&engine),
+            Arc::clone(&transactions),
+            Arc::clone(&queries),
+            Arc::clone(&auth.sessions),
+            Arc::clone(&bus),
+        ));
+        let graphql = Arc::new(Backends {
+            config: config.graphql.clone(),
+            process: Arc::clone(&process),
+            auth: Arc::clone(&auth),
+            bus: Arc::clone(&bus),
+            engine: Arc::clone(&engine),
+            queries: Arc::clone(&queries),
+            system_db: system_db.clone(),
+            host,
+            checks: Arc::clone(&checks),
+            admin: Arc::new(AdminService::new(Arc::clone(&auth))),
+            databases: Arc::new(DatabaseService::new(
+                Arc::clone(&engine),
+                Arc::clone(&tablespaces),
             )),
-            tablespaces,
-            queries,
-            stats: RequestStats::default(),
-            log,
+            sessions: Arc::new(SessionService::new(
+                Arc::clone(&auth),
+                Arc::clone(&queries),
+                Arc::clone(&transactions),
+                Arc::clone(&connections),
+            )),
+            sql,
+            storage: Arc::clone(&storage),
+            system: Arc::new(SystemService::new(
+                Arc::clone(&config),
+                Arc::clone(&process),
+                log,
+            )),
+            tables: Arc::new(TableService::new(Arc::clone(&engine), Arc::clone(&bus))),
+            transactions: Arc::new(TransactionService::new(
+                Arc::clone(&engine),
+                Arc::clone(&transactions),
+            )),
+        });
+
+        let monitoring = &config.monitoring;
+        crate::metrics::spawn_producers(crate::metrics::Sources {
+            bus: Arc::clone(&bus),
+            engine: Arc::clone(&engine),
+            system_db: system_db.clone(),
+            connections: Arc::clone(&connections),
+            process: Arc::clone(&process),
+        });
+        crate::alerts::spawn_evaluator(
+            alerts.clone(),
+            monitoring.alert_evaluation_interval,
+            shutdown.clone(),
+        );
+        crate::health::watch::spawn(
+            Arc::clone(&checks),
+            Arc::clone(&bus),
+            monitoring.health_watch_interval,
+            shutdown.clone(),
+        )
+        .await;
+        let partitions = PartitionService::new(Arc::clone(&engine), Arc::clone(&bus));
+        partitions.spawn_stats_watcher(monitoring.partition_stats_interval, shutdown.clone());
+        crate::storage::spawn_status_producer(
+            (*storage).clone(),
+            Arc::clone(&bus),
+            shutdown.clone(),
+        );
+        crate::transactions::spawn_reaper(
+            Arc::clone(&transactions),
+            config.transaction_idle_timeout,
+            shutdown.clone(),
+        );
+
+        let api = api::api_router(
+            Arc::clone(&graphql.admin),
+            Arc::new(alerts),
+            Arc::new(AuthService::new(Arc::clone(&auth))),
+            Arc::clone(&graphql.databases),
+            Arc::new(HealthService::new(checks, Arc::clone(&process))),
+            Arc::new(MvccService::new(
+                Arc::clone(&engine),
+                Arc::clone(&transactions),
+                Arc::clone(&bus),
+            )),
+            Arc::new(partitions),
+            Arc::clone(&graphql.sessions),
+            Arc::clone(&graphql.sql),
+            storage,
+            Arc::clone(&graphql.system),
+            Arc::clone(&graphql.tables),
+            Arc::clone(&graphql.transactions),
+            Arc::new(WebSocketManagement::new(Arc::clone(&ws))),
+            Arc::new(WebSocketService::new(ws)),
+        );
+        let app = app(api, &graphql, metrics, &config, &auth, process);
+        Ok(Server {
+            app,
+            config,
             auth,
             bus,
-            ws,
-            host: Arc::default(),
-            started_at: chrono::Utc::now() - process_start.elapsed(),
-            started: process_start,
-            startup_duration: process_start.elapsed(),
-            shutdown,
-        });
-        crate::metrics::spawn_producers(Arc::clone(&state));
-        crate::alerts::spawn_evaluator(Arc::clone(&state));
-        crate::health::watch::spawn(Arc::clone(&state)).await;
-        crate::partitions::spawn_stats_watcher(Arc::clone(&state));
-        crate::storage::spawn_status_producer(Arc::clone(&state));
-        crate::transactions::spawn_reaper(
-            Arc::clone(&state.transactions),
-            state.config.transaction_idle_timeout,
-            state.shutdown.clone(),
-        );
-        Ok(Server { state, shutdown_tx })
+            connections,
+            system_db,
+            graphql,
+            shutdown_tx,
+        })
     }
 
     /// The complete HTTP application.
     pub fn app(&self) -> Router {
-        app(Arc::clone(&self.state))
+        self.app.clone()
+    }
+
+    /// The event bus (for tests and embedders that listen in process).
+    pub fn bus(&self) -> &Arc<Bus> {
+        &self.bus
+    }
+
+    /// The open WebSocket connections.
+    pub fn connections(&self) -> &Arc<Registry> {
+        &self.connections
+    }
+
+    pub fn system_db(&self) -> &SystemDb {
+        &self.system_db
+    }
+
+    /// What GraphQL resolves with (to build its schema outside the router).
+    pub fn graphql(&self) -> &Arc<Backends> {
+        &self.graphql
     }
 
     /// Serves on `listener` until `signal` resolves, then stops accepting, tells long-lived
@@ -136,12 +271,12 @@ impl Server {
         L: Listener<Addr = SocketAddr>,
         L::Io: Send,
     {
-        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let grace = Duration::from_secs(self.config.shutdown_grace_secs);
         let app = self.app();
         let shutdown_tx = self.shutdown_tx;
         let (stopped_tx, mut stopped_rx) = watch::channel(false);
         // Limiter state of idle callers is dropped once a minute, so memory stays bounded.
-        let auth = Arc::clone(&self.state.auth);
+        let auth = Arc::clone(&self.auth);
         let mut pruning_stop = stopped_tx.subscribe();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -176,48 +311,21 @@ impl Server {
     }
 }
 
-pub fn app(state: SharedState) -> Router {
+/// The routers (REST, GraphQL, docs, `/metrics`) under the server's middleware.
+fn app(
+    api: Router,
+    graphql: &Arc<Backends>,
+    metrics: Arc<Collector>,
+    config: &Config,
+    auth: &Arc<Auth>,
+    process: Arc<Process>,
+) -> Router {
     let policy: Arc<dyn AccessPolicy> = Arc::new(RbacPolicy {
-        auth: Arc::clone(&state.auth),
+        auth: Arc::clone(auth),
     });
-    let api = api::api_router(
-        Arc::new(AdminService::new(Arc::clone(&state.auth))),
-        Arc::new(AlertService::new(Arc::clone(&state))),
-        Arc::new(AuthService::new(Arc::clone(&state.auth))),
-        Arc::new(DatabaseService::new(
-            Arc::clone(&state.engine),
-            Arc::clone(&state.tablespaces),
-        )),
-        Arc::new(HealthService::new(Arc::clone(&state))),
-        Arc::new(MvccService::new(Arc::clone(&state))),
-        Arc::new(PartitionService::new(
-            Arc::clone(&state.engine),
-            Arc::clone(&state.bus),
-        )),
-        Arc::new(SessionService::new(Arc::clone(&state))),
-        Arc::new(SqlService::new(
-            Arc::clone(&state.engine),
-            Arc::clone(&state.transactions),
-            Arc::clone(&state.queries),
-            Arc::clone(&state.auth.sessions),
-            Arc::clone(&state.bus),
-        )),
-        Arc::new(StorageService::new(Arc::clone(&state))),
-        Arc::new(SystemService::new(Arc::clone(&state))),
-        Arc::new(TableService::new(
-            Arc::clone(&state.engine),
-            Arc::clone(&state.bus),
-        )),
-        Arc::new(TransactionService::new(
-            Arc::clone(&state.engine),
-            Arc::clone(&state.transactions),
-        )),
-        Arc::new(WebSocketManagement::new(Arc::clone(&state.ws))),
-        Arc::new(WebSocketService::new(Arc::clone(&state.ws))),
-    );
     // The GraphQL schema is generated and checked by tests, so building it does not fail in
     // practice; if it ever did, /graphql answers 500 and says why instead of the server not starting.
-    let graphql = crate::graphql::router(&state).unwrap_or_else(|e| {
+    let graphql = crate::graphql::router(Arc::clone(graphql)).unwrap_or_else(|e| {
         tracing::error!(error = %e, "GraphQL schema failed to build");
         Router::new().route(
             "/graphql",
@@ -227,13 +335,12 @@ pub fn app(state: SharedState) -> Router {
             }),
         )
     });
-    let config = &state.config;
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api)
         .merge(graphql)
         .merge(docs::router())
-        .merge(crate::monitoring::prometheus::router(Arc::clone(&state)))
+        .merge(crate::monitoring::prometheus::router(metrics))
         .fallback(|| async { ApiError::not_found("no route for this path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -247,7 +354,7 @@ pub fn app(state: SharedState) -> Router {
             usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
         )))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state.auth),
+            Arc::clone(auth),
             auth::authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -257,7 +364,7 @@ pub fn app(state: SharedState) -> Router {
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(cors(&config.cors_allowed_origins))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
+            process,
             middleware::count,
         ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

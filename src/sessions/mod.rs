@@ -9,23 +9,38 @@ use crate::api::types::{
     AuditOutcome, SessionEventKind, SessionInfo, SessionKind, SessionList, SessionTerminated,
 };
 use crate::api::{ApiError, Permission, SessionsApi};
+use crate::auth::Auth;
 use crate::auth::audit::AuditRecord;
-use crate::events::connections::{CLOSE_BY_ADMIN, Control};
-use crate::state::SharedState;
+use crate::engine::queries::QueryMonitor;
+use crate::engine::transactions::Transactions;
+use crate::events::connections::{CLOSE_BY_ADMIN, Control, Registry};
 
 use crate::auth::sessions::{Session, SessionRegistry};
 
 pub struct SessionService {
-    state: SharedState,
+    auth: Arc<Auth>,
+    queries: Arc<QueryMonitor>,
+    transactions: Arc<Transactions>,
+    connections: Arc<Registry>,
 }
 
 impl SessionService {
-    pub fn new(state: SharedState) -> Self {
-        SessionService { state }
+    pub fn new(
+        auth: Arc<Auth>,
+        queries: Arc<QueryMonitor>,
+        transactions: Arc<Transactions>,
+        connections: Arc<Registry>,
+    ) -> Self {
+        SessionService {
+            auth,
+            queries,
+            transactions,
+            connections,
+        }
     }
 
     fn registry(&self) -> &SessionRegistry {
-        &self.state.auth.sessions
+        &self.auth.sessions
     }
 
     /// The sessions the caller may see whose credential is still live; the dead ones (revoked
@@ -43,7 +58,6 @@ impl SessionService {
             .map(|s| (s.kind, s.credential_id.clone(), s.user_id.clone()))
             .collect();
         let live = self
-            .state
             .auth
             .credentials_live(checks)
             .await
@@ -71,16 +85,14 @@ impl SessionService {
     fn view(&self, session: &Session) -> SessionInfo {
         let activity = session.activity();
         let mut websocket_connections: Vec<String> = self
-            .state
-            .ws
-            .registry
+            .connections
             .list()
             .into_iter()
             .filter(|c| c.session_id == session.id)
             .map(|c| c.id.clone())
             .collect();
         websocket_connections.sort();
-        let mut open_transactions = self.state.transactions.of_session(&session.id);
+        let mut open_transactions = self.transactions.of_session(&session.id);
         open_transactions.sort();
         SessionInfo {
             session_id: session.id.clone(),
@@ -95,7 +107,6 @@ impl SessionService {
             open_transactions,
             websocket_connections,
             running_queries: self
-                .state
                 .queries
                 .running
                 .list()
@@ -142,17 +153,16 @@ impl SessionsApi for SessionService {
         let identity = ctx.identity()?;
         let reason = format!("session terminated by {}", identity.username);
         // The credential first: from here on no new request of the session is accepted.
-        self.state
-            .auth
+        self.auth
             .revoke_session_credential(&session, &reason)
             .await?;
         self.registry()
             .remove(&session.id, SessionEventKind::Terminated);
-        let queries_cancelled = self.state.queries.running.cancel_session(&session.id) as u64;
+        let queries_cancelled = self.queries.running.cancel_session(&session.id) as u64;
         // Interrupted statements release their transaction's connection, so the rollbacks
         // below do not wait for them to finish on their own.
-        let ids = self.state.transactions.of_session(&session.id);
-        let transactions = Arc::clone(&self.state.transactions);
+        let ids = self.transactions.of_session(&session.id);
+        let transactions = Arc::clone(&self.transactions);
         let rolled_back = tokio::task::spawn_blocking(move || {
             ids.into_iter()
                 .filter(|id| transactions.finish(id, false, "session terminated").is_ok())
@@ -161,7 +171,7 @@ impl SessionsApi for SessionService {
         .await
         .map_err(ApiError::internal)?;
         let mut closed = Vec::new();
-        for connection in self.state.ws.registry.list() {
+        for connection in self.connections.list() {
             if connection.session_id == session.id {
                 // A full control queue means the task is stuck; revalidation ends it too.
                 let _ = connection.control.try_send(Control::Close {
@@ -171,8 +181,7 @@ impl SessionsApi for SessionService {
                 closed.push(connection.id.clone());
             }
         }
-        self.state
-            .auth
+        self.auth
             .audit(
                 AuditRecord::new("session.terminate", AuditOutcome::Success)
                     .actor(identity.username.clone())

@@ -22,8 +22,8 @@ use crate::engine::capture::Actor;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
 use crate::engine::plans;
 use crate::engine::queries::{Outcome, QueryMonitor, QueryState, Running, Sender};
-use crate::engine::sessions::Transactions;
 use crate::engine::sql;
+use crate::engine::transactions::Transactions;
 use crate::error::Error;
 use crate::events::Bus;
 

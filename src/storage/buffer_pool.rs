@@ -5,8 +5,10 @@ use crate::api::ApiError;
 use crate::api::types::{
     BufferPoolFigures, BufferPoolFlush, BufferPoolReport, DatabaseBufferPool, DatabaseFlush,
 };
-use crate::engine::page_cache::Figures;
-use crate::state::SharedState;
+use std::sync::Arc;
+
+use crate::engine::catalog::Engine;
+use crate::engine::page_cache::{self, Figures};
 
 fn figures(f: &Figures, dirty_pages: u64) -> BufferPoolFigures {
     BufferPoolFigures {
@@ -23,10 +25,10 @@ fn figures(f: &Figures, dirty_pages: u64) -> BufferPoolFigures {
     }
 }
 
-pub async fn report(state: &SharedState) -> Result<BufferPoolReport, ApiError> {
-    let state = std::sync::Arc::clone(state);
+pub async fn report(engine: &Arc<Engine>) -> Result<BufferPoolReport, ApiError> {
+    let engine = Arc::clone(engine);
     let (total, dirty, databases) =
-        tokio::task::spawn_blocking(move || crate::metrics::buffer_pool::measure(&state))
+        tokio::task::spawn_blocking(move || page_cache::measure(&engine))
             .await
             .map_err(ApiError::internal)?;
     Ok(BufferPoolReport {
@@ -41,9 +43,9 @@ pub async fn report(state: &SharedState) -> Result<BufferPoolReport, ApiError> {
     })
 }
 
-pub async fn flush(state: &SharedState) -> Result<BufferPoolFlush, ApiError> {
+pub async fn flush(engine: &Arc<Engine>) -> Result<BufferPoolFlush, ApiError> {
     let mut flushed = Vec::new();
-    for db in state.engine.list() {
+    for db in engine.list() {
         let (busy, wal_frames, checkpointed_frames) = db
             .run(|c| {
                 Ok(c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -51,7 +53,7 @@ pub async fn flush(state: &SharedState) -> Result<BufferPoolFlush, ApiError> {
                 })?)
             })
             .await?;
-        let shrinking = std::sync::Arc::clone(&db);
+        let shrinking = Arc::clone(&db);
         let released_bytes = tokio::task::spawn_blocking(move || shrinking.shrink_idle_caches())
             .await
             .map_err(ApiError::internal)?;
@@ -65,6 +67,6 @@ pub async fn flush(state: &SharedState) -> Result<BufferPoolFlush, ApiError> {
     }
     Ok(BufferPoolFlush {
         databases: flushed,
-        after: report(state).await?,
+        after: report(engine).await?,
     })
 }

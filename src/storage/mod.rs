@@ -20,26 +20,42 @@ use crate::api::types::{
     TablespaceUpdate,
 };
 use crate::api::{ApiError, StorageApi};
+use crate::engine::SystemDb;
 use crate::engine::catalog::{DEFAULT_TABLESPACE, Engine};
 use crate::error::{self, Error};
-use crate::state::{AppState, SharedState};
+use crate::events::Bus;
 use tablespaces::{Record, Tablespaces, databases_in};
 
+/// The storage subsystem's handles; the `storage_status` producer measures with the same.
+#[derive(Clone)]
 pub struct StorageService {
-    state: SharedState,
+    engine: Arc<Engine>,
+    tablespaces: Arc<Tablespaces>,
+    system_db: SystemDb,
+    data_dir: PathBuf,
 }
 
 impl StorageService {
-    pub fn new(state: SharedState) -> Self {
-        StorageService { state }
+    pub fn new(
+        engine: Arc<Engine>,
+        tablespaces: Arc<Tablespaces>,
+        system_db: SystemDb,
+        data_dir: PathBuf,
+    ) -> Self {
+        StorageService {
+            engine,
+            tablespaces,
+            system_db,
+            data_dir,
+        }
     }
 
     fn engine(&self) -> &Arc<Engine> {
-        &self.state.engine
+        &self.engine
     }
 
     fn tablespaces(&self) -> &Tablespaces {
-        &self.state.tablespaces
+        &self.tablespaces
     }
 
     fn describe(&self, record: Record) -> Tablespace {
@@ -85,8 +101,8 @@ fn index_bytes(conn: &rusqlite::Connection) -> error::Result<u64> {
 
 /// Filesystem space of the data directory and the sizes of every database file, `-wal` file
 /// and index, as the status route and the `storage_status` stream report them.
-pub async fn measure(state: &AppState) -> Result<StorageStatusReport, ApiError> {
-    let data_dir = state.config.data_dir.clone();
+pub async fn measure(state: &StorageService) -> Result<StorageStatusReport, ApiError> {
+    let data_dir = state.data_dir.clone();
     let dir = data_dir.clone();
     let disks = tokio::task::spawn_blocking(move || host::disks(&dir))
         .await
@@ -122,19 +138,22 @@ pub async fn measure(state: &AppState) -> Result<StorageStatusReport, ApiError> 
 
 /// Publishes `storage_status` every `STATUS_EVERY` while the topic has subscribers. It looks for
 /// subscribers once a second, so a new one gets its first measurement within about a second.
-pub fn spawn_status_producer(state: SharedState) {
+pub fn spawn_status_producer(
+    state: StorageService,
+    bus: Arc<Bus>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     const STATUS_EVERY: Duration = Duration::from_secs(10);
     tokio::spawn(async move {
-        let mut shutdown = state.shutdown.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = crate::state::shutting_down(&mut shutdown) => break,
+                () = crate::process::shutting_down(&mut shutdown) => break,
             }
-            let Some(topic) = state.bus.topic(StorageStatus::TOPIC) else {
+            let Some(topic) = bus.topic(StorageStatus::TOPIC) else {
                 break;
             };
             if topic.subscribers() == 0 {
@@ -147,7 +166,7 @@ pub fn spawn_status_producer(state: SharedState) {
             last = Some(std::time::Instant::now());
             match measure(&state).await {
                 Ok(m) => {
-                    state.bus.publish(&StorageStatus {
+                    bus.publish(&StorageStatus {
                         total_bytes: m.total_bytes,
                         used_bytes: m.used_bytes,
                         available_bytes: m.available_bytes,
@@ -170,22 +189,22 @@ fn unavailable(what: &str) -> ApiError {
 
 impl StorageApi for StorageService {
     async fn get_buffer_pool(&self, _ctx: RequestContext) -> Result<BufferPoolReport, ApiError> {
-        buffer_pool::report(&self.state).await
+        buffer_pool::report(&self.engine).await
     }
 
     async fn flush_buffer_pool(&self, _ctx: RequestContext) -> Result<BufferPoolFlush, ApiError> {
-        buffer_pool::flush(&self.state).await
+        buffer_pool::flush(&self.engine).await
     }
 
     async fn get_storage_status(
         &self,
         _ctx: RequestContext,
     ) -> Result<StorageStatusReport, ApiError> {
-        measure(&self.state).await
+        measure(self).await
     }
 
     async fn list_disks(&self, _ctx: RequestContext) -> Result<DiskList, ApiError> {
-        let dir = self.state.config.data_dir.clone();
+        let dir = self.data_dir.clone();
         let disks = tokio::task::spawn_blocking(move || host::disks(&dir))
             .await
             .map_err(ApiError::internal)?

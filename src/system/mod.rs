@@ -3,6 +3,7 @@
 
 mod host;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::http::StatusCode;
@@ -13,18 +14,23 @@ use crate::api::types::{
     VersionInfo, VersionInfoBuildProfile,
 };
 use crate::api::{API_VERSION, ApiError, SystemApi, runtime::RequestContext};
-use crate::state::SharedState;
-use crate::telemetry::LogFormat;
+use crate::config::Config;
+use crate::process::Process;
+use crate::telemetry::{LogControl, LogFormat};
 
 pub struct SystemService {
-    state: SharedState,
+    config: Arc<Config>,
+    process: Arc<Process>,
+    log: LogControl,
     host: host::HostProbe,
 }
 
 impl SystemService {
-    pub fn new(state: SharedState) -> Self {
+    pub fn new(config: Arc<Config>, process: Arc<Process>, log: LogControl) -> Self {
         SystemService {
-            state,
+            config,
+            process,
+            log,
             host: host::HostProbe::new(),
         }
     }
@@ -32,7 +38,7 @@ impl SystemService {
 
 impl SystemApi for SystemService {
     async fn get_server_info(&self, _ctx: RequestContext) -> Result<ServerInfo, ApiError> {
-        let s = &self.state;
+        let (s, c) = (&self.process, &self.config);
         Ok(ServerInfo {
             name: "rustydb".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -40,8 +46,8 @@ impl SystemApi for SystemService {
             pid: std::process::id(),
             started_at: s.started_at,
             uptime_seconds: s.uptime_seconds(),
-            data_dir: s.config.data_dir.display().to_string(),
-            bind_address: s.config.bind.to_string(),
+            data_dir: c.data_dir.display().to_string(),
+            bind_address: c.bind.to_string(),
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
         })
@@ -63,7 +69,7 @@ impl SystemApi for SystemService {
     async fn get_config(&self, _ctx: RequestContext) -> Result<EffectiveConfig, ApiError> {
         // Built field by field (not serialized from `Config`) so a secret added to `Config`
         // later is never exposed by accident.
-        let c = &self.state.config;
+        let c = &self.config;
         Ok(EffectiveConfig {
             bind: c.bind.to_string(),
             data_dir: c.data_dir.display().to_string(),
@@ -99,10 +105,10 @@ impl SystemApi for SystemService {
     }
 
     async fn get_runtime_stats(&self, _ctx: RequestContext) -> Result<RuntimeStats, ApiError> {
-        let stats = &self.state.stats;
+        let stats = &self.process.stats;
         let process = self.host.process().await.map_err(ApiError::internal)?;
         Ok(RuntimeStats {
-            uptime_seconds: self.state.uptime_seconds(),
+            uptime_seconds: self.process.uptime_seconds(),
             requests_total: stats.total.load(Ordering::Relaxed),
             requests_in_flight: stats.in_flight.load(Ordering::Relaxed),
             responses: ResponseCounts {
@@ -123,7 +129,7 @@ impl SystemApi for SystemService {
     }
 
     async fn get_log_filter(&self, _ctx: RequestContext) -> Result<LogFilter, ApiError> {
-        let (filter, updated_at) = self.state.log.current();
+        let (filter, updated_at) = self.log.current();
         Ok(LogFilter { filter, updated_at })
     }
 
@@ -132,7 +138,7 @@ impl SystemApi for SystemService {
         _ctx: RequestContext,
         body: LogFilterUpdate,
     ) -> Result<LogFilter, ApiError> {
-        let (filter, updated_at) = self.state.log.set(&body.filter).map_err(|e| {
+        let (filter, updated_at) = self.log.set(&body.filter).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "INVALID_LOG_FILTER",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::api::ApiError;
 use crate::api::types::{Deadlock, LockInfo, LockRequest};
 use crate::engine::locks::{Acquired, LockManager, Outcome, Target};
-use crate::engine::sessions::{Transaction, Transactions};
+use crate::engine::transactions::{Transaction, Transactions};
 use crate::error::Error;
 
 /// Wait used when a request gives no `timeout_ms`.

@@ -18,7 +18,7 @@ use crate::api::types::{
 };
 use crate::api::{ApiError, Permission, TransactionsApi};
 use crate::engine::catalog::{DEFAULT_DATABASE, Engine};
-use crate::engine::sessions::{Owner, Transaction, Transactions, validate_savepoint};
+use crate::engine::transactions::{Owner, Transaction, Transactions, validate_savepoint};
 
 pub struct TransactionService {
     engine: Arc<Engine>,
@@ -297,7 +297,7 @@ pub fn spawn_reaper(
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = crate::state::shutting_down(&mut shutdown) => break,
+                () = crate::process::shutting_down(&mut shutdown) => break,
             }
             let t = Arc::clone(&transactions);
             let _ = tokio::task::spawn_blocking(move || t.reap(limit)).await;

@@ -110,7 +110,7 @@ impl Connection {
         let mut shutdown = self.hub.shutdown.clone();
         // Made once: a timer created per loop turn would be registered and cancelled per turn.
         let expiry = sleep_until(self.expires_at);
-        let shutdown = crate::state::shutting_down(&mut shutdown);
+        let shutdown = crate::process::shutting_down(&mut shutdown);
         // Likewise the waits on the topics' wake-ups and on control requests: made anew per turn,
         // each would join and leave its waiter list (a lock each way) at every wake-up.
         let woken = wake.notified();

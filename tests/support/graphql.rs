@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use rustydb::config::{Config, Secret};
+use rustydb::engine::SystemDb;
+use rustydb::events::Bus;
+use rustydb::graphql::Backends;
 use rustydb::server::Server;
-use rustydb::state::AppState;
 use rustydb::telemetry::LogControl;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -24,7 +26,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct Live {
     pub addr: SocketAddr,
-    pub state: Arc<AppState>,
+    pub bus: Arc<Bus>,
+    pub system_db: SystemDb,
+    pub graphql: Arc<Backends>,
     pub app: axum::Router,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub _dir: tempfile::TempDir,
@@ -45,7 +49,9 @@ impl Live {
         let server = Server::start(config, LogControl::detached(), Instant::now())
             .await
             .expect("start");
-        let state = Arc::clone(&server.state);
+        let bus = Arc::clone(server.bus());
+        let system_db = server.system_db().clone();
+        let graphql = Arc::clone(server.graphql());
         let app = server.app();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.serve(listener, async {
@@ -53,7 +59,9 @@ impl Live {
         }));
         Live {
             addr,
-            state,
+            bus,
+            system_db,
+            graphql,
             app,
             stop: Some(tx),
             _dir: dir,

@@ -1,47 +1,39 @@
-//! State shared by every subsystem.
+//! The running server process: when it started, whether it is stopping, and what it has served.
+//! Every layer may read it; only the server (the composition root) makes it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::engine::SystemDb;
-use crate::telemetry::LogControl;
-
-pub struct AppState {
-    pub config: Config,
-    pub system_db: SystemDb,
-    pub engine: Arc<crate::engine::catalog::Engine>,
-    pub transactions: Arc<crate::engine::sessions::Transactions>,
-    pub tablespaces: Arc<crate::storage::tablespaces::Tablespaces>,
-    /// Running statements, the slow-query log and plan tracking.
-    pub queries: Arc<crate::engine::queries::QueryMonitor>,
-    pub stats: RequestStats,
-    pub log: LogControl,
-    pub auth: Arc<crate::auth::Auth>,
-    pub bus: Arc<crate::events::Bus>,
-    pub ws: Arc<crate::ws::WsHub>,
-    /// Host and process sampler shared by `/metrics` and the alert evaluator.
-    pub host: Arc<crate::monitoring::host::Host>,
+pub struct Process {
     /// When the process started, as wall time and as a monotonic instant.
     pub started_at: DateTime<Utc>,
     pub started: Instant,
     /// Time from process start until the server was ready to serve.
     pub startup_duration: Duration,
-    /// Flips to `true` when shutdown begins; long-lived connections watch it.
+    /// Flips to `true` when shutdown begins; long-lived connections and tasks watch it.
     pub shutdown: watch::Receiver<bool>,
+    pub stats: RequestStats,
 }
 
-impl AppState {
+impl Process {
+    /// A process that started at `started` and is ready now.
+    pub fn new(started: Instant, shutdown: watch::Receiver<bool>) -> Process {
+        Process {
+            started_at: Utc::now() - started.elapsed(),
+            started,
+            startup_duration: started.elapsed(),
+            shutdown,
+            stats: RequestStats::default(),
+        }
+    }
+
     pub fn uptime_seconds(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
 }
-
-pub type SharedState = Arc<AppState>;
 
 /// Resolves once shutdown has begun (at once if it already has).
 pub async fn shutting_down(rx: &mut watch::Receiver<bool>) {
@@ -53,7 +45,7 @@ pub async fn shutting_down(rx: &mut watch::Receiver<bool>) {
 pub struct RequestStats {
     pub total: AtomicU64,
     pub in_flight: AtomicU64,
-    /// Open GraphQL WebSocket connections (the REST streams' are in the WebSocket registry).
+    /// Open GraphQL WebSocket connections (the REST streams' are in the connection registry).
     pub graphql_sockets: AtomicU64,
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
     pub by_class: [AtomicU64; 5],
