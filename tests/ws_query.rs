@@ -312,6 +312,64 @@ async fn errors_end_the_query_and_keep_the_connection() {
     assert_eq!(messages[2]["message_type"], "query_completed");
 }
 
+/// Streamed statements go through the SQL API's executor: a slow one is in the slow-query log
+/// (completed or not) and a completed one counts in the sender's session, like over REST.
+#[tokio::test]
+async fn streamed_statements_reach_the_slow_log_and_the_session_count() {
+    let live = Live::start(|c| c.queries.slow_threshold = Duration::from_millis(150)).await;
+    let token = live.user("reader", &["analyst"]).await;
+    let caller = live.server.bearer(&token);
+    let session = || async {
+        let r = caller.get("/api/v1/sessions").await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+        r.body["sessions"][0].clone()
+    };
+    assert_eq!(session().await["queries_executed"], 0);
+    let mut ws = live.query_ws(&token).await;
+
+    send(
+        &mut ws,
+        "query",
+        json!({"sql": "SELECT 1 AS n", "query_id": "fast"}),
+    )
+    .await;
+    assert_eq!(
+        finish(&mut ws).await.last().unwrap()["message_type"],
+        "query_completed"
+    );
+    // Past the threshold for sure: interrupted at its 300 ms timeout.
+    send(
+        &mut ws,
+        "query",
+        json!({"sql": endless(), "query_id": "slow", "timeout": 300}),
+    )
+    .await;
+    assert_eq!(
+        error_code(finish(&mut ws).await.last().unwrap()),
+        "QUERY_TIMEOUT"
+    );
+
+    let after = session().await;
+    assert_eq!(after["queries_executed"], 1, "{after}");
+    assert_eq!(after["database"], "default");
+    let log = caller.get("/api/v1/sql/slow-queries").await;
+    assert_eq!(log.status.as_u16(), 200, "{}", log.body);
+    let entries = log.body["queries"].as_array().expect("queries");
+    let slow = entries
+        .iter()
+        .find(|e| e["sql"] == endless())
+        .unwrap_or_else(|| panic!("the streamed statement is not logged: {entries:?}"));
+    assert_eq!(slow["outcome"], "failed");
+    assert_eq!(slow["user"], "reader");
+    assert_eq!(slow["session_id"], after["session_id"]);
+    assert!(slow["duration_ms"].as_f64().unwrap() >= 300.0, "{slow}");
+    assert!(
+        slow["error"].as_str().unwrap().contains("timeout"),
+        "{slow}"
+    );
+    assert!(!entries.iter().any(|e| e["sql"] == "SELECT 1 AS n"));
+}
+
 #[tokio::test]
 async fn an_analyst_cannot_write_through_the_stream() {
     let live = Live::start(|_| {}).await;

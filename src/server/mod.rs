@@ -94,10 +94,15 @@ impl Server {
             Arc::clone(&bus) as Arc<dyn Emit>,
         ));
         let connections: Arc<Registry> = Arc::default();
+        let executor = Arc::new(crate::sql::Executor::standard(
+            &queries,
+            &bus,
+            &auth.sessions,
+        ));
         let ws = Arc::new(WsHub {
             bus: Arc::clone(&bus),
             engine: Arc::clone(&engine),
-            queries: Arc::clone(&queries),
+            executor: Arc::clone(&executor),
             auth: Arc::clone(&auth),
             registry: Arc::clone(&connections),
             config: config.websocket.clone(),
@@ -131,7 +136,7 @@ impl Server {
             Arc::clone(&engine),
             Arc::clone(&transactions),
             Arc::clone(&queries),
-            Arc::clone(&auth.sessions),
+            executor,
             Arc::clone(&bus),
         ));
         let graphql = Arc::new(Backends {

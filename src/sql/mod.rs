@@ -11,29 +11,30 @@ use crate::api::sql::{
 };
 use crate::api::types::{
     PlanChange, PlanChangeList, QueryCancelled, QueryPlan, QueryPlanChanged, RunningQuery,
-    RunningQueryList, RunningQueryState, SlowQuery, SlowQueryList, SlowQueryLogged,
-    SlowQueryOutcome, SqlBatch, SqlBatchResult, SqlExecuted, SqlQuery, SqlResult,
-    SqlStatementResult, TrackedQueryList,
+    RunningQueryList, RunningQueryState, SlowQueryList, SqlBatch, SqlBatchResult, SqlExecuted,
+    SqlQuery, SqlResult, SqlStatementResult, TrackedQueryList,
 };
 use crate::api::{ApiError, SqlApi};
-use crate::auth::sessions::SessionRegistry;
 use crate::engine::access::SqlAccess;
 use crate::engine::capture::Actor;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
 use crate::engine::plans;
-use crate::engine::queries::{Outcome, QueryMonitor, QueryState, Running, Sender};
+use crate::engine::queries::{Outcome, QueryMonitor, QueryState, Running};
 use crate::engine::sql;
 use crate::engine::transactions::Transactions;
 use crate::error::Error;
 use crate::events::Bus;
 
+pub mod executor;
 pub mod maintenance;
+
+pub use executor::{Executor, Finished};
 
 pub struct SqlService {
     engine: Arc<Engine>,
     transactions: Arc<Transactions>,
     monitor: Arc<QueryMonitor>,
-    sessions: Arc<SessionRegistry>,
+    executor: Arc<Executor>,
     bus: Arc<Bus>,
 }
 
@@ -65,21 +66,22 @@ impl SqlService {
         engine: Arc<Engine>,
         transactions: Arc<Transactions>,
         monitor: Arc<QueryMonitor>,
-        sessions: Arc<SessionRegistry>,
+        executor: Arc<Executor>,
         bus: Arc<Bus>,
     ) -> Self {
         SqlService {
             engine,
             transactions,
             monitor,
-            sessions,
+            executor,
             bus,
         }
     }
 
     /// Runs `f` in the caller's open transaction `id`, or on its own on the target database,
-    /// listed among the running queries (and cancellable) while it runs, counted in the caller's
-    /// session, and logged if slow. `f` gets the database name and the statement's row counter.
+    /// through the statement executor: listed among the running queries (and cancellable) while
+    /// it runs, then counted in the caller's session and logged if slow. `f` gets the database
+    /// name and the statement's row counter.
     async fn run<T, F>(
         &self,
         ctx: &RequestContext,
@@ -99,18 +101,16 @@ impl SqlService {
             + 'static,
     {
         let identity = ctx.identity()?;
-        let session_id = crate::auth::sessions::session_id(&identity.credential);
-        let sender = Sender {
-            user_id: &identity.user_id,
-            username: &identity.username,
-            session_id: &session_id,
-        };
-        let registered = self.monitor.running.register(
-            sql_text,
-            database.unwrap_or(DEFAULT_DATABASE),
-            &sender,
-            transaction,
-        );
+        let registered = self
+            .executor
+            .register(
+                None,
+                identity,
+                sql_text,
+                database.unwrap_or(DEFAULT_DATABASE),
+                transaction,
+            )
+            .unwrap_or_else(|| unreachable!("a fresh id is unique"));
         let query = Arc::clone(&registered.query);
         let maintenance = maintenance::Operation::of(sql_text);
         let f = move |c: &mut rusqlite::Connection, name: &str| {
@@ -126,6 +126,7 @@ impl SqlService {
             statement: Some(sql_text.to_string()),
         };
         let result = self.run_inner(ctx, database, transaction, actor, f).await;
+        let query = &registered.query;
         let result = result.map(|(database, (r, sizes))| {
             if let (Some(operation), Some((before, after))) = (maintenance, sizes) {
                 maintenance::publish(
@@ -134,100 +135,45 @@ impl SqlService {
                     &database,
                     sql_text,
                     &identity.username,
-                    elapsed_ms(registered.query.started),
+                    elapsed_ms(query.started),
                     (before, after),
                 );
             }
             (database, r)
         });
-        let query = &registered.query;
+        // The same message as the 409 the statement's own request answers.
+        let cancel_message = format!("query {} was cancelled", query.id);
         let cancelled = query.was_cancelled() && result.is_err();
-        if let Ok((name, _)) = &result {
-            self.sessions.count_query(&session_id, name);
-        }
-        if self.monitor.slow.is_slow(query.started.elapsed()) {
-            self.log_slow(query, &result, cancelled);
-        }
-        match &result {
-            Ok((_, value)) => query.finish(Outcome::Completed, value.row_count(), None),
-            // The same message as the 409 the statement's own request answers.
-            Err(_) if cancelled => query.finish(
+        let (database, outcome, rows, error) = match &result {
+            Ok((name, value)) => (name.as_str(), Outcome::Completed, value.row_count(), None),
+            Err(_) if cancelled => (
+                query.database.as_str(),
                 Outcome::Cancelled,
                 query.rows_so_far(),
-                Some(format!("query {} was cancelled", query.id)),
+                Some(cancel_message.as_str()),
             ),
-            Err(e) => query.finish(
+            Err(e) => (
+                query.database.as_str(),
                 Outcome::Failed,
                 query.rows_so_far(),
-                Some(e.message.clone()),
+                Some(e.message.as_str()),
             ),
-        }
+        };
+        self.executor.finish(Finished {
+            query,
+            database,
+            outcome,
+            rows,
+            error,
+        });
         if cancelled {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 "QUERY_CANCELLED",
-                format!("query {} was cancelled", query.id),
+                cancel_message,
             ));
         }
         result
-    }
-
-    fn log_slow<T: RowCount>(
-        &self,
-        query: &Running,
-        result: &Result<(String, T), ApiError>,
-        cancelled: bool,
-    ) {
-        let (database, rows, outcome, error) = match result {
-            Ok((name, value)) => (
-                name.clone(),
-                value.row_count(),
-                SlowQueryOutcome::Completed,
-                None,
-            ),
-            Err(e) => (
-                query.database.clone(),
-                query.rows_so_far(),
-                if cancelled {
-                    SlowQueryOutcome::Cancelled
-                } else {
-                    SlowQueryOutcome::Failed
-                },
-                Some(e.message.clone()),
-            ),
-        };
-        let entry = self.monitor.slow.record(
-            &query.user_id,
-            SlowQuery {
-                id: 0,
-                sql: query.sql.clone(),
-                database,
-                user: query.username.clone(),
-                session_id: query.session_id.clone(),
-                duration_ms: elapsed_ms(query.started),
-                rows,
-                outcome,
-                error,
-                started_at: query.started_at,
-                ended_at: chrono::Utc::now(),
-            },
-        );
-        // As it is recorded, for GraphQL's slowQueriesStream and /api/v1/ws subscribers.
-        self.bus.publish(&SlowQueryLogged {
-            entry_id: entry.id,
-            query_id: query.id.clone(),
-            sql: entry.sql,
-            database: entry.database,
-            user: entry.user,
-            user_id: query.user_id.clone(),
-            session_id: entry.session_id,
-            duration_ms: entry.duration_ms,
-            rows: entry.rows,
-            outcome: entry.outcome,
-            error: entry.error,
-            started_at: entry.started_at,
-            ended_at: entry.ended_at,
-        });
     }
 
     async fn run_inner<T, F>(

@@ -45,8 +45,9 @@ pub struct WsHub {
     pub bus: Arc<Bus>,
     /// Runs the statements streamed on /api/v1/ws/query.
     pub engine: Arc<crate::engine::catalog::Engine>,
-    /// Where streamed queries are registered, next to the SQL API's (listed and cancellable).
-    pub queries: Arc<crate::engine::queries::QueryMonitor>,
+    /// The SQL API's statement lifecycle: streamed queries are listed, cancellable, slow-logged
+    /// and counted in their session like every other statement.
+    pub executor: Arc<crate::sql::Executor>,
     /// Re-checks each connection's credentials at every heartbeat.
     pub auth: Arc<crate::auth::Auth>,
     pub registry: Arc<Registry>,

@@ -6,8 +6,9 @@
 //! socket has completed. A client that stops reading therefore stops the statement inside SQLite,
 //! and at most `QUEUE` frames per query (plus one drained batch) wait in memory.
 //!
-//! Streamed queries are registered with the engine's running queries, so GET
-//! /api/v1/sql/queries lists them and POST /api/v1/sql/queries/{id}/cancel cancels them.
+//! Streamed queries go through the SQL API's statement executor (`sql::Executor`): GET
+//! /api/v1/sql/queries lists them, POST /api/v1/sql/queries/{id}/cancel cancels them, and their
+//! end reaches the slow-query log and the sender's session count like any other statement.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,9 +26,10 @@ use crate::api::runtime::Identity;
 use crate::api::{ApiError, types};
 use crate::engine::access::SqlAccess;
 use crate::engine::catalog::DEFAULT_DATABASE;
-use crate::engine::queries::{Outcome, Registered, Running, RunningQueries, Sender};
+use crate::engine::queries::{Outcome, Registered, Running, RunningQueries};
 use crate::engine::sql::{self, RowSink};
 use crate::error::{Error, Result};
+use crate::sql::{Executor, Finished};
 
 /// Frames one query may have waiting for the connection task.
 const QUEUE: usize = 32;
@@ -95,16 +97,9 @@ impl Queries {
             Ok(db) => db,
             Err(e) => return refuse(e.into()),
         };
-        let session_id = crate::auth::sessions::session_id(&identity.credential);
-        let sender = Sender {
-            user_id: &identity.user_id,
-            username: &identity.username,
-            session_id: &session_id,
-        };
         let Some(registered) =
-            hub.queries
-                .running
-                .register_as(id.clone(), &plan.sql, &db.name, &sender, None)
+            hub.executor
+                .register(Some(id.clone()), identity, &plan.sql, &db.name, None)
         else {
             return refuse(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
@@ -116,7 +111,7 @@ impl Queries {
         self.running
             .insert(id.clone(), Arc::clone(&registered.query));
         self.streams.insert(id, ReceiverStream::new(rx));
-        tokio::spawn(produce(db, registered, plan, tx));
+        tokio::spawn(produce(Arc::clone(&hub.executor), db, registered, plan, tx));
         None
     }
 
@@ -236,6 +231,7 @@ impl Counters {
 /// Runs the query and sends its frames; the registration ends before the last frame, so the
 /// client may reuse the id as soon as it reads it.
 async fn produce(
+    executor: Arc<Executor>,
     db: Arc<crate::engine::catalog::Database>,
     registered: Registered,
     plan: Plan,
@@ -275,15 +271,20 @@ async fn produce(
         .await;
     let cancelled = query.was_cancelled();
     let rows = counters.rows.load(Ordering::Acquire);
-    match &result {
-        Ok((row_count, _)) => query.finish(Outcome::Completed, *row_count, None),
-        Err(_) if cancelled => query.finish(
-            Outcome::Cancelled,
-            rows,
-            Some(format!("query {} was cancelled", query.id)),
-        ),
-        Err(e) => query.finish(Outcome::Failed, rows, Some(e.to_string())),
-    }
+    let cancel_message = format!("query {} was cancelled", query.id);
+    let result = result.map_err(ApiError::from);
+    let (outcome, rows, error) = match &result {
+        Ok((row_count, _)) => (Outcome::Completed, *row_count, None),
+        Err(_) if cancelled => (Outcome::Cancelled, rows, Some(cancel_message.as_str())),
+        Err(e) => (Outcome::Failed, rows, Some(e.message.as_str())),
+    };
+    executor.finish(Finished {
+        query: &query,
+        database: &db.name,
+        outcome,
+        rows,
+        error,
+    });
     drop(registered);
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     let frame = match result {
@@ -299,20 +300,11 @@ async fn produce(
         Err(_) if cancelled => error_frame(
             &query.id,
             "QUERY_CANCELLED",
-            &format!("query {} was cancelled", query.id),
-            counters.rows.load(Ordering::Acquire),
+            &cancel_message,
+            rows,
             elapsed_ms,
         ),
-        Err(e) => {
-            let e = ApiError::from(e);
-            error_frame(
-                &query.id,
-                e.code,
-                &e.message,
-                counters.rows.load(Ordering::Acquire),
-                elapsed_ms,
-            )
-        }
+        Err(e) => error_frame(&query.id, e.code, &e.message, rows, elapsed_ms),
     };
     // Fails only when the connection is gone; then nobody is waiting for the answer.
     let _ = tx.send(Output { frame, last: true }).await;
