@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod health;
+pub mod host;
 pub mod metrics;
 pub mod monitoring;
 pub mod mvcc;

@@ -37,7 +37,7 @@ use crate::engine::catalog::Engine;
 use crate::engine::queries::QueryMonitor;
 use crate::events::Bus;
 use crate::health::Checks;
-use crate::monitoring::host::Host;
+use crate::host::Host;
 use crate::process::Process;
 use crate::sessions::SessionService;
 use crate::sql::SqlService;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sysinfo::{Disks, Networks, System};
+use sysinfo::{Disks, Networks};
 
 use crate::api::EventMessage;
 use crate::api::types::SystemMetrics;
@@ -24,7 +24,7 @@ use crate::process::Process;
 /// A source sampled once a second on a blocking thread.
 trait Producer: Sized + Send + 'static {
     type Event: EventMessage;
-    fn start() -> Option<Self>;
+    fn start(sources: &Sources) -> Option<Self>;
     /// `None` when there is nothing to report yet (the first call only primes counters).
     fn sample(&mut self) -> Option<Self::Event>;
 }
@@ -36,6 +36,8 @@ pub struct Sources {
     pub system_db: SystemDb,
     pub connections: Arc<Registry>,
     pub process: Arc<Process>,
+    /// The server's one host sampler (CPU and memory).
+    pub host: Arc<crate::host::Host>,
 }
 
 /// Starts the monitoring producers; each samples only while its topic has subscribers.
@@ -81,8 +83,9 @@ fn spawn<P: Producer>(
                 continue;
             }
             let previous = producer.take();
+            let sources = Arc::clone(&state);
             let result = tokio::task::spawn_blocking(move || {
-                let mut p = previous.or_else(P::start)?;
+                let mut p = previous.or_else(|| P::start(&sources))?;
                 let event = p.sample();
                 Some((p, event))
             })
@@ -102,7 +105,7 @@ fn spawn<P: Producer>(
 impl Producer for diskstats::DiskSampler {
     type Event = crate::api::events::DiskIoEvent;
 
-    fn start() -> Option<Self> {
+    fn start(_: &Sources) -> Option<Self> {
         diskstats::DiskSampler::new()
     }
 
@@ -114,8 +117,8 @@ impl Producer for diskstats::DiskSampler {
 impl Producer for Sampler {
     type Event = SystemMetrics;
 
-    fn start() -> Option<Self> {
-        Sampler::new()
+    fn start(sources: &Sources) -> Option<Self> {
+        Sampler::new(Arc::clone(&sources.host))
     }
 
     fn sample(&mut self) -> Option<Self::Event> {
@@ -125,7 +128,7 @@ impl Producer for Sampler {
 
 /// Host counters between two refreshes, for `system_metrics`.
 struct Sampler {
-    system: System,
+    host: Arc<crate::host::Host>,
     disks: Disks,
     networks: Networks,
     at: Instant,
@@ -133,9 +136,9 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn new() -> Option<Sampler> {
+    fn new(host: Arc<crate::host::Host>) -> Option<Sampler> {
         let sampler = Sampler {
-            system: System::new().ok()?,
+            host,
             disks: Disks::new_with_refreshed_list().ok()?,
             networks: Networks::new_with_refreshed_list().ok()?,
             at: Instant::now(),
@@ -146,8 +149,7 @@ impl Sampler {
 
     /// Rates since the previous call; `None` on the first call (no interval to measure yet).
     fn sample(&mut self) -> Option<SystemMetrics> {
-        self.system.refresh_cpu_usage();
-        self.system.refresh_memory();
+        let host = self.host.sample()?;
         self.disks.refresh(true);
         self.networks.refresh(true);
         let elapsed = self.at.elapsed().as_secs_f64().max(0.001);
@@ -169,14 +171,12 @@ impl Sampler {
         let (rx, tx) = self.networks.values().fold((0u64, 0u64), |(r, t), n| {
             (r + n.received(), t + n.transmitted())
         });
-        let total = self.system.total_memory().max(1);
-        let used = self.system.used_memory();
         let per_sec = |bytes: u64| (bytes as f64 / elapsed).round() as u64;
         Some(SystemMetrics {
-            cpu_usage: f64::from(self.system.global_cpu_usage()),
-            memory_usage: used,
-            memory_total: Some(self.system.total_memory()),
-            memory_percent: used as f64 * 100.0 / total as f64,
+            cpu_usage: host.cpu_percent,
+            memory_usage: host.memory_used_bytes,
+            memory_total: Some(host.memory_total_bytes),
+            memory_percent: host.memory_percent(),
             disk_read_bps: per_sec(read),
             disk_write_bps: per_sec(written),
             network_rx_bps: per_sec(rx),

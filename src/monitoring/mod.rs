@@ -4,7 +4,6 @@
 //! format, and the alert evaluator reads the metrics named in `ALERT_METRICS` from the same
 //! collection, so both always agree.
 
-pub mod host;
 pub mod prometheus;
 
 use std::sync::Arc;
@@ -18,8 +17,8 @@ use crate::engine::catalog::Engine;
 use crate::engine::transactions::Transactions;
 use crate::events::Bus;
 use crate::events::connections::Registry;
+use crate::host::Host;
 use crate::process::Process;
-use host::Host;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

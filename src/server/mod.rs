@@ -110,7 +110,7 @@ impl Server {
             started: process_start,
         });
         let process = Arc::new(Process::new(process_start, shutdown.clone()));
-        let host: Arc<crate::monitoring::host::Host> = Arc::default();
+        let host: Arc<crate::host::Host> = Arc::default();
         let metrics = Arc::new(Collector {
             process: Arc::clone(&process),
             bus: Arc::clone(&bus),
@@ -147,7 +147,7 @@ impl Server {
             engine: Arc::clone(&engine),
             queries: Arc::clone(&queries),
             system_db: system_db.clone(),
-            host,
+            host: Arc::clone(&host),
             checks: Arc::clone(&checks),
             admin: Arc::new(AdminService::new(Arc::clone(&auth))),
             databases: Arc::new(DatabaseService::new(
@@ -166,6 +166,7 @@ impl Server {
                 Arc::clone(&config),
                 Arc::clone(&process),
                 log,
+                Arc::clone(&host),
             )),
             tables: Arc::new(TableService::new(Arc::clone(&engine), Arc::clone(&bus))),
             transactions: Arc::new(TransactionService::new(
@@ -181,6 +182,7 @@ impl Server {
             system_db: system_db.clone(),
             connections: Arc::clone(&connections),
             process: Arc::clone(&process),
+            host: Arc::clone(&host),
         });
         crate::alerts::spawn_evaluator(
             alerts.clone(),

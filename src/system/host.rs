@@ -1,72 +1,37 @@
-//! Host and process facts from sysinfo. One `System` is kept so CPU usage is measured between
-//! consecutive samples, as sysinfo requires.
+//! Host facts for GET /api/v1/system/host and the process figures of /stats, read from the
+//! server's one host sampler (`crate::host`) plus the OS facts sysinfo reads without state.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use sysinfo::{CpuRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::System;
 
 use crate::api::types::{HostInfo, LoadAverage};
-use crate::sync::lock;
-
-pub struct ProcessSample {
-    pub memory_bytes: u64,
-    pub cpu_percent: f32,
-}
+use crate::host::{Host, HostSample};
 
 pub struct HostProbe {
-    system: Arc<Mutex<Option<System>>>,
+    host: Arc<Host>,
 }
 
 impl HostProbe {
-    pub fn new() -> Self {
-        HostProbe {
-            system: Arc::new(Mutex::new(None)),
-        }
+    pub fn new(host: Arc<Host>) -> Self {
+        HostProbe { host }
     }
 
-    async fn with_system<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut System) -> Result<T, String> + Send + 'static,
-    ) -> Result<T, String> {
-        let system = Arc::clone(&self.system);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = lock(&system);
-            if guard.is_none() {
-                *guard = Some(System::new().map_err(|e| format!("sysinfo: {e}"))?);
-            }
-            match guard.as_mut() {
-                Some(system) => f(system),
-                None => Err("sysinfo unavailable".into()),
-            }
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-
-    /// This process's resident memory and CPU use since the previous sample.
-    pub async fn process(&self) -> Result<ProcessSample, String> {
-        self.with_system(|system| {
-            let pid = Pid::from_u32(std::process::id());
-            system.refresh_processes_specifics(
-                ProcessesToUpdate::Some(&[pid]),
-                true,
-                ProcessRefreshKind::nothing().with_memory().with_cpu(),
-            );
-            let process = system
-                .process(pid)
-                .ok_or_else(|| "own process not found".to_string())?;
-            Ok(ProcessSample {
-                memory_bytes: process.memory(),
-                cpu_percent: process.cpu_usage(),
-            })
-        })
-        .await
+    /// This process's resident memory and CPU use since the sampler's previous refresh.
+    pub async fn process(&self) -> Result<HostSample, String> {
+        let host = Arc::clone(&self.host);
+        tokio::task::spawn_blocking(move || host.sample())
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "sysinfo gives no figures on this platform".to_string())
     }
 
     pub async fn host(&self) -> Result<HostInfo, String> {
-        self.with_system(|system| {
-            system.refresh_memory();
-            system.refresh_cpu_list(CpuRefreshKind::nothing());
+        let host = Arc::clone(&self.host);
+        tokio::task::spawn_blocking(move || {
+            let facts = host
+                .facts()
+                .ok_or_else(|| "sysinfo gives no figures on this platform".to_string())?;
             let load = System::load_average().map_err(|e| format!("load average: {e}"))?;
             let unknown = |r: Result<String, _>| r.unwrap_or_else(|_| "unknown".to_string());
             Ok(HostInfo {
@@ -75,17 +40,13 @@ impl HostProbe {
                 os_version: unknown(System::os_version()),
                 kernel_version: unknown(System::kernel_version()),
                 cpu_arch: System::cpu_arch(),
-                cpu_count: system.cpus().len() as u32,
-                cpu_brand: system
-                    .cpus()
-                    .first()
-                    .map(|c| c.brand().to_string())
-                    .unwrap_or_default(),
-                total_memory_bytes: system.total_memory(),
-                used_memory_bytes: system.used_memory(),
-                available_memory_bytes: system.available_memory(),
-                total_swap_bytes: system.total_swap(),
-                used_swap_bytes: system.used_swap(),
+                cpu_count: facts.cpu_count,
+                cpu_brand: facts.cpu_brand,
+                total_memory_bytes: facts.total_memory_bytes,
+                used_memory_bytes: facts.used_memory_bytes,
+                available_memory_bytes: facts.available_memory_bytes,
+                total_swap_bytes: facts.total_swap_bytes,
+                used_swap_bytes: facts.used_swap_bytes,
                 load_average: LoadAverage {
                     one: load.one,
                     five: load.five,
@@ -95,5 +56,6 @@ impl HostProbe {
             })
         })
         .await
+        .map_err(|e| e.to_string())?
     }
 }

@@ -26,12 +26,17 @@ pub struct SystemService {
 }
 
 impl SystemService {
-    pub fn new(config: Arc<Config>, process: Arc<Process>, log: LogControl) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        process: Arc<Process>,
+        log: LogControl,
+        host: Arc<crate::host::Host>,
+    ) -> Self {
         SystemService {
             config,
             process,
             log,
-            host: host::HostProbe::new(),
+            host: host::HostProbe::new(host),
         }
     }
 }
@@ -118,8 +123,8 @@ impl SystemApi for SystemService {
                 client_error: stats.class(3),
                 server_error: stats.class(4),
             },
-            process_memory_bytes: process.memory_bytes,
-            process_cpu_percent: process.cpu_percent,
+            process_memory_bytes: process.process_resident_bytes,
+            process_cpu_percent: process.process_cpu_percent as f32,
             worker_threads: tokio::runtime::Handle::current().metrics().num_workers() as u32,
         })
     }

@@ -1,10 +1,14 @@
-//! Host and process figures from sysinfo, kept between samples: CPU use is a rate between two
-//! refreshes, so one `System` lives as long as the server.
+//! The one host sampler: host and process figures from sysinfo. CPU use is a rate between two
+//! refreshes, so one `System` lives as long as the server, shared by every reader (/metrics,
+//! the system_metrics topic, GET /api/v1/system/stats and /host, GraphQL). Three `System`s, as
+//! before, each measured CPU over its own interval and refreshed /proc three times as often.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sysinfo::{MINIMUM_CPU_UPDATE_INTERVAL, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{
+    CpuRefreshKind, MINIMUM_CPU_UPDATE_INTERVAL, Pid, ProcessRefreshKind, ProcessesToUpdate, System,
+};
 
 use crate::sync::lock;
 
@@ -27,6 +31,18 @@ impl HostSample {
     }
 }
 
+/// Host facts that change slowly or not at all, with the current memory and swap use.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub cpu_count: u32,
+    pub cpu_brand: String,
+    pub total_memory_bytes: u64,
+    pub used_memory_bytes: u64,
+    pub available_memory_bytes: u64,
+    pub total_swap_bytes: u64,
+    pub used_swap_bytes: u64,
+}
+
 struct State {
     system: System,
     pid: Pid,
@@ -45,27 +61,54 @@ impl Host {
     /// Samples (blocking: it reads /proc). `None` when the platform gives no figures.
     pub fn sample(&self) -> Option<HostSample> {
         let mut guard = lock(&self.state);
-        if let Some(state) = guard.as_mut() {
-            if state.refreshed.elapsed() >= MINIMUM_CPU_UPDATE_INTERVAL {
-                state.last = refresh(&mut state.system, state.pid);
-                state.refreshed = Instant::now();
-            }
-            return Some(state.last);
+        let state = started(&mut guard)?;
+        if state.refreshed.elapsed() >= MINIMUM_CPU_UPDATE_INTERVAL {
+            state.last = refresh(&mut state.system, state.pid);
+            state.refreshed = Instant::now();
         }
-        // First use: two refreshes a CPU interval apart, so the first rates are measured too.
+        Some(state.last)
+    }
+
+    /// CPUs, memory and swap (blocking: it reads /proc). Leaves the CPU-rate baseline alone.
+    pub fn facts(&self) -> Option<HostFacts> {
+        let mut guard = lock(&self.state);
+        let state = started(&mut guard)?;
+        let system = &mut state.system;
+        system.refresh_memory();
+        system.refresh_cpu_list(CpuRefreshKind::nothing());
+        Some(HostFacts {
+            cpu_count: system.cpus().len() as u32,
+            cpu_brand: system
+                .cpus()
+                .first()
+                .map(|c| c.brand().to_string())
+                .unwrap_or_default(),
+            total_memory_bytes: system.total_memory(),
+            used_memory_bytes: system.used_memory(),
+            available_memory_bytes: system.available_memory(),
+            total_swap_bytes: system.total_swap(),
+            used_swap_bytes: system.used_swap(),
+        })
+    }
+}
+
+/// The sampler's state, made on first use: two refreshes a CPU interval apart, so the first
+/// rates are measured too. `None` when the platform gives no figures.
+fn started(state: &mut Option<State>) -> Option<&mut State> {
+    if state.is_none() {
         let mut system = System::new().ok()?;
         let pid = sysinfo::get_current_pid().ok()?;
         refresh(&mut system, pid);
         std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL);
         let last = refresh(&mut system, pid);
-        *guard = Some(State {
+        *state = Some(State {
             system,
             pid,
             refreshed: Instant::now(),
             last,
         });
-        Some(last)
     }
+    state.as_mut()
 }
 
 fn refresh(system: &mut System, pid: Pid) -> HostSample {
