@@ -1,4 +1,4 @@
-//! The `websocket` subsystem: status, connections and subscriptions, disconnect, broadcast.
+//! The `ws_connections` subsystem: status, connections and subscriptions, disconnect, broadcast.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,11 +9,11 @@ use crate::api::types::{
     Broadcast, BroadcastRequest, BroadcastResult, WsConnection, WsConnectionList, WsDisconnected,
     WsStatus, WsStatusStatus, WsSubscription, WsSubscriptionList,
 };
-use crate::api::websocket::{
+use crate::api::ws_connections::{
     DeleteWsSubscriptionPath, DisconnectWsConnectionPath, GetWsConnectionPath,
     GetWsSubscriptionPath, ListWsSubscriptionsQuery,
 };
-use crate::api::{ApiError, WebsocketApi};
+use crate::api::{ApiError, WsConnectionsApi};
 use crate::events::connections::{CLOSE_BY_ADMIN, ConnectionInfo, Control, SubscriptionInfo};
 
 pub struct WebSocketManagement {
@@ -70,7 +70,7 @@ fn subscription_view(c: &ConnectionInfo, s: &SubscriptionInfo) -> WsSubscription
     }
 }
 
-impl WebsocketApi for WebSocketManagement {
+impl WsConnectionsApi for WebSocketManagement {
     async fn get_ws_status(&self, _ctx: RequestContext) -> Result<WsStatus, ApiError> {
         let connections = self.hub.registry.list();
         Ok(WsStatus {
