@@ -8,24 +8,49 @@ use crate::support::TestServer;
 
 const NO_ROUTE: &str = "no route for this path";
 
-fn surface() -> Vec<(String, String, String, String)> {
+/// The lines of one section of `generated/api-surface.txt` (the one whose `# ` column header
+/// starts with `columns`), each split on spaces into `width` fields (any number for 0).
+fn section(columns: &str, width: usize) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("generated/api-surface.txt"),
     )
     .expect("generated/api-surface.txt");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            let parts: Vec<&str> = l.split(' ').collect();
-            assert_eq!(parts.len(), 4, "bad surface line `{l}`");
-            (
-                parts[0].into(),
-                parts[1].into(),
-                parts[2].into(),
-                parts[3].into(),
-            )
-        })
+    let mut inside = false;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        if let Some(header) = line.strip_prefix("# ") {
+            inside = header.starts_with(columns);
+            continue;
+        }
+        if inside {
+            let parts: Vec<String> = line.split(' ').map(String::from).collect();
+            assert!(
+                width == 0 || parts.len() == width,
+                "bad surface line `{line}`"
+            );
+            lines.push(parts);
+        }
+    }
+    assert!(
+        !lines.is_empty(),
+        "no `{columns}` section in api-surface.txt"
+    );
+    lines
+}
+
+fn surface() -> Vec<(String, String, String, String)> {
+    section("METHOD PATH", 4)
+        .into_iter()
+        .map(|p| (p[0].clone(), p[1].clone(), p[2].clone(), p[3].clone()))
         .collect()
+}
+
+fn label(access: &rustydb::api::Access) -> String {
+    match access {
+        rustydb::api::Access::Public => "public".into(),
+        rustydb::api::Access::Authenticated => "authenticated".into(),
+        rustydb::api::Access::Requires(p) => p.as_str().into(),
+    }
 }
 
 /// A concrete path for a template: every `{param}` becomes a sample segment.
@@ -42,21 +67,76 @@ fn operations_catalog_matches_the_surface_file() {
     let mut from_catalog: Vec<_> = rustydb::api::OPERATIONS
         .iter()
         .map(|o| {
-            let perm = match o.access {
-                rustydb::api::Access::Public => "public",
-                rustydb::api::Access::Authenticated => "authenticated",
-                rustydb::api::Access::Requires(p) => p.as_str(),
-            };
             (
                 o.method.to_string(),
                 o.path.to_string(),
                 o.id.to_string(),
-                perm.to_string(),
+                label(&o.access),
             )
         })
         .collect();
     from_catalog.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
     assert_eq!(from_catalog, surface());
+}
+
+#[test]
+fn websocket_catalog_matches_the_surface_file() {
+    let mut from_catalog: Vec<Vec<String>> = rustydb::api::WEBSOCKETS
+        .iter()
+        .map(|w| {
+            let topics = if w.topics.is_empty() {
+                "-".to_string()
+            } else {
+                w.topics.join(",")
+            };
+            vec![
+                "WS".into(),
+                w.operation.path.into(),
+                w.operation.id.into(),
+                topics,
+                label(&w.operation.access),
+            ]
+        })
+        .collect();
+    from_catalog.sort();
+    assert_eq!(from_catalog, section("WS PATH", 5));
+}
+
+/// Root, name, topic (for a topic-fed subscription) and permission of every GraphQL field: the
+/// served schema's catalog and the surface file list the same ones.
+#[test]
+fn graphql_catalog_matches_the_surface_file() {
+    let mut from_catalog: Vec<(String, String, Option<String>, String)> =
+        rustydb::api::graphql::FIELDS
+            .iter()
+            .map(|f| {
+                let root = if f.subscription {
+                    "SUBSCRIPTION"
+                } else if f.mutation {
+                    "MUTATION"
+                } else {
+                    "QUERY"
+                };
+                (
+                    root.into(),
+                    f.name.into(),
+                    f.topic.map(String::from),
+                    label(&f.access),
+                )
+            })
+            .collect();
+    from_catalog.sort();
+    let mut from_file: Vec<(String, String, Option<String>, String)> = section("GRAPHQL", 0)
+        .into_iter()
+        .map(|p| {
+            let topic = (p[0] == "SUBSCRIPTION")
+                .then(|| p[3].strip_prefix("topic:").map(String::from))
+                .flatten();
+            (p[0].clone(), p[1].clone(), topic, p[p.len() - 1].clone())
+        })
+        .collect();
+    from_file.sort();
+    assert_eq!(from_catalog, from_file);
 }
 
 #[tokio::test]

@@ -176,6 +176,8 @@ pub struct Response {
     pub status: u16,
     pub description: String,
     pub type_name: Option<String>,
+    /// A `text/*` media type: the body is text, not JSON (`type_name` is then `None`).
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone)]

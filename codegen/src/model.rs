@@ -126,6 +126,10 @@ pub struct ResponseSpec {
     /// The body's named type; absent for a response without body (204).
     #[serde(default, rename = "$ref")]
     pub type_ref: Option<String>,
+    /// A plain-text body instead of JSON (`text/plain; version=0.0.4` for the Prometheus
+    /// exposition); the implementation returns the text, the router sets this content type.
+    #[serde(default)]
+    pub media_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -515,7 +515,18 @@ fn check_operation(
 
     // Path: `/segment/{param}`, every placeholder declared and every declared one used.
     let mut placeholders = Vec::new();
-    if !op.path.starts_with("/api/") {
+    // A text exposition for tools with a fixed path (Prometheus scrapes `/metrics`) may live
+    // outside /api/; every JSON operation lives under it.
+    let text = op.response.media_type.clone();
+    if let Some(mt) = &text {
+        if !mt.starts_with("text/") {
+            c.err(format!("response media_type `{mt}` is not a text/* type"));
+        }
+        if op.response.type_ref.is_some() {
+            c.err("a text response has no $ref");
+        }
+    }
+    if !op.path.starts_with("/api/") && text.is_none() {
         c.err(format!("path `{}` does not start with /api/", op.path));
     }
     for seg in op.path.split('/').skip(1) {
@@ -573,11 +584,12 @@ fn check_operation(
             op.response.status
         ));
     }
-    if op.response.status == 204 && op.response.type_ref.is_some() {
+    let has_body = op.response.type_ref.is_some() || op.response.media_type.is_some();
+    if op.response.status == 204 && has_body {
         c.err("a 204 response has no body");
     }
-    if op.response.type_ref.is_none() && op.response.status != 204 {
-        c.err("a response without a body ($ref) is a 204");
+    if !has_body && op.response.status != 204 {
+        c.err("a response without a body ($ref or media_type) is a 204");
     }
     if let Some(r) = &op.response.type_ref {
         check_ref(c, r, type_names);
@@ -629,6 +641,7 @@ fn check_operation(
             status: op.response.status,
             description: op.response.description.clone(),
             type_name: op.response.type_ref.clone(),
+            text,
         },
         errors: errors.into_iter().collect(),
         request_example,

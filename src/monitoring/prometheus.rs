@@ -1,51 +1,29 @@
-//! `GET /metrics`: the registry in the Prometheus text exposition format (version 0.0.4).
-//!
-//! The route is mounted beside the generated router, not declared in `schema/`: the schema
-//! format only describes JSON operations under `/api/`, and Prometheus expects plain text at
-//! `/metrics`. It still goes through the same access policy as a generated handler (the
-//! operation below, `system:read`), so a scraper authenticates with an API key header
-//! (`X-API-Key`) or a bearer token like any other client.
+//! `GET /metrics` (declared in `schema/routes/metrics.yaml`): the registry in the Prometheus
+//! text exposition format (version 0.0.4). The generated router checks `system:read` and sets the
+//! declared content type; this renders the text.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-
 use super::{Collector, Family, Kind};
-use crate::api::{Access, ApiError, OperationMeta, Permission, runtime};
+use crate::api::runtime::RequestContext;
+use crate::api::{ApiError, MetricsApi};
 
-pub const METRICS_PATH: &str = "/metrics";
-
-/// The route's metadata for the access policy (and its audit of refusals).
-pub static METRICS_OPERATION: OperationMeta = OperationMeta {
-    id: "get_prometheus_metrics",
-    subsystem: "monitoring",
-    method: "GET",
-    path: METRICS_PATH,
-    access: Access::Requires(Permission::SystemRead),
-};
-
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-pub fn router(collector: Arc<Collector>) -> Router {
-    Router::new()
-        .route(METRICS_PATH, get(metrics))
-        .with_state(collector)
+/// The `metrics` subsystem: the scrape, over the server's one metric registry.
+pub struct MetricsExposition {
+    collector: Arc<Collector>,
 }
 
-async fn metrics(State(collector): State<Arc<Collector>>, request: Request) -> Response {
-    let (mut parts, _body) = request.into_parts();
-    if let Err(e) = runtime::authorize(&mut parts, &METRICS_OPERATION).await {
-        return e.into_response();
+impl MetricsExposition {
+    pub fn new(collector: Arc<Collector>) -> MetricsExposition {
+        MetricsExposition { collector }
     }
-    let families = collector.collect().await;
-    match render(&families) {
-        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
-        Err(e) => ApiError::internal(e).into_response(),
+}
+
+impl MetricsApi for MetricsExposition {
+    async fn get_prometheus_metrics(&self, _ctx: RequestContext) -> Result<String, ApiError> {
+        let families = self.collector.collect().await;
+        render(&families).map_err(ApiError::internal)
     }
 }
 

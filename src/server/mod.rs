@@ -33,6 +33,7 @@ use crate::events::connections::Registry;
 use crate::graphql::Backends;
 use crate::health::{Checks, HealthService};
 use crate::monitoring::Collector;
+use crate::monitoring::prometheus::MetricsExposition;
 use crate::mvcc::MvccService;
 use crate::partitions::PartitionService;
 use crate::process::Process;
@@ -215,6 +216,7 @@ impl Server {
             Arc::new(AuthService::new(Arc::clone(&auth))),
             Arc::clone(&graphql.databases),
             Arc::new(HealthService::new(checks, Arc::clone(&process))),
+            Arc::new(MetricsExposition::new(metrics)),
             Arc::new(MvccService::new(
                 Arc::clone(&engine),
                 Arc::clone(&transactions),
@@ -230,7 +232,7 @@ impl Server {
             Arc::new(WebSocketManagement::new(Arc::clone(&ws))),
             Arc::new(WebSocketService::new(ws)),
         );
-        let app = app(api, &graphql, metrics, &config, &auth, process);
+        let app = app(api, &graphql, &config, &auth, process);
         Ok(Server {
             app,
             config,
@@ -318,11 +320,10 @@ impl Server {
     }
 }
 
-/// The routers (REST, GraphQL, docs, `/metrics`) under the server's middleware.
+/// The routers (REST with `/metrics`, GraphQL, docs) under the server's middleware.
 fn app(
     api: Router,
     graphql: &Arc<Backends>,
-    metrics: Arc<Collector>,
     config: &Config,
     auth: &Arc<Auth>,
     process: Arc<Process>,
@@ -347,7 +348,6 @@ fn app(
         .merge(api)
         .merge(graphql)
         .merge(docs::router())
-        .merge(crate::monitoring::prometheus::router(metrics))
         .fallback(|| async { ApiError::not_found("no route for this path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

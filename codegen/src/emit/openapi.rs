@@ -134,6 +134,12 @@ fn operation(api: &Api, tag: &str, op: &Operation) -> Value {
         }
         ok.insert("content".into(), json!({"application/json": media}));
     }
+    if let Some(mt) = &op.response.text {
+        ok.insert(
+            "content".into(),
+            json!({ mt.as_str(): {"schema": {"type": "string"}} }),
+        );
+    }
     responses.insert(op.response.status.to_string(), Value::Object(ok));
     for status in &op.errors {
         responses.insert(

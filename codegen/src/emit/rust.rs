@@ -346,13 +346,17 @@ fn subsystem(s: &Subsystem, offset: usize, types: &BTreeMap<String, TokenStream>
         } else {
             extract.push(quote! { drop(body); });
         }
-        let (ret, respond) = match &op.response.type_name {
-            Some(t) => {
+        let status = op.response.status;
+        let (ret, respond) = match (&op.response.type_name, &op.response.text) {
+            (Some(t), _) => {
                 let ty = &types[t];
-                let status = op.response.status;
                 (quote! { #ty }, quote! { rt::respond(#status, result) })
             }
-            None => (quote! { () }, quote! { rt::respond_empty(result) }),
+            (None, Some(mt)) => (
+                quote! { ::std::string::String },
+                quote! { rt::respond_text(#status, #mt, result) },
+            ),
+            (None, None) => (quote! { () }, quote! { rt::respond_empty(result) }),
         };
         let doc = op_doc(op);
         methods.push(quote! {

@@ -1,32 +1,87 @@
-//! `api-surface.txt`: one line per operation, so an API change is a one-line diff in review.
+//! `api-surface.txt`: one line per entry point, so an API change is a one-line diff in review.
+//! Three sections, each sorted: HTTP operations (the REST API and the `/metrics` scrape),
+//! WebSocket endpoints (with the topics they carry) and GraphQL root fields (subscriptions with
+//! their source). Every line ends with who may call it.
 
 use crate::emit::header;
 use crate::ir::Api;
 
 pub fn emit(api: &Api) -> String {
-    let mut lines: Vec<(String, &str, String)> = api
+    let mut out = format!("# {}\n", header());
+
+    let mut rest: Vec<(&str, &str, String)> = api
         .subsystems
         .iter()
         .flat_map(|s| s.operations.iter())
         .map(|o| {
-            (
-                o.path.clone(),
+            let line = format!(
+                "{} {} {} {}",
                 o.method.as_str(),
-                format!(
-                    "{} {} {} {}",
-                    o.method.as_str(),
-                    o.path,
-                    o.id,
-                    o.access.label()
-                ),
-            )
+                o.path,
+                o.id,
+                o.access.label()
+            );
+            (o.path.as_str(), o.method.as_str(), line)
         })
         .collect();
-    lines.sort();
-    let mut out = format!("# {}\n# METHOD PATH operationId permission\n", header());
-    for (_, _, line) in lines {
+    rest.sort();
+    section(
+        &mut out,
+        "METHOD PATH operationId permission",
+        rest.into_iter().map(|(_, _, l)| l),
+    );
+
+    let mut ws: Vec<String> = api
+        .websockets
+        .iter()
+        .map(|w| {
+            let topics = if w.topics.is_empty() {
+                "-".to_string()
+            } else {
+                w.topics.join(",")
+            };
+            format!("WS {} {} {} {}", w.path, w.id, topics, w.access.label())
+        })
+        .collect();
+    ws.sort();
+    section(&mut out, "WS PATH id topics permission", ws.into_iter());
+
+    let roots = [("QUERY", &api.queries), ("MUTATION", &api.mutations)];
+    let mut graphql: Vec<String> = roots
+        .iter()
+        .flat_map(|(root, fields)| {
+            fields
+                .iter()
+                .map(move |f| format!("{root} {} {} {}", f.name, f.returns, f.permission))
+        })
+        .chain(api.subscriptions.iter().map(|s| {
+            let source = match (&s.topic, &s.poll) {
+                (Some(topic), _) => format!("topic:{topic}"),
+                (None, Some(_)) => "poll".to_string(),
+                (None, None) => "-".to_string(),
+            };
+            format!(
+                "SUBSCRIPTION {} {} {source} {}",
+                s.name, s.returns, s.permission
+            )
+        }))
+        .collect();
+    graphql.sort();
+    section(
+        &mut out,
+        "GRAPHQL ROOT field returns [source] permission",
+        graphql.into_iter(),
+    );
+
+    out
+}
+
+fn section(out: &mut String, columns: &str, lines: impl Iterator<Item = String>) {
+    out.push_str("# ");
+    out.push_str(columns);
+    out.push('\n');
+    for line in lines {
         out.push_str(&line);
         out.push('\n');
     }
-    out
 }

@@ -776,6 +776,67 @@ fn response_204_with_a_body() {
     );
 }
 
+/// A text response (`GET /metrics`) may live outside /api/; its media type must be `text/*`,
+/// it has no `$ref`, and a response without either is a 204.
+#[test]
+fn text_responses() {
+    let s = Scratch::minimal();
+    let text = |id: &str, path: &str, response: &str| {
+        format!(
+            "  - id: {id}\n    method: GET\n    path: {path}\n    summary: Extra\n    \
+             permission: items:read\n    response: {response}\n"
+        )
+    };
+    s.append(
+        ROUTES,
+        &text(
+            "scrape",
+            "/metrics",
+            "{ status: 200, description: Ok, media_type: text/plain }",
+        ),
+    );
+    s.append(
+        ROUTES,
+        &text(
+            "binary",
+            "/api/v1/binary",
+            "{ status: 200, description: Ok, media_type: application/octet-stream }",
+        ),
+    );
+    s.append(
+        ROUTES,
+        &text(
+            "both",
+            "/api/v1/both",
+            "{ status: 200, description: Ok, media_type: text/csv, $ref: Item }",
+        ),
+    );
+    s.append(
+        ROUTES,
+        &text(
+            "neither",
+            "/api/v1/neither",
+            "{ status: 200, description: Ok }",
+        ),
+    );
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(
+                ROUTES,
+                "operation binary",
+                "response media_type `application/octet-stream` is not a text/* type"
+            ),
+            diag(ROUTES, "operation both", "a text response has no $ref"),
+            diag(
+                ROUTES,
+                "operation neither",
+                "a response without a body ($ref or media_type) is a 204"
+            ),
+        ]
+    );
+}
+
 #[test]
 fn get_with_a_body() {
     let s = Scratch::minimal();

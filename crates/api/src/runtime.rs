@@ -228,6 +228,26 @@ pub fn respond<T: Serialize>(status: u16, result: Result<T, ApiError>) -> Respon
     }
 }
 
+/// A `text/*` body with its declared media type (the Prometheus exposition, for one).
+pub fn respond_text(
+    status: u16,
+    media_type: &'static str,
+    result: Result<String, ApiError>,
+) -> Response {
+    match result {
+        Ok(text) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            (
+                status,
+                [(axum::http::header::CONTENT_TYPE, media_type)],
+                text,
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 pub fn respond_empty(result: Result<(), ApiError>) -> Response {
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -149,6 +149,9 @@ def test_wrong_password_is_unauthorized(base_url: str) -> None:
 def test_read_only_user_is_forbidden(base_url: str) -> None:
     with admin(base_url) as root:
         root.create_database({"name": "sdk_py_ro"})
+        # GET /metrics is a text route: the SDK hands back the exposition as a string.
+        scrape = root.get_prometheus_metrics()
+        assert "\n# TYPE rustydb_http_requests_total counter\n" in "\n" + scrape
         root.create_user({"username": "py_analyst", "password": "password-123", "roles": ["analyst"]})
     with Client(base_url) as analyst:
         analyst.login({"username": "py_analyst", "password": "password-123"})
@@ -156,6 +159,9 @@ def test_read_only_user_is_forbidden(base_url: str) -> None:
         with pytest.raises(ForbiddenError) as caught:
             analyst.create_table("sdk_py_ro", {"name": "t", "columns": [{"name": "a", "type": "TEXT"}]})
         assert caught.value.status == 403
+        with pytest.raises(ForbiddenError) as scrape_refused:
+            analyst.get_prometheus_metrics()
+        assert scrape_refused.value.status == 403
 
     async def topic_refused() -> None:
         async with AsyncClient(base_url) as client:

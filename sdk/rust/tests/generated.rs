@@ -1,7 +1,7 @@
-//! What build.rs generates, pinned and checked without a server: insta snapshots of the
-//! progenitor and typify output (a change in `generated/` shows up here as a reviewed diff;
-//! accept it with `INSTA_UPDATE=always cargo test -p rustydb-client --test generated`), and
-//! real messages parsed into the generated event types.
+//! What build.rs generates, pinned and checked without a server: committed copies of the
+//! progenitor and typify output under `tests/snapshots/` (a change in `generated/` shows up there
+//! as a reviewed diff; `cargo codegen` rewrites them, by running this test with
+//! `RUSTYDB_REGENERATE=1`), and real messages parsed into the generated event types.
 
 use rustydb_client::events::{
     BufferPoolEvent, DiskIoEvent, Event, Message, TableModifiedOperation,
@@ -9,17 +9,45 @@ use rustydb_client::events::{
 
 #[test]
 fn the_progenitor_rest_client_is_pinned() {
-    insta::assert_snapshot!(
-        "rest_client",
-        include_str!(concat!(env!("OUT_DIR"), "/rest.rs"))
+    pinned(
+        "rest_client.rs.txt",
+        include_str!(concat!(env!("OUT_DIR"), "/rest.rs")),
     );
 }
 
 #[test]
 fn the_typify_event_types_are_pinned() {
-    insta::assert_snapshot!(
-        "event_types",
-        include_str!(concat!(env!("OUT_DIR"), "/events.rs"))
+    pinned(
+        "event_types.rs.txt",
+        include_str!(concat!(env!("OUT_DIR"), "/events.rs")),
+    );
+}
+
+/// Compares what build.rs generated with its committed copy; under `RUSTYDB_REGENERATE=1` (set
+/// by `cargo codegen`) rewrites the copy instead. The failure names the one command that fixes
+/// it, as the other drift tests do.
+fn pinned(name: &str, generated: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed == generated {
+        return;
+    }
+    if std::env::var_os("RUSTYDB_REGENERATE").is_some_and(|v| v == "1") {
+        std::fs::write(&path, generated)
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        return;
+    }
+    let line = committed
+        .lines()
+        .zip(generated.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()))
+        + 1;
+    panic!(
+        "sdk/rust/tests/snapshots/{name} is stale (first difference at line {line}); \
+         run `cargo codegen` and commit the result"
     );
 }
 

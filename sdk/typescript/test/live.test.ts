@@ -148,8 +148,10 @@ test("a wrong password is an UnauthorizedError", async () => {
   });
 });
 
-test("a read-only user gets ForbiddenError on a write, and FORBIDDEN_TOPIC on metrics", async () => {
+test("a read-only user gets ForbiddenError on a write and the scrape, and FORBIDDEN_TOPIC on metrics", async () => {
   const root = await admin();
+  // GET /metrics is a text route: the SDK hands back the exposition as a string.
+  assert.match(await root.getPrometheusMetrics(), /^# TYPE rustydb_http_requests_total counter$/m);
   await root.createDatabase({ name: "sdk_ts_ro" }).catch(() => undefined);
   await root.createUser({ username: "ts_analyst", password: "password-123", roles: ["analyst"] });
   const analyst = new RustyDBClient({ baseUrl: server.baseUrl });
@@ -159,6 +161,10 @@ test("a read-only user gets ForbiddenError on a write, and FORBIDDEN_TOPIC on me
   await assert.rejects(
     analyst.createTable("sdk_ts_ro", { name: "t", columns: [{ name: "a", type: "TEXT" }] }),
     (e: unknown) => e instanceof ForbiddenError && e.status === 403 && e.code === "FORBIDDEN",
+  );
+  await assert.rejects(
+    analyst.getPrometheusMetrics(),
+    (e: unknown) => e instanceof ForbiddenError && e.status === 403,
   );
   const events = analyst.events({ webSocket: WebSocket });
   await events.connect();

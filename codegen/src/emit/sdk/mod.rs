@@ -101,6 +101,8 @@ pub struct OpCtx {
     pub query_required: bool,
     pub body_ty: Option<String>,
     pub response_ty: Option<String>,
+    /// The body is text (`GET /metrics`), handed back as a string.
+    pub response_text: bool,
     pub status: u16,
     pub errors: Vec<u16>,
 }
@@ -195,6 +197,7 @@ pub fn context(api: &Api, lang: &dyn Lang) -> Ctx {
                 query,
                 body_ty: op.body.as_ref().map(|b| lang.type_name(&b.type_name)),
                 response_ty: op.response.type_name.as_ref().map(|t| lang.type_name(t)),
+                response_text: op.response.text.is_some(),
                 status: op.response.status,
                 errors: op.errors.clone(),
             }

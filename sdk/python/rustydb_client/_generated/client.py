@@ -2180,6 +2180,24 @@ class RestClient:
         return _t.cast("m.WsSubscription", result)
 
 
+    def get_prometheus_metrics(
+        self,
+    ) -> str:
+        """Metrics in the Prometheus text exposition format
+
+        GET /metrics (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        Every registered family as `# HELP`, `# TYPE` and one `name{labels} value` line per sample (text format version 0.0.4), sampled at the request. Outside /api/ because that is where a Prometheus scrape looks by default; a scraper authenticates with `X-API-Key` or a bearer token like any client.
+        """
+        result = self._transport.request(
+            "GET",
+            f"/metrics",
+            auth=True,
+        )
+        return str(result or "")
+
+
 class AsyncRestClient:
     """Every REST operation as an async method."""
 
@@ -4341,3 +4359,21 @@ class AsyncRestClient:
             auth=True,
         )
         return _t.cast("m.WsSubscription", result)
+
+
+    async def get_prometheus_metrics(
+        self,
+    ) -> str:
+        """Metrics in the Prometheus text exposition format
+
+        GET /metrics (system:read); answers 200.
+        Errors: 401, 403, 429, 500
+
+        Every registered family as `# HELP`, `# TYPE` and one `name{labels} value` line per sample (text format version 0.0.4), sampled at the request. Outside /api/ because that is where a Prometheus scrape looks by default; a scraper authenticates with `X-API-Key` or a bearer token like any client.
+        """
+        result = await self._transport.request(
+            "GET",
+            f"/metrics",
+            auth=True,
+        )
+        return str(result or "")

@@ -1893,4 +1893,21 @@ export class RestClient {
       options,
     });
   }
+
+  /**
+   * Metrics in the Prometheus text exposition format
+   *
+   * GET /metrics (system:read); answers 200.
+   * Errors: 401, 403, 429, 500
+   *
+   * Every registered family as `# HELP`, `# TYPE` and one `name{labels} value` line per sample (text format version 0.0.4), sampled at the request. Outside /api/ because that is where a Prometheus scrape looks by default; a scraper authenticates with `X-API-Key` or a bearer token like any client.
+   */
+  getPrometheusMetrics(options?: RequestOptions): Promise<string> {
+    return this.transport.request<string | undefined>({
+      method: "GET",
+      path: `/metrics`,
+      auth: true,
+      options,
+    }).then((text) => text ?? "");
+  }
 }
