@@ -262,4 +262,10 @@ pub struct WebSocketEndpoint {
     pub access: Access,
     pub topics: Vec<String>,
     pub query: Vec<Param>,
+    /// The query parameter giving the seconds between messages.
+    pub interval: Option<String>,
+    /// Query parameters that filter events on the `data` key of their name.
+    pub filters: Vec<String>,
+    /// The endpoint streams statements (`query`, `cancel` messages).
+    pub queries: bool,
 }

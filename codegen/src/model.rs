@@ -254,4 +254,14 @@ pub struct WebSocketSpec {
     pub topics: Vec<String>,
     #[serde(default)]
     pub query: Map<String, Value>,
+    /// The query parameter giving the seconds between messages (an integer of at least 1).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Query parameters that keep only the events whose `data` has that key with that value.
+    #[serde(default)]
+    pub filters: Vec<String>,
+    /// Clients may send `query` and `cancel` messages (query streaming) besides the event
+    /// messages.
+    #[serde(default)]
+    pub queries: bool,
 }

@@ -395,6 +395,37 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 }
             }
             let query = check_params(&mut c, &w.query, false);
+            // Endpoints are served by one generic implementation, so every query parameter must
+            // say what it means to it: the interval, or a filter on the events' data.
+            let find = |name: &str| query.iter().find(|p| p.name == name);
+            if let Some(name) = &w.interval {
+                match find(name) {
+                    None => c.err(format!("interval `{name}` is not a query parameter")),
+                    Some(p) if p.ty != ParamType::Integer || p.minimum.is_none_or(|m| m < 1) => {
+                        c.err(format!(
+                            "interval `{name}` is an integer query parameter with a minimum of at least 1"
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for name in &w.filters {
+                match find(name) {
+                    None => c.err(format!("filter `{name}` is not a query parameter")),
+                    Some(p) if p.ty != ParamType::String => {
+                        c.err(format!("filter `{name}` is a string query parameter"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for p in &query {
+                if w.interval.as_deref() != Some(p.name.as_str()) && !w.filters.contains(&p.name) {
+                    c.err(format!(
+                        "query parameter `{}` is neither the `interval` nor one of the `filters`",
+                        p.name
+                    ));
+                }
+            }
             websockets.push(WebSocketEndpoint {
                 id,
                 path: w.path.clone(),
@@ -402,6 +433,9 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 access,
                 topics: w.topics.clone(),
                 query,
+                interval: w.interval.clone(),
+                filters: w.filters.clone(),
+                queries: w.queries,
             });
         }
     }

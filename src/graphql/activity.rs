@@ -4,7 +4,7 @@
 use futures_util::stream::StreamExt;
 use serde_json::Value;
 
-use super::sources::{Sources, now};
+use super::sources::{Events, now};
 use crate::api::Permission;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult};
@@ -39,11 +39,11 @@ fn transaction(data: &Value) -> Option<TransactionUpdate> {
 }
 
 pub(super) fn transaction_events(
-    s: &Sources,
+    events: Events,
     args: TransactionEventsArgs,
 ) -> SourceResult<TransactionUpdate> {
     let session = args.session_filter;
-    Ok(s.events("transactions")?
+    Ok(events
         .filter_map(move |e| {
             let t = (e.message_type == "transaction_event")
                 .then(|| transaction(&e.data))
@@ -60,14 +60,14 @@ pub(super) fn transaction_events(
 
 /// Sessions as GET /api/v1/sessions shows them: the caller's own, everyone's for database:admin.
 pub(super) fn session_events(
-    s: &Sources,
+    events: Events,
     caller: &Caller,
     args: SessionEventsArgs,
 ) -> SourceResult<SessionUpdate> {
     let everyone = caller.has(Permission::DatabaseAdmin);
     let me = caller.identity.user_id.clone();
     let user = args.user_filter;
-    Ok(s.events("sessions")?
+    Ok(events
         .filter_map(move |e| {
             let update = (e.message_type == "session_event")
                 .then(|| serde_json::from_value::<SessionUpdate>(e.data.clone()).ok())
@@ -82,11 +82,11 @@ pub(super) fn session_events(
 }
 
 pub(super) fn connection_pool_events(
-    s: &Sources,
+    events: Events,
     args: ConnectionPoolEventsArgs,
 ) -> SourceResult<ConnectionPoolUpdate> {
     let pool = args.pool_id;
-    Ok(s.events("connection_pool")?
+    Ok(events
         .filter_map(move |e| {
             let mut data = e.data.clone();
             let update = (e.message_type == "connection_pool_event")

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures_util::stream::StreamExt;
 
 use super::Backends;
-use super::sources::{Sources, now, seconds, spawned};
+use super::sources::{Events, Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::SourceResult;
@@ -57,17 +57,15 @@ async fn overall_health(state: &Backends) -> HealthStatus {
 }
 
 /// The health watcher's `health_status_changed` events, decoded.
-fn health_changes(
-    s: &Sources,
-) -> Result<futures_util::stream::BoxStream<'static, HealthStatusChanged>, ApiError> {
-    Ok(s.events("health")?
+fn health_changes(events: Events) -> futures_util::stream::BoxStream<'static, HealthStatusChanged> {
+    events
         .filter_map(|e| {
             let change = (e.message_type == "health_status_changed")
                 .then(|| serde_json::from_value::<HealthStatusChanged>(e.data.clone()).ok())
                 .flatten();
             async move { change }
         })
-        .boxed())
+        .boxed()
 }
 
 pub(super) fn replication_status(
@@ -108,9 +106,12 @@ pub(super) fn replication_status(
     }))
 }
 
-pub(super) fn cluster_topology_changes(s: &Sources) -> SourceResult<TopologyChange> {
+pub(super) fn cluster_topology_changes(
+    s: &Sources,
+    events: Events,
+) -> SourceResult<TopologyChange> {
     // Listening before the first check, so a change right after it is not lost.
-    let mut changes = health_changes(s)?;
+    let mut changes = health_changes(events);
     let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let id = match node_id(&state).await {
@@ -172,8 +173,9 @@ fn resources(state: &Backends) -> (Option<f64>, Option<f64>, Option<f64>) {
 pub(super) fn node_health_changes(
     s: &Sources,
     args: NodeHealthChangesArgs,
+    events: Events,
 ) -> SourceResult<NodeHealth> {
-    let mut changes = health_changes(s)?;
+    let mut changes = health_changes(events);
     let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let id = match this_node(&state, args.node_id.as_deref()).await {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::StreamExt;
 
-use super::sources::{Sources, now, seconds, spawned};
+use super::sources::{Events, Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::SourceResult;
@@ -27,13 +27,12 @@ fn int(v: u64) -> i64 {
 }
 
 pub(super) fn system_metrics(
-    s: &Sources,
+    mut samples: Events,
     args: SystemMetricsArgs,
 ) -> SourceResult<SystemMetricsSample> {
     let every = seconds("intervalSeconds", args.interval_seconds, 5)?;
     let wanted = args.metric_types;
     let has = move |t: SystemMetricType| wanted.as_ref().is_none_or(|w| w.contains(&t));
-    let mut samples = s.events("system_metrics")?;
     Ok(spawned(move |tx| async move {
         let mut last: Option<Instant> = None;
         while let Some(e) = samples.next().await {

@@ -1,6 +1,6 @@
-//! Sources of the operations subscriptions: lock events and deadlocks (`locks` topic), alerts
-//! (`alerts`), partitions (`partitions`), each a bus event re-shaped into its GraphQL type; and
-//! health, checked by the subscription itself every `intervalSeconds`.
+//! Sources of the operations subscriptions: lock events and deadlocks, alerts and partitions,
+//! each a bus event (of the topic the YAML names) re-shaped into its GraphQL type; and health,
+//! checked by the subscription itself every `intervalSeconds`.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use futures_util::stream::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::sources::{Sources, now, seconds, spawned};
+use super::sources::{Events, Sources, now, seconds, spawned};
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::SourceResult;
 use crate::api::types::{
@@ -30,11 +30,10 @@ fn decode<T: DeserializeOwned>(data: &Value, renames: &[(&str, &str)]) -> Option
     serde_json::from_value(Value::Object(object)).ok()
 }
 
-/// The events of `message_type` on `topic`, decoded, that `keep` accepts (it also sees the raw
-/// payload, for fields the GraphQL type does not carry).
+/// The events of `message_type`, decoded, that `keep` accepts (it also sees the raw payload,
+/// for fields the GraphQL type does not carry).
 fn decoded<T, F>(
-    sources: &Sources,
-    topic: &str,
+    events: Events,
     message_type: &'static str,
     renames: &'static [(&'static str, &'static str)],
     keep: F,
@@ -43,8 +42,7 @@ where
     T: DeserializeOwned + Send + 'static,
     F: Fn(&T, &Value) -> bool + Send + 'static,
 {
-    Ok(sources
-        .events(topic)?
+    Ok(events
         .filter_map(move |e| {
             let item = (e.message_type == message_type)
                 .then(|| decode::<T>(&e.data, renames))
@@ -55,11 +53,10 @@ where
         .boxed())
 }
 
-pub(super) fn lock_events(s: &Sources, args: LockEventsArgs) -> SourceResult<LockEventUpdate> {
+pub(super) fn lock_events(events: Events, args: LockEventsArgs) -> SourceResult<LockEventUpdate> {
     let (tables, types) = (args.table_filter, args.event_types);
     decoded(
-        s,
-        "locks",
+        events,
         "lock_event",
         &[("table", "table_name")],
         move |l: &LockEventUpdate, _| {
@@ -72,32 +69,27 @@ pub(super) fn lock_events(s: &Sources, args: LockEventsArgs) -> SourceResult<Loc
     )
 }
 
-pub(super) fn deadlock_detection(s: &Sources) -> SourceResult<DeadlockNotice> {
-    decoded(
-        s,
-        "locks",
-        "deadlock_detected",
-        &[],
-        |_: &DeadlockNotice, _| true,
-    )
+pub(super) fn deadlock_detection(events: Events) -> SourceResult<DeadlockNotice> {
+    decoded(events, "deadlock_detected", &[], |_: &DeadlockNotice, _| {
+        true
+    })
 }
 
-pub(super) fn alert_stream(s: &Sources, args: AlertStreamArgs) -> SourceResult<AlertUpdate> {
+pub(super) fn alert_stream(events: Events, args: AlertStreamArgs) -> SourceResult<AlertUpdate> {
     let (severities, categories) = (args.severity_filter, args.category_filter);
-    decoded(s, "alerts", "alert", &[], move |a: &AlertUpdate, _| {
+    decoded(events, "alert", &[], move |a: &AlertUpdate, _| {
         severities.as_ref().is_none_or(|f| f.contains(&a.severity))
             && categories.as_ref().is_none_or(|f| f.contains(&a.category))
     })
 }
 
 pub(super) fn partition_events(
-    s: &Sources,
+    events: Events,
     args: PartitionEventsArgs,
 ) -> SourceResult<PartitionChange> {
     let (table, database) = (args.table, args.database);
     decoded(
-        s,
-        "partitions",
+        events,
         "partition_event",
         &[],
         move |p: &PartitionChange, raw| {

@@ -5,7 +5,7 @@
 
 use futures_util::stream::StreamExt;
 
-use super::sources::{Sources, now, seconds, spawned};
+use super::sources::{Events, Sources, now, seconds, spawned};
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
 use crate::api::types::{
@@ -162,6 +162,7 @@ pub(super) fn slow_queries_stream(
     s: &Sources,
     caller: &Caller,
     args: SlowQueriesStreamArgs,
+    events: Events,
 ) -> SourceResult<SlowQueryNotice> {
     let logged_from = s.backends.queries.slow.threshold.as_millis();
     let threshold = match args.threshold_ms {
@@ -182,7 +183,7 @@ pub(super) fn slow_queries_stream(
     // As GET /api/v1/sql/slow-queries: database:admin sees everyone's, others their own.
     let all = caller.has(Permission::DatabaseAdmin);
     let me = caller.identity.user_id.clone();
-    Ok(s.events("queries")?
+    Ok(events
         .filter_map(move |e| {
             let notice = (e.message_type == "slow_query_logged")
                 .then(|| serde_json::from_value::<SlowQueryLogged>(e.data.clone()).ok())
@@ -206,14 +207,14 @@ pub(super) fn slow_queries_stream(
 }
 
 pub(super) fn query_plan_changes(
-    s: &Sources,
+    events: Events,
     args: QueryPlanChangesArgs,
 ) -> SourceResult<QueryPlanChangeNotice> {
     let table = args.table;
     if table.as_deref().is_some_and(str::is_empty) {
         return Err(invalid_argument("`table` must not be empty"));
     }
-    Ok(s.events("queries")?
+    Ok(events
         .filter_map(move |e| {
             let notice = (e.message_type == "query_plan_changed")
                 .then(|| serde_json::from_value::<QueryPlanChanged>(e.data.clone()).ok())

@@ -35,6 +35,27 @@ const DEFAULT_DATABASE: &str = "default";
 /// Rows a live query returns at most (`totalCount` counts all).
 const LIVE_QUERY_ROWS: i64 = 1000;
 
+/// The events of the topic a subscription's YAML names, as the generated resolver hands them over.
+pub(super) type Events = BoxStream<'static, Arc<Event>>;
+
+/// Committed row changes (`table_changes` events) of one database and, when given, of these
+/// tables.
+fn row_changes(
+    events: Events,
+    database: Option<String>,
+    tables: Option<Vec<String>>,
+) -> BoxStream<'static, Change> {
+    let database = database.unwrap_or_else(|| DEFAULT_DATABASE.into());
+    events
+        .filter_map(move |e| {
+            let change = Change::parse(&e.data).filter(|c| {
+                c.database == database && tables.as_ref().is_none_or(|t| t.contains(&c.table))
+            });
+            async move { change }
+        })
+        .boxed()
+}
+
 pub struct Sources {
     pub(super) backends: Arc<Backends>,
 }
@@ -42,34 +63,6 @@ pub struct Sources {
 impl Sources {
     pub fn new(backends: Arc<Backends>) -> Sources {
         Sources { backends }
-    }
-
-    /// Events of a topic from now on. A subscriber that falls behind skips what it lost.
-    pub(super) fn events(&self, topic: &str) -> Result<BoxStream<'static, Arc<Event>>, ApiError> {
-        let topic = self
-            .backends
-            .bus
-            .topic(topic)
-            .ok_or_else(|| ApiError::internal(format!("no bus topic `{topic}`")))?;
-        Ok(topic.listen().into_stream())
-    }
-
-    /// Committed row changes of one database (and, when given, of these tables).
-    fn row_changes(
-        &self,
-        database: Option<String>,
-        tables: Option<Vec<String>>,
-    ) -> Result<BoxStream<'static, Change>, ApiError> {
-        let database = database.unwrap_or_else(|| DEFAULT_DATABASE.into());
-        Ok(self
-            .events("table_changes")?
-            .filter_map(move |e| {
-                let change = Change::parse(&e.data).filter(|c| {
-                    c.database == database && tables.as_ref().is_none_or(|t| t.contains(&c.table))
-                });
-                async move { change }
-            })
-            .boxed())
     }
 
     /// The context a REST operation's implementation expects, for this caller.
@@ -172,6 +165,18 @@ pub(super) fn seconds(name: &str, value: Option<i64>, default: u64) -> Result<Du
 }
 
 impl GraphQlSources for Sources {
+    type Event = Arc<Event>;
+
+    /// A subscriber that falls behind skips what it lost.
+    fn listen(&self, topic: &'static str) -> Result<Events, ApiError> {
+        let topic = self
+            .backends
+            .bus
+            .topic(topic)
+            .ok_or_else(|| ApiError::internal(format!("no bus topic `{topic}`")))?;
+        Ok(topic.listen().into_stream())
+    }
+
     async fn server_info(
         &self,
         caller: Caller,
@@ -339,8 +344,13 @@ impl GraphQlSources for Sources {
         core_ops::delete_user(self, caller, args).await
     }
 
-    fn table_changes(&self, _caller: Caller, args: TableChangesArgs) -> SourceResult<TableChange> {
-        let changes = self.row_changes(args.database, Some(vec![args.table]))?;
+    fn table_changes(
+        &self,
+        _caller: Caller,
+        args: TableChangesArgs,
+        events: Events,
+    ) -> SourceResult<TableChange> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
         Ok(changes
             .map(|c| TableChange {
                 table: c.table.clone(),
@@ -353,8 +363,13 @@ impl GraphQlSources for Sources {
             .boxed())
     }
 
-    fn row_inserted(&self, _caller: Caller, args: RowInsertedArgs) -> SourceResult<RowInserted> {
-        let changes = self.row_changes(args.database, Some(vec![args.table]))?;
+    fn row_inserted(
+        &self,
+        _caller: Caller,
+        args: RowInsertedArgs,
+        events: Events,
+    ) -> SourceResult<RowInserted> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
         let clause = args.where_clause;
         Ok(changes
             .filter(move |c| {
@@ -371,8 +386,13 @@ impl GraphQlSources for Sources {
             .boxed())
     }
 
-    fn row_updated(&self, _caller: Caller, args: RowUpdatedArgs) -> SourceResult<RowUpdated> {
-        let changes = self.row_changes(args.database, Some(vec![args.table]))?;
+    fn row_updated(
+        &self,
+        _caller: Caller,
+        args: RowUpdatedArgs,
+        events: Events,
+    ) -> SourceResult<RowUpdated> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
         Ok(changes
             .filter_map(|c| async move {
                 let old = c
@@ -391,8 +411,13 @@ impl GraphQlSources for Sources {
             .boxed())
     }
 
-    fn row_deleted(&self, _caller: Caller, args: RowDeletedArgs) -> SourceResult<RowDeleted> {
-        let changes = self.row_changes(args.database, Some(vec![args.table]))?;
+    fn row_deleted(
+        &self,
+        _caller: Caller,
+        args: RowDeletedArgs,
+        events: Events,
+    ) -> SourceResult<RowDeleted> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
         Ok(changes
             .filter(|c| std::future::ready(c.operation == ChangeType::Delete))
             .map(|c| RowDeleted {
@@ -405,8 +430,13 @@ impl GraphQlSources for Sources {
             .boxed())
     }
 
-    fn row_changes(&self, _caller: Caller, args: RowChangesArgs) -> SourceResult<RowChange> {
-        let changes = Sources::row_changes(self, args.database, Some(vec![args.table]))?;
+    fn row_changes(
+        &self,
+        _caller: Caller,
+        args: RowChangesArgs,
+        events: Events,
+    ) -> SourceResult<RowChange> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
         let id = args.id;
         Ok(changes
             .filter(move |c| std::future::ready(c.row_id == id))
@@ -425,6 +455,7 @@ impl GraphQlSources for Sources {
         &self,
         _caller: Caller,
         args: AggregateChangesArgs,
+        events: Events,
     ) -> SourceResult<AggregateChange> {
         let interval = seconds("intervalSeconds", args.interval_seconds, 1)?;
         if args.aggregates.is_empty() {
@@ -446,7 +477,7 @@ impl GraphQlSources for Sources {
             .unwrap_or_else(|| DEFAULT_DATABASE.into());
         let db = self.backends.engine.get(&database)?;
         let table = args.table.clone();
-        let mut changes = self.row_changes(Some(database), Some(vec![table.clone()]))?;
+        let mut changes = row_changes(events, Some(database), Some(vec![table.clone()]));
         let aggregates = args.aggregates;
         let compute = move || {
             let (db, table, aggregates) = (Arc::clone(&db), table.clone(), aggregates.clone());
@@ -486,7 +517,12 @@ impl GraphQlSources for Sources {
         }))
     }
 
-    fn query_changes(&self, _caller: Caller, args: QueryChangesArgs) -> SourceResult<QueryChange> {
+    fn query_changes(
+        &self,
+        _caller: Caller,
+        args: QueryChangesArgs,
+        events: Events,
+    ) -> SourceResult<QueryChange> {
         let poll = seconds("pollIntervalSeconds", args.poll_interval_seconds, 30)?;
         let database = args
             .database
@@ -495,7 +531,7 @@ impl GraphQlSources for Sources {
         let db = self.backends.engine.get(&database)?;
         let table = args.table.clone();
         let filter = args.where_clause.as_ref().map(rest_filter);
-        let mut changes = self.row_changes(Some(database), Some(vec![table.clone()]))?;
+        let mut changes = row_changes(events, Some(database), Some(vec![table.clone()]));
         Ok(spawned(move |tx| async move {
             // The last result sent, as JSON: a new one is sent only when it differs.
             let mut last: Option<String> = None;
@@ -538,8 +574,9 @@ impl GraphQlSources for Sources {
         &self,
         _caller: Caller,
         args: TableModificationsArgs,
+        events: Events,
     ) -> SourceResult<TableModification> {
-        let changes = Sources::row_changes(self, args.database, args.tables)?;
+        let changes = row_changes(events, args.database, args.tables);
         let types = args.change_types;
         Ok(changes
             .filter(move |c| {
@@ -562,6 +599,7 @@ impl GraphQlSources for Sources {
         &self,
         _caller: Caller,
         args: SchemaChangesArgs,
+        events: Events,
     ) -> SourceResult<SchemaChange> {
         // `public` (PostgreSQL's default schema, as the seed writes it) and `main` (SQLite's name
         // for a connection's own database) both mean the default database.
@@ -570,8 +608,7 @@ impl GraphQlSources for Sources {
             _ => name,
         });
         let kinds = args.object_types;
-        Ok(self
-            .events("schema_changes")?
+        Ok(events
             .filter_map(move |e| {
                 let d = &e.data;
                 let s = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_string);
@@ -604,28 +641,40 @@ impl GraphQlSources for Sources {
             .boxed())
     }
 
-    fn lock_events(&self, _caller: Caller, args: LockEventsArgs) -> SourceResult<LockEventUpdate> {
-        operations::lock_events(self, args)
+    fn lock_events(
+        &self,
+        _caller: Caller,
+        args: LockEventsArgs,
+        events: Events,
+    ) -> SourceResult<LockEventUpdate> {
+        operations::lock_events(events, args)
     }
 
     fn deadlock_detection(
         &self,
         _caller: Caller,
         _args: DeadlockDetectionArgs,
+        events: Events,
     ) -> SourceResult<DeadlockNotice> {
-        operations::deadlock_detection(self)
+        operations::deadlock_detection(events)
     }
 
-    fn alert_stream(&self, _caller: Caller, args: AlertStreamArgs) -> SourceResult<AlertUpdate> {
-        operations::alert_stream(self, args)
+    fn alert_stream(
+        &self,
+        _caller: Caller,
+        args: AlertStreamArgs,
+        events: Events,
+    ) -> SourceResult<AlertUpdate> {
+        operations::alert_stream(events, args)
     }
 
     fn partition_events(
         &self,
         _caller: Caller,
         args: PartitionEventsArgs,
+        events: Events,
     ) -> SourceResult<PartitionChange> {
-        operations::partition_events(self, args)
+        operations::partition_events(events, args)
     }
 
     fn health_status_changes(
@@ -640,8 +689,9 @@ impl GraphQlSources for Sources {
         &self,
         _caller: Caller,
         args: SystemMetricsArgs,
+        events: Events,
     ) -> SourceResult<SystemMetricsSample> {
-        monitoring::system_metrics(self, args)
+        monitoring::system_metrics(events, args)
     }
 
     fn io_statistics_stream(
@@ -688,40 +738,45 @@ impl GraphQlSources for Sources {
         &self,
         caller: Caller,
         args: SlowQueriesStreamArgs,
+        events: Events,
     ) -> SourceResult<SlowQueryNotice> {
-        queries::slow_queries_stream(self, &caller, args)
+        queries::slow_queries_stream(self, &caller, args, events)
     }
 
     fn query_plan_changes(
         &self,
         _caller: Caller,
         args: QueryPlanChangesArgs,
+        events: Events,
     ) -> SourceResult<QueryPlanChangeNotice> {
-        queries::query_plan_changes(self, args)
+        queries::query_plan_changes(events, args)
     }
 
     fn transaction_events(
         &self,
         _caller: Caller,
         args: TransactionEventsArgs,
+        events: Events,
     ) -> SourceResult<TransactionUpdate> {
-        activity::transaction_events(self, args)
+        activity::transaction_events(events, args)
     }
 
     fn session_events(
         &self,
         caller: Caller,
         args: SessionEventsArgs,
+        events: Events,
     ) -> SourceResult<SessionUpdate> {
-        activity::session_events(self, &caller, args)
+        activity::session_events(events, &caller, args)
     }
 
     fn connection_pool_events(
         &self,
         _caller: Caller,
         args: ConnectionPoolEventsArgs,
+        events: Events,
     ) -> SourceResult<ConnectionPoolUpdate> {
-        activity::connection_pool_events(self, args)
+        activity::connection_pool_events(events, args)
     }
 
     fn replication_status(
@@ -736,16 +791,18 @@ impl GraphQlSources for Sources {
         &self,
         _caller: Caller,
         _args: ClusterTopologyChangesArgs,
+        events: Events,
     ) -> SourceResult<TopologyChange> {
-        cluster::cluster_topology_changes(self)
+        cluster::cluster_topology_changes(self, events)
     }
 
     fn node_health_changes(
         &self,
         _caller: Caller,
         args: NodeHealthChangesArgs,
+        events: Events,
     ) -> SourceResult<NodeHealth> {
-        cluster::node_health_changes(self, args)
+        cluster::node_health_changes(self, args, events)
     }
 
     fn heartbeat(&self, _caller: Caller, args: HeartbeatArgs) -> SourceResult<Heartbeat> {

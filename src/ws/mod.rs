@@ -21,8 +21,7 @@ pub use crate::events::WireFrame;
 pub use crate::events::connections::Registry;
 pub use management::WebSocketManagement;
 
-use crate::api::runtime::{Credential, RequestContext};
-use crate::api::websocket_endpoints::{WsEventsQuery, WsMetricsQuery};
+use crate::api::runtime::{Credential, RequestContext, StreamOptions};
 use crate::api::{ApiError, WebSocketApi, WebSocketMeta};
 use crate::config::WebSocketConfig;
 use crate::events::connections::{ConnectionInfo, LimitExceeded};
@@ -146,75 +145,37 @@ impl WebSocketService {
 }
 
 impl WebSocketApi for WebSocketService {
-    async fn ws(
+    async fn serve(
         &self,
         ctx: RequestContext,
         endpoint: &'static WebSocketMeta,
+        options: StreamOptions,
         upgrade: WebSocketUpgrade,
     ) -> Response {
-        self.connect(ctx, endpoint, None, Filter::default(), upgrade, false)
-    }
-
-    async fn ws_metrics(
-        &self,
-        ctx: RequestContext,
-        endpoint: &'static WebSocketMeta,
-        query: WsMetricsQuery,
-        upgrade: WebSocketUpgrade,
-    ) -> Response {
-        // The generated router has checked 1 <= interval <= 60.
-        let interval = Duration::from_secs(query.interval.unsigned_abs());
+        // The query's filters are the subscription filters a `subscribe` message could carry.
+        let filter = if options.filters.is_empty() {
+            Filter::default()
+        } else {
+            let wanted: serde_json::Map<String, serde_json::Value> = options
+                .filters
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
+                .collect();
+            match Filter::parse(Some(&serde_json::Value::Object(wanted))) {
+                Ok(f) => f,
+                Err(e) => {
+                    let names: Vec<&str> = options.filters.iter().map(|(k, _)| *k).collect();
+                    return ApiError::invalid_parameter(&names.join(","), e).into_response();
+                }
+            }
+        };
         self.connect(
             ctx,
             endpoint,
-            Some(interval),
-            Filter::default(),
+            options.interval,
+            filter,
             upgrade,
-            false,
+            endpoint.queries,
         )
-    }
-
-    async fn ws_storage_buffer_pool(
-        &self,
-        ctx: RequestContext,
-        endpoint: &'static WebSocketMeta,
-        upgrade: WebSocketUpgrade,
-    ) -> Response {
-        self.connect(ctx, endpoint, None, Filter::default(), upgrade, false)
-    }
-
-    async fn ws_storage_io(
-        &self,
-        ctx: RequestContext,
-        endpoint: &'static WebSocketMeta,
-        upgrade: WebSocketUpgrade,
-    ) -> Response {
-        self.connect(ctx, endpoint, None, Filter::default(), upgrade, false)
-    }
-
-    async fn ws_events(
-        &self,
-        ctx: RequestContext,
-        endpoint: &'static WebSocketMeta,
-        query: WsEventsQuery,
-        upgrade: WebSocketUpgrade,
-    ) -> Response {
-        let filter = match &query.table {
-            Some(table) => match Filter::parse(Some(&serde_json::json!({ "table": table }))) {
-                Ok(f) => f,
-                Err(e) => return ApiError::invalid_parameter("table", e).into_response(),
-            },
-            None => Filter::default(),
-        };
-        self.connect(ctx, endpoint, None, filter, upgrade, false)
-    }
-
-    async fn ws_query(
-        &self,
-        ctx: RequestContext,
-        endpoint: &'static WebSocketMeta,
-        upgrade: WebSocketUpgrade,
-    ) -> Response {
-        self.connect(ctx, endpoint, None, Filter::default(), upgrade, true)
     }
 }

@@ -363,7 +363,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
     {
         let (is_sub, is_mutation) = (root == Root::Subscription, root == Root::Mutation);
         let access = access_tokens(permission);
-        let topic = match topic.flatten() {
+        let topic_name = topic.flatten();
+        let topic = match &topic_name {
             Some(t) => quote! { Some(#t) },
             None => quote! { None },
         };
@@ -399,9 +400,18 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
         let field_ty = format!("{returns}!");
         let d = description.trim().to_string();
         if is_sub {
+            // A topic-fed subscription gets its topic's events from the generated code: the
+            // topic is named once, in YAML, and the hand-written side only filters and maps.
+            let (events_param, start) = match &topic_name {
+                Some(t) => (
+                    quote! { , events: ::futures_util::stream::BoxStream<'static, Self::Event> },
+                    quote! { s.listen(#t).and_then(|events| s.#method(caller, args, events)) },
+                ),
+                None => (quote! {}, quote! { s.#method(caller, args) }),
+            };
             methods.push(quote! {
                 #[doc = #doc]
-                fn #method(&self, caller: gr::Caller, args: #args_ident) -> gr::SourceResult<#ret>;
+                fn #method(&self, caller: gr::Caller, args: #args_ident #events_param) -> gr::SourceResult<#ret>;
             });
             sub_fields.push(quote! {
                 let s = ::std::sync::Arc::clone(&sources);
@@ -410,7 +420,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                     // The permission check runs before the arguments are read or a source starts.
                     let started = gr::authorize(&ctx, &FIELDS[#index])
                         .and_then(|caller| Ok((caller, gr::args::<#args_ident>(&ctx, #arg_types, INPUTS)?)))
-                        .and_then(|(caller, args)| s.#method(caller, args));
+                        .and_then(|(caller, args)| #start);
                     gd::SubscriptionFieldFuture::new(async move { gr::stream(started) })
                 }) #(#arg_defs)* .description(#d));
             });
@@ -497,6 +507,14 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             /// stream source per subscription. Permissions are checked before any of these is
             /// called.
             pub trait GraphQlSources: Send + Sync + 'static {
+                /// An event of a bus topic, as the topic-fed subscriptions receive it.
+                type Event: Send + 'static;
+
+                /// The events of `topic` from now on; the generated resolver of each topic-fed
+                /// subscription calls it with the topic its YAML names.
+                fn listen(&self, topic: &'static str)
+                    -> Result<::futures_util::stream::BoxStream<'static, Self::Event>, ApiError>;
+
                 #(#methods)*
             }
 

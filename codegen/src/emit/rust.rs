@@ -167,10 +167,12 @@ fn catalog(api: &Api) -> TokenStream {
         let path = &w.path;
         let access = access_tokens(&w.access);
         let topics = &w.topics;
+        let queries = w.queries;
         quote! {
             WebSocketMeta {
                 operation: OperationMeta { id: #id, subsystem: "websocket", method: "GET", path: #path, access: #access },
                 topics: &[#(#topics),*],
+                queries: #queries,
             }
         }
     });
@@ -253,6 +255,8 @@ fn catalog(api: &Api) -> TokenStream {
             pub operation: OperationMeta,
             /// Families a client of this endpoint is subscribed to on connect.
             pub topics: &'static [&'static str],
+            /// Clients may also send `query` and `cancel` messages (query streaming).
+            pub queries: bool,
         }
 
         /// Every declared WebSocket endpoint.
@@ -637,47 +641,49 @@ fn events(api: &Api) -> TokenStream {
     }
 }
 
-/// The WebSocket endpoints of `schema/websockets.yaml`: one trait method per endpoint, and a
-/// router that checks the endpoint's access and validates its query before the upgrade.
+/// The WebSocket endpoints of `schema/websockets.yaml`, table-driven: one router handler per
+/// endpoint checks its access and query and turns the query into [`StreamOptions`]; one trait
+/// method serves every endpoint from its catalog entry, so a new topic-fed endpoint is YAML only.
 fn websocket_endpoints(api: &Api) -> TokenStream {
     if api.websockets.is_empty() {
         return quote! {};
     }
-    let mut methods = Vec::new();
     let mut helpers = Vec::new();
     let mut handlers = Vec::new();
     let mut routes = Vec::new();
     for (index, w) in api.websockets.iter().enumerate() {
-        let method = ident(&snake_ident(&w.id));
         let camel = bare(&camel_ident(&w.id)).to_string();
         let handler = format_ident!("handle_{}", bare(&snake_ident(&w.id)));
-        let mut args = vec![
-            quote! { ctx: RequestContext },
-            quote! { endpoint: &'static super::WebSocketMeta },
-        ];
-        let mut call = vec![quote! { ctx }, quote! { ENDPOINT }];
         let mut extract = Vec::new();
+        let mut interval = quote! { None };
+        let mut filters = Vec::new();
         if !w.query.is_empty() {
             let name = format_ident!("{camel}Query");
             helpers.push(params_struct(&name, &w.query, &w.id));
-            args.push(quote! { query: #name });
-            call.push(quote! { query });
             extract.push(quote! {
                 let query: #name = match rt::query(&parts) { Ok(q) => q, Err(e) => return e.into_response() };
                 if let Err(e) = query.validate() { return e.into_response(); }
             });
+            for p in &w.query {
+                let field = ident(&snake_ident(&p.name));
+                // A parameter with a default or a required one is a plain value, else an Option.
+                let optional = p.default.is_none() && !p.required;
+                let wire = &p.name;
+                if w.interval.as_deref() == Some(p.name.as_str()) {
+                    // Validated as at least 1 by the generated `validate`.
+                    interval = if optional {
+                        quote! { query.#field.map(|s| ::std::time::Duration::from_secs(s.unsigned_abs())) }
+                    } else {
+                        quote! { Some(::std::time::Duration::from_secs(query.#field.unsigned_abs())) }
+                    };
+                } else if optional {
+                    filters.push(quote! { if let Some(v) = query.#field.clone() { filters.push((#wire, v)); } });
+                } else {
+                    filters.push(quote! { filters.push((#wire, query.#field.clone())); });
+                }
+            }
         }
-        let doc = format!(
-            " {}\n\n `GET {}` (WebSocket), access `{}`.",
-            w.summary.trim(),
-            w.path,
-            w.access.label()
-        );
-        methods.push(quote! {
-            #[doc = #doc]
-            fn #method(&self, #(#args,)* upgrade: rt::WebSocketUpgrade)
-                -> impl ::std::future::Future<Output = ::axum::response::Response> + Send;
-        });
+        let filters_mut = (!filters.is_empty()).then(|| quote! { mut });
         handlers.push(quote! {
             async fn #handler<T: WebSocketApi>(
                 ::axum::extract::State(api): ::axum::extract::State<::std::sync::Arc<T>>,
@@ -689,8 +695,11 @@ fn websocket_endpoints(api: &Api) -> TokenStream {
                 // Credentials and the endpoint's permission are checked before the upgrade.
                 let ctx = match rt::authorize(&mut parts, &ENDPOINT.operation).await { Ok(c) => c, Err(e) => return e.into_response() };
                 #(#extract)*
+                let #filters_mut filters: Vec<(&'static str, String)> = Vec::new();
+                #(#filters)*
+                let options = rt::StreamOptions { interval: #interval, filters };
                 let upgrade = match rt::websocket_upgrade(&mut parts).await { Ok(u) => u, Err(e) => return e.into_response() };
-                api.#method(#(#call,)* upgrade).await
+                api.serve(ctx, ENDPOINT, options, upgrade).await
             }
         });
         let path = &w.path;
@@ -701,9 +710,17 @@ fn websocket_endpoints(api: &Api) -> TokenStream {
         pub mod websocket_endpoints {
             use super::rt::{self, ApiError, RequestContext};
 
-            /// One method per WebSocket endpoint; each answers the upgrade.
+            /// Serves every WebSocket endpoint: the connection subscribes to `endpoint.topics`,
+            /// applies `options` and, when `endpoint.queries`, streams statements.
             pub trait WebSocketApi: Send + Sync + 'static {
-                #(#methods)*
+                /// Answers the upgrade of `endpoint`, whose access and query the router checked.
+                fn serve(
+                    &self,
+                    ctx: RequestContext,
+                    endpoint: &'static super::WebSocketMeta,
+                    options: rt::StreamOptions,
+                    upgrade: rt::WebSocketUpgrade,
+                ) -> impl ::std::future::Future<Output = ::axum::response::Response> + Send;
             }
 
             #(#helpers)*

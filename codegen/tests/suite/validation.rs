@@ -1035,7 +1035,7 @@ fn parameter_default_of_the_wrong_type() {
     let s = Scratch::minimal();
     s.edit(ROUTES, "default: 50", "default: fifty");
     s.edit(ROUTES, "default: false", "default: \"false\"");
-    s.edit(WS, "minimum: 0 }", "minimum: 0, default: 1.5 }");
+    s.edit(WS, "minimum: 1 }", "minimum: 1, default: 1.5 }");
     assert_eq!(
         s.invalid(),
         [
@@ -1052,7 +1052,7 @@ fn parameter_default_of_the_wrong_type() {
             diag(
                 WS,
                 "endpoint /api/v1/ws/items",
-                "parameter `since`: the default is not of type `integer`"
+                "parameter `interval`: the default is not of type `integer`"
             ),
         ]
     );
@@ -1530,14 +1530,19 @@ fn websocket_endpoint_topics_and_query() {
         "topics: [items]\n    query:",
         "topics: [items, things]\n    query:",
     );
-    s.edit(WS, "since: { type: integer", "since: { type: object");
+    s.edit(WS, "kind: { type: string", "kind: { type: object");
     assert_eq!(
         s.invalid(),
         [
             diag(
                 WS,
                 "endpoint /api/v1/ws/items",
-                "parameter `since` has type `object`; parameters are string, integer, number or \
+                "filter `kind` is not a query parameter"
+            ),
+            diag(
+                WS,
+                "endpoint /api/v1/ws/items",
+                "parameter `kind` has type `object`; parameters are string, integer, number or \
                  boolean"
             ),
             diag(
@@ -1546,6 +1551,67 @@ fn websocket_endpoint_topics_and_query() {
                 "unknown event family `things`"
             ),
         ]
+    );
+}
+
+#[test]
+fn websocket_query_parameters_say_what_they_mean() {
+    // One generic implementation serves every endpoint: it knows an interval and filters only.
+    let s = Scratch::minimal();
+    s.edit(WS, "    interval: interval\n", "    interval: every\n");
+    s.edit(WS, "filters: [kind]", "filters: [kind, colour]");
+    s.edit(
+        WS,
+        "      kind: { type: string",
+        "      since: { type: integer }\n      kind: { type: string",
+    );
+    let entry = "endpoint /api/v1/ws/items";
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(WS, entry, "filter `colour` is not a query parameter"),
+            diag(WS, entry, "interval `every` is not a query parameter"),
+            diag(
+                WS,
+                entry,
+                "query parameter `interval` is neither the `interval` nor one of the `filters`"
+            ),
+            diag(
+                WS,
+                entry,
+                "query parameter `since` is neither the `interval` nor one of the `filters`"
+            ),
+        ]
+    );
+
+    let s = Scratch::minimal();
+    s.edit(WS, "    interval: interval\n", "    interval: kind\n");
+    s.edit(WS, "filters: [kind]", "filters: [interval]");
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(WS, entry, "filter `interval` is a string query parameter"),
+            diag(
+                WS,
+                entry,
+                "interval `kind` is an integer query parameter with a minimum of at least 1"
+            ),
+        ]
+    );
+
+    let s = Scratch::minimal();
+    s.edit(
+        WS,
+        "Seconds between messages, minimum: 1 }",
+        "Seconds between messages }",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            WS,
+            entry,
+            "interval `interval` is an integer query parameter with a minimum of at least 1"
+        )]
     );
 }
 

@@ -2,7 +2,7 @@
 //! permission catalog, event types, WebSocket endpoints, GraphQL fields) and the hand-written
 //! runtime it calls. It knows HTTP and GraphQL, never the database: the server crate implements
 //! the traits. A crate of its own so a change in a subsystem does not recompile the generated code
-//! (docs/decisions/0007-layers.md).
+//! (docs/decisions/0006-layers.md).
 
 #![forbid(unsafe_code)]
 

@@ -203,6 +203,16 @@ pub async fn json_body<T: DeserializeOwned>(parts: &Parts, body: Body) -> Result
 
 pub use crate::upgrade::WebSocketUpgrade;
 
+/// What a WebSocket endpoint's query asked for, read and checked by the generated router
+/// (`interval` and `filters` in `schema/websockets.yaml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Time between messages; `None` sends each event as it comes.
+    pub interval: Option<std::time::Duration>,
+    /// (key, value): only events whose `data` has `key` equal to `value`.
+    pub filters: Vec<(&'static str, String)>,
+}
+
 /// The WebSocket upgrade of a request: 426 with the error body for a plain HTTP request.
 pub async fn websocket_upgrade(parts: &mut Parts) -> Result<WebSocketUpgrade, ApiError> {
     WebSocketUpgrade::from_parts(parts).map_err(upgrade_required)
