@@ -233,6 +233,8 @@ pub struct Variant {
 #[derive(Debug, Clone)]
 pub struct Subscription {
     pub name: String,
+    /// The schema file's stem (`table_data`): fields of one file form one Rust trait.
+    pub group: String,
     pub description: String,
     pub permission: String,
     pub args: Vec<(String, String)>,
@@ -248,6 +250,8 @@ pub struct Subscription {
 #[derive(Debug, Clone)]
 pub struct Query {
     pub name: String,
+    /// The schema file's stem: fields of one file form one Rust trait.
+    pub group: String,
     pub description: String,
     pub permission: String,
     pub args: Vec<(String, String)>,

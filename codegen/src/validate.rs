@@ -290,6 +290,16 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
     // Queries and mutations share one namespace: each becomes a method of one Rust trait.
     let mut query_names = BTreeSet::new();
     for (file, sf) in &files.subscriptions {
+        // Each file becomes one Rust trait named after it.
+        let group = std::path::Path::new(file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        c.at(file, "file name");
+        if !is_snake(&group) {
+            c.err("a subscriptions file name is lowercase snake_case (it names a Rust trait)");
+        }
         for (kind, specs, out) in [
             ("query", &sf.queries, &mut queries),
             ("mutation", &sf.mutations, &mut mutations),
@@ -313,6 +323,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 let args = graphql_args(&mut c, &q.args, &type_names);
                 out.push(Query {
                     name: q.name.clone(),
+                    group: group.clone(),
                     description: q.description.clone(),
                     permission: q.permission.clone(),
                     args,
@@ -349,6 +360,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
             }
             subscriptions.push(Subscription {
                 name: s.name.clone(),
+                group: group.clone(),
                 description: s.description.clone(),
                 permission: s.permission.clone(),
                 args,

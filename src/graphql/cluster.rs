@@ -11,7 +11,7 @@ use super::Backends;
 use super::sources::{Events, Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
-use crate::api::graphql_runtime::SourceResult;
+use crate::api::graphql_runtime::{Caller, SourceResult};
 use crate::api::types::{
     HealthStatus, HealthStatusChanged, NodeHealth, NodeRole, ReplicationState,
     ReplicationStatusSample, TopologyChange, TopologyEventKind,
@@ -214,4 +214,32 @@ pub(super) fn node_health_changes(
             }
         }
     }))
+}
+
+impl ClusterFields for Sources {
+    fn replication_status(
+        &self,
+        _caller: Caller,
+        args: ReplicationStatusArgs,
+    ) -> SourceResult<ReplicationStatusSample> {
+        replication_status(self, args)
+    }
+
+    fn cluster_topology_changes(
+        &self,
+        _caller: Caller,
+        _args: ClusterTopologyChangesArgs,
+        events: Events,
+    ) -> SourceResult<TopologyChange> {
+        cluster_topology_changes(self, events)
+    }
+
+    fn node_health_changes(
+        &self,
+        _caller: Caller,
+        args: NodeHealthChangesArgs,
+        events: Events,
+    ) -> SourceResult<NodeHealth> {
+        node_health_changes(self, args, events)
+    }
 }

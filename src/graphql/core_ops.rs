@@ -362,3 +362,117 @@ pub(super) async fn delete_user(s: &Sources, caller: Caller, args: DeleteUserArg
         .await?;
     Ok(true)
 }
+
+impl CoreFields for Sources {
+    async fn tables(&self, caller: Caller, args: TablesArgs) -> Result<TableList> {
+        tables(self, caller, args).await
+    }
+
+    async fn table(&self, caller: Caller, args: TableArgs) -> Result<TableInfo> {
+        table(self, caller, args).await
+    }
+
+    async fn rows(&self, caller: Caller, args: RowsArgs) -> Result<RowPage> {
+        rows(self, caller, args).await
+    }
+
+    async fn row(&self, caller: Caller, args: RowArgs) -> Result<RowWritten> {
+        row(self, caller, args).await
+    }
+
+    async fn query_sql(&self, caller: Caller, args: QuerySqlArgs) -> Result<SqlResult> {
+        query_sql(self, caller, args).await
+    }
+
+    async fn server_status(&self, caller: Caller, _args: ServerStatusArgs) -> Result<RuntimeStats> {
+        server_status(self, caller).await
+    }
+
+    async fn transactions(
+        &self,
+        caller: Caller,
+        _args: TransactionsArgs,
+    ) -> Result<TransactionList> {
+        transactions(self, caller).await
+    }
+
+    async fn sessions(&self, caller: Caller, _args: SessionsArgs) -> Result<SessionList> {
+        sessions(self, caller).await
+    }
+
+    async fn users(&self, caller: Caller, args: UsersArgs) -> Result<UserList> {
+        users(self, caller, args).await
+    }
+
+    async fn roles(&self, caller: Caller, _args: RolesArgs) -> Result<RoleList> {
+        roles(self, caller).await
+    }
+
+    async fn create_database(
+        &self,
+        caller: Caller,
+        args: CreateDatabaseArgs,
+    ) -> Result<DatabaseInfo> {
+        create_database(self, caller, args).await
+    }
+
+    async fn drop_database(&self, caller: Caller, args: DropDatabaseArgs) -> Result<bool> {
+        drop_database(self, caller, args).await
+    }
+
+    async fn create_table(&self, caller: Caller, args: CreateTableArgs) -> Result<TableInfo> {
+        create_table(self, caller, args).await
+    }
+
+    async fn drop_table(&self, caller: Caller, args: DropTableArgs) -> Result<bool> {
+        drop_table(self, caller, args).await
+    }
+
+    async fn insert_row(&self, caller: Caller, args: InsertRowArgs) -> Result<RowWritten> {
+        insert_row(self, caller, args).await
+    }
+
+    async fn update_row(&self, caller: Caller, args: UpdateRowArgs) -> Result<RowWritten> {
+        update_row(self, caller, args).await
+    }
+
+    async fn delete_row(&self, caller: Caller, args: DeleteRowArgs) -> Result<bool> {
+        delete_row(self, caller, args).await
+    }
+
+    async fn execute_sql(&self, caller: Caller, args: ExecuteSqlArgs) -> Result<SqlExecuted> {
+        execute_sql(self, caller, args).await
+    }
+
+    async fn begin_transaction(
+        &self,
+        caller: Caller,
+        args: BeginTransactionArgs,
+    ) -> Result<TransactionInfo> {
+        begin_transaction(self, caller, args).await
+    }
+
+    async fn commit_transaction(
+        &self,
+        caller: Caller,
+        args: CommitTransactionArgs,
+    ) -> Result<TransactionInfo> {
+        commit_transaction(self, caller, args).await
+    }
+
+    async fn rollback_transaction(
+        &self,
+        caller: Caller,
+        args: RollbackTransactionArgs,
+    ) -> Result<TransactionInfo> {
+        rollback_transaction(self, caller, args).await
+    }
+
+    async fn create_user(&self, caller: Caller, args: CreateUserArgs) -> Result<User> {
+        create_user(self, caller, args).await
+    }
+
+    async fn delete_user(&self, caller: Caller, args: DeleteUserArgs) -> Result<bool> {
+        delete_user(self, caller, args).await
+    }
+}

@@ -3,16 +3,19 @@
 //! POST runs queries, GET upgrades to graphql-ws ([`transport`]) or shows GraphiQL to a browser.
 //! See docs/graphql.md.
 
-mod activity;
 mod cluster;
 mod core_ops;
 mod error_path;
 mod monitoring;
 mod operations;
 mod queries;
+mod query_performance;
 mod rows;
+mod schema_and_utility;
+mod sessions;
 
 mod sources;
+mod table_data;
 pub mod transport;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use futures_util::stream::StreamExt;
 use super::sources::{Events, Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
-use crate::api::graphql_runtime::SourceResult;
+use crate::api::graphql_runtime::{Caller, SourceResult};
 use crate::api::types::{
     BufferPoolSample, IoStatistics, StorageUsage, SystemMetricType, SystemMetrics,
     SystemMetricsSample,
@@ -176,4 +176,39 @@ pub(super) fn buffer_pool_metrics(
             }
         }
     }))
+}
+
+impl MonitoringFields for Sources {
+    fn system_metrics(
+        &self,
+        _caller: Caller,
+        args: SystemMetricsArgs,
+        events: Events,
+    ) -> SourceResult<SystemMetricsSample> {
+        system_metrics(events, args)
+    }
+
+    fn io_statistics_stream(
+        &self,
+        _caller: Caller,
+        args: IoStatisticsStreamArgs,
+    ) -> SourceResult<IoStatistics> {
+        io_statistics_stream(self, args)
+    }
+
+    fn storage_status_changes(
+        &self,
+        _caller: Caller,
+        args: StorageStatusChangesArgs,
+    ) -> SourceResult<StorageUsage> {
+        storage_status_changes(self, args)
+    }
+
+    fn buffer_pool_metrics(
+        &self,
+        _caller: Caller,
+        args: BufferPoolMetricsArgs,
+    ) -> SourceResult<BufferPoolSample> {
+        buffer_pool_metrics(self, args)
+    }
 }

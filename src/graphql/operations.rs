@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::sources::{Events, Sources, now, seconds, spawned};
 use crate::api::graphql::*;
-use crate::api::graphql_runtime::SourceResult;
+use crate::api::graphql_runtime::{Caller, SourceResult};
 use crate::api::types::{
     AlertUpdate, DeadlockNotice, HealthStatusChange, LockEventUpdate, PartitionChange,
 };
@@ -132,4 +132,50 @@ pub(super) fn health_status_changes(
             last = checked;
         }
     }))
+}
+
+impl OperationsFields for Sources {
+    fn lock_events(
+        &self,
+        _caller: Caller,
+        args: LockEventsArgs,
+        events: Events,
+    ) -> SourceResult<LockEventUpdate> {
+        lock_events(events, args)
+    }
+
+    fn deadlock_detection(
+        &self,
+        _caller: Caller,
+        _args: DeadlockDetectionArgs,
+        events: Events,
+    ) -> SourceResult<DeadlockNotice> {
+        deadlock_detection(events)
+    }
+
+    fn alert_stream(
+        &self,
+        _caller: Caller,
+        args: AlertStreamArgs,
+        events: Events,
+    ) -> SourceResult<AlertUpdate> {
+        alert_stream(events, args)
+    }
+
+    fn partition_events(
+        &self,
+        _caller: Caller,
+        args: PartitionEventsArgs,
+        events: Events,
+    ) -> SourceResult<PartitionChange> {
+        partition_events(events, args)
+    }
+
+    fn health_status_changes(
+        &self,
+        _caller: Caller,
+        args: HealthStatusChangesArgs,
+    ) -> SourceResult<HealthStatusChange> {
+        health_status_changes(self, args)
+    }
 }

@@ -328,7 +328,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
 
     let mut metas = Vec::new();
     let mut arg_structs = Vec::new();
-    let mut methods = Vec::new();
+    // Trait methods per schema file: (methods, whether any is topic-fed).
+    let mut groups: BTreeMap<&str, (Vec<TokenStream>, bool)> = BTreeMap::new();
     let mut sub_fields = Vec::new();
     let mut query_fields = Vec::new();
     let mut mutation_fields = Vec::new();
@@ -345,6 +346,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 &q.permission,
                 &q.args,
                 &q.returns,
+                &q.group,
                 None,
             )
         })
@@ -356,11 +358,14 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 &s.permission,
                 &s.args,
                 &s.returns,
+                &s.group,
                 Some(s.topic.clone()),
             )
         }));
-    for (index, (root, name, description, permission, args, returns, topic)) in entries.enumerate()
+    for (index, (root, name, description, permission, args, returns, group, topic)) in
+        entries.enumerate()
     {
+        let (methods, topic_fed) = groups.entry(group.as_str()).or_default();
         let (is_sub, is_mutation) = (root == Root::Subscription, root == Root::Mutation);
         let access = access_tokens(permission);
         let topic_name = topic.flatten();
@@ -409,6 +414,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 ),
                 None => (quote! {}, quote! { s.#method(caller, args) }),
             };
+            *topic_fed |= topic_name.is_some();
             methods.push(quote! {
                 #[doc = #doc]
                 fn #method(&self, caller: gr::Caller, args: #args_ident #events_param) -> gr::SourceResult<#ret>;
@@ -452,6 +458,27 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             });
         }
     }
+    let trait_names: Vec<proc_macro2::Ident> = groups
+        .keys()
+        .map(|g| format_ident!("{}Fields", g.to_upper_camel_case()))
+        .collect();
+    let traits = groups.iter().map(|(group, (methods, topic_fed))| {
+        let name = format_ident!("{}Fields", group.to_upper_camel_case());
+        let doc = format!(
+            " The fields of `schema/subscriptions/{group}.yaml`: one method per query and mutation, one stream source per subscription."
+        );
+        let supertrait = if *topic_fed {
+            quote! { GraphQlTopics }
+        } else {
+            quote! { Send + Sync + 'static }
+        };
+        quote! {
+            #[doc = #doc]
+            pub trait #name: #supertrait {
+                #(#methods)*
+            }
+        }
+    });
     let inputs = m.inputs.values().map(|t| {
         let name = &t.name;
         let fields = t.fields.iter().map(|f| {
@@ -503,10 +530,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
 
             #(#arg_structs)*
 
-            /// The hand-written side of the GraphQL API: one method per query and mutation, one
-            /// stream source per subscription. Permissions are checked before any of these is
-            /// called.
-            pub trait GraphQlSources: Send + Sync + 'static {
+            /// Where topic-fed subscriptions get their events (the bus, on the server).
+            pub trait GraphQlTopics: Send + Sync + 'static {
                 /// An event of a bus topic, as the topic-fed subscriptions receive it.
                 type Event: Send + 'static;
 
@@ -514,9 +539,14 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 /// subscription calls it with the topic its YAML names.
                 fn listen(&self, topic: &'static str)
                     -> Result<::futures_util::stream::BoxStream<'static, Self::Event>, ApiError>;
-
-                #(#methods)*
             }
+
+            #(#traits)*
+
+            /// The whole hand-written side of the GraphQL API: every file's trait. Permissions
+            /// are checked before any method is called.
+            pub trait GraphQlSources: GraphQlTopics #(+ #trait_names)* {}
+            impl<T: GraphQlTopics #(+ #trait_names)*> GraphQlSources for T {}
 
             /// The object, input and enum types.
             pub fn types() -> Vec<gd::Type> {
@@ -550,7 +580,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 builder
             }
         }
-        pub use graphql::GraphQlSources;
+        pub use graphql::{GraphQlSources, GraphQlTopics #(, #trait_names)*};
     }
 }
 

@@ -1326,6 +1326,21 @@ fn subscription_name_and_duplicates() {
 }
 
 #[test]
+fn subscriptions_file_names_a_rust_trait() {
+    // Each file becomes one trait (`items.yaml` -> `ItemsFields`), so its stem is snake_case.
+    let s = Scratch::minimal();
+    s.write("subscriptions/More-Ops.yaml", "subscriptions: []\n");
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            "subscriptions/More-Ops.yaml",
+            "file name",
+            "a subscriptions file name is lowercase snake_case (it names a Rust trait)"
+        )]
+    );
+}
+
+#[test]
 fn subscription_with_unknown_permission_type_and_topic() {
     let s = Scratch::minimal();
     s.edit(SUBS, "permission: items:read", "permission: items:watch");

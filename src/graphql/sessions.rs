@@ -4,7 +4,7 @@
 use futures_util::stream::StreamExt;
 use serde_json::Value;
 
-use super::sources::{Events, now};
+use super::sources::{Events, Sources, now};
 use crate::api::Permission;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult};
@@ -102,4 +102,33 @@ pub(super) fn connection_pool_events(
             async move { update.map(Ok) }
         })
         .boxed())
+}
+
+impl SessionsFields for Sources {
+    fn transaction_events(
+        &self,
+        _caller: Caller,
+        args: TransactionEventsArgs,
+        events: Events,
+    ) -> SourceResult<TransactionUpdate> {
+        transaction_events(events, args)
+    }
+
+    fn session_events(
+        &self,
+        caller: Caller,
+        args: SessionEventsArgs,
+        events: Events,
+    ) -> SourceResult<SessionUpdate> {
+        session_events(events, &caller, args)
+    }
+
+    fn connection_pool_events(
+        &self,
+        _caller: Caller,
+        args: ConnectionPoolEventsArgs,
+        events: Events,
+    ) -> SourceResult<ConnectionPoolUpdate> {
+        connection_pool_events(events, args)
+    }
 }

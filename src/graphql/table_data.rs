@@ -1,0 +1,408 @@
+//! Sources of the table-data subscriptions (`schema/subscriptions/table_data.yaml`): committed
+//! row changes from change capture (`table_changes` events), and aggregates and live queries
+//! computed by the engine again when the table changes.
+
+use std::sync::Arc;
+
+use futures_util::stream::{BoxStream, StreamExt};
+use serde_json::{Map, Value};
+
+use super::rows::{changed_columns, matches, rest_filter, row_data};
+use super::sources::{DEFAULT_DATABASE, Events, Sources, now, seconds, spawned};
+use crate::api::graphql::*;
+use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
+use crate::api::runtime::ApiError;
+use crate::api::types::{
+    AggregateChange, AggregateFunction, AggregateResult, ChangeType, QueryChange, RowChange,
+    RowDeleted, RowInserted, RowUpdated, TableChange, TableModification,
+};
+use crate::engine::tables;
+
+/// Rows a live query returns at most (`totalCount` counts all).
+const LIVE_QUERY_ROWS: i64 = 1000;
+
+/// Committed row changes (`table_changes` events) of one database and, when given, of these
+/// tables.
+fn row_changes(
+    events: Events,
+    database: Option<String>,
+    tables: Option<Vec<String>>,
+) -> BoxStream<'static, Change> {
+    let database = database.unwrap_or_else(|| DEFAULT_DATABASE.into());
+    events
+        .filter_map(move |e| {
+            let change = Change::parse(&e.data).filter(|c| {
+                c.database == database && tables.as_ref().is_none_or(|t| t.contains(&c.table))
+            });
+            async move { change }
+        })
+        .boxed()
+}
+
+/// One `table_modified` event, decoded.
+#[derive(Debug, Clone)]
+struct Change {
+    table: String,
+    database: String,
+    operation: ChangeType,
+    row_id: String,
+    /// After the change (before it, for DELETE).
+    row: Map<String, Value>,
+    old: Option<Map<String, Value>>,
+    transaction_id: String,
+}
+
+impl Change {
+    fn parse(data: &Value) -> Option<Change> {
+        let s = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
+        let obj = |k: &str| data.get(k).and_then(Value::as_object).cloned();
+        let operation = match data.get("operation")?.as_str()? {
+            "INSERT" => ChangeType::Insert,
+            "UPDATE" => ChangeType::Update,
+            _ => ChangeType::Delete,
+        };
+        Some(Change {
+            table: s("table")?,
+            database: s("database").unwrap_or_else(|| DEFAULT_DATABASE.into()),
+            operation,
+            row_id: s("row_id")?,
+            row: obj("row_data").unwrap_or_default(),
+            old: obj("old_row_data").filter(|o| !o.is_empty()),
+            transaction_id: s("transaction_id").unwrap_or_default(),
+        })
+    }
+
+    fn row(&self) -> crate::api::types::RowData {
+        row_data(&self.row_id, &self.row)
+    }
+
+    fn changed(&self) -> Vec<String> {
+        match (&self.operation, &self.old) {
+            (ChangeType::Update, Some(old)) => changed_columns(old, &self.row),
+            _ => self.row.keys().cloned().collect(),
+        }
+    }
+}
+
+impl TableDataFields for Sources {
+    fn table_changes(
+        &self,
+        _caller: Caller,
+        args: TableChangesArgs,
+        events: Events,
+    ) -> SourceResult<TableChange> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        Ok(changes
+            .map(|c| TableChange {
+                table: c.table.clone(),
+                change_type: c.operation,
+                row: c.row(),
+                old_row: c.old.as_ref().map(|o| row_data(&c.row_id, o)),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn row_inserted(
+        &self,
+        _caller: Caller,
+        args: RowInsertedArgs,
+        events: Events,
+    ) -> SourceResult<RowInserted> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        let clause = args.where_clause;
+        Ok(changes
+            .filter(move |c| {
+                let keep = c.operation == ChangeType::Insert
+                    && clause.as_ref().is_none_or(|w| matches(w, &c.row));
+                async move { keep }
+            })
+            .map(|c| RowInserted {
+                table: c.table.clone(),
+                row: c.row(),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn row_updated(
+        &self,
+        _caller: Caller,
+        args: RowUpdatedArgs,
+        events: Events,
+    ) -> SourceResult<RowUpdated> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        Ok(changes
+            .filter_map(|c| async move {
+                let old = c
+                    .old
+                    .clone()
+                    .filter(|_| c.operation == ChangeType::Update)?;
+                Some(RowUpdated {
+                    table: c.table.clone(),
+                    old_row: row_data(&c.row_id, &old),
+                    new_row: c.row(),
+                    changed_fields: changed_columns(&old, &c.row),
+                    timestamp: now(),
+                })
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn row_deleted(
+        &self,
+        _caller: Caller,
+        args: RowDeletedArgs,
+        events: Events,
+    ) -> SourceResult<RowDeleted> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        Ok(changes
+            .filter(|c| std::future::ready(c.operation == ChangeType::Delete))
+            .map(|c| RowDeleted {
+                table: c.table.clone(),
+                id: c.row_id.clone(),
+                old_row: c.row(),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn row_changes(
+        &self,
+        _caller: Caller,
+        args: RowChangesArgs,
+        events: Events,
+    ) -> SourceResult<RowChange> {
+        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        let id = args.id;
+        Ok(changes
+            .filter(move |c| std::future::ready(c.row_id == id))
+            .map(|c| RowChange {
+                table: c.table.clone(),
+                id: c.row_id.clone(),
+                change_type: c.operation,
+                row: c.row(),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+
+    fn aggregate_changes(
+        &self,
+        _caller: Caller,
+        args: AggregateChangesArgs,
+        events: Events,
+    ) -> SourceResult<AggregateChange> {
+        let interval = seconds("intervalSeconds", args.interval_seconds, 1)?;
+        if args.aggregates.is_empty() {
+            return Err(invalid_argument(
+                "`aggregates` needs at least one aggregate",
+            ));
+        }
+        for a in &args.aggregates {
+            if a.field == "*" && a.function != AggregateFunction::Count {
+                return Err(invalid_argument(format!(
+                    "`*` is only for COUNT, not {}",
+                    a.function
+                )));
+            }
+        }
+        let database = args
+            .database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let db = self.backends.engine.get(&database)?;
+        let table = args.table.clone();
+        let mut changes = row_changes(events, Some(database), Some(vec![table.clone()]));
+        let aggregates = args.aggregates;
+        let compute = move || {
+            let (db, table, aggregates) = (Arc::clone(&db), table.clone(), aggregates.clone());
+            async move {
+                let t = table.clone();
+                let results = db.run(move |c| aggregate(c, &t, &aggregates)).await?;
+                Ok::<_, ApiError>(AggregateChange {
+                    table,
+                    results,
+                    timestamp: now(),
+                })
+            }
+        };
+        Ok(spawned(move |tx| async move {
+            loop {
+                match compute().await {
+                    Ok(result) => {
+                        if tx.send(Ok(result)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // A bad table or column: the client gets the error, the subscription ends.
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+                // At most one recomputation per interval: wait for a change, then for the rest of
+                // the interval, swallowing the changes that arrive meanwhile.
+                let started = tokio::time::Instant::now();
+                if changes.next().await.is_none() {
+                    return;
+                }
+                tokio::time::sleep_until(started + interval).await;
+                while let Some(Some(_)) = futures_util::FutureExt::now_or_never(changes.next()) {}
+            }
+        }))
+    }
+
+    fn query_changes(
+        &self,
+        _caller: Caller,
+        args: QueryChangesArgs,
+        events: Events,
+    ) -> SourceResult<QueryChange> {
+        let poll = seconds("pollIntervalSeconds", args.poll_interval_seconds, 30)?;
+        let database = args
+            .database
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let db = self.backends.engine.get(&database)?;
+        let table = args.table.clone();
+        let filter = args.where_clause.as_ref().map(rest_filter);
+        let mut changes = row_changes(events, Some(database), Some(vec![table.clone()]));
+        Ok(spawned(move |tx| async move {
+            // The last result sent, as JSON: a new one is sent only when it differs.
+            let mut last: Option<String> = None;
+            loop {
+                let (t, f) = (table.clone(), filter.clone());
+                match db.run(move |c| live_query(c, &t, f.as_deref())).await {
+                    Ok((rows, total_count))
+                        if last.as_deref()
+                            != Some(
+                                &*serde_json::to_string(&(&rows, total_count)).unwrap_or_default(),
+                            ) =>
+                    {
+                        last = serde_json::to_string(&(&rows, total_count)).ok();
+                        let change = QueryChange {
+                            table: table.clone(),
+                            rows,
+                            total_count,
+                            timestamp: now(),
+                        };
+                        if tx.send(Ok(change)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    next = changes.next() => if next.is_none() { return },
+                    () = tokio::time::sleep(poll) => {}
+                }
+                while let Some(Some(_)) = futures_util::FutureExt::now_or_never(changes.next()) {}
+            }
+        }))
+    }
+
+    fn table_modifications(
+        &self,
+        _caller: Caller,
+        args: TableModificationsArgs,
+        events: Events,
+    ) -> SourceResult<TableModification> {
+        let changes = row_changes(events, args.database, args.tables);
+        let types = args.change_types;
+        Ok(changes
+            .filter(move |c| {
+                std::future::ready(types.as_ref().is_none_or(|t| t.contains(&c.operation)))
+            })
+            .map(|c| TableModification {
+                table: c.table.clone(),
+                change_type: c.operation,
+                row_id: c.row_id.clone(),
+                row: c.row(),
+                changed_columns: c.changed(),
+                transaction_id: c.transaction_id.clone(),
+                timestamp: now(),
+            })
+            .map(Ok)
+            .boxed())
+    }
+}
+
+/// Computes the aggregates over a table; columns are checked against the table.
+fn aggregate(
+    conn: &mut rusqlite::Connection,
+    table: &str,
+    aggregates: &[crate::api::types::AggregateInput],
+) -> crate::error::Result<Vec<AggregateResult>> {
+    let t = tables::describe(conn, table)?;
+    let mut exprs = Vec::new();
+    for a in aggregates {
+        let column = if a.field == "*" {
+            "*".to_string()
+        } else if t.columns.iter().any(|c| c.name == a.field) {
+            tables::quote(&a.field)
+        } else {
+            return Err(crate::error::Error::Invalid(format!(
+                "table `{table}` has no column `{}`",
+                a.field
+            )));
+        };
+        exprs.push(format!("{}({column})", a.function));
+    }
+    let sql = format!(
+        "SELECT {} FROM {}",
+        exprs.join(", "),
+        tables::quote(&t.name)
+    );
+    let values: Vec<Option<f64>> = conn.query_row(&sql, [], |r| {
+        (0..aggregates.len())
+            .map(|i| r.get::<_, Option<f64>>(i))
+            .collect()
+    })?;
+    Ok(aggregates
+        .iter()
+        .zip(values)
+        .map(|(a, value)| AggregateResult {
+            function: a.function,
+            field: a.field.clone(),
+            value,
+        })
+        .collect())
+}
+
+/// The live query's rows (keyed by the table's primary key) and the count of all matches.
+fn live_query(
+    conn: &mut rusqlite::Connection,
+    table: &str,
+    filter: Option<&str>,
+) -> crate::error::Result<(Vec<crate::api::types::RowData>, i64)> {
+    let t = tables::describe(conn, table)?;
+    let [key] = t.key.as_slice() else {
+        return Err(crate::error::Error::Invalid(format!(
+            "queryChanges needs a table with a single-column primary key; `{table}` has none"
+        )));
+    };
+    let page = tables::rows(conn, table, filter, None, LIVE_QUERY_ROWS, 0)?;
+    let rows = page
+        .rows
+        .iter()
+        .map(|r| {
+            let id = match r.get(key) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            row_data(&id, r)
+        })
+        .collect();
+    Ok((rows, page.total))
+}
