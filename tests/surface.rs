@@ -102,6 +102,25 @@ fn websocket_catalog_matches_the_surface_file() {
     assert_eq!(from_catalog, section("WS PATH", 5));
 }
 
+/// The client messages the protocol decodes are the ones the surface file lists.
+#[test]
+fn client_message_catalog_matches_the_surface_file() {
+    use rustydb::api::websocket_endpoints::CLIENT_MESSAGES;
+    let listed = section("WS-CLIENT", 4);
+    let names: Vec<&str> = listed.iter().map(|l| l[1].as_str()).collect();
+    let declared: Vec<&str> = CLIENT_MESSAGES.iter().map(|m| m.message_type).collect();
+    assert_eq!(names, declared);
+    for (line, meta) in listed.iter().zip(CLIENT_MESSAGES) {
+        let endpoints = if meta.queries { "queries" } else { "all" };
+        assert_eq!(line[3], endpoints, "{}", meta.message_type);
+    }
+    assert_eq!(
+        names,
+        ["subscribe", "unsubscribe", "ping", "query", "cancel"],
+        "the seed's client messages"
+    );
+}
+
 /// Root, name, topic (for a topic-fed subscription) and permission of every GraphQL field: the
 /// served schema's catalog and the surface file list the same ones.
 #[test]

@@ -26,6 +26,19 @@ pub struct Api {
     /// Fields of the `Mutation` root; the same shape as queries.
     pub mutations: Vec<Query>,
     pub websockets: Vec<WebSocketEndpoint>,
+    /// What a client may send on the WebSocket endpoints, in declared order.
+    pub client_messages: Vec<ClientMessage>,
+}
+
+/// A message a client sends on a WebSocket endpoint.
+#[derive(Debug, Clone)]
+pub struct ClientMessage {
+    pub message_type: String,
+    pub description: String,
+    /// The named type of `data`; `None` for any JSON.
+    pub data: Option<String>,
+    /// Only on endpoints with `queries: true`.
+    pub queries: bool,
 }
 
 #[derive(Debug, Clone)]

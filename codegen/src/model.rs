@@ -239,6 +239,22 @@ pub struct SourceSpec {
 #[serde(deny_unknown_fields)]
 pub struct WebSocketsFile {
     pub endpoints: Vec<WebSocketSpec>,
+    /// Messages a client may send.
+    #[serde(default)]
+    pub client_messages: Vec<ClientMessageSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientMessageSpec {
+    pub message_type: String,
+    pub description: String,
+    /// A named type for `data`; any JSON when absent.
+    #[serde(default)]
+    pub data: Option<String>,
+    /// Accepted only on endpoints that stream statements (`queries: true`).
+    #[serde(default)]
+    pub queries: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -374,6 +374,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
 
     // WebSocket endpoints.
     let mut websockets = Vec::new();
+    let mut client_messages = Vec::new();
     if let Some((file, wf)) = &files.websockets {
         let mut ws_paths = BTreeSet::new();
         for w in &wf.endpoints {
@@ -450,6 +451,28 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 queries: w.queries,
             });
         }
+        let mut seen = BTreeSet::new();
+        for m in &wf.client_messages {
+            c.at(file, &format!("client message {}", m.message_type));
+            if !is_snake(&m.message_type) {
+                c.err("a message_type is lowercase snake_case");
+            }
+            if !seen.insert(m.message_type.clone()) {
+                c.err("duplicate client message");
+            }
+            if let Some(t) = m.data.as_ref().filter(|t| !type_names.contains(*t)) {
+                c.err(format!("unknown type reference `{t}`"));
+            }
+            if m.queries && !websockets.iter().any(|w: &WebSocketEndpoint| w.queries) {
+                c.err("a `queries` message needs an endpoint with `queries: true`");
+            }
+            client_messages.push(ClientMessage {
+                message_type: m.message_type.clone(),
+                description: m.description.clone(),
+                data: m.data.clone(),
+                queries: m.queries,
+            });
+        }
     }
 
     if !c.diags.is_empty() {
@@ -471,6 +494,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         queries,
         mutations,
         websockets,
+        client_messages,
     })
 }
 

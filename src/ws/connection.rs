@@ -23,6 +23,7 @@ use super::protocol::{self, ClientMessage};
 use super::query::Queries;
 use super::wire::{FrameWriter, ReadOnly};
 use crate::api::runtime::Identity;
+use crate::api::types::ErrorCode;
 use crate::api::upgrade::Socket;
 use crate::api::{Access, types};
 use crate::events::connections::{
@@ -135,7 +136,7 @@ impl Connection {
                         }
                         Some(Ok(Message::Binary(_))) => {
                             self.count_received();
-                            out.push(protocol::error("MALFORMED_MESSAGE", "binary frames are not supported; send JSON text"));
+                            out.push(protocol::error(ErrorCode::MalformedMessage, "binary frames are not supported; send JSON text"));
                         }
                         Some(Ok(Message::Ping(payload))) => out.push(WireFrame::pong(payload)),
                         Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
@@ -262,7 +263,7 @@ impl Connection {
             .collect();
         for id in forbidden {
             out.push(protocol::error(
-                "FORBIDDEN_TOPIC",
+                ErrorCode::ForbiddenTopic,
                 format!("subscription {id} ended: your roles no longer allow its topic"),
             ));
             self.unsubscribe(id, subs, out);
@@ -318,7 +319,7 @@ impl Connection {
             Err((code, message)) => out.push(protocol::error(code, message)),
             Ok(ClientMessage::Query(_) | ClientMessage::Cancel { .. }) if !self.streams_queries => {
                 out.push(protocol::error(
-                    "UNKNOWN_MESSAGE_TYPE",
+                    ErrorCode::UnknownMessageType,
                     "query and cancel are served on /api/v1/ws/query",
                 ))
             }
@@ -342,7 +343,7 @@ impl Connection {
                 };
                 let Some(resolved) = self.hub.bus.resolve(&topic).cloned() else {
                     out.push(protocol::error(
-                        "UNKNOWN_TOPIC",
+                        ErrorCode::UnknownTopic,
                         format!("no topic `{topic}`"),
                     ));
                     return;
@@ -351,7 +352,7 @@ impl Connection {
                     && !self.identity.has(p)
                 {
                     out.push(protocol::error(
-                        "FORBIDDEN_TOPIC",
+                        ErrorCode::ForbiddenTopic,
                         format!(
                             "topic `{}` needs permission `{}`",
                             resolved.name(),
@@ -363,13 +364,13 @@ impl Connection {
                 let filter = match Filter::parse(filter.as_ref()) {
                     Ok(f) => f,
                     Err(e) => {
-                        out.push(protocol::error("INVALID_FILTER", e));
+                        out.push(protocol::error(ErrorCode::InvalidFilter, e));
                         return;
                     }
                 };
                 if subs.len() >= self.hub.config.max_subscriptions {
                     out.push(protocol::error(
-                        "TOO_MANY_SUBSCRIPTIONS",
+                        ErrorCode::TooManySubscriptions,
                         format!(
                             "at most {} subscriptions per connection",
                             self.hub.config.max_subscriptions
@@ -397,7 +398,7 @@ impl Connection {
                 };
                 if ids.iter().all(|id| !subs.iter().any(|s| s.id() == *id)) {
                     out.push(protocol::error(
-                        "NOT_SUBSCRIBED",
+                        ErrorCode::NotSubscribed,
                         "no such subscription on this connection",
                     ));
                     return;

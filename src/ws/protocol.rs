@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::WireFrame;
-use crate::api::types;
+use crate::api::types::{self, ErrorCode};
+use crate::api::websocket_endpoints::{CLIENT_MESSAGES, ClientMessage as Declared};
 
 #[derive(Serialize)]
 struct Envelope<'a, T> {
@@ -24,11 +25,11 @@ pub fn frame<T: Serialize>(message_type: &str, data: &T) -> WireFrame {
     WireFrame::text(&text)
 }
 
-pub fn error(code: &str, message: impl Into<String>) -> WireFrame {
+pub fn error(code: ErrorCode, message: impl Into<String>) -> WireFrame {
     frame(
         "error",
         &types::Error {
-            code: code.to_string(),
+            code,
             message: message.into(),
         },
     )
@@ -61,33 +62,9 @@ pub enum ClientMessage {
     },
 }
 
-/// `{"message_type": "query", "data": {...}}`; checked further by `query::Queries::start`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueryRequest {
-    pub sql: String,
-    /// An array for `?`/`?N`, an object for `:name`.
-    #[serde(default)]
-    pub params: Option<Value>,
-    /// `default` when absent.
-    #[serde(default)]
-    pub database: Option<String>,
-    /// Chosen by the client to match replies; the server chooses one when absent.
-    #[serde(default)]
-    pub query_id: Option<String>,
-    /// Milliseconds the query may take, waiting for the client included.
-    #[serde(default)]
-    pub timeout: Option<i64>,
-    /// Least time between two `query_progress` messages.
-    #[serde(default)]
-    pub progress_interval_ms: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CancelData {
-    query_id: String,
-}
+/// `{"message_type": "query", "data": {...}}` (declared as `WsQueryRequest`); checked further by
+/// `query::Queries::start`.
+pub type QueryRequest = types::WsQueryRequest;
 
 #[derive(Deserialize)]
 struct Incoming {
@@ -96,44 +73,33 @@ struct Incoming {
     data: Value,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubscribeData {
-    topic: Option<String>,
-    event: Option<String>,
-    filter: Option<Value>,
-    last_sequence: Option<u64>,
-    epoch: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnsubscribeData {
-    subscription_id: Option<String>,
-    topic: Option<String>,
-    event: Option<String>,
-}
-
-/// Parses a text frame; the error is `(code, message)` for an `error` reply.
-pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
+/// Parses a text frame into a declared client message (`client_messages` in
+/// `schema/websockets.yaml`); the error is `(code, message)` for an `error` reply.
+pub fn parse(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
     let incoming: Incoming = serde_json::from_str(text).map_err(|e| {
         (
-            "MALFORMED_MESSAGE",
+            ErrorCode::MalformedMessage,
             format!("expected {{\"message_type\": ..., \"data\": ...}}: {e}"),
         )
     })?;
-    let invalid = |e: serde_json::Error| {
-        (
-            "MALFORMED_MESSAGE",
-            format!("{}: {e}", incoming.message_type),
-        )
-    };
-    match incoming.message_type.as_str() {
-        "subscribe" => {
-            let d: SubscribeData =
-                serde_json::from_value(incoming.data.clone()).map_err(invalid)?;
+    let kind = incoming.message_type;
+    let declared = Declared::decode(&kind, incoming.data)
+        .ok_or_else(|| {
+            let known: Vec<&str> = CLIENT_MESSAGES.iter().map(|m| m.message_type).collect();
+            (
+                ErrorCode::UnknownMessageType,
+                format!(
+                    "unknown message_type `{kind}`; expected one of {} (query and cancel only \
+                     where statements stream)",
+                    known.join(", ")
+                ),
+            )
+        })?
+        .map_err(|e| (ErrorCode::MalformedMessage, format!("{kind}: {e}")))?;
+    match declared {
+        Declared::Subscribe(d) => {
             let topic = d.topic.or(d.event).ok_or((
-                "MALFORMED_MESSAGE",
+                ErrorCode::MalformedMessage,
                 "subscribe needs data.topic".to_string(),
             ))?;
             Ok(ClientMessage::Subscribe {
@@ -143,13 +109,11 @@ pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
                 epoch: d.epoch,
             })
         }
-        "unsubscribe" => {
-            let d: UnsubscribeData =
-                serde_json::from_value(incoming.data.clone()).map_err(invalid)?;
+        Declared::Unsubscribe(d) => {
             let topic = d.topic.or(d.event);
             if d.subscription_id.is_none() && topic.is_none() {
                 return Err((
-                    "MALFORMED_MESSAGE",
+                    ErrorCode::MalformedMessage,
                     "unsubscribe needs data.subscription_id or data.topic".into(),
                 ));
             }
@@ -158,22 +122,11 @@ pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
                 topic,
             })
         }
-        "ping" => Ok(ClientMessage::Ping(incoming.data)),
-        "query" => Ok(ClientMessage::Query(
-            serde_json::from_value(incoming.data.clone()).map_err(invalid)?,
-        )),
-        "cancel" => {
-            let d: CancelData = serde_json::from_value(incoming.data.clone()).map_err(invalid)?;
-            Ok(ClientMessage::Cancel {
-                query_id: d.query_id,
-            })
-        }
-        other => Err((
-            "UNKNOWN_MESSAGE_TYPE",
-            format!(
-                "unknown message_type `{other}`; expected subscribe, unsubscribe or ping (and query or cancel on /api/v1/ws/query)"
-            ),
-        )),
+        Declared::Ping(data) => Ok(ClientMessage::Ping(data)),
+        Declared::Query(request) => Ok(ClientMessage::Query(request)),
+        Declared::Cancel(d) => Ok(ClientMessage::Cancel {
+            query_id: d.query_id,
+        }),
     }
 }
 
@@ -191,7 +144,7 @@ mod tests {
             parse(r#"{"message_type": "ping"}"#),
             Ok(ClientMessage::Ping(Value::Null))
         ));
-        assert_eq!(parse("{").unwrap_err().0, "MALFORMED_MESSAGE");
+        assert_eq!(parse("{").unwrap_err().0, ErrorCode::MalformedMessage);
         assert!(matches!(
             parse(r#"{"message_type": "query", "data": {"sql": "SELECT 1", "query_id": "a"}}"#),
             Ok(ClientMessage::Query(QueryRequest { sql, query_id: Some(id), .. })) if sql == "SELECT 1" && id == "a"
@@ -200,29 +153,29 @@ mod tests {
             parse(r#"{"message_type": "query", "data": {"sql": "SELECT 1", "limit": 5}}"#)
                 .unwrap_err()
                 .0,
-            "MALFORMED_MESSAGE"
+            ErrorCode::MalformedMessage
         );
         assert_eq!(
             parse(r#"{"message_type": "cancel", "data": {}}"#)
                 .unwrap_err()
                 .0,
-            "MALFORMED_MESSAGE"
+            ErrorCode::MalformedMessage
         );
         assert_eq!(
             parse(r#"{"message_type": "dance"}"#).unwrap_err().0,
-            "UNKNOWN_MESSAGE_TYPE"
+            ErrorCode::UnknownMessageType
         );
         assert_eq!(
             parse(r#"{"message_type": "subscribe", "data": {}}"#)
                 .unwrap_err()
                 .0,
-            "MALFORMED_MESSAGE"
+            ErrorCode::MalformedMessage
         );
         assert_eq!(
             parse(r#"{"message_type": "subscribe", "data": {"topic": "x", "last_sequence": -1}}"#)
                 .unwrap_err()
                 .0,
-            "MALFORMED_MESSAGE"
+            ErrorCode::MalformedMessage
         );
     }
 }

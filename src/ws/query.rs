@@ -23,6 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::protocol::{self, QueryRequest};
 use super::{WireFrame, WsHub};
 use crate::api::runtime::Identity;
+use crate::api::types::ErrorCode;
 use crate::api::{ApiError, types};
 use crate::engine::access::SqlAccess;
 use crate::engine::catalog::DEFAULT_DATABASE;
@@ -123,7 +124,7 @@ impl Queries {
                 None
             }
             None => Some(protocol::error(
-                "UNKNOWN_QUERY",
+                ErrorCode::UnknownQuery,
                 format!("no query `{query_id}` is streaming on this connection"),
             )),
         }

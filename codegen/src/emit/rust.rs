@@ -106,7 +106,7 @@ fn emit_unchecked(api: &Api) -> Result<String> {
         .collect();
     let api_router = api_router(api);
     let events = events(api);
-    let websockets = websocket_endpoints(api);
+    let websockets = websocket_endpoints(api, &type_paths);
     let graphql = crate::emit::graphql::rust(api, &type_paths);
 
     let file: syn::File = syn::parse2(quote! {
@@ -641,10 +641,81 @@ fn events(api: &Api) -> TokenStream {
     }
 }
 
+/// The client -> server messages of `schema/websockets.yaml`: a catalog, and a typed enum whose
+/// `decode` reads `data` into the declared type, so the protocol cannot accept an undeclared
+/// message or shape.
+fn client_messages(api: &Api, type_paths: &BTreeMap<String, TokenStream>) -> TokenStream {
+    let metas = api.client_messages.iter().map(|m| {
+        let (t, d, q) = (&m.message_type, m.description.trim(), m.queries);
+        quote! { ClientMessageMeta { message_type: #t, description: #d, queries: #q } }
+    });
+    let mut variants = Vec::new();
+    let mut arms = Vec::new();
+    let mut type_arms = Vec::new();
+    for m in &api.client_messages {
+        let variant = format_ident!("{}", bare(&camel_ident(&m.message_type)));
+        let t = &m.message_type;
+        let doc = format!(" `{t}`: {}", m.description.trim());
+        match m.data.as_ref().and_then(|d| type_paths.get(d)) {
+            Some(ty) => {
+                variants.push(quote! { #[doc = #doc] #variant(#ty) });
+                arms.push(quote! { #t => Some(::serde_json::from_value(data).map(ClientMessage::#variant)) });
+            }
+            None => {
+                variants.push(quote! { #[doc = #doc] #variant(::serde_json::Value) });
+                arms.push(quote! { #t => Some(Ok(ClientMessage::#variant(data))) });
+            }
+        }
+        type_arms.push(quote! { ClientMessage::#variant(_) => #t });
+    }
+    let message_type_fn = if type_arms.is_empty() {
+        quote! {}
+    } else {
+        quote! {
+            /// The wire `message_type`.
+            pub fn message_type(&self) -> &'static str {
+                match self { #(#type_arms,)* }
+            }
+        }
+    };
+    quote! {
+        /// A message a client may send on a WebSocket endpoint.
+        #[derive(Debug, Clone, Copy)]
+        pub struct ClientMessageMeta {
+            pub message_type: &'static str,
+            pub description: &'static str,
+            /// Accepted only on endpoints that stream statements (`WebSocketMeta::queries`).
+            pub queries: bool,
+        }
+
+        /// Every declared client message, in schema order.
+        pub const CLIENT_MESSAGES: &[ClientMessageMeta] = &[#(#metas),*];
+
+        /// A client message with its `data` decoded into the declared type.
+        #[derive(Debug, Clone)]
+        pub enum ClientMessage { #(#variants,)* }
+
+        impl ClientMessage {
+            /// `None` for an undeclared `message_type`; `Some(Err)` when `data` does not fit.
+            pub fn decode(message_type: &str, data: ::serde_json::Value)
+                -> Option<Result<ClientMessage, ::serde_json::Error>> {
+                #[allow(unused_variables)]
+                let data = data;
+                match message_type {
+                    #(#arms,)*
+                    _ => None,
+                }
+            }
+
+            #message_type_fn
+        }
+    }
+}
+
 /// The WebSocket endpoints of `schema/websockets.yaml`, table-driven: one router handler per
 /// endpoint checks its access and query and turns the query into [`StreamOptions`]; one trait
 /// method serves every endpoint from its catalog entry, so a new topic-fed endpoint is YAML only.
-fn websocket_endpoints(api: &Api) -> TokenStream {
+fn websocket_endpoints(api: &Api, type_paths: &BTreeMap<String, TokenStream>) -> TokenStream {
     if api.websockets.is_empty() {
         return quote! {};
     }
@@ -705,10 +776,15 @@ fn websocket_endpoints(api: &Api) -> TokenStream {
         let path = &w.path;
         routes.push(quote! { .route(#path, ::axum::routing::get(#handler::<T>)) });
     }
+    let client = client_messages(api, type_paths);
     quote! {
         /// WebSocket endpoints declared in `schema/websockets.yaml`.
         pub mod websocket_endpoints {
+            #[allow(unused_imports)]
+            use super::types;
             use super::rt::{self, ApiError, RequestContext};
+
+            #client
 
             /// Serves every WebSocket endpoint: the connection subscribes to `endpoint.topics`,
             /// applies `options` and, when `endpoint.queries`, streams statements.

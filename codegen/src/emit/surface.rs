@@ -1,7 +1,8 @@
 //! `api-surface.txt`: one line per entry point, so an API change is a one-line diff in review.
-//! Three sections, each sorted: HTTP operations (the REST API and the `/metrics` scrape),
-//! WebSocket endpoints (with the topics they carry) and GraphQL root fields (subscriptions with
-//! their source). Every line ends with who may call it.
+//! Sections: HTTP operations (the REST API and the `/metrics` scrape), WebSocket endpoints (with
+//! the topics they carry), the messages a WebSocket client may send, and GraphQL root fields
+//! (subscriptions with their source). Every operation, endpoint and field line ends with who may
+//! call it.
 
 use crate::emit::header;
 use crate::ir::Api;
@@ -45,6 +46,14 @@ pub fn emit(api: &Api) -> String {
         .collect();
     ws.sort();
     section(&mut out, "WS PATH id topics permission", ws.into_iter());
+
+    // In declared order: the order the protocol documents them.
+    let client = api.client_messages.iter().map(|m| {
+        let data = m.data.as_deref().unwrap_or("-");
+        let endpoints = if m.queries { "queries" } else { "all" };
+        format!("WS-CLIENT {} {data} {endpoints}", m.message_type)
+    });
+    section(&mut out, "WS-CLIENT message_type data endpoints", client);
 
     let roots = [("QUERY", &api.queries), ("MUTATION", &api.mutations)];
     let mut graphql: Vec<String> = roots

@@ -169,6 +169,9 @@ fn minimal_rust_has_the_expected_shapes() {
         // Table-driven WebSocket endpoints: one `serve`, the query read into StreamOptions.
         "api.serve(ctx, ENDPOINT, options, upgrade).await",
         "filters.push((\"kind\", v));",
+        // Client messages decode into their declared `data` type.
+        "Follow(types::ItemCreate),",
+        "\"ping\" => Some(Ok(ClientMessage::Ping(data))),",
     ] {
         assert!(rust.contains(expected), "missing `{expected}`");
     }

@@ -1630,6 +1630,48 @@ fn websocket_query_parameters_say_what_they_mean() {
     );
 }
 
+#[test]
+fn client_messages() {
+    let s = Scratch::minimal();
+    s.edit(
+        WS,
+        "client_messages:\n",
+        "client_messages:\n  - message_type: ping\n    description: again\n  - message_type: Bad-Type\n    description: x\n    data: Nowhere\n",
+    );
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(
+                WS,
+                "client message Bad-Type",
+                "a message_type is lowercase snake_case"
+            ),
+            diag(
+                WS,
+                "client message Bad-Type",
+                "unknown type reference `Nowhere`"
+            ),
+            diag(WS, "client message ping", "duplicate client message"),
+        ]
+    );
+
+    // A statement-streaming message needs an endpoint that streams statements.
+    let s = Scratch::minimal();
+    s.edit(
+        WS,
+        "    topics: [items]\n    queries: true\n",
+        "    topics: [items]\n",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            WS,
+            "client message follow",
+            "a `queries` message needs an endpoint with `queries: true`"
+        )]
+    );
+}
+
 // -------------------------------------------------------------------------- parsing and reporting
 
 #[test]

@@ -220,7 +220,7 @@ impl EventStream {
                 Some(Event::SubscriptionAck(ack)) if ack.subscribed => return Ok(ack.clone()),
                 Some(Event::Error(e)) => {
                     return Err(Error::Subscription {
-                        code: e.code.clone(),
+                        code: e.code.to_string(),
                         message: e.message.clone(),
                     });
                 }

@@ -4,7 +4,7 @@
 //! `RUSTYDB_REGENERATE=1`), and real messages parsed into the generated event types.
 
 use rustydb_client::events::{
-    BufferPoolEvent, DiskIoEvent, Event, Message, TableModifiedOperation,
+    BufferPoolEvent, DiskIoEvent, Event, Message, ProtocolErrorCode, TableModifiedOperation,
 };
 
 #[test]
@@ -142,7 +142,9 @@ fn protocol_messages_parse() {
     let error = parse(
         r#"{"message_type":"error","data":{"code":"FORBIDDEN_TOPIC","message":"no"},"timestamp":1}"#,
     );
-    assert!(matches!(error.event, Some(Event::Error(e)) if e.code == "FORBIDDEN_TOPIC"));
+    assert!(
+        matches!(error.event, Some(Event::Error(e)) if e.code == ProtocolErrorCode::ForbiddenTopic)
+    );
 }
 
 /// A message type this SDK does not know, or one whose data does not match, is kept raw rather

@@ -725,8 +725,8 @@ class SubscriptionAckMessage(_t.TypedDict):
 
 
 class ErrorData(_t.TypedDict):
-    code: str
-    """MALFORMED_MESSAGE, UNKNOWN_MESSAGE_TYPE, UNKNOWN_TOPIC, FORBIDDEN_TOPIC, TOO_MANY_SUBSCRIPTIONS, NOT_SUBSCRIBED, INVALID_FILTER"""
+    code: _t.Literal["MALFORMED_MESSAGE", "UNKNOWN_MESSAGE_TYPE", "UNKNOWN_TOPIC", "FORBIDDEN_TOPIC", "TOO_MANY_SUBSCRIPTIONS", "NOT_SUBSCRIBED", "INVALID_FILTER", "UNKNOWN_QUERY"]
+    """Why: MALFORMED_MESSAGE (not JSON, a binary frame, or data of the wrong shape), UNKNOWN_MESSAGE_TYPE (not a client message, or `query`/`cancel` outside /api/v1/ws/query), UNKNOWN_TOPIC, FORBIDDEN_TOPIC (the caller may not read it), TOO_MANY_SUBSCRIPTIONS, NOT_SUBSCRIBED (unsubscribe of nothing), INVALID_FILTER, UNKNOWN_QUERY (cancel of a query this connection does not stream)."""
 
     message: str
 

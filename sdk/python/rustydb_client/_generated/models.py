@@ -211,6 +211,10 @@ __all__ = [
     "WsSubscriptionList",
     "BroadcastRequest",
     "BroadcastResult",
+    "WsSubscribeRequest",
+    "WsUnsubscribeRequest",
+    "WsQueryRequest",
+    "WsCancelRequest",
 ]
 
 
@@ -2415,3 +2419,57 @@ class BroadcastRequest(_t.TypedDict):
 class BroadcastResult(_t.TypedDict):
     delivered_to: int
     """Connections the message was queued for."""
+
+
+class WsSubscribeRequest(_t.TypedDict):
+    """`data` of a `subscribe` message. `event` is accepted for `topic`, as in the seed's wscat example; one of the two is required."""
+
+    topic: _t.NotRequired[str | None]
+    """The event family to receive, e.g. `system_metrics`."""
+
+    event: _t.NotRequired[str | None]
+    """Another name for `topic`."""
+
+    filter: _t.NotRequired[_t.Any]
+    """Only events whose `data` has these fields with these values (scalars), e.g. `{"table": "users"}`."""
+
+    last_sequence: _t.NotRequired[int | None]
+    """Replay the held events after this sequence number before the live ones."""
+
+    epoch: _t.NotRequired[str | None]
+    """The epoch of the server run `last_sequence` was counted in (from `subscription_ack`)."""
+
+
+class WsUnsubscribeRequest(_t.TypedDict):
+    """`data` of an `unsubscribe` message: a `subscription_id`, or every subscription of a `topic` (`event`)."""
+
+    subscription_id: _t.NotRequired[str | None]
+    topic: _t.NotRequired[str | None]
+    event: _t.NotRequired[str | None]
+    """Another name for `topic`."""
+
+
+class WsQueryRequest(_t.TypedDict):
+    """`data` of a `query` message (/api/v1/ws/query): a statement to stream, with the caller's SQL permissions as on POST /api/v1/sql/query."""
+
+    sql: str
+    params: _t.NotRequired[_t.Any]
+    """An array for `?`/`?N` placeholders, an object for `:name`."""
+
+    database: _t.NotRequired[str | None]
+    """`default` when absent."""
+
+    query_id: _t.NotRequired[str | None]
+    """Chosen by the client to match replies; the server chooses one when absent."""
+
+    timeout: _t.NotRequired[int | None]
+    """Milliseconds the query may take, waiting for the client included."""
+
+    progress_interval_ms: _t.NotRequired[int | None]
+    """Least time between two `query_progress` messages."""
+
+
+class WsCancelRequest(_t.TypedDict):
+    """`data` of a `cancel` message: stop a query this connection streams."""
+
+    query_id: str

@@ -861,9 +861,9 @@ export interface SubscriptionAckMessage {
 
 export interface ErrorData {
   /**
-   * MALFORMED_MESSAGE, UNKNOWN_MESSAGE_TYPE, UNKNOWN_TOPIC, FORBIDDEN_TOPIC, TOO_MANY_SUBSCRIPTIONS, NOT_SUBSCRIBED, INVALID_FILTER
+   * Why: MALFORMED_MESSAGE (not JSON, a binary frame, or data of the wrong shape), UNKNOWN_MESSAGE_TYPE (not a client message, or `query`/`cancel` outside /api/v1/ws/query), UNKNOWN_TOPIC, FORBIDDEN_TOPIC (the caller may not read it), TOO_MANY_SUBSCRIPTIONS, NOT_SUBSCRIBED (unsubscribe of nothing), INVALID_FILTER, UNKNOWN_QUERY (cancel of a query this connection does not stream).
    */
-  code: string;
+  code: "MALFORMED_MESSAGE" | "UNKNOWN_MESSAGE_TYPE" | "UNKNOWN_TOPIC" | "FORBIDDEN_TOPIC" | "TOO_MANY_SUBSCRIPTIONS" | "NOT_SUBSCRIBED" | "INVALID_FILTER" | "UNKNOWN_QUERY";
   message: string;
 }
 

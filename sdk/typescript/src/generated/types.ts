@@ -2689,3 +2689,75 @@ export interface BroadcastResult {
    */
   delivered_to: number;
 }
+
+/**
+ * `data` of a `subscribe` message. `event` is accepted for `topic`, as in the seed's wscat example; one of the two is required.
+ */
+export interface WsSubscribeRequest {
+  /**
+   * The event family to receive, e.g. `system_metrics`.
+   */
+  topic?: string | null;
+  /**
+   * Another name for `topic`.
+   */
+  event?: string | null;
+  /**
+   * Only events whose `data` has these fields with these values (scalars), e.g. `{"table": "users"}`.
+   */
+  filter?: unknown;
+  /**
+   * Replay the held events after this sequence number before the live ones.
+   */
+  last_sequence?: number | null;
+  /**
+   * The epoch of the server run `last_sequence` was counted in (from `subscription_ack`).
+   */
+  epoch?: string | null;
+}
+
+/**
+ * `data` of an `unsubscribe` message: a `subscription_id`, or every subscription of a `topic` (`event`).
+ */
+export interface WsUnsubscribeRequest {
+  subscription_id?: string | null;
+  topic?: string | null;
+  /**
+   * Another name for `topic`.
+   */
+  event?: string | null;
+}
+
+/**
+ * `data` of a `query` message (/api/v1/ws/query): a statement to stream, with the caller's SQL permissions as on POST /api/v1/sql/query.
+ */
+export interface WsQueryRequest {
+  sql: string;
+  /**
+   * An array for `?`/`?N` placeholders, an object for `:name`.
+   */
+  params?: unknown;
+  /**
+   * `default` when absent.
+   */
+  database?: string | null;
+  /**
+   * Chosen by the client to match replies; the server chooses one when absent.
+   */
+  query_id?: string | null;
+  /**
+   * Milliseconds the query may take, waiting for the client included.
+   */
+  timeout?: number | null;
+  /**
+   * Least time between two `query_progress` messages.
+   */
+  progress_interval_ms?: number | null;
+}
+
+/**
+ * `data` of a `cancel` message: stop a query this connection streams.
+ */
+export interface WsCancelRequest {
+  query_id: string;
+}
