@@ -248,6 +248,8 @@ pub struct Subscription {
     pub name: String,
     /// The schema file's stem (`table_data`): fields of one file form one Rust trait.
     pub group: String,
+    /// The REST operation the field mirrors, and its index in `OPERATIONS`.
+    pub rest: Option<(String, usize)>,
     pub description: String,
     pub permission: String,
     pub args: Vec<(String, String)>,
@@ -265,6 +267,8 @@ pub struct Query {
     pub name: String,
     /// The schema file's stem: fields of one file form one Rust trait.
     pub group: String,
+    /// The REST operation the field mirrors, and its index in `OPERATIONS`.
+    pub rest: Option<(String, usize)>,
     pub description: String,
     pub permission: String,
     pub args: Vec<(String, String)>,

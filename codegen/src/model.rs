@@ -198,7 +198,13 @@ pub struct SubscriptionsFile {
 pub struct QuerySpec {
     pub name: String,
     pub description: String,
-    pub permission: String,
+    /// Required unless `rest` names the operation whose permission the field takes.
+    #[serde(default)]
+    pub permission: Option<String>,
+    /// The REST operation the field mirrors: its permission, and the context its implementation
+    /// is called with.
+    #[serde(default)]
+    pub rest: Option<String>,
     #[serde(default)]
     pub args: Map<String, Value>,
     /// A named type from `schema/types/`, or a built-in scalar (`Boolean`, ...).
@@ -210,7 +216,12 @@ pub struct QuerySpec {
 pub struct SubscriptionSpec {
     pub name: String,
     pub description: String,
-    pub permission: String,
+    /// Required unless `rest` names the operation whose permission the field takes.
+    #[serde(default)]
+    pub permission: Option<String>,
+    /// The REST operation the field mirrors (see `QuerySpec::rest`).
+    #[serde(default)]
+    pub rest: Option<String>,
     /// Argument name -> GraphQL type (`String!`, `[Int!]`, ...), in declared order.
     #[serde(default)]
     pub args: Map<String, Value>,

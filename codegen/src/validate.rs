@@ -283,6 +283,12 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
     }
 
     // Subscriptions and queries: the GraphQL roots.
+    // (id, permission) of every operation, in `OPERATIONS` order, for the fields' `rest`.
+    let operations: Vec<(String, String)> = subsystems
+        .iter()
+        .flat_map(|s| s.operations.iter())
+        .map(|o| (o.id.clone(), o.access.label().to_string()))
+        .collect();
     let mut subscriptions = Vec::new();
     let mut queries = Vec::new();
     let mut mutations = Vec::new();
@@ -314,7 +320,8 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                         "duplicate {kind} name (queries and mutations share names)"
                     ));
                 }
-                check_stream_access(&mut c, &q.permission, &known_permissions);
+                let (permission, rest) = field_access(&mut c, &q.permission, &q.rest, &operations);
+                check_stream_access(&mut c, &permission, &known_permissions);
                 if !type_names.contains(&q.returns)
                     && !GRAPHQL_SCALARS.contains(&q.returns.as_str())
                 {
@@ -325,7 +332,8 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                     name: q.name.clone(),
                     group: group.clone(),
                     description: q.description.clone(),
-                    permission: q.permission.clone(),
+                    permission,
+                    rest,
                     args,
                     returns: q.returns.clone(),
                 });
@@ -339,7 +347,8 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
             if !sub_names.insert(s.name.clone()) {
                 c.err("duplicate subscription name");
             }
-            check_stream_access(&mut c, &s.permission, &known_permissions);
+            let (permission, rest) = field_access(&mut c, &s.permission, &s.rest, &operations);
+            check_stream_access(&mut c, &permission, &known_permissions);
             if !type_names.contains(&s.returns) {
                 c.err(format!("unknown type reference `{}`", s.returns));
             }
@@ -362,7 +371,8 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 name: s.name.clone(),
                 group: group.clone(),
                 description: s.description.clone(),
-                permission: s.permission.clone(),
+                permission,
+                rest,
                 args,
                 returns: s.returns.clone(),
                 topic: s.source.topic.clone(),
@@ -526,6 +536,45 @@ fn graphql_args(
 }
 
 /// A permission or `authenticated`: what streams and their endpoints may require.
+/// A GraphQL field's permission, and the REST operation it mirrors (with its index in
+/// `OPERATIONS`): `rest` gives both, so the permission is not repeated; a field without `rest`
+/// names its permission.
+fn field_access(
+    c: &mut Checker,
+    permission: &Option<String>,
+    rest: &Option<String>,
+    operations: &[(String, String)],
+) -> (String, Option<(String, usize)>) {
+    let Some(id) = rest else {
+        return match permission {
+            Some(p) => (p.clone(), None),
+            None => {
+                c.err("a field without `rest` names its `permission`");
+                ("authenticated".into(), None)
+            }
+        };
+    };
+    let Some(index) = operations.iter().position(|(o, _)| o == id) else {
+        c.err(format!("`rest` names no operation: `{id}`"));
+        return (
+            permission.clone().unwrap_or_else(|| "authenticated".into()),
+            None,
+        );
+    };
+    let label = &operations[index].1;
+    if let Some(p) = permission.as_ref().filter(|p| *p != label) {
+        c.err(format!(
+            "permission `{p}` differs from `{label}` of operation `{id}`; leave it out"
+        ));
+    }
+    if label == "public" {
+        c.err(format!(
+            "`rest` operation `{id}` is public; a GraphQL field needs credentials"
+        ));
+    }
+    (label.clone(), Some((id.clone(), index)))
+}
+
 fn check_stream_access(c: &mut Checker, p: &str, known: &BTreeSet<&str>) -> Access {
     match p {
         "authenticated" => Access::Authenticated,

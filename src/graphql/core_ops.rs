@@ -12,7 +12,7 @@ use crate::api::admin::{DeleteUserPath, ListUsersQuery};
 use crate::api::databases::{DeleteDatabasePath, DeleteDatabaseQuery};
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, invalid_argument};
-use crate::api::runtime::ApiError;
+use crate::api::runtime::{ApiError, RequestContext};
 use crate::api::tables::{
     CreateTablePath, DeleteRowPath, DropTablePath, GetRowPath, GetTablePath, InsertRowPath,
     ListRowsPath, ListRowsQuery, ListTablesPath, UpdateRowPath,
@@ -38,30 +38,28 @@ fn build<T: DeserializeOwned>(what: &str, mut value: Value) -> Result<T> {
     serde_json::from_value(value).map_err(|e| invalid_argument(format!("invalid {what}: {e}")))
 }
 
-pub(super) async fn tables(s: &Sources, caller: Caller, args: TablesArgs) -> Result<TableList> {
+pub(super) async fn tables(
+    s: &Sources,
+    rest: RequestContext,
+    args: TablesArgs,
+) -> Result<TableList> {
     let path = ListTablesPath {
         name: args.database,
     };
     path.validate()?;
-    s.backends
-        .tables
-        .list_tables(s.context(&caller, "list_tables")?, path)
-        .await
+    s.backends.tables.list_tables(rest, path).await
 }
 
-pub(super) async fn table(s: &Sources, caller: Caller, args: TableArgs) -> Result<TableInfo> {
+pub(super) async fn table(s: &Sources, rest: RequestContext, args: TableArgs) -> Result<TableInfo> {
     let path = GetTablePath {
         name: args.database,
         table: args.name,
     };
     path.validate()?;
-    s.backends
-        .tables
-        .get_table(s.context(&caller, "get_table")?, path)
-        .await
+    s.backends.tables.get_table(rest, path).await
 }
 
-pub(super) async fn rows(s: &Sources, caller: Caller, args: RowsArgs) -> Result<RowPage> {
+pub(super) async fn rows(s: &Sources, rest: RequestContext, args: RowsArgs) -> Result<RowPage> {
     let path = ListRowsPath {
         name: args.database,
         table: args.table,
@@ -83,28 +81,22 @@ pub(super) async fn rows(s: &Sources, caller: Caller, args: RowsArgs) -> Result<
     )?;
     path.validate()?;
     query.validate()?;
-    s.backends
-        .tables
-        .list_rows(s.context(&caller, "list_rows")?, path, query)
-        .await
+    s.backends.tables.list_rows(rest, path, query).await
 }
 
-pub(super) async fn row(s: &Sources, caller: Caller, args: RowArgs) -> Result<RowWritten> {
+pub(super) async fn row(s: &Sources, rest: RequestContext, args: RowArgs) -> Result<RowWritten> {
     let path = GetRowPath {
         name: args.database,
         table: args.table,
         row_id: args.row_id,
     };
     path.validate()?;
-    s.backends
-        .tables
-        .get_row(s.context(&caller, "get_row")?, path)
-        .await
+    s.backends.tables.get_row(rest, path).await
 }
 
 pub(super) async fn query_sql(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: QuerySqlArgs,
 ) -> Result<SqlResult> {
     let body: SqlQuery = build(
@@ -118,66 +110,45 @@ pub(super) async fn query_sql(
             "max_rows": args.max_rows,
         }),
     )?;
-    s.backends
-        .sql
-        .query_sql(s.context(&caller, "query_sql")?, body)
-        .await
+    s.backends.sql.query_sql(rest, body).await
 }
 
-pub(super) async fn server_status(s: &Sources, caller: Caller) -> Result<RuntimeStats> {
-    s.backends
-        .system
-        .get_runtime_stats(s.context(&caller, "get_runtime_stats")?)
-        .await
+pub(super) async fn server_status(s: &Sources, rest: RequestContext) -> Result<RuntimeStats> {
+    s.backends.system.get_runtime_stats(rest).await
 }
 
-pub(super) async fn transactions(s: &Sources, caller: Caller) -> Result<TransactionList> {
-    s.backends
-        .transactions
-        .list_active_transactions(s.context(&caller, "list_active_transactions")?)
-        .await
+pub(super) async fn transactions(s: &Sources, rest: RequestContext) -> Result<TransactionList> {
+    s.backends.transactions.list_active_transactions(rest).await
 }
 
-pub(super) async fn sessions(s: &Sources, caller: Caller) -> Result<SessionList> {
-    s.backends
-        .sessions
-        .list_sessions(s.context(&caller, "list_sessions")?)
-        .await
+pub(super) async fn sessions(s: &Sources, rest: RequestContext) -> Result<SessionList> {
+    s.backends.sessions.list_sessions(rest).await
 }
 
-pub(super) async fn users(s: &Sources, caller: Caller, args: UsersArgs) -> Result<UserList> {
+pub(super) async fn users(s: &Sources, rest: RequestContext, args: UsersArgs) -> Result<UserList> {
     let query: ListUsersQuery = build(
         "users arguments",
         json!({ "limit": args.limit, "offset": args.offset }),
     )?;
     query.validate()?;
-    s.backends
-        .admin
-        .list_users(s.context(&caller, "list_users")?, query)
-        .await
+    s.backends.admin.list_users(rest, query).await
 }
 
-pub(super) async fn roles(s: &Sources, caller: Caller) -> Result<RoleList> {
-    s.backends
-        .admin
-        .list_roles(s.context(&caller, "list_roles")?)
-        .await
+pub(super) async fn roles(s: &Sources, rest: RequestContext) -> Result<RoleList> {
+    s.backends.admin.list_roles(rest).await
 }
 
 pub(super) async fn create_database(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: CreateDatabaseArgs,
 ) -> Result<DatabaseInfo> {
-    s.backends
-        .databases
-        .create_database(s.context(&caller, "create_database")?, args.input)
-        .await
+    s.backends.databases.create_database(rest, args.input).await
 }
 
 pub(super) async fn drop_database(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: DropDatabaseArgs,
 ) -> Result<bool> {
     let path = DeleteDatabasePath { name: args.name };
@@ -188,36 +159,34 @@ pub(super) async fn drop_database(
     query.validate()?;
     s.backends
         .databases
-        .delete_database(s.context(&caller, "delete_database")?, path, query)
+        .delete_database(rest, path, query)
         .await?;
     Ok(true)
 }
 
 pub(super) async fn create_table(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: CreateTableArgs,
 ) -> Result<TableInfo> {
     let path = CreateTablePath {
         name: args.database,
     };
     path.validate()?;
-    s.backends
-        .tables
-        .create_table(s.context(&caller, "create_table")?, path, args.input)
-        .await
+    s.backends.tables.create_table(rest, path, args.input).await
 }
 
-pub(super) async fn drop_table(s: &Sources, caller: Caller, args: DropTableArgs) -> Result<bool> {
+pub(super) async fn drop_table(
+    s: &Sources,
+    rest: RequestContext,
+    args: DropTableArgs,
+) -> Result<bool> {
     let path = DropTablePath {
         name: args.database,
         table: args.name,
     };
     path.validate()?;
-    s.backends
-        .tables
-        .drop_table(s.context(&caller, "drop_table")?, path)
-        .await?;
+    s.backends.tables.drop_table(rest, path).await?;
     Ok(true)
 }
 
@@ -231,7 +200,7 @@ fn row_values(values: Value) -> Result<RowValues> {
 
 pub(super) async fn insert_row(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: InsertRowArgs,
 ) -> Result<RowWritten> {
     let path = InsertRowPath {
@@ -240,15 +209,12 @@ pub(super) async fn insert_row(
     };
     path.validate()?;
     let body = row_values(args.values)?;
-    s.backends
-        .tables
-        .insert_row(s.context(&caller, "insert_row")?, path, body)
-        .await
+    s.backends.tables.insert_row(rest, path, body).await
 }
 
 pub(super) async fn update_row(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: UpdateRowArgs,
 ) -> Result<RowWritten> {
     let path = UpdateRowPath {
@@ -258,29 +224,27 @@ pub(super) async fn update_row(
     };
     path.validate()?;
     let body = row_values(args.values)?;
-    s.backends
-        .tables
-        .update_row(s.context(&caller, "update_row")?, path, body)
-        .await
+    s.backends.tables.update_row(rest, path, body).await
 }
 
-pub(super) async fn delete_row(s: &Sources, caller: Caller, args: DeleteRowArgs) -> Result<bool> {
+pub(super) async fn delete_row(
+    s: &Sources,
+    rest: RequestContext,
+    args: DeleteRowArgs,
+) -> Result<bool> {
     let path = DeleteRowPath {
         name: args.database,
         table: args.table,
         row_id: args.row_id,
     };
     path.validate()?;
-    s.backends
-        .tables
-        .delete_row(s.context(&caller, "delete_row")?, path)
-        .await?;
+    s.backends.tables.delete_row(rest, path).await?;
     Ok(true)
 }
 
 pub(super) async fn execute_sql(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: ExecuteSqlArgs,
 ) -> Result<SqlExecuted> {
     let body: SqlQuery = build(
@@ -293,45 +257,36 @@ pub(super) async fn execute_sql(
             "timeout": args.timeout,
         }),
     )?;
-    s.backends
-        .sql
-        .execute_sql(s.context(&caller, "execute_sql")?, body)
-        .await
+    s.backends.sql.execute_sql(rest, body).await
 }
 
 pub(super) async fn begin_transaction(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: BeginTransactionArgs,
 ) -> Result<TransactionInfo> {
     let body = match args.input {
         Some(input) => input,
         None => build::<TransactionBegin>("transaction", json!({}))?,
     };
-    s.backends
-        .transactions
-        .begin_transaction(s.context(&caller, "begin_transaction")?, body)
-        .await
+    s.backends.transactions.begin_transaction(rest, body).await
 }
 
 pub(super) async fn commit_transaction(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: CommitTransactionArgs,
 ) -> Result<TransactionInfo> {
     let path = CommitTransactionPath {
         transaction_id: args.transaction_id,
     };
     path.validate()?;
-    s.backends
-        .transactions
-        .commit_transaction(s.context(&caller, "commit_transaction")?, path)
-        .await
+    s.backends.transactions.commit_transaction(rest, path).await
 }
 
 pub(super) async fn rollback_transaction(
     s: &Sources,
-    caller: Caller,
+    rest: RequestContext,
     args: RollbackTransactionArgs,
 ) -> Result<TransactionInfo> {
     let path = RollbackTransactionPath {
@@ -340,139 +295,231 @@ pub(super) async fn rollback_transaction(
     path.validate()?;
     s.backends
         .transactions
-        .rollback_transaction(s.context(&caller, "rollback_transaction")?, path)
+        .rollback_transaction(rest, path)
         .await
 }
 
-pub(super) async fn create_user(s: &Sources, caller: Caller, args: CreateUserArgs) -> Result<User> {
-    s.backends
-        .admin
-        .create_user(s.context(&caller, "create_user")?, args.input)
-        .await
+pub(super) async fn create_user(
+    s: &Sources,
+    rest: RequestContext,
+    args: CreateUserArgs,
+) -> Result<User> {
+    s.backends.admin.create_user(rest, args.input).await
 }
 
-pub(super) async fn delete_user(s: &Sources, caller: Caller, args: DeleteUserArgs) -> Result<bool> {
+pub(super) async fn delete_user(
+    s: &Sources,
+    rest: RequestContext,
+    args: DeleteUserArgs,
+) -> Result<bool> {
     let path = DeleteUserPath {
         user_id: args.user_id,
     };
     path.validate()?;
-    s.backends
-        .admin
-        .delete_user(s.context(&caller, "delete_user")?, path)
-        .await?;
+    s.backends.admin.delete_user(rest, path).await?;
     Ok(true)
 }
 
 impl CoreFields for Sources {
-    async fn tables(&self, caller: Caller, args: TablesArgs) -> Result<TableList> {
-        tables(self, caller, args).await
+    async fn tables(
+        &self,
+        _caller: Caller,
+        args: TablesArgs,
+        rest: RequestContext,
+    ) -> Result<TableList> {
+        tables(self, rest, args).await
     }
 
-    async fn table(&self, caller: Caller, args: TableArgs) -> Result<TableInfo> {
-        table(self, caller, args).await
+    async fn table(
+        &self,
+        _caller: Caller,
+        args: TableArgs,
+        rest: RequestContext,
+    ) -> Result<TableInfo> {
+        table(self, rest, args).await
     }
 
-    async fn rows(&self, caller: Caller, args: RowsArgs) -> Result<RowPage> {
-        rows(self, caller, args).await
+    async fn rows(&self, _caller: Caller, args: RowsArgs, rest: RequestContext) -> Result<RowPage> {
+        rows(self, rest, args).await
     }
 
-    async fn row(&self, caller: Caller, args: RowArgs) -> Result<RowWritten> {
-        row(self, caller, args).await
+    async fn row(
+        &self,
+        _caller: Caller,
+        args: RowArgs,
+        rest: RequestContext,
+    ) -> Result<RowWritten> {
+        row(self, rest, args).await
     }
 
-    async fn query_sql(&self, caller: Caller, args: QuerySqlArgs) -> Result<SqlResult> {
-        query_sql(self, caller, args).await
+    async fn query_sql(
+        &self,
+        _caller: Caller,
+        args: QuerySqlArgs,
+        rest: RequestContext,
+    ) -> Result<SqlResult> {
+        query_sql(self, rest, args).await
     }
 
-    async fn server_status(&self, caller: Caller, _args: ServerStatusArgs) -> Result<RuntimeStats> {
-        server_status(self, caller).await
+    async fn server_status(
+        &self,
+        _caller: Caller,
+        _args: ServerStatusArgs,
+        rest: RequestContext,
+    ) -> Result<RuntimeStats> {
+        server_status(self, rest).await
     }
 
     async fn transactions(
         &self,
-        caller: Caller,
+        _caller: Caller,
         _args: TransactionsArgs,
+        rest: RequestContext,
     ) -> Result<TransactionList> {
-        transactions(self, caller).await
+        transactions(self, rest).await
     }
 
-    async fn sessions(&self, caller: Caller, _args: SessionsArgs) -> Result<SessionList> {
-        sessions(self, caller).await
+    async fn sessions(
+        &self,
+        _caller: Caller,
+        _args: SessionsArgs,
+        rest: RequestContext,
+    ) -> Result<SessionList> {
+        sessions(self, rest).await
     }
 
-    async fn users(&self, caller: Caller, args: UsersArgs) -> Result<UserList> {
-        users(self, caller, args).await
+    async fn users(
+        &self,
+        _caller: Caller,
+        args: UsersArgs,
+        rest: RequestContext,
+    ) -> Result<UserList> {
+        users(self, rest, args).await
     }
 
-    async fn roles(&self, caller: Caller, _args: RolesArgs) -> Result<RoleList> {
-        roles(self, caller).await
+    async fn roles(
+        &self,
+        _caller: Caller,
+        _args: RolesArgs,
+        rest: RequestContext,
+    ) -> Result<RoleList> {
+        roles(self, rest).await
     }
 
     async fn create_database(
         &self,
-        caller: Caller,
+        _caller: Caller,
         args: CreateDatabaseArgs,
+        rest: RequestContext,
     ) -> Result<DatabaseInfo> {
-        create_database(self, caller, args).await
+        create_database(self, rest, args).await
     }
 
-    async fn drop_database(&self, caller: Caller, args: DropDatabaseArgs) -> Result<bool> {
-        drop_database(self, caller, args).await
+    async fn drop_database(
+        &self,
+        _caller: Caller,
+        args: DropDatabaseArgs,
+        rest: RequestContext,
+    ) -> Result<bool> {
+        drop_database(self, rest, args).await
     }
 
-    async fn create_table(&self, caller: Caller, args: CreateTableArgs) -> Result<TableInfo> {
-        create_table(self, caller, args).await
+    async fn create_table(
+        &self,
+        _caller: Caller,
+        args: CreateTableArgs,
+        rest: RequestContext,
+    ) -> Result<TableInfo> {
+        create_table(self, rest, args).await
     }
 
-    async fn drop_table(&self, caller: Caller, args: DropTableArgs) -> Result<bool> {
-        drop_table(self, caller, args).await
+    async fn drop_table(
+        &self,
+        _caller: Caller,
+        args: DropTableArgs,
+        rest: RequestContext,
+    ) -> Result<bool> {
+        drop_table(self, rest, args).await
     }
 
-    async fn insert_row(&self, caller: Caller, args: InsertRowArgs) -> Result<RowWritten> {
-        insert_row(self, caller, args).await
+    async fn insert_row(
+        &self,
+        _caller: Caller,
+        args: InsertRowArgs,
+        rest: RequestContext,
+    ) -> Result<RowWritten> {
+        insert_row(self, rest, args).await
     }
 
-    async fn update_row(&self, caller: Caller, args: UpdateRowArgs) -> Result<RowWritten> {
-        update_row(self, caller, args).await
+    async fn update_row(
+        &self,
+        _caller: Caller,
+        args: UpdateRowArgs,
+        rest: RequestContext,
+    ) -> Result<RowWritten> {
+        update_row(self, rest, args).await
     }
 
-    async fn delete_row(&self, caller: Caller, args: DeleteRowArgs) -> Result<bool> {
-        delete_row(self, caller, args).await
+    async fn delete_row(
+        &self,
+        _caller: Caller,
+        args: DeleteRowArgs,
+        rest: RequestContext,
+    ) -> Result<bool> {
+        delete_row(self, rest, args).await
     }
 
-    async fn execute_sql(&self, caller: Caller, args: ExecuteSqlArgs) -> Result<SqlExecuted> {
-        execute_sql(self, caller, args).await
+    async fn execute_sql(
+        &self,
+        _caller: Caller,
+        args: ExecuteSqlArgs,
+        rest: RequestContext,
+    ) -> Result<SqlExecuted> {
+        execute_sql(self, rest, args).await
     }
 
     async fn begin_transaction(
         &self,
-        caller: Caller,
+        _caller: Caller,
         args: BeginTransactionArgs,
+        rest: RequestContext,
     ) -> Result<TransactionInfo> {
-        begin_transaction(self, caller, args).await
+        begin_transaction(self, rest, args).await
     }
 
     async fn commit_transaction(
         &self,
-        caller: Caller,
+        _caller: Caller,
         args: CommitTransactionArgs,
+        rest: RequestContext,
     ) -> Result<TransactionInfo> {
-        commit_transaction(self, caller, args).await
+        commit_transaction(self, rest, args).await
     }
 
     async fn rollback_transaction(
         &self,
-        caller: Caller,
+        _caller: Caller,
         args: RollbackTransactionArgs,
+        rest: RequestContext,
     ) -> Result<TransactionInfo> {
-        rollback_transaction(self, caller, args).await
+        rollback_transaction(self, rest, args).await
     }
 
-    async fn create_user(&self, caller: Caller, args: CreateUserArgs) -> Result<User> {
-        create_user(self, caller, args).await
+    async fn create_user(
+        &self,
+        _caller: Caller,
+        args: CreateUserArgs,
+        rest: RequestContext,
+    ) -> Result<User> {
+        create_user(self, rest, args).await
     }
 
-    async fn delete_user(&self, caller: Caller, args: DeleteUserArgs) -> Result<bool> {
-        delete_user(self, caller, args).await
+    async fn delete_user(
+        &self,
+        _caller: Caller,
+        args: DeleteUserArgs,
+        rest: RequestContext,
+    ) -> Result<bool> {
+        delete_user(self, rest, args).await
     }
 }

@@ -3,26 +3,26 @@
 use super::sources::Sources;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::Caller;
-use crate::api::runtime::ApiError;
+use crate::api::runtime::{ApiError, RequestContext};
 use crate::api::types::{DatabaseList, ServerInfo};
 use crate::api::{DatabasesApi, SystemApi};
 
 impl QueriesFields for Sources {
     async fn server_info(
         &self,
-        caller: Caller,
+        _caller: Caller,
         _args: ServerInfoArgs,
+        rest: RequestContext,
     ) -> Result<ServerInfo, ApiError> {
-        let ctx = self.context(&caller, "get_server_info")?;
-        self.backends.system.get_server_info(ctx).await
+        self.backends.system.get_server_info(rest).await
     }
 
     async fn databases(
         &self,
-        caller: Caller,
+        _caller: Caller,
         _args: DatabasesArgs,
+        rest: RequestContext,
     ) -> Result<DatabaseList, ApiError> {
-        let ctx = self.context(&caller, "list_databases")?;
-        self.backends.databases.list_databases(ctx).await
+        self.backends.databases.list_databases(rest).await
     }
 }

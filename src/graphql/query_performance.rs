@@ -8,6 +8,7 @@ use futures_util::stream::StreamExt;
 use super::sources::{Events, Sources, now, seconds, spawned};
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
+use crate::api::runtime::RequestContext;
 use crate::api::types::{
     ActiveQuery, ActiveQueryState, QueryExecutionProgress, QueryExecutionStatus,
     QueryPlanChangeNotice, QueryPlanChanged, RunningQueryState, SlowQueryLogged, SlowQueryNotice,
@@ -25,12 +26,11 @@ fn elapsed_ms(d: std::time::Duration) -> f64 {
 
 pub(super) fn active_queries_stream(
     s: &Sources,
-    caller: &Caller,
     args: ActiveQueriesStreamArgs,
+    ctx: RequestContext,
 ) -> SourceResult<ActiveQuery> {
     let every = seconds("refreshIntervalSeconds", args.refresh_interval_seconds, 5)?;
     // The REST listing itself, so the same statements are visible to the same callers.
-    let ctx = s.context(caller, "list_running_queries")?;
     let sql = std::sync::Arc::clone(&s.backends.sql);
     let user = args.user_filter;
     Ok(spawned(move |tx| async move {
@@ -276,10 +276,11 @@ fn identifiers(sql: &str) -> impl Iterator<Item = String> + '_ {
 impl QueryPerformanceFields for Sources {
     fn active_queries_stream(
         &self,
-        caller: Caller,
+        _caller: Caller,
         args: ActiveQueriesStreamArgs,
+        rest: RequestContext,
     ) -> SourceResult<ActiveQuery> {
-        active_queries_stream(self, &caller, args)
+        active_queries_stream(self, args, rest)
     }
 
     fn query_execution(

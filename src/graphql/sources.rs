@@ -12,10 +12,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Backends;
-use crate::api::OPERATIONS;
 use crate::api::graphql::GraphQlTopics;
-use crate::api::graphql_runtime::{Caller, invalid_argument};
-use crate::api::runtime::{ApiError, Principal, RequestContext};
+use crate::api::graphql_runtime::invalid_argument;
+use crate::api::runtime::ApiError;
 use crate::events::Event;
 
 /// The database a table subscription watches when none is named.
@@ -31,25 +30,6 @@ pub struct Sources {
 impl Sources {
     pub fn new(backends: Arc<Backends>) -> Sources {
         Sources { backends }
-    }
-
-    /// The context a REST operation's implementation expects, for this caller.
-    pub(super) fn context(
-        &self,
-        caller: &Caller,
-        operation: &str,
-    ) -> Result<RequestContext, ApiError> {
-        let operation = OPERATIONS
-            .iter()
-            .find(|o| o.id == operation)
-            .ok_or_else(|| ApiError::internal(format!("no operation `{operation}`")))?;
-        Ok(RequestContext {
-            request_id: None,
-            operation,
-            principal: Principal::User(Arc::clone(&caller.identity)),
-            client_ip: caller.client_ip,
-            peer: None,
-        })
     }
 }
 

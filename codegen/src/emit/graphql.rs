@@ -347,6 +347,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 &q.args,
                 &q.returns,
                 &q.group,
+                &q.rest,
                 None,
             )
         })
@@ -359,12 +360,23 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 &s.args,
                 &s.returns,
                 &s.group,
+                &s.rest,
                 Some(s.topic.clone()),
             )
         }));
-    for (index, (root, name, description, permission, args, returns, group, topic)) in
+    for (index, (root, name, description, permission, args, returns, group, rest, topic)) in
         entries.enumerate()
     {
+        // A field mirroring a REST operation is called with that operation's context.
+        let (rest_param, rest_arg, rest_ctx, rest_meta) = match rest {
+            Some((id, op)) => (
+                quote! { , rest: super::rt::RequestContext },
+                quote! { , rest },
+                quote! { let rest = gr::rest_context(&caller, &super::OPERATIONS[#op]); },
+                quote! { Some(#id) },
+            ),
+            None => (quote! {}, quote! {}, quote! {}, quote! { None }),
+        };
         let (methods, topic_fed) = groups.entry(group.as_str()).or_default();
         let (is_sub, is_mutation) = (root == Root::Subscription, root == Root::Mutation);
         let access = access_tokens(permission);
@@ -373,7 +385,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             Some(t) => quote! { Some(#t) },
             None => quote! { None },
         };
-        metas.push(quote! { FieldMeta { name: #name, subscription: #is_sub, mutation: #is_mutation, access: #access, topic: #topic } });
+        metas.push(quote! { FieldMeta { name: #name, subscription: #is_sub, mutation: #is_mutation, access: #access, topic: #topic, rest: #rest_meta } });
         let method = ident(&crate::naming::snake_ident(name));
         let args_ident = format_ident!("{}Args", name.to_upper_camel_case());
         let arg_fields = args.iter().map(|(n, t)| {
@@ -410,14 +422,17 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             let (events_param, start) = match &topic_name {
                 Some(t) => (
                     quote! { , events: ::futures_util::stream::BoxStream<'static, Self::Event> },
-                    quote! { s.listen(#t).and_then(|events| s.#method(caller, args, events)) },
+                    quote! { { #rest_ctx s.listen(#t).and_then(|events| s.#method(caller, args #rest_arg, events)) } },
                 ),
-                None => (quote! {}, quote! { s.#method(caller, args) }),
+                None => (
+                    quote! {},
+                    quote! { { #rest_ctx s.#method(caller, args #rest_arg) } },
+                ),
             };
             *topic_fed |= topic_name.is_some();
             methods.push(quote! {
                 #[doc = #doc]
-                fn #method(&self, caller: gr::Caller, args: #args_ident #events_param) -> gr::SourceResult<#ret>;
+                fn #method(&self, caller: gr::Caller, args: #args_ident #rest_param #events_param) -> gr::SourceResult<#ret>;
             });
             sub_fields.push(quote! {
                 let s = ::std::sync::Arc::clone(&sources);
@@ -433,7 +448,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
         } else {
             methods.push(quote! {
                 #[doc = #doc]
-                fn #method(&self, caller: gr::Caller, args: #args_ident)
+                fn #method(&self, caller: gr::Caller, args: #args_ident #rest_param)
                     -> impl ::std::future::Future<Output = Result<#ret, ApiError>> + Send;
             });
             let field = quote! {
@@ -443,7 +458,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                         // The permission check runs before the arguments are read.
                         let caller = gr::authorize(&ctx, &FIELDS[#index]).map_err(gr::error)?;
                         let args = gr::args::<#args_ident>(&ctx, #arg_types, INPUTS).map_err(gr::error)?;
-                        #to_value(s.#method(caller, args).await)
+                        #rest_ctx
+                        #to_value(s.#method(caller, args #rest_arg).await)
                     })
                 }) #(#arg_defs)* .description(#d)
             };
@@ -519,6 +535,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 pub access: Access,
                 /// The bus topic feeding a subscription; `None` for polled sources and queries.
                 pub topic: Option<&'static str>,
+                /// The REST operation the field mirrors (its permission is the operation's).
+                pub rest: Option<&'static str>,
             }
 
             /// Every declared root field: queries, mutations, then subscriptions.

@@ -171,6 +171,9 @@ fn minimal_rust_has_the_expected_shapes() {
         "filters.push((\"kind\", v));",
         // Client messages decode into their declared `data` type.
         "Follow(types::ItemCreate),",
+        // A field mirroring a REST operation gets that operation's context.
+        "rest: Some(\"create_item\")",
+        "let rest = gr::rest_context(",
         "\"ping\" => Some(Ok(ClientMessage::Ping(data))),",
     ] {
         assert!(rust.contains(expected), "missing `{expected}`");

@@ -417,6 +417,12 @@ fn error_body_is_not_needed_without_routes() {
     let s = Scratch::minimal();
     s.remove(ROUTES);
     s.edit(TYPES, "  ErrorBody:\n", "  NotErrorBody:\n");
+    // Without routes, a GraphQL field cannot mirror one.
+    s.edit(
+        "subscriptions/ops.yaml",
+        "    rest: create_item\n",
+        "    permission: items:write\n",
+    );
     assert!(s.load().is_ok());
 }
 
@@ -1320,6 +1326,43 @@ fn subscription_name_and_duplicates() {
                 SUBS,
                 "subscription item_changed",
                 "a subscription name is lowerCamelCase"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn fields_mirroring_a_rest_operation() {
+    const OPS: &str = "subscriptions/ops.yaml";
+    let s = Scratch::minimal();
+    s.edit(OPS, "    rest: create_item\n", "    rest: make_item\n");
+    s.edit(
+        OPS,
+        "  - name: deleteItem\n    description: Delete an item; true when deleted.\n    permission: items:write\n",
+        "  - name: deleteItem\n    description: Delete an item; true when deleted.\n    rest: delete_item\n    permission: items:read\n",
+    );
+    s.edit(
+        OPS,
+        "    permission: items:read\n    returns: ItemList",
+        "    returns: ItemList",
+    );
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(
+                OPS,
+                "mutation createItem",
+                "`rest` names no operation: `make_item`"
+            ),
+            diag(
+                OPS,
+                "mutation deleteItem",
+                "permission `items:read` differs from `items:write` of operation `delete_item`; leave it out"
+            ),
+            diag(
+                OPS,
+                "query items",
+                "a field without `rest` names its `permission`"
             ),
         ]
     );

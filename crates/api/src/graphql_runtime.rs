@@ -12,8 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::OperationMeta;
 use crate::graphql::FieldMeta;
-use crate::runtime::{ApiError, Identity};
+use crate::runtime::{ApiError, Identity, Principal, RequestContext};
 use crate::{Access, Permission};
 
 /// Who runs a GraphQL operation: put into every request's data by the transport.
@@ -21,6 +22,18 @@ use crate::{Access, Permission};
 pub struct Caller {
     pub identity: Arc<Identity>,
     pub client_ip: Option<IpAddr>,
+}
+
+/// The context a field mirroring a REST operation (`rest:` in YAML) calls that operation's
+/// implementation with: this caller, as if the request had come over HTTP.
+pub fn rest_context(caller: &Caller, operation: &'static OperationMeta) -> RequestContext {
+    RequestContext {
+        request_id: None,
+        operation,
+        principal: Principal::User(Arc::clone(&caller.identity)),
+        client_ip: caller.client_ip,
+        peer: None,
+    }
 }
 
 impl Caller {
