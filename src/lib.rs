@@ -3,6 +3,7 @@
 //! each subsystem module implements its generated trait.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 /// The generated API surface and its runtime (crate `rustydb-api`), under its old path.
 pub use rustydb_api as api;

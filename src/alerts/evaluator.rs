@@ -33,7 +33,7 @@ pub fn spawn(state: AlertService, interval: Duration, mut shutdown: watch::Recei
     });
 }
 
-pub fn holds(comparison: AlertComparison, value: f64, threshold: f64) -> bool {
+pub(super) fn holds(comparison: AlertComparison, value: f64, threshold: f64) -> bool {
     match comparison {
         AlertComparison::Gt => value > threshold,
         AlertComparison::Gte => value >= threshold,

@@ -10,7 +10,7 @@ use crate::api::types::{AlertRecord, AlertRule, AlertState};
 use crate::error::{Error, Result};
 
 /// A rule's fields as the API gives them (validated by the caller).
-pub struct RuleInput {
+pub(super) struct RuleInput {
     pub name: String,
     pub metric: String,
     pub comparison: crate::api::types::AlertComparison,
@@ -90,7 +90,7 @@ fn rule_row(row: &Row<'_>) -> rusqlite::Result<AlertRule> {
 const RULE_COLUMNS: &str = "id, name, metric, comparison, threshold, duration_seconds, severity, \
                             category, enabled, created_at, updated_at";
 
-pub fn insert_rule(conn: &Connection, input: &RuleInput) -> Result<AlertRule> {
+pub(super) fn insert_rule(conn: &Connection, input: &RuleInput) -> Result<AlertRule> {
     let id = new_id("rul");
     let at = now();
     conn.execute(
@@ -112,7 +112,7 @@ pub fn insert_rule(conn: &Connection, input: &RuleInput) -> Result<AlertRule> {
     get_rule(conn, &id)
 }
 
-pub fn update_rule(conn: &Connection, id: &str, input: &RuleInput) -> Result<AlertRule> {
+pub(super) fn update_rule(conn: &Connection, id: &str, input: &RuleInput) -> Result<AlertRule> {
     let changed = conn
         .execute(
             "UPDATE alert_rules SET name = ?2, metric = ?3, comparison = ?4, threshold = ?5, \
@@ -142,7 +142,7 @@ fn no_rule(id: &str) -> Error {
     Error::NotFound(format!("no alert rule `{id}`"))
 }
 
-pub fn delete_rule(conn: &Connection, id: &str) -> Result<()> {
+pub(super) fn delete_rule(conn: &Connection, id: &str) -> Result<()> {
     // The rule's alert goes with it (ON DELETE CASCADE).
     match conn.execute("DELETE FROM alert_rules WHERE id = ?1", [id])? {
         0 => Err(no_rule(id)),
@@ -150,7 +150,7 @@ pub fn delete_rule(conn: &Connection, id: &str) -> Result<()> {
     }
 }
 
-pub fn get_rule(conn: &Connection, id: &str) -> Result<AlertRule> {
+pub(super) fn get_rule(conn: &Connection, id: &str) -> Result<AlertRule> {
     conn.query_row(
         &format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = ?1"),
         [id],
@@ -160,7 +160,7 @@ pub fn get_rule(conn: &Connection, id: &str) -> Result<AlertRule> {
     .ok_or_else(|| no_rule(id))
 }
 
-pub fn list_rules(conn: &Connection) -> Result<Vec<AlertRule>> {
+pub(super) fn list_rules(conn: &Connection) -> Result<Vec<AlertRule>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY created_at, id"
     ))?;
@@ -198,7 +198,7 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
     })
 }
 
-pub fn get_alert(conn: &Connection, id: &str) -> Result<AlertRecord> {
+pub(super) fn get_alert(conn: &Connection, id: &str) -> Result<AlertRecord> {
     conn.query_row(&format!("{ALERT_SELECT} WHERE a.id = ?1"), [id], alert_row)
         .optional()?
         .ok_or_else(|| Error::NotFound(format!("no alert `{id}`")))
@@ -213,7 +213,7 @@ fn alert_of_rule(conn: &Connection, rule_id: &str) -> Result<AlertRecord> {
 }
 
 /// Alerts, newest firing first, optionally of one state and one severity.
-pub fn list_alerts(
+pub(super) fn list_alerts(
     conn: &Connection,
     state: Option<&str>,
     severity: Option<&str>,
@@ -229,7 +229,7 @@ pub fn list_alerts(
 }
 
 /// Alerts still holding (firing or acknowledged).
-pub fn open_alerts(conn: &Connection) -> Result<Vec<AlertRecord>> {
+pub(super) fn open_alerts(conn: &Connection) -> Result<Vec<AlertRecord>> {
     let mut stmt = conn.prepare(&format!("{ALERT_SELECT} WHERE a.state != 'resolved'"))?;
     let alerts = stmt
         .query_map([], alert_row)?
@@ -238,7 +238,12 @@ pub fn open_alerts(conn: &Connection) -> Result<Vec<AlertRecord>> {
 }
 
 /// Fires the rule's alert: creates it, or re-fires a resolved one (one more occurrence).
-pub fn fire(conn: &Connection, rule_id: &str, value: f64, message: &str) -> Result<AlertRecord> {
+pub(super) fn fire(
+    conn: &Connection,
+    rule_id: &str,
+    value: f64,
+    message: &str,
+) -> Result<AlertRecord> {
     let at = now();
     conn.execute(
         "INSERT INTO alerts (id, rule_id, state, value, message, first_triggered_at, triggered_at, \
@@ -251,7 +256,12 @@ pub fn fire(conn: &Connection, rule_id: &str, value: f64, message: &str) -> Resu
     alert_of_rule(conn, rule_id)
 }
 
-pub fn resolve(conn: &Connection, id: &str, value: f64, message: &str) -> Result<AlertRecord> {
+pub(super) fn resolve(
+    conn: &Connection,
+    id: &str,
+    value: f64,
+    message: &str,
+) -> Result<AlertRecord> {
     conn.execute(
         "UPDATE alerts SET state = 'resolved', value = ?2, message = ?3, resolved_at = ?4 \
          WHERE id = ?1",
@@ -261,7 +271,7 @@ pub fn resolve(conn: &Connection, id: &str, value: f64, message: &str) -> Result
 }
 
 /// Acknowledges a firing alert; anything else is a conflict.
-pub fn acknowledge(conn: &Connection, id: &str, by: &str) -> Result<AlertRecord> {
+pub(super) fn acknowledge(conn: &Connection, id: &str, by: &str) -> Result<AlertRecord> {
     let alert = get_alert(conn, id)?;
     if alert.state != AlertState::Firing {
         return Err(Error::Conflict(format!(
@@ -278,7 +288,7 @@ pub fn acknowledge(conn: &Connection, id: &str, by: &str) -> Result<AlertRecord>
 }
 
 /// How many alerts are firing and acknowledged (both always present).
-pub fn count_open(conn: &mut Connection) -> Result<Vec<(String, u64)>> {
+pub(super) fn count_open(conn: &mut Connection) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
     for state in ["firing", "acknowledged"] {
         let n: i64 = conn.query_row(

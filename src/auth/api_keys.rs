@@ -6,16 +6,16 @@ use subtle::ConstantTimeEq;
 
 use crate::error::Result;
 
-pub const PREFIX: &str = "rustydb_";
+pub(super) const PREFIX: &str = "rustydb_";
 const SHOWN_PREFIX_LEN: usize = PREFIX.len() + 6;
 
-pub struct Minted {
+pub(super) struct Minted {
     pub key: String,
     pub prefix: String,
     pub hash: Vec<u8>,
 }
 
-pub fn mint() -> Result<Minted> {
+pub(super) fn mint() -> Result<Minted> {
     let key = format!("{PREFIX}{}", hex::encode(super::random_bytes::<24>()?));
     Ok(Minted {
         prefix: key[..SHOWN_PREFIX_LEN].to_string(),
@@ -24,17 +24,17 @@ pub fn mint() -> Result<Minted> {
     })
 }
 
-pub fn digest(key: &str) -> Vec<u8> {
+pub(super) fn digest(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
 /// Whether a presented key looks like one of ours (cheap rejection before any lookup).
-pub fn well_formed(key: &str) -> bool {
+pub(super) fn well_formed(key: &str) -> bool {
     key.len() == PREFIX.len() + 48
         && key.starts_with(PREFIX)
         && key[PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-pub fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }

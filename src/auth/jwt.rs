@@ -15,13 +15,13 @@ const KEY_FILE: &str = "jwt.key";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TokenKind {
+pub(super) enum TokenKind {
     Access,
     Refresh,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
+pub(super) struct Claims {
     pub sub: String,
     pub username: String,
     pub roles: Vec<String>,
@@ -34,7 +34,7 @@ pub struct Claims {
     pub typ: TokenKind,
 }
 
-pub struct TokenIssuer {
+pub(super) struct TokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -44,7 +44,7 @@ pub struct TokenIssuer {
 
 impl TokenIssuer {
     /// Uses the configured secret, or the data directory's key file (created on first start).
-    pub fn new(security: &SecurityConfig, data_dir: &Path) -> Result<TokenIssuer> {
+    pub(super) fn new(security: &SecurityConfig, data_dir: &Path) -> Result<TokenIssuer> {
         let secret = match &security.jwt_secret {
             Some(s) => s.expose().as_bytes().to_vec(),
             None => load_or_create_key(data_dir)?,
@@ -62,7 +62,7 @@ impl TokenIssuer {
         })
     }
 
-    pub fn issue(
+    pub(super) fn issue(
         &self,
         user_id: &str,
         username: &str,
@@ -92,7 +92,11 @@ impl TokenIssuer {
     }
 
     /// Verifies signature, algorithm, expiry, not-before and kind. The error is safe to show.
-    pub fn verify(&self, token: &str, kind: TokenKind) -> std::result::Result<Claims, String> {
+    pub(super) fn verify(
+        &self,
+        token: &str,
+        kind: TokenKind,
+    ) -> std::result::Result<Claims, String> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| format!("invalid token: {e}"))?;
         if data.claims.typ != kind {

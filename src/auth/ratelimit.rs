@@ -22,14 +22,14 @@ pub struct Verdict {
     pub retry_after_secs: Option<u64>,
 }
 
-pub struct Limiter<K: std::hash::Hash + Eq + Clone> {
+pub(super) struct Limiter<K: std::hash::Hash + Eq + Clone> {
     inner: Keyed<K>,
     per_minute: u32,
     clock: DefaultClock,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
-    pub fn per_minute(n: u32) -> Limiter<K> {
+    pub(super) fn per_minute(n: u32) -> Limiter<K> {
         let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
         Limiter {
             inner: RateLimiter::keyed(Quota::per_minute(n))
@@ -39,7 +39,7 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
         }
     }
 
-    pub fn check(&self, key: &K) -> Verdict {
+    pub(super) fn check(&self, key: &K) -> Verdict {
         let per_cell = 60.0 / f64::from(self.per_minute);
         match self.inner.check_key(key) {
             Ok(snapshot) => {
@@ -66,14 +66,14 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
     }
 
     /// Drops state of keys whose quota is full again, so memory stays bounded.
-    pub fn prune(&self) {
+    pub(super) fn prune(&self) {
         self.inner.retain_recent();
     }
 }
 
 /// The key of the per-user request limit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Caller {
+pub(super) enum Caller {
     User(String),
     Anonymous(IpAddr),
 }

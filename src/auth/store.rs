@@ -10,11 +10,11 @@ use crate::api::types::{ApiKeyInfo, Role, User};
 use crate::api::{Permission, ROLES};
 use crate::error::{Error, Result};
 
-pub fn now() -> String {
+pub(super) fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-pub fn parse_time(text: &str) -> DateTime<Utc> {
+pub(super) fn parse_time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_default()
@@ -25,7 +25,7 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// Makes the built-in roles match `schema/api.yaml` (their permissions may change between versions).
-pub fn sync_builtin_roles(conn: &mut Connection) -> Result<()> {
+pub(super) fn sync_builtin_roles(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction()?;
     for role in ROLES {
         tx.execute(
@@ -45,13 +45,13 @@ pub fn sync_builtin_roles(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-pub fn count_users(conn: &Connection) -> Result<i64> {
+pub(super) fn count_users(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
 }
 
 // ---- users ---------------------------------------------------------------------------------
 
-pub fn validate_username(name: &str) -> Result<()> {
+pub(super) fn validate_username(name: &str) -> Result<()> {
     let ok = (1..=64).contains(&name.len())
         && name
             .chars()
@@ -65,7 +65,7 @@ pub fn validate_username(name: &str) -> Result<()> {
     }
 }
 
-pub fn create_user(
+pub(super) fn create_user(
     conn: &mut Connection,
     username: &str,
     password_hash: &str,
@@ -112,7 +112,7 @@ fn set_roles_in(conn: &Connection, user_id: &str, roles: &[String]) -> Result<()
     Ok(())
 }
 
-pub fn get_user(conn: &Connection, id: &str) -> Result<User> {
+pub(super) fn get_user(conn: &Connection, id: &str) -> Result<User> {
     let row = conn
         .query_row(
             "SELECT id, username, disabled, created_at, updated_at FROM users WHERE id = ?1",
@@ -147,7 +147,7 @@ fn user_roles(conn: &Connection, user_id: &str) -> Result<Vec<String>> {
     Ok(roles)
 }
 
-pub fn list_users(conn: &Connection, limit: i64, offset: i64) -> Result<(Vec<User>, i64)> {
+pub(super) fn list_users(conn: &Connection, limit: i64, offset: i64) -> Result<(Vec<User>, i64)> {
     let total = count_users(conn)?;
     let mut stmt = conn.prepare("SELECT id FROM users ORDER BY username LIMIT ?1 OFFSET ?2")?;
     let ids: Vec<String> = stmt
@@ -161,7 +161,10 @@ pub fn list_users(conn: &Connection, limit: i64, offset: i64) -> Result<(Vec<Use
 }
 
 /// Id, password hash and disabled flag of a username.
-pub fn find_login(conn: &Connection, username: &str) -> Result<Option<(String, String, bool)>> {
+pub(super) fn find_login(
+    conn: &Connection,
+    username: &str,
+) -> Result<Option<(String, String, bool)>> {
     Ok(conn
         .query_row(
             "SELECT id, password_hash, disabled FROM users WHERE username = ?1",
@@ -171,13 +174,13 @@ pub fn find_login(conn: &Connection, username: &str) -> Result<Option<(String, S
         .optional()?)
 }
 
-pub struct UserChange {
+pub(super) struct UserChange {
     pub password_hash: Option<String>,
     pub roles: Option<Vec<String>>,
     pub disabled: Option<bool>,
 }
 
-pub fn update_user(conn: &mut Connection, id: &str, change: &UserChange) -> Result<User> {
+pub(super) fn update_user(conn: &mut Connection, id: &str, change: &UserChange) -> Result<User> {
     let tx = conn.transaction()?;
     let exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)",
@@ -214,7 +217,7 @@ pub fn update_user(conn: &mut Connection, id: &str, change: &UserChange) -> Resu
     get_user(conn, id)
 }
 
-pub fn delete_user(conn: &mut Connection, id: &str) -> Result<String> {
+pub(super) fn delete_user(conn: &mut Connection, id: &str) -> Result<String> {
     let tx = conn.transaction()?;
     let username: String = tx
         .query_row("SELECT username FROM users WHERE id = ?1", [id], |r| {
@@ -249,14 +252,14 @@ fn ensure_an_admin_remains(conn: &Connection) -> Result<()> {
 
 /// Username, disabled flag, roles and the permissions they grant, read fresh so role changes
 /// apply to tokens already issued.
-pub struct UserAccess {
+pub(super) struct UserAccess {
     pub username: String,
     pub disabled: bool,
     pub roles: Vec<String>,
     pub permissions: Vec<Permission>,
 }
 
-pub fn user_access(conn: &Connection, user_id: &str) -> Result<Option<UserAccess>> {
+pub(super) fn user_access(conn: &Connection, user_id: &str) -> Result<Option<UserAccess>> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.username, u.disabled, ur.role, rp.permission FROM users u
          LEFT JOIN user_roles ur ON ur.user_id = u.id
@@ -304,7 +307,7 @@ fn check_permissions(permissions: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn list_roles(conn: &Connection) -> Result<Vec<Role>> {
+pub(super) fn list_roles(conn: &Connection) -> Result<Vec<Role>> {
     let mut stmt = conn.prepare("SELECT name FROM roles ORDER BY built_in DESC, name")?;
     let names: Vec<String> = stmt
         .query_map([], |r| r.get(0))?
@@ -312,7 +315,7 @@ pub fn list_roles(conn: &Connection) -> Result<Vec<Role>> {
     names.iter().map(|n| get_role(conn, n)).collect()
 }
 
-pub fn get_role(conn: &Connection, name: &str) -> Result<Role> {
+pub(super) fn get_role(conn: &Connection, name: &str) -> Result<Role> {
     let (description, built_in): (String, bool) = conn
         .query_row(
             "SELECT description, built_in FROM roles WHERE name = ?1",
@@ -334,7 +337,7 @@ pub fn get_role(conn: &Connection, name: &str) -> Result<Role> {
     })
 }
 
-pub fn create_role(
+pub(super) fn create_role(
     conn: &mut Connection,
     name: &str,
     description: &str,
@@ -381,7 +384,7 @@ fn custom_role(conn: &Connection, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn update_role(
+pub(super) fn update_role(
     conn: &mut Connection,
     name: &str,
     description: Option<&str>,
@@ -410,7 +413,7 @@ pub fn update_role(
     get_role(conn, name)
 }
 
-pub fn delete_role(conn: &mut Connection, name: &str) -> Result<()> {
+pub(super) fn delete_role(conn: &mut Connection, name: &str) -> Result<()> {
     custom_role(conn, name)?;
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM roles WHERE name = ?1", [name])?;
@@ -421,7 +424,7 @@ pub fn delete_role(conn: &mut Connection, name: &str) -> Result<()> {
 
 // ---- token families and refresh tokens -------------------------------------------------------
 
-pub fn create_family(conn: &Connection, family: &str, user_id: &str) -> Result<()> {
+pub(super) fn create_family(conn: &Connection, family: &str, user_id: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO token_families (id, user_id, created_at) VALUES (?1, ?2, ?3)",
         params![family, user_id, now()],
@@ -429,7 +432,7 @@ pub fn create_family(conn: &Connection, family: &str, user_id: &str) -> Result<(
     Ok(())
 }
 
-pub fn revoke_family(conn: &Connection, family: &str, reason: &str) -> Result<()> {
+pub(super) fn revoke_family(conn: &Connection, family: &str, reason: &str) -> Result<()> {
     conn.execute(
         "UPDATE token_families SET revoked_at = ?2, revoked_reason = ?3
          WHERE id = ?1 AND revoked_at IS NULL",
@@ -448,7 +451,7 @@ fn revoke_user_families(conn: &Connection, user_id: &str, reason: &str) -> Resul
 }
 
 /// When the login of a family happened.
-pub fn family_created_at(conn: &Connection, family: &str) -> Result<Option<DateTime<Utc>>> {
+pub(super) fn family_created_at(conn: &Connection, family: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(conn
         .prepare_cached("SELECT created_at FROM token_families WHERE id = ?1")?
         .query_row([family], |r| r.get::<_, String>(0))
@@ -457,7 +460,7 @@ pub fn family_created_at(conn: &Connection, family: &str) -> Result<Option<DateT
 }
 
 /// Whether a login family is still live: it exists and is not revoked.
-pub fn family_live(conn: &Connection, family: &str, user_id: &str) -> Result<bool> {
+pub(super) fn family_live(conn: &Connection, family: &str, user_id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "SELECT revoked_at IS NULL FROM token_families WHERE id = ?1 AND user_id = ?2",
@@ -467,7 +470,12 @@ pub fn family_live(conn: &Connection, family: &str, user_id: &str) -> Result<boo
         .unwrap_or(false))
 }
 
-pub fn insert_refresh(conn: &Connection, jti: &str, family: &str, expires_at: i64) -> Result<()> {
+pub(super) fn insert_refresh(
+    conn: &Connection,
+    jti: &str,
+    family: &str,
+    expires_at: i64,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO refresh_tokens (jti, family_id, expires_at) VALUES (?1, ?2, ?3)",
         params![jti, family, expires_at],
@@ -475,7 +483,7 @@ pub fn insert_refresh(conn: &Connection, jti: &str, family: &str, expires_at: i6
     Ok(())
 }
 
-pub enum RefreshUse {
+pub(super) enum RefreshUse {
     /// First use: the token is now spent.
     Fresh,
     /// Already spent: someone replays it.
@@ -485,7 +493,7 @@ pub enum RefreshUse {
 }
 
 /// Marks a refresh token used, atomically, and says whether it was fresh.
-pub fn use_refresh(conn: &Connection, jti: &str, family: &str) -> Result<RefreshUse> {
+pub(super) fn use_refresh(conn: &Connection, jti: &str, family: &str) -> Result<RefreshUse> {
     let updated = conn.execute(
         "UPDATE refresh_tokens SET used_at = ?3 WHERE jti = ?1 AND family_id = ?2 AND used_at IS NULL",
         params![jti, family, now()],
@@ -507,7 +515,7 @@ pub fn use_refresh(conn: &Connection, jti: &str, family: &str) -> Result<Refresh
 
 // ---- API keys ------------------------------------------------------------------------------
 
-pub struct NewKey<'a> {
+pub(super) struct NewKey<'a> {
     pub user_id: &'a str,
     pub name: &'a str,
     pub prefix: &'a str,
@@ -515,7 +523,7 @@ pub struct NewKey<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-pub fn insert_key(conn: &Connection, key: &NewKey<'_>) -> Result<ApiKeyInfo> {
+pub(super) fn insert_key(conn: &Connection, key: &NewKey<'_>) -> Result<ApiKeyInfo> {
     let id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     conn.execute(
         "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, expires_at)
@@ -549,7 +557,7 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyInfo> {
     })
 }
 
-pub fn list_keys(conn: &Connection, user_id: &str) -> Result<Vec<ApiKeyInfo>> {
+pub(super) fn list_keys(conn: &Connection, user_id: &str) -> Result<Vec<ApiKeyInfo>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ?1 ORDER BY created_at, id"
     ))?;
@@ -559,7 +567,7 @@ pub fn list_keys(conn: &Connection, user_id: &str) -> Result<Vec<ApiKeyInfo>> {
     Ok(keys)
 }
 
-pub fn get_key(conn: &Connection, user_id: &str, id: &str) -> Result<ApiKeyInfo> {
+pub(super) fn get_key(conn: &Connection, user_id: &str, id: &str) -> Result<ApiKeyInfo> {
     conn.query_row(
         &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ?1 AND id = ?2"),
         params![user_id, id],
@@ -569,7 +577,7 @@ pub fn get_key(conn: &Connection, user_id: &str, id: &str) -> Result<ApiKeyInfo>
     .ok_or_else(|| Error::NotFound(format!("no API key `{id}`")))
 }
 
-pub fn revoke_key(conn: &Connection, user_id: &str, id: &str) -> Result<()> {
+pub(super) fn revoke_key(conn: &Connection, user_id: &str, id: &str) -> Result<()> {
     get_key(conn, user_id, id)?;
     conn.execute(
         "UPDATE api_keys SET revoked_at = ?3 WHERE user_id = ?1 AND id = ?2 AND revoked_at IS NULL",
@@ -579,7 +587,7 @@ pub fn revoke_key(conn: &Connection, user_id: &str, id: &str) -> Result<()> {
 }
 
 /// A stored key found by its hash.
-pub struct StoredKey {
+pub(super) struct StoredKey {
     pub id: String,
     pub user_id: String,
     pub hash: Vec<u8>,
@@ -588,7 +596,7 @@ pub struct StoredKey {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-pub fn find_key(conn: &Connection, hash: &[u8]) -> Result<Option<StoredKey>> {
+pub(super) fn find_key(conn: &Connection, hash: &[u8]) -> Result<Option<StoredKey>> {
     Ok(conn
         .prepare_cached(
             "SELECT id, user_id, key_hash, expires_at, revoked_at IS NOT NULL, last_used_at
@@ -608,7 +616,7 @@ pub fn find_key(conn: &Connection, hash: &[u8]) -> Result<Option<StoredKey>> {
 }
 
 /// Whether a key still authenticates: not revoked, not expired. `None` if it no longer exists.
-pub fn key_live(conn: &Connection, id: &str) -> Result<Option<bool>> {
+pub(super) fn key_live(conn: &Connection, id: &str) -> Result<Option<bool>> {
     Ok(conn
         .query_row(
             "SELECT revoked_at IS NULL, expires_at FROM api_keys WHERE id = ?1",
@@ -621,7 +629,7 @@ pub fn key_live(conn: &Connection, id: &str) -> Result<Option<bool>> {
         }))
 }
 
-pub fn touch_key(conn: &Connection, id: &str) -> Result<()> {
+pub(super) fn touch_key(conn: &Connection, id: &str) -> Result<()> {
     conn.execute(
         "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
         params![id, now()],

@@ -9,7 +9,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::{PathSegment, QueryPathNode, QueryPathSegment, ServerResult, Value};
 
-pub struct ErrorPath;
+pub(super) struct ErrorPath;
 
 impl ExtensionFactory for ErrorPath {
     fn create(&self) -> Arc<dyn Extension> {

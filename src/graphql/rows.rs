@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::api::types::{FilterOperator, RowData, WhereClause};
 
 /// A row as `RowData`: its key and its columns as JSON text.
-pub fn row_data(id: &str, row: &Map<String, Value>) -> RowData {
+pub(super) fn row_data(id: &str, row: &Map<String, Value>) -> RowData {
     RowData {
         id: id.to_string(),
         data: Value::Object(row.clone()).to_string(),
@@ -14,7 +14,7 @@ pub fn row_data(id: &str, row: &Map<String, Value>) -> RowData {
 }
 
 /// Columns whose value differs between the old and the new row, in the new row's column order.
-pub fn changed_columns(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<String> {
+pub(super) fn changed_columns(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<String> {
     let mut changed: Vec<String> = new
         .iter()
         .filter(|(k, v)| old.get(*k) != Some(*v))
@@ -27,7 +27,7 @@ pub fn changed_columns(old: &Map<String, Value>, new: &Map<String, Value>) -> Ve
 /// Whether a row satisfies the clause. Numbers compare as numbers when both sides are numbers
 /// (the clause's value is text, as SQLite's column affinity treats it for the REST filters);
 /// otherwise values compare as text. A missing or NULL column matches nothing.
-pub fn matches(clause: &WhereClause, row: &Map<String, Value>) -> bool {
+pub(super) fn matches(clause: &WhereClause, row: &Map<String, Value>) -> bool {
     let Some(actual) = row.get(&clause.field).filter(|v| !v.is_null()) else {
         return false;
     };
@@ -54,7 +54,7 @@ pub fn matches(clause: &WhereClause, row: &Map<String, Value>) -> bool {
 }
 
 /// The REST row filter (`[{"column", "op", "value"}]`) equivalent to a clause.
-pub fn rest_filter(clause: &WhereClause) -> String {
+pub(super) fn rest_filter(clause: &WhereClause) -> String {
     let op = match clause.operator {
         FilterOperator::Eq => "eq",
         FilterOperator::Ne => "ne",

@@ -23,7 +23,7 @@ const META: &str = "rustydb_partitions";
 
 /// A partition as `rustydb_partitions` holds it.
 #[derive(Debug, Clone)]
-pub struct Partition {
+pub(super) struct Partition {
     pub table: String,
     pub name: String,
     pub kind: PartitionType,
@@ -35,7 +35,7 @@ pub struct Partition {
 }
 
 impl Partition {
-    pub fn child(&self) -> String {
+    pub(super) fn child(&self) -> String {
         child_name(&self.table, &self.name)
     }
 }
@@ -45,7 +45,7 @@ fn child_name(table: &str, name: &str) -> String {
 }
 
 /// What the API asks for, before checks.
-pub struct NewPartition {
+pub(super) struct NewPartition {
     pub table: String,
     pub name: String,
     pub kind: PartitionType,
@@ -57,7 +57,7 @@ pub struct NewPartition {
 }
 
 /// Table and partition names become parts of identifiers and of the partition id.
-pub fn check_ident(what: &str, s: &str) -> Result<()> {
+pub(super) fn check_ident(what: &str, s: &str) -> Result<()> {
     let ok = (1..=48).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && s.chars()
@@ -101,7 +101,7 @@ fn meta_exists(conn: &Connection) -> Result<bool> {
 }
 
 /// Partitions of one table, or of all tables, in creation order.
-pub fn load(conn: &Connection, table: Option<&str>) -> Result<Vec<Partition>> {
+pub(super) fn load(conn: &Connection, table: Option<&str>) -> Result<Vec<Partition>> {
     if !meta_exists(conn)? {
         return Ok(Vec::new());
     }
@@ -270,7 +270,7 @@ fn check_new(new: &NewPartition, existing: &[Partition]) -> Result<()> {
     Ok(())
 }
 
-pub fn kind_str(kind: PartitionType) -> &'static str {
+pub(super) fn kind_str(kind: PartitionType) -> &'static str {
     match kind {
         PartitionType::Range => "range",
         PartitionType::List => "list",
@@ -278,7 +278,7 @@ pub fn kind_str(kind: PartitionType) -> &'static str {
 }
 
 /// Creates a partition (and the partitioned table with its first one), in one transaction.
-pub fn create(conn: &mut Connection, new: &NewPartition) -> Result<Partition> {
+pub(super) fn create(conn: &mut Connection, new: &NewPartition) -> Result<Partition> {
     check_ident("table name", &new.table)?;
     check_ident("partition name", &new.name)?;
     let tx = conn.transaction()?;
@@ -378,7 +378,7 @@ fn column_names(conn: &Connection, table: &str) -> Result<Vec<String>> {
 
 /// Drops partition `name` of `table` with its rows; returns it with the rows it held. The last
 /// partition takes the partitioned table with it.
-pub fn drop(conn: &mut Connection, table: &str, name: &str) -> Result<(Partition, u64)> {
+pub(super) fn drop(conn: &mut Connection, table: &str, name: &str) -> Result<(Partition, u64)> {
     let tx = conn.transaction()?;
     let partition = load(&tx, Some(table))?
         .into_iter()
@@ -473,7 +473,7 @@ fn rebuild(conn: &Connection, table: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn row_count(conn: &Connection, child: &str) -> Result<u64> {
+pub(super) fn row_count(conn: &Connection, child: &str) -> Result<u64> {
     let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", quote(child)), [], |r| {
         r.get(0)
     })?;
@@ -481,7 +481,7 @@ pub fn row_count(conn: &Connection, child: &str) -> Result<u64> {
 }
 
 /// Bytes of the pages of a child table and its indexes, from SQLite's `dbstat`.
-pub fn size_bytes(conn: &Connection, child: &str) -> Result<u64> {
+pub(super) fn size_bytes(conn: &Connection, child: &str) -> Result<u64> {
     let n: i64 = conn.query_row(
         "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1
          OR name IN (SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1)",
@@ -492,7 +492,7 @@ pub fn size_bytes(conn: &Connection, child: &str) -> Result<u64> {
 }
 
 /// The API view of a partition, with its rows and size measured now.
-pub fn info(conn: &Connection, database: &str, p: &Partition) -> Result<PartitionInfo> {
+pub(super) fn info(conn: &Connection, database: &str, p: &Partition) -> Result<PartitionInfo> {
     let child = p.child();
     Ok(PartitionInfo {
         id: format!("{database}.{}.{}", p.table, p.name),

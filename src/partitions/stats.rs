@@ -41,7 +41,7 @@ impl Baselines {
     }
 }
 
-pub fn spawn(
+pub(super) fn spawn(
     engine: Arc<Engine>,
     bus: Arc<Bus>,
     baselines: Arc<Baselines>,

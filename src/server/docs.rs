@@ -8,9 +8,9 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 /// `generated/openapi.json`, the document `cargo codegen` wrote; the drift test keeps it current.
 pub const OPENAPI_JSON: &str = include_str!("../../generated/openapi.json");
-pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
+pub(super) const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 
-pub fn router() -> Router {
+pub(super) fn router() -> Router {
     Router::new()
         .route(
             OPENAPI_PATH,

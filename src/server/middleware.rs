@@ -15,7 +15,11 @@ use std::sync::Arc;
 use crate::process::Process;
 
 /// Answers 408 with the error body when a request takes longer than the configured timeout.
-pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+pub(super) async fn timeout(
+    State(limit): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -28,7 +32,11 @@ pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next
 }
 
 /// Counts requests, in-flight requests and responses by status class.
-pub async fn count(State(process): State<Arc<Process>>, request: Request, next: Next) -> Response {
+pub(super) async fn count(
+    State(process): State<Arc<Process>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let stats = &process.stats;
     stats.total.fetch_add(1, Ordering::Relaxed);
     stats.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -48,7 +56,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// A panic in a handler becomes a 500 with the error body; the panic message is logged only.
-pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+pub(super) fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
     let detail = err
         .downcast_ref::<String>()
         .map(String::as_str)
@@ -58,7 +66,7 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// The tracing span of a request, carrying its request id.
-pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+pub(super) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let id = request
         .headers()
         .get("x-request-id")

@@ -25,7 +25,7 @@ fn figures(f: &Figures, dirty_pages: u64) -> BufferPoolFigures {
     }
 }
 
-pub async fn report(engine: &Arc<Engine>) -> Result<BufferPoolReport, ApiError> {
+pub(super) async fn report(engine: &Arc<Engine>) -> Result<BufferPoolReport, ApiError> {
     let engine = Arc::clone(engine);
     let (total, dirty, databases) =
         tokio::task::spawn_blocking(move || page_cache::measure(&engine))
@@ -43,7 +43,7 @@ pub async fn report(engine: &Arc<Engine>) -> Result<BufferPoolReport, ApiError> 
     })
 }
 
-pub async fn flush(engine: &Arc<Engine>) -> Result<BufferPoolFlush, ApiError> {
+pub(super) async fn flush(engine: &Arc<Engine>) -> Result<BufferPoolFlush, ApiError> {
     let mut flushed = Vec::new();
     for db in engine.list() {
         let (busy, wal_frames, checkpointed_frames) = db

@@ -19,7 +19,7 @@ fn percent(used: u64, total: u64) -> f64 {
 
 /// The mounted disks (blocking); the one whose mount point is the longest prefix of `data_dir`
 /// is marked as holding it. `None` where sysinfo cannot list disks.
-pub fn disks(data_dir: &Path) -> Option<Vec<DiskInfo>> {
+pub(crate) fn disks(data_dir: &Path) -> Option<Vec<DiskInfo>> {
     let disks = Disks::new_with_refreshed_list().ok()?;
     let data_dir = data_dir
         .canonicalize()
@@ -60,7 +60,7 @@ pub fn disks(data_dir: &Path) -> Option<Vec<DiskInfo>> {
 }
 
 /// Whole-disk counters since boot (blocking).
-pub fn host_counters() -> Option<HostIoCounters> {
+pub(crate) fn host_counters() -> Option<HostIoCounters> {
     let c = diskstats::read()?;
     Some(HostIoCounters {
         reads: c.reads,
@@ -73,7 +73,7 @@ pub fn host_counters() -> Option<HostIoCounters> {
 }
 
 /// Host rates over `interval`, computed by the `disk_io` sampler.
-pub async fn host_rates(interval: std::time::Duration) -> Option<IoRates> {
+pub(crate) async fn host_rates(interval: std::time::Duration) -> Option<IoRates> {
     let mut sampler = tokio::task::spawn_blocking(diskstats::DiskSampler::new)
         .await
         .ok()??;
@@ -92,11 +92,11 @@ pub async fn host_rates(interval: std::time::Duration) -> Option<IoRates> {
 }
 
 /// This process's counters (blocking).
-pub fn process_counters() -> Option<ProcessIoCounters> {
+pub(crate) fn process_counters() -> Option<ProcessIoCounters> {
     parse_proc_io(&std::fs::read_to_string("/proc/self/io").ok()?)
 }
 
-pub fn parse_proc_io(text: &str) -> Option<ProcessIoCounters> {
+pub(crate) fn parse_proc_io(text: &str) -> Option<ProcessIoCounters> {
     let field = |key: &str| {
         text.lines().find_map(|line| {
             let (k, v) = line.split_once(':')?;

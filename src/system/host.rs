@@ -8,17 +8,17 @@ use sysinfo::System;
 use crate::api::types::{HostInfo, LoadAverage};
 use crate::host::{Host, HostSample};
 
-pub struct HostProbe {
+pub(super) struct HostProbe {
     host: Arc<Host>,
 }
 
 impl HostProbe {
-    pub fn new(host: Arc<Host>) -> Self {
+    pub(super) fn new(host: Arc<Host>) -> Self {
         HostProbe { host }
     }
 
     /// This process's resident memory and CPU use since the sampler's previous refresh.
-    pub async fn process(&self) -> Result<HostSample, String> {
+    pub(super) async fn process(&self) -> Result<HostSample, String> {
         let host = Arc::clone(&self.host);
         tokio::task::spawn_blocking(move || host.sample())
             .await
@@ -26,7 +26,7 @@ impl HostProbe {
             .ok_or_else(|| "sysinfo gives no figures on this platform".to_string())
     }
 
-    pub async fn host(&self) -> Result<HostInfo, String> {
+    pub(super) async fn host(&self) -> Result<HostInfo, String> {
         let host = Arc::clone(&self.host);
         tokio::task::spawn_blocking(move || {
             let facts = host

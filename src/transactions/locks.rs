@@ -45,7 +45,7 @@ fn deadlock_error(deadlock: Deadlock) -> Error {
 }
 
 /// Rolls back the victims of resolved deadlocks; one that already ended is left alone.
-pub async fn roll_back_victims(transactions: &Arc<Transactions>, deadlocks: &[Deadlock]) {
+pub(super) async fn roll_back_victims(transactions: &Arc<Transactions>, deadlocks: &[Deadlock]) {
     for d in deadlocks {
         let (t, id) = (Arc::clone(transactions), d.victim_transaction.clone());
         let reason = format!("deadlock victim ({})", d.deadlock_id);
@@ -73,7 +73,7 @@ impl Drop for WaitGuard<'_> {
 }
 
 /// Takes the lock `body` asks for in `tx`, waiting up to its timeout.
-pub async fn acquire(
+pub(super) async fn acquire(
     transactions: &Arc<Transactions>,
     tx: Arc<Transaction>,
     body: LockRequest,

@@ -65,7 +65,7 @@ impl Subscription {
     }
 }
 
-pub struct Connection {
+pub(super) struct Connection {
     pub hub: Arc<WsHub>,
     pub registration: Registration,
     pub identity: Arc<Identity>,
@@ -88,7 +88,7 @@ enum Exit {
 impl Connection {
     /// Runs until the client leaves or the server closes the connection. `auto` subscriptions
     /// (topic, sampling interval) are made on connect.
-    pub async fn run(
+    pub(super) async fn run(
         mut self,
         socket: Socket,
         read_config: WebSocketConfig,

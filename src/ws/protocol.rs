@@ -15,7 +15,7 @@ struct Envelope<'a, T> {
     timestamp: i64,
 }
 
-pub fn frame<T: Serialize>(message_type: &str, data: &T) -> WireFrame {
+pub(super) fn frame<T: Serialize>(message_type: &str, data: &T) -> WireFrame {
     let text = serde_json::to_string(&Envelope {
         message_type,
         data,
@@ -25,7 +25,7 @@ pub fn frame<T: Serialize>(message_type: &str, data: &T) -> WireFrame {
     WireFrame::text(&text)
 }
 
-pub fn error(code: ErrorCode, message: impl Into<String>) -> WireFrame {
+pub(super) fn error(code: ErrorCode, message: impl Into<String>) -> WireFrame {
     frame(
         "error",
         &types::Error {
@@ -37,7 +37,7 @@ pub fn error(code: ErrorCode, message: impl Into<String>) -> WireFrame {
 
 /// What a client may send.
 #[derive(Debug)]
-pub enum ClientMessage {
+pub(super) enum ClientMessage {
     /// `{"message_type": "subscribe", "data": {"topic": "system_metrics", "filter": {...},
     /// "last_sequence": 41, "epoch": "..."}}`; `event` is accepted for `topic`, as in the seed's
     /// wscat example.
@@ -64,7 +64,7 @@ pub enum ClientMessage {
 
 /// `{"message_type": "query", "data": {...}}` (declared as `WsQueryRequest`); checked further by
 /// `query::Queries::start`.
-pub type QueryRequest = types::WsQueryRequest;
+pub(super) type QueryRequest = types::WsQueryRequest;
 
 #[derive(Deserialize)]
 struct Incoming {
@@ -75,7 +75,7 @@ struct Incoming {
 
 /// Parses a text frame into a declared client message (`client_messages` in
 /// `schema/websockets.yaml`); the error is `(code, message)` for an `error` reply.
-pub fn parse(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
+pub(super) fn parse(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
     let incoming: Incoming = serde_json::from_str(text).map_err(|e| {
         (
             ErrorCode::MalformedMessage,

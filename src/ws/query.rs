@@ -36,31 +36,31 @@ use crate::sql::{Executor, Finished};
 const QUEUE: usize = 32;
 /// How often a producer blocked on a full queue checks for a cancel or its deadline.
 const BLOCKED_CHECK: Duration = Duration::from_millis(50);
-pub const DEFAULT_PROGRESS_INTERVAL_MS: i64 = 1000;
-pub const MIN_PROGRESS_INTERVAL_MS: i64 = 100;
-pub const MAX_PROGRESS_INTERVAL_MS: i64 = 60_000;
+pub(super) const DEFAULT_PROGRESS_INTERVAL_MS: i64 = 1000;
+pub(super) const MIN_PROGRESS_INTERVAL_MS: i64 = 100;
+pub(super) const MAX_PROGRESS_INTERVAL_MS: i64 = 60_000;
 const MAX_QUERY_ID_CHARS: usize = 64;
 
 /// A frame from a query's producer; `last` marks its `query_completed` or `query_error`.
-pub struct Output {
+pub(super) struct Output {
     frame: WireFrame,
     last: bool,
 }
 
 /// The queries one connection streams.
 #[derive(Default)]
-pub struct Queries {
+pub(super) struct Queries {
     streams: StreamMap<String, ReceiverStream<Output>>,
     running: HashMap<String, Arc<Running>>,
 }
 
 impl Queries {
-    pub fn streams(&mut self) -> &mut StreamMap<String, ReceiverStream<Output>> {
+    pub(super) fn streams(&mut self) -> &mut StreamMap<String, ReceiverStream<Output>> {
         &mut self.streams
     }
 
     /// Queues a frame taken from a query's stream; forgets the query after its last frame.
-    pub fn take(&mut self, id: &str, output: Output, out: &mut Vec<WireFrame>) {
+    pub(super) fn take(&mut self, id: &str, output: Output, out: &mut Vec<WireFrame>) {
         if output.last {
             self.running.remove(id);
             self.streams.remove(id);
@@ -69,7 +69,7 @@ impl Queries {
     }
 
     /// Starts a query; a refusal is answered with a single `query_error`.
-    pub fn start(
+    pub(super) fn start(
         &mut self,
         hub: &WsHub,
         identity: &Identity,
@@ -117,7 +117,7 @@ impl Queries {
     }
 
     /// Stops a query of this connection; its stream ends with `query_error` `QUERY_CANCELLED`.
-    pub fn cancel(&self, query_id: &str) -> Option<WireFrame> {
+    pub(super) fn cancel(&self, query_id: &str) -> Option<WireFrame> {
         match self.running.get(query_id) {
             Some(query) => {
                 query.cancel();
@@ -131,7 +131,7 @@ impl Queries {
     }
 
     /// The connection is ending: stop every query it streams.
-    pub fn cancel_all(&self) {
+    pub(super) fn cancel_all(&self) {
         for query in self.running.values() {
             query.cancel();
         }

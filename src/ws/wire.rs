@@ -18,18 +18,18 @@ use crate::events::WireFrame;
 const SLICES_PER_WRITE: usize = 64;
 
 /// Writes frames to a socket without copying them.
-pub struct FrameWriter<W> {
+pub(super) struct FrameWriter<W> {
     io: W,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
-    pub fn new(io: W) -> Self {
+    pub(super) fn new(io: W) -> Self {
         FrameWriter { io }
     }
 
     /// Writes every frame, in order, then flushes. Each write hands the socket up to
     /// [`SLICES_PER_WRITE`] frames; a partial write resumes inside the frame it stopped in.
-    pub async fn write_all(&mut self, frames: &[WireFrame]) -> io::Result<()> {
+    pub(super) async fn write_all(&mut self, frames: &[WireFrame]) -> io::Result<()> {
         let (mut index, mut offset) = (0, 0);
         let io = &mut self.io;
         // A poll function, not an async loop: the slices are built per poll on the stack and are
@@ -71,7 +71,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Ends the write side (TCP FIN; a TLS close_notify).
-    pub async fn shutdown(&mut self) -> io::Result<()> {
+    pub(super) async fn shutdown(&mut self) -> io::Result<()> {
         poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await
     }
 }
@@ -79,7 +79,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 /// The read side of a connection, for tungstenite, which reads and checks the client's frames.
 /// What tungstenite writes by itself (a pong, the echo of a close) is discarded: the connection
 /// answers those through its [`FrameWriter`], so two writers never interleave bytes on the socket.
-pub struct ReadOnly<R>(pub R);
+pub(super) struct ReadOnly<R>(pub R);
 
 impl<R: AsyncRead + Unpin> AsyncRead for ReadOnly<R> {
     fn poll_read(
