@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::api::types::{ComponentHealth, HealthStatus};
@@ -37,7 +38,14 @@ pub async fn run_check(state: &Checks, name: &str, limit: Duration) -> Option<Co
             })
             .await
         }
-        "data_directory" => timed("data_directory", limit, probe_data_dir(state)).await,
+        "data_directory" => {
+            timed(
+                "data_directory",
+                limit,
+                probe_data_dir(state.data_dir.clone()),
+            )
+            .await
+        }
         _ => return None,
     })
 }
@@ -78,11 +86,15 @@ async fn timed(
 }
 
 /// Writes, syncs and removes a probe file: the data directory must take writes.
-async fn probe_data_dir(state: &Checks) -> Result<(), String> {
-    let dir = state.data_dir.clone();
+async fn probe_data_dir(dir: PathBuf) -> Result<(), String> {
+    // One file per probe: probes overlap (the health watcher, a `/health` request and a
+    // subscription's sampler), and a shared name let one remove the file another was checking,
+    // which reported a healthy directory as unhealthy.
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let probe = PROBES.fetch_add(1, Ordering::Relaxed);
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let path = dir.join(format!(".health-probe-{}", std::process::id()));
+        let path = dir.join(format!(".health-probe-{}-{probe}", std::process::id()));
         let mut file = std::fs::File::create(&path)
             .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
         file.write_all(b"ok")
@@ -92,4 +104,19 @@ async fn probe_data_dir(state: &Checks) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overlapping_probes_of_one_directory_all_pass() {
+        let dir = tempfile::tempdir().expect("dir");
+        let probes = (0..64).map(|_| probe_data_dir(dir.path().to_path_buf()));
+        for result in futures_util::future::join_all(probes).await {
+            assert_eq!(result, Ok(()));
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
 }
