@@ -258,7 +258,32 @@ pub struct Subscription {
     pub topic: Option<String>,
     /// What a polled source samples.
     pub poll: Option<String>,
+    /// The arguments applied as filters.
     pub filter: Vec<String>,
+    /// Set when the generator writes the whole source: one message of the topic, decoded.
+    pub decode: Option<EventDecode>,
+}
+
+/// How a generated subscription source turns one message type into the returned type; every
+/// piece checked against the event's declared fields at build time.
+#[derive(Debug, Clone)]
+pub struct EventDecode {
+    pub message_type: String,
+    /// (event field, property) where the names differ.
+    pub renames: Vec<(String, String)>,
+    /// (event field, event value, returned value) where an enum's spellings differ in case.
+    pub values: Vec<(String, String, String)>,
+    /// The returned `timestamp` is the delivery time: the event has none.
+    pub stamped: bool,
+    pub filters: Vec<FilterRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FilterRule {
+    pub arg: String,
+    pub field: String,
+    /// `in` (the field is one of the argument's values) rather than `eq`.
+    pub any_of: bool,
 }
 
 /// A field of the GraphQL `Query` or `Mutation` root.

@@ -240,9 +240,31 @@ pub struct SourceSpec {
     /// running-queries registry). Exactly one of `topic` and `poll` is given.
     #[serde(default)]
     pub poll: Option<String>,
-    /// Arguments applied as server-side filters.
+    /// The message of the topic the subscription returns, decoded into `returns`. With it the
+    /// generator writes the whole source (no hand-written method) and checks that every property
+    /// of `returns` has a field of the event's own type.
     #[serde(default)]
-    pub filter: Vec<String>,
+    pub event: Option<String>,
+    /// Returned property -> event field, where the names differ (with `event`).
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+    /// Arguments applied as server-side filters: their names (a hand-written source applies
+    /// them), or with `event` a map of argument -> `{eq: <event field>}` / `{in: <event field>}`.
+    #[serde(default)]
+    pub filter: FilterSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FilterSpec {
+    Args(Vec<String>),
+    Rules(Map<String, Value>),
+}
+
+impl Default for FilterSpec {
+    fn default() -> Self {
+        FilterSpec::Args(Vec::new())
+    }
 }
 
 /// `schema/websockets.yaml`.

@@ -11,6 +11,8 @@ use crate::load::SchemaFiles;
 use crate::model::{self, ParamSpec};
 use crate::naming::{bare, camel_ident, snake_ident};
 
+mod event_decode;
+
 /// Keywords of the draft-07 subset accepted in named types and event fields.
 const TYPE_KEYWORDS: &[&str] = &[
     "$ref",
@@ -362,11 +364,19 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 _ => c.err("a source has exactly one of `topic` and `poll`"),
             }
             let args = graphql_args(&mut c, &s.args, &type_names);
-            for f in &s.source.filter {
-                if !s.args.contains_key(f) {
-                    c.err(format!("filter `{f}` is not an argument"));
+            let filter: Vec<String> = match &s.source.filter {
+                model::FilterSpec::Args(names) => {
+                    for f in names {
+                        if !s.args.contains_key(f) {
+                            c.err(format!("filter `{f}` is not an argument"));
+                        }
+                    }
+                    names.clone()
                 }
-            }
+                model::FilterSpec::Rules(rules) => rules.keys().cloned().collect(),
+            };
+            let decode =
+                event_decode::event_decode(&mut c, &s.source, &s.returns, &args, &events, &types);
             subscriptions.push(Subscription {
                 name: s.name.clone(),
                 group: group.clone(),
@@ -377,7 +387,8 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 returns: s.returns.clone(),
                 topic: s.source.topic.clone(),
                 poll: s.source.poll.clone(),
-                filter: s.source.filter.clone(),
+                filter,
+                decode,
             });
         }
     }

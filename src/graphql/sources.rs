@@ -79,4 +79,8 @@ impl GraphQlTopics for Sources {
             .ok_or_else(|| ApiError::internal(format!("no bus topic `{topic}`")))?;
         Ok(topic.listen().into_stream())
     }
+
+    fn payload(event: &Arc<Event>) -> (&str, &serde_json::Value) {
+        (event.message_type, &event.data)
+    }
 }

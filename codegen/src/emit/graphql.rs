@@ -349,6 +349,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 &q.group,
                 &q.rest,
                 None,
+                None,
             )
         })
         .chain(api.subscriptions.iter().map(|s| {
@@ -362,9 +363,10 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 &s.group,
                 &s.rest,
                 Some(s.topic.clone()),
+                s.decode.as_ref(),
             )
         }));
-    for (index, (root, name, description, permission, args, returns, group, rest, topic)) in
+    for (index, (root, name, description, permission, args, returns, group, rest, topic, decode)) in
         entries.enumerate()
     {
         // A field mirroring a REST operation is called with that operation's context.
@@ -377,7 +379,6 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             ),
             None => (quote! {}, quote! {}, quote! {}, quote! { None }),
         };
-        let (methods, topic_fed) = groups.entry(group.as_str()).or_default();
         let (is_sub, is_mutation) = (root == Root::Subscription, root == Root::Mutation);
         let access = access_tokens(permission);
         let topic_name = topic.flatten();
@@ -396,7 +397,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
         let arg_doc = format!(" Arguments of `{name}`.");
         arg_structs.push(quote! {
             #[doc = #arg_doc]
-            #[derive(Debug, Clone, ::serde::Deserialize)]
+            #[derive(Debug, Clone, ::serde::Deserialize, ::serde::Serialize)]
             #[serde(deny_unknown_fields)]
             pub struct #args_ident { #(#arg_fields,)* }
         });
@@ -416,7 +417,28 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             .collect();
         let field_ty = format!("{returns}!");
         let d = description.trim().to_string();
-        if is_sub {
+        if let (Some(decode), Some(t)) = (decode, &topic_name) {
+            // Written whole here: the topic's events of one message type, filtered and decoded
+            // into the returned type as the YAML says (checked against the event's type).
+            let shape = event_shape(decode);
+            sub_fields.push(quote! {
+                let s = ::std::sync::Arc::clone(&sources);
+                root = root.field(gd::SubscriptionField::new(#name, gr::type_ref(#field_ty), move |ctx| {
+                    let s = ::std::sync::Arc::clone(&s);
+                    static SHAPE: es::EventShape = #shape;
+                    // The permission check runs before the arguments are read or a source starts.
+                    let started = gr::authorize(&ctx, &FIELDS[#index])
+                        .and_then(|_caller| gr::args::<#args_ident>(&ctx, #arg_types, INPUTS))
+                        .and_then(|args| {
+                            let args = ::serde_json::to_value(&args).map_err(ApiError::internal)?;
+                            let events = s.listen(#t)?;
+                            es::event_source::<#ret, _>(events, <T as GraphQlTopics>::payload, &SHAPE, args)
+                        });
+                    gd::SubscriptionFieldFuture::new(async move { gr::stream(started) })
+                }) #(#arg_defs)* .description(#d));
+            });
+        } else if is_sub {
+            let (methods, topic_fed) = groups.entry(group.as_str()).or_default();
             // A topic-fed subscription gets its topic's events from the generated code: the
             // topic is named once, in YAML, and the hand-written side only filters and maps.
             let (events_param, start) = match &topic_name {
@@ -446,6 +468,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 }) #(#arg_defs)* .description(#d));
             });
         } else {
+            let (methods, _) = groups.entry(group.as_str()).or_default();
             methods.push(quote! {
                 #[doc = #doc]
                 fn #method(&self, caller: gr::Caller, args: #args_ident #rest_param)
@@ -525,6 +548,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             use super::rt::ApiError;
             use ::async_graphql::dynamic as gd;
             use crate::graphql_runtime as gr;
+            #[allow(unused_imports)]
+            use crate::event_source as es;
 
             /// One field of the `Query`, `Mutation` or `Subscription` root and who may use it.
             #[derive(Debug, Clone, Copy)]
@@ -557,6 +582,9 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 /// subscription calls it with the topic its YAML names.
                 fn listen(&self, topic: &'static str)
                     -> Result<::futures_util::stream::BoxStream<'static, Self::Event>, ApiError>;
+
+                /// An event's message type and data, for the sources the generator writes whole.
+                fn payload(event: &Self::Event) -> (&str, &::serde_json::Value);
             }
 
             #(#traits)*
@@ -599,6 +627,32 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             }
         }
         pub use graphql::{GraphQlSources, GraphQlTopics #(, #trait_names)*};
+    }
+}
+
+/// The `EventShape` of a generated source.
+fn event_shape(d: &crate::ir::EventDecode) -> TokenStream {
+    let message_type = &d.message_type;
+    let renames = d.renames.iter().map(|(f, p)| quote! { (#f, #p) });
+    let values = d.values.iter().map(|(f, a, b)| quote! { (#f, #a, #b) });
+    let stamped = d.stamped;
+    let filters = d.filters.iter().map(|r| {
+        let (arg, field) = (&r.arg, &r.field);
+        let op = if r.any_of {
+            quote! { es::Match::In }
+        } else {
+            quote! { es::Match::Eq }
+        };
+        quote! { es::Filter { arg: #arg, field: #field, op: #op } }
+    });
+    quote! {
+        es::EventShape {
+            message_type: #message_type,
+            renames: &[#(#renames),*],
+            values: &[#(#values),*],
+            stamped: #stamped,
+            filters: &[#(#filters),*],
+        }
     }
 }
 

@@ -1893,3 +1893,161 @@ fn schema_paths_lists_every_file() {
         ]
     );
 }
+
+/// A subscription the generator writes whole, over the `item_stats` message.
+const STATS: &str = "subscriptions/stats.yaml";
+
+fn stats_source(returns_props: &str, source: &str) -> Scratch {
+    let s = Scratch::minimal();
+    s.append(
+        "types/items.yaml",
+        &format!(
+            "  ItemKindUpper:\n    type: string\n    enum: [WIDGET, GADGET]\n  \
+             Stats:\n    type: object\n    required: [total]\n    properties:\n{returns_props}"
+        ),
+    );
+    s.write(
+        STATS,
+        &format!(
+            "subscriptions:\n  - name: itemStats\n    description: Item counts.\n    \
+             permission: items:read\n    args: {{ kind: ItemKind, kinds: \"[String!]\" }}\n    \
+             returns: Stats\n    source: {source}\n"
+        ),
+    );
+    s
+}
+
+#[test]
+fn a_generated_source_decodes_its_event_with_renames_case_maps_and_a_delivery_timestamp() {
+    let s = stats_source(
+        "      total: { type: integer }\n      largest: { $ref: ItemKindUpper }\n      \
+         timestamp: { type: string, format: date-time }\n",
+        "{ topic: items, event: item_stats, fields: { total: count, largest: largest_kind }, \
+         filter: { kind: { eq: largest_kind } } }",
+    );
+    let api = s.load().expect("valid");
+    let sub = api
+        .subscriptions
+        .iter()
+        .find(|s| s.name == "itemStats")
+        .expect("declared");
+    let d = sub.decode.as_ref().expect("generated source");
+    assert_eq!(d.message_type, "item_stats");
+    assert_eq!(
+        d.renames,
+        [
+            ("count".to_string(), "total".to_string()),
+            ("largest_kind".to_string(), "largest".to_string())
+        ]
+    );
+    assert_eq!(
+        d.values,
+        [
+            ("largest_kind".into(), "widget".into(), "WIDGET".into()),
+            ("largest_kind".into(), "gadget".into(), "GADGET".into())
+        ]
+    );
+    assert!(d.stamped);
+    assert_eq!(d.filters.len(), 1);
+    assert!(!d.filters[0].any_of);
+    assert_eq!(sub.filter, ["kind"]);
+}
+
+#[test]
+fn a_generated_source_refuses_a_returned_type_that_drifted_from_its_event() {
+    let s = stats_source(
+        // `count` is an integer, not a boolean; the event's `largest_kind` has a value this
+        // enum lacks; `total` has no field; `kinds` is a list compared with `eq`; `nope` is no
+        // argument.
+        "      count: { type: boolean }\n      largest_kind: { type: string, enum: [widget] }\n      \
+         total: { type: integer }\n",
+        "{ topic: items, event: item_stats, filter: { kinds: { eq: count }, nope: { in: count } } }",
+    );
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(
+                STATS,
+                "subscription itemStats",
+                "`Stats.count` cannot hold `item_stats.count`: a boolean vs an integer"
+            ),
+            diag(
+                STATS,
+                "subscription itemStats",
+                "`Stats.largest_kind` cannot hold `item_stats.largest_kind`: the event's value `gadget` has no counterpart"
+            ),
+            diag(
+                STATS,
+                "subscription itemStats",
+                "`Stats.total` has no field in `item_stats` (name one with `fields: {total: <event field>}`)"
+            ),
+            diag(
+                STATS,
+                "subscription itemStats",
+                "filter `kinds`: `in` takes a list argument, `eq` a single value (`kinds` is `[String!]`)"
+            ),
+            diag(
+                STATS,
+                "subscription itemStats",
+                "filter `nope` is not an argument"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_generated_source_needs_a_flat_message_of_its_topic_and_a_required_field() {
+    let s = stats_source(
+        "      total: { type: integer }\n      largest_kind: { $ref: ItemKind }\n",
+        "{ topic: items, event: item_changed }",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            STATS,
+            "subscription itemStats",
+            "`item_changed` has variants: only a flat message decodes into one type"
+        )]
+    );
+    let s = stats_source(
+        "      total: { type: integer }\n      largest_kind: { $ref: ItemKind }\n",
+        "{ topic: items, event: item_gone, fields: { total: count } }",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            STATS,
+            "subscription itemStats",
+            "`item_gone` is not a message of the `items` family"
+        )]
+    );
+    // Required in the returned type, optional in the event.
+    s.edit(STATS, "item_gone", "item_stats");
+    s.edit(
+        "types/items.yaml",
+        "required: [total]",
+        "required: [total, largest_kind]",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            STATS,
+            "subscription itemStats",
+            "`Stats.largest_kind` is required but `item_stats.largest_kind` is optional"
+        )]
+    );
+    // Rules need `event`; a hand-written source lists its filter arguments.
+    s.edit(
+        STATS,
+        "event: item_stats, fields: { total: count }",
+        "filter: { kind: { eq: count } }",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            STATS,
+            "subscription itemStats",
+            "filter rules (`{eq: field}`, `{in: field}`) need `event`"
+        )]
+    );
+}

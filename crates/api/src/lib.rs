@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod event_source;
 pub mod graphql_runtime;
 pub mod runtime;
 pub mod upgrade;
