@@ -31,6 +31,11 @@ pub(super) fn event_decode(
         }
         return None;
     };
+    if source.topic.is_none() {
+        c.err("`event` needs `topic`: a polled source decodes nothing");
+        return None;
+    }
+    // An unknown topic is reported with the source's other checks.
     let family = events
         .iter()
         .find(|f| Some(&f.family) == source.topic.as_ref())?;

@@ -2036,6 +2036,19 @@ fn a_generated_source_needs_a_flat_message_of_its_topic_and_a_required_field() {
             "`Stats.largest_kind` is required but `item_stats.largest_kind` is optional"
         )]
     );
+    // A polled source has no topic to decode.
+    let polled = stats_source(
+        "      total: { type: integer }\n",
+        "{ poll: the item counter, event: item_stats }",
+    );
+    assert_eq!(
+        polled.invalid(),
+        [diag(
+            STATS,
+            "subscription itemStats",
+            "`event` needs `topic`: a polled source decodes nothing"
+        )]
+    );
     // Rules need `event`; a hand-written source lists its filter arguments.
     s.edit(
         STATS,
