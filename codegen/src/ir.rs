@@ -262,6 +262,8 @@ pub struct Subscription {
     pub filter: Vec<String>,
     /// Set when the generator writes the whole source: one message of the topic, decoded.
     pub decode: Option<EventDecode>,
+    /// For a hand-written topic-fed source: the message its method receives, typed.
+    pub receives: Option<String>,
 }
 
 /// How a generated subscription source turns one message type into the returned type; every
@@ -298,6 +300,41 @@ pub struct Query {
     pub permission: String,
     pub args: Vec<(String, String)>,
     pub returns: String,
+    /// With `rest`: how the generated resolver calls the operation (always set for such a field).
+    pub adapter: Option<RestAdapter>,
+}
+
+/// How the generated resolver of a `rest` field builds the operation's inputs from its
+/// arguments; every binding checked against the operation's parameters and body at build time.
+#[derive(Debug, Clone)]
+pub struct RestAdapter {
+    /// The subsystem whose trait serves the operation.
+    pub subsystem: String,
+    pub operation: String,
+    /// `None` when the operation has no path parameters (no path struct), likewise `query`.
+    pub path: Option<Vec<Binding>>,
+    pub query: Option<Vec<Binding>>,
+    /// The body's type name and how it is built.
+    pub body: Option<(String, BodyFrom)>,
+    /// The operation answers no content; the field answers `true`.
+    pub empty_response: bool,
+}
+
+/// One argument feeding one input (a parameter or a body property) of the operation.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub arg: String,
+    pub key: String,
+    /// Passed as its JSON text.
+    pub json_text: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum BodyFrom {
+    /// One argument of the body's type; when it is left out, the body's defaults.
+    Whole { arg: String, nullable: bool },
+    /// The body's properties, one argument each (unbound ones take their defaults).
+    Fields(Vec<Binding>),
 }
 
 #[derive(Debug, Clone)]

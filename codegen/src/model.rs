@@ -207,8 +207,28 @@ pub struct QuerySpec {
     pub rest: Option<String>,
     #[serde(default)]
     pub args: Map<String, Value>,
+    /// With `rest`: argument -> the operation's input it feeds, where their names differ (an
+    /// argument otherwise feeds the path parameter, query parameter or body property of its
+    /// snake_case name, or the whole body when its type is the body's).
+    #[serde(default)]
+    pub bind: BTreeMap<String, BindSpec>,
     /// A named type from `schema/types/`, or a built-in scalar (`Boolean`, ...).
     pub returns: String,
+}
+
+/// Where a `rest` field's argument goes: an input's name, or `{to, encode: json}` for an
+/// argument passed as its JSON text (a structured argument feeding a string parameter).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum BindSpec {
+    To(String),
+    Encoded { to: String, encode: Encode },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Encode {
+    Json,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +265,11 @@ pub struct SourceSpec {
     /// of `returns` has a field of the event's own type.
     #[serde(default)]
     pub event: Option<String>,
+    /// Instead of `event`, for a hand-written source: the message of the topic its method
+    /// receives, decoded into the message's generated type (so what it reads is checked by the
+    /// compiler against the event's declared type). A topic-fed source has one of the two.
+    #[serde(default)]
+    pub receives: Option<String>,
     /// Returned property -> event field, where the names differ (with `event`).
     #[serde(default)]
     pub fields: Map<String, Value>,

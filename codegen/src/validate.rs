@@ -12,6 +12,7 @@ use crate::model::{self, ParamSpec};
 use crate::naming::{bare, camel_ident, snake_ident};
 
 mod event_decode;
+mod rest_adapter;
 
 /// Keywords of the draft-07 subset accepted in named types and event fields.
 const TYPE_KEYWORDS: &[&str] = &[
@@ -291,6 +292,17 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         .flat_map(|s| s.operations.iter())
         .map(|o| (o.id.clone(), o.access.label().to_string()))
         .collect();
+    // A field's arguments are checked against its operation only once the operations are
+    // valid, so one mistake in a route is reported once.
+    let operations_valid = c.diags.is_empty();
+    let operation_of: BTreeMap<&str, (&str, &Operation)> = subsystems
+        .iter()
+        .flat_map(|s| {
+            s.operations
+                .iter()
+                .map(move |o| (o.id.as_str(), (s.name.as_str(), o)))
+        })
+        .collect();
     let mut subscriptions = Vec::new();
     let mut queries = Vec::new();
     let mut mutations = Vec::new();
@@ -323,13 +335,30 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                     ));
                 }
                 let (permission, rest) = field_access(&mut c, &q.permission, &q.rest, &operations);
-                check_stream_access(&mut c, &permission, &known_permissions);
+                // An operation's permission was checked with the operation.
+                if rest.is_none() {
+                    check_stream_access(&mut c, &permission, &known_permissions);
+                }
                 if !type_names.contains(&q.returns)
                     && !GRAPHQL_SCALARS.contains(&q.returns.as_str())
                 {
                     c.err(format!("unknown type reference `{}`", q.returns));
                 }
                 let args = graphql_args(&mut c, &q.args, &type_names);
+                let adapter = match &rest {
+                    Some(_) if !operations_valid => None,
+                    Some((id, _)) => operation_of.get(id.as_str()).and_then(|(sub, op)| {
+                        rest_adapter::rest_adapter(
+                            &mut c, sub, op, &args, &q.bind, &q.returns, &types,
+                        )
+                    }),
+                    None => {
+                        if !q.bind.is_empty() {
+                            c.err("`bind` needs `rest`");
+                        }
+                        None
+                    }
+                };
                 out.push(Query {
                     name: q.name.clone(),
                     group: group.clone(),
@@ -338,6 +367,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                     rest,
                     args,
                     returns: q.returns.clone(),
+                    adapter,
                 });
             }
         }
@@ -350,7 +380,9 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 c.err("duplicate subscription name");
             }
             let (permission, rest) = field_access(&mut c, &s.permission, &s.rest, &operations);
-            check_stream_access(&mut c, &permission, &known_permissions);
+            if rest.is_none() {
+                check_stream_access(&mut c, &permission, &known_permissions);
+            }
             if !type_names.contains(&s.returns) {
                 c.err(format!("unknown type reference `{}`", s.returns));
             }
@@ -377,6 +409,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
             };
             let decode =
                 event_decode::event_decode(&mut c, &s.source, &s.returns, &args, &events, &types);
+            let receives = received_message(&mut c, &s.source, &events);
             subscriptions.push(Subscription {
                 name: s.name.clone(),
                 group: group.clone(),
@@ -389,6 +422,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 poll: s.source.poll.clone(),
                 filter,
                 decode,
+                receives,
             });
         }
     }
@@ -517,6 +551,45 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
         websockets,
         client_messages,
     })
+}
+
+/// The message a hand-written topic-fed source receives (`receives`), typed, so the source does
+/// not read an event's JSON by field name, where a change to the event would go unnoticed.
+fn received_message(
+    c: &mut Checker,
+    source: &model::SourceSpec,
+    events: &[EventFamily],
+) -> Option<String> {
+    let Some(topic) = &source.topic else {
+        if source.receives.is_some() {
+            c.err("`receives` needs `topic`: a polled source receives no events");
+        }
+        return None;
+    };
+    let message_type = match (&source.event, &source.receives) {
+        (Some(_), None) => return None,
+        (None, Some(m)) => m,
+        (Some(_), Some(_)) => {
+            c.err("a source has one of `event` (generated) and `receives` (hand-written)");
+            return None;
+        }
+        // Raw events, for the hand-written sources not yet moved to `receives`.
+        (None, None) => return None,
+    };
+    // An unknown topic is reported with the source's other checks.
+    let family = events.iter().find(|f| &f.family == topic)?;
+    if !family
+        .messages
+        .iter()
+        .any(|m| &m.message_type == message_type)
+    {
+        c.err(format!(
+            "`{message_type}` is not a message of the `{}` family",
+            family.family
+        ));
+        return None;
+    }
+    Some(message_type.clone())
 }
 
 /// GraphQL arguments: name -> type such as `String!` or `[AggregateInput!]`; named types exist.

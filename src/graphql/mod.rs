@@ -4,12 +4,11 @@
 //! See docs/graphql.md.
 
 mod cluster;
-mod core_ops;
 mod error_path;
 mod monitoring;
 mod operations;
-mod queries;
 mod query_performance;
+mod rest_services;
 mod rows;
 mod schema_and_utility;
 mod sessions;

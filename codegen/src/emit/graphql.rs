@@ -350,6 +350,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 &q.rest,
                 None,
                 None,
+                q.adapter.as_ref(),
             )
         })
         .chain(api.subscriptions.iter().map(|s| {
@@ -364,10 +365,14 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 &s.rest,
                 Some(s.topic.clone()),
                 s.decode.as_ref(),
+                None,
             )
         }));
-    for (index, (root, name, description, permission, args, returns, group, rest, topic, decode)) in
-        entries.enumerate()
+    let mut adapters = Vec::new();
+    for (
+        index,
+        (root, name, description, permission, args, returns, group, rest, topic, decode, adapter),
+    ) in entries.enumerate()
     {
         // A field mirroring a REST operation is called with that operation's context.
         let (rest_param, rest_arg, rest_ctx, rest_meta) = match rest {
@@ -441,17 +446,35 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             let (methods, topic_fed) = groups.entry(group.as_str()).or_default();
             // A topic-fed subscription gets its topic's events from the generated code: the
             // topic is named once, in YAML, and the hand-written side only filters and maps.
-            let (events_param, start) = match &topic_name {
-                Some(t) => (
+            let received = api
+                .subscriptions
+                .iter()
+                .find(|sub| &sub.name == name)
+                .and_then(|sub| sub.receives.as_deref())
+                .map(|m| message_rust_type(api, m));
+            // Only a method receiving raw events needs the topics' event type.
+            *topic_fed |= topic_name.is_some() && received.is_none();
+            let (events_param, start) = match (&topic_name, received) {
+                // The method receives its message already decoded into the message's generated
+                // type (a payload that does not decode is an error item, not a gap).
+                (Some(t), Some(ty)) => (
+                    quote! { , events: ::futures_util::stream::BoxStream<'static, Result<#ty, ApiError>> },
+                    quote! { {
+                        #rest_ctx
+                        s.listen(#t).and_then(|events| {
+                            s.#method(caller, args #rest_arg, es::received::<#ty, _>(events, <T as GraphQlTopics>::payload))
+                        })
+                    } },
+                ),
+                (Some(t), None) => (
                     quote! { , events: ::futures_util::stream::BoxStream<'static, Self::Event> },
                     quote! { { #rest_ctx s.listen(#t).and_then(|events| s.#method(caller, args #rest_arg, events)) } },
                 ),
-                None => (
+                (None, _) => (
                     quote! {},
                     quote! { { #rest_ctx s.#method(caller, args #rest_arg) } },
                 ),
             };
-            *topic_fed |= topic_name.is_some();
             methods.push(quote! {
                 #[doc = #doc]
                 fn #method(&self, caller: gr::Caller, args: #args_ident #rest_param #events_param) -> gr::SourceResult<#ret>;
@@ -468,12 +491,24 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 }) #(#arg_defs)* .description(#d));
             });
         } else {
-            let (methods, _) = groups.entry(group.as_str()).or_default();
-            methods.push(quote! {
-                #[doc = #doc]
-                fn #method(&self, caller: gr::Caller, args: #args_ident #rest_param)
-                    -> impl ::std::future::Future<Output = Result<#ret, ApiError>> + Send;
-            });
+            let call = match adapter {
+                // Written whole here: the operation's inputs built from the arguments as the
+                // YAML binds them (checked against the operation), then its trait method.
+                Some(a) => {
+                    let f = format_ident!("rest_{}", crate::naming::bare(&method.to_string()));
+                    adapters.push(rest_adapter(&f, &args_ident, &ret, a, types));
+                    quote! { #f(&*s, args, rest).await }
+                }
+                None => {
+                    let (methods, _) = groups.entry(group.as_str()).or_default();
+                    methods.push(quote! {
+                        #[doc = #doc]
+                        fn #method(&self, caller: gr::Caller, args: #args_ident #rest_param)
+                            -> impl ::std::future::Future<Output = Result<#ret, ApiError>> + Send;
+                    });
+                    quote! { s.#method(caller, args #rest_arg).await }
+                }
+            };
             let field = quote! {
                 gd::Field::new(#name, gr::type_ref(#field_ty), move |ctx| {
                     let s = ::std::sync::Arc::clone(&s);
@@ -482,7 +517,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                         let caller = gr::authorize(&ctx, &FIELDS[#index]).map_err(gr::error)?;
                         let args = gr::args::<#args_ident>(&ctx, #arg_types, INPUTS).map_err(gr::error)?;
                         #rest_ctx
-                        #to_value(s.#method(caller, args #rest_arg).await)
+                        #to_value(#call)
                     })
                 }) #(#arg_defs)* .description(#d)
             };
@@ -497,10 +532,14 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             });
         }
     }
-    let trait_names: Vec<proc_macro2::Ident> = groups
+    let mut trait_names: Vec<proc_macro2::Ident> = groups
         .keys()
         .map(|g| format_ident!("{}Fields", g.to_upper_camel_case()))
         .collect();
+    let rest_services = rest_services(api);
+    if rest_services.is_some() {
+        trait_names.push(format_ident!("RestServices"));
+    }
     let traits = groups.iter().map(|(group, (methods, topic_fed))| {
         let name = format_ident!("{}Fields", group.to_upper_camel_case());
         let doc = format!(
@@ -589,6 +628,10 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
 
             #(#traits)*
 
+            #rest_services
+
+            #(#adapters)*
+
             /// The whole hand-written side of the GraphQL API: every file's trait. Permissions
             /// are checked before any method is called.
             pub trait GraphQlSources: GraphQlTopics #(+ #trait_names)* {}
@@ -627,6 +670,155 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             }
         }
         pub use graphql::{GraphQlSources, GraphQlTopics #(, #trait_names)*};
+    }
+}
+
+/// The generated Rust type of a message's data: a type of `schema/types/` for a flat message,
+/// the message's enum of variants otherwise.
+fn message_rust_type(api: &Api, message_type: &str) -> TokenStream {
+    use crate::ir::Encoding;
+    use crate::naming::{bare, camel_ident};
+    let name = format_ident!("{}", bare(&camel_ident(message_type)));
+    let flat = api
+        .events
+        .iter()
+        .flat_map(|f| &f.messages)
+        .find(|m| m.message_type == message_type)
+        .is_some_and(|m| m.encoding == Encoding::Flat);
+    if flat {
+        quote! { types::#name }
+    } else {
+        quote! { super::events::#name }
+    }
+}
+
+/// The subsystems whose operations `rest` fields call, each behind an accessor of one trait.
+fn rest_services(api: &Api) -> Option<TokenStream> {
+    let used: BTreeSet<&str> = api
+        .queries
+        .iter()
+        .chain(&api.mutations)
+        .filter_map(|q| q.adapter.as_ref())
+        .map(|a| a.subsystem.as_str())
+        .collect();
+    if used.is_empty() {
+        return None;
+    }
+    let items = used.iter().map(|sub| {
+        let (module, assoc, api_trait, accessor) = service_names(sub);
+        quote! {
+            type #assoc: super::#module::#api_trait;
+            fn #accessor(&self) -> &Self::#assoc;
+        }
+    });
+    Some(quote! {
+        /// The REST services behind the fields that mirror an operation (`rest:`): their
+        /// generated resolvers call the operation with its own context, after the field's
+        /// permission check, so a field and its route cannot answer differently.
+        pub trait RestServices: Send + Sync + 'static {
+            #(#items)*
+        }
+    })
+}
+
+/// (module, associated type, trait, accessor) of a subsystem's service.
+fn service_names(
+    subsystem: &str,
+) -> (
+    TokenStream,
+    proc_macro2::Ident,
+    proc_macro2::Ident,
+    proc_macro2::Ident,
+) {
+    use crate::naming::{bare, camel_ident, snake_ident};
+    let camel = bare(&camel_ident(subsystem)).to_string();
+    (
+        ident(&snake_ident(subsystem)),
+        format_ident!("{camel}"),
+        format_ident!("{camel}Api"),
+        format_ident!("{}_api", bare(&snake_ident(subsystem))),
+    )
+}
+
+/// The resolver body of a `rest` field: build the operation's path, query and body from the
+/// arguments, check them as the router does, and call the operation.
+fn rest_adapter(
+    f: &proc_macro2::Ident,
+    args_ident: &proc_macro2::Ident,
+    ret: &TokenStream,
+    a: &crate::ir::RestAdapter,
+    types: &BTreeMap<String, TokenStream>,
+) -> TokenStream {
+    use crate::ir::{Binding, BodyFrom};
+    use crate::naming::{bare, camel_ident, snake_ident};
+    let (module, _, api_trait, accessor) = service_names(&a.subsystem);
+    let op_camel = bare(&camel_ident(&a.operation)).to_string();
+    let op_method = ident(&snake_ident(&a.operation));
+    let input = |bindings: &[Binding]| {
+        let calls = bindings.iter().map(|b| {
+            let field = ident(&snake_ident(&b.arg));
+            let key = &b.key;
+            if b.json_text {
+                quote! { .with_json_text(#key, &args.#field)? }
+            } else {
+                quote! { .with(#key, &args.#field)? }
+            }
+        });
+        quote! { gr::RestInput::default() #(#calls)* .build()? }
+    };
+    let mut steps = Vec::new();
+    let mut call_args = Vec::new();
+    for (bindings, var, suffix) in [(&a.path, "path", "Path"), (&a.query, "query", "Query")] {
+        if let Some(bindings) = bindings {
+            let v = format_ident!("{var}");
+            let ty = format_ident!("{op_camel}{suffix}");
+            let build = input(bindings);
+            steps.push(quote! {
+                let #v: super::#module::#ty = #build;
+                #v.validate()?;
+            });
+            call_args.push(quote! { #v });
+        }
+    }
+    if let Some((type_name, from)) = &a.body {
+        let ty = &types[type_name];
+        let build = match from {
+            BodyFrom::Whole {
+                arg,
+                nullable: false,
+            } => {
+                let field = ident(&snake_ident(arg));
+                quote! { args.#field }
+            }
+            BodyFrom::Whole {
+                arg,
+                nullable: true,
+            } => {
+                let field = ident(&snake_ident(arg));
+                let defaults = input(&[]);
+                quote! { match args.#field { Some(body) => body, None => #defaults } }
+            }
+            BodyFrom::Fields(bindings) => input(bindings),
+        };
+        steps.push(quote! { let body: #ty = #build; });
+        call_args.push(quote! { body });
+    }
+    let done = if a.empty_response {
+        quote! { .map(|()| true) }
+    } else {
+        quote! {}
+    };
+    let doc = format!(" The resolver of a field mirroring `{}`.", a.operation);
+    quote! {
+        #[doc = #doc]
+        #[allow(unused_variables)]
+        async fn #f<T: RestServices>(s: &T, args: #args_ident, ctx: super::rt::RequestContext)
+            -> Result<#ret, ApiError>
+        {
+            use super::#module::#api_trait as _;
+            #(#steps)*
+            s.#accessor().#op_method(ctx #(, #call_args)*).await #done
+        }
     }
 }
 

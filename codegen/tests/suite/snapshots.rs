@@ -163,7 +163,7 @@ fn minimal_rust_has_the_expected_shapes() {
         // One GraphQL trait per schema file; a topic-fed field gets its topic's events.
         "pub trait ItemsFields: GraphQlTopics {",
         "pub trait OpsFields: Send + Sync + 'static {",
-        "pub trait GraphQlSources: GraphQlTopics + ItemsFields + OpsFields {}",
+        "pub trait GraphQlSources: GraphQlTopics + ItemsFields + OpsFields + RestServices {}",
         "events: ::futures_util::stream::BoxStream<'static, Self::Event>,",
         ".listen(\"items\")",
         // Table-driven WebSocket endpoints: one `serve`, the query read into StreamOptions.
@@ -174,6 +174,11 @@ fn minimal_rust_has_the_expected_shapes() {
         // A field mirroring a REST operation gets that operation's context.
         "rest: Some(\"create_item\")",
         "let rest = gr::rest_context(",
+        // ... and a generated resolver: the arguments bound to its inputs, its trait method.
+        "type Items: super::items::ItemsApi;",
+        "async fn rest_item<T: RestServices>(",
+        ".with(\"item_id\", &args.item_id)?",
+        "s.items_api().get_item(ctx, path).await",
         "\"ping\" => Some(Ok(ClientMessage::Ping(data))),",
     ] {
         assert!(rust.contains(expected), "missing `{expected}`");

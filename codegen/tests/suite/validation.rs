@@ -423,6 +423,11 @@ fn error_body_is_not_needed_without_routes() {
         "    rest: create_item\n",
         "    permission: items:write\n",
     );
+    s.edit(
+        "subscriptions/ops.yaml",
+        "    rest: get_item\n",
+        "    permission: items:read\n",
+    );
     assert!(s.load().is_ok());
 }
 
@@ -1346,6 +1351,7 @@ fn fields_mirroring_a_rest_operation() {
         "    permission: items:read\n    returns: ItemList",
         "    returns: ItemList",
     );
+    s.edit(OPS, "{ itemId: ID!, note: JSON }", "{ itemId: ID! }");
     assert_eq!(
         s.invalid(),
         [
@@ -1365,6 +1371,115 @@ fn fields_mirroring_a_rest_operation() {
                 "a field without `rest` names its `permission`"
             ),
         ]
+    );
+}
+
+#[test]
+fn rest_field_arguments_fit_the_operation() {
+    // The resolver of a `rest` field is generated: its arguments feed the operation's path,
+    // query and body, so every binding is checked here, not discovered by a client.
+    const OPS: &str = "subscriptions/ops.yaml";
+    let s = Scratch::minimal();
+    s.edit(
+        OPS,
+        "rest: get_item\n    args: { itemId: \"ID!\" }\n",
+        "rest: get_item\n    args: { itemId: ID, extra: Int }\n    bind: { ghost: x }\n",
+    );
+    s.edit(
+        OPS,
+        "    rest: create_item\n    args: { input: ItemCreate! }\n    returns: Item",
+        "    rest: create_item\n    args: { name: Int!, quantity: Int }\n    returns: ItemList",
+    );
+    s.edit(
+        OPS,
+        "    permission: items:write\n    args: { itemId: ID!, note: JSON }\n    returns: Boolean",
+        "    rest: delete_item\n    args: { itemId: ID!, note: JSON }\n    bind: { note: { to: item_id, encode: json } }\n    returns: Item",
+    );
+    s.edit(
+        OPS,
+        "    permission: items:read\n    returns: ItemList",
+        "    rest: list_items\n    args: { limit: String, archived: Boolean }\n    bind: { archived: { to: include_archived, encode: json } }\n    returns: ItemList",
+    );
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(
+                OPS,
+                "mutation createItem",
+                "argument `name: Int!` does not fit the body property of type [\"string\"]"
+            ),
+            diag(
+                OPS,
+                "mutation createItem",
+                "returns `ItemList`, but operation `create_item` answers `Item`"
+            ),
+            diag(
+                OPS,
+                "mutation createItem",
+                "the body `ItemCreate` of operation `create_item` requires `kind`; no argument feeds it"
+            ),
+            diag(
+                OPS,
+                "mutation deleteItem",
+                "operation `delete_item` answers no content: the field returns `Boolean`"
+            ),
+            diag(
+                OPS,
+                "mutation deleteItem",
+                "two arguments feed `item_id` of operation `delete_item`"
+            ),
+            diag(OPS, "query item", "`bind` names no argument: `ghost`"),
+            diag(
+                OPS,
+                "query item",
+                "argument `extra` feeds no path parameter, query parameter or body property `extra` of operation `get_item`"
+            ),
+            diag(
+                OPS,
+                "query item",
+                "argument `itemId` feeds the required path parameter `item_id`; make it non-null"
+            ),
+            diag(
+                OPS,
+                "query items",
+                "argument `archived` is encoded as JSON text; query parameter `include_archived` is not a string"
+            ),
+            diag(
+                OPS,
+                "query items",
+                "argument `limit: String` does not fit query parameter `limit` (Integer)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_hand_written_source_receives_a_message_of_its_topic() {
+    const SUBS: &str = "subscriptions/items.yaml";
+    let s = Scratch::minimal();
+    s.edit(
+        SUBS,
+        "      topic: items\n",
+        "      topic: items\n      receives: item_renamed\n",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            SUBS,
+            "subscription itemChanged",
+            "`item_renamed` is not a message of the `items` family"
+        )]
+    );
+    let s = Scratch::minimal();
+    s.edit(
+        SUBS,
+        "      topic: items\n",
+        "      poll: a timer\n      receives: item_created\n",
+    );
+    assert!(
+        s.invalid()
+            .iter()
+            .any(|d| d.message == "`receives` needs `topic`: a polled source receives no events")
     );
 }
 
@@ -1454,7 +1569,11 @@ fn mutation_names_types_and_permissions_are_checked() {
     let s = Scratch::minimal();
     s.edit(OPS, "name: deleteItem", "name: items");
     s.edit(OPS, "returns: Item\n", "returns: Itemm\n");
-    s.edit(OPS, "args: { itemId: ID! }", "args: { itemId: Id! }");
+    s.edit(
+        OPS,
+        "args: { itemId: ID!, note: JSON }",
+        "args: { itemId: Id!, note: JSON }",
+    );
     s.edit(OPS, "name: createItem", "name: create_item");
     s.append(
         OPS,

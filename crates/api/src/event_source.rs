@@ -74,6 +74,34 @@ where
         .boxed())
 }
 
+/// A hand-written source's events (`source: {topic, receives}`): the topic's messages of `T`'s
+/// type decoded into `T`, the message's generated type, so the source reads typed fields the
+/// compiler checks against the event's declaration. A payload that does not decode is an error
+/// item the subscriber receives, never a silent gap.
+pub fn received<T, E>(
+    events: BoxStream<'static, E>,
+    payload: fn(&E) -> (&str, &Value),
+) -> BoxStream<'static, Result<T, ApiError>>
+where
+    T: crate::EventMessage + DeserializeOwned + Send + 'static,
+    E: Send + 'static,
+{
+    events
+        .filter_map(move |e| {
+            let (message_type, data) = payload(&e);
+            let item = (message_type == T::MESSAGE_TYPE).then(|| {
+                T::deserialize(data).map_err(|why| {
+                    ApiError::internal(format!(
+                        "a `{}` event does not match its declared type: {why}",
+                        T::MESSAGE_TYPE
+                    ))
+                })
+            });
+            async move { item }
+        })
+        .boxed()
+}
+
 fn keeps(filter: &Filter, arg: &Value, data: &Value) -> bool {
     let Some(field) = data.get(filter.field) else {
         // An event without the field (a named lock has no table) matches no value.
@@ -187,6 +215,35 @@ mod tests {
         let got = run(events, json!({"tables": null})).await;
         assert_eq!(got.len(), 2);
         assert!(got.iter().all(Result::is_ok));
+    }
+
+    #[derive(Debug, Deserialize, serde::Serialize)]
+    struct Noticed {
+        table: String,
+    }
+
+    impl crate::EventMessage for Noticed {
+        const MESSAGE_TYPE: &'static str = "noticed";
+        const TOPIC: &'static str = "notices";
+    }
+
+    #[tokio::test]
+    async fn a_hand_written_source_receives_its_message_typed_and_broken_payloads_as_errors() {
+        let events = vec![
+            ("noticed", json!({"table": "a"})),
+            ("other", json!({"table": "b"})),
+            ("noticed", json!({"table": 7})),
+        ];
+        let stream = futures_util::stream::iter(events).boxed();
+        let got: Vec<Result<Noticed, ApiError>> = received::<Noticed, _>(stream, |(t, d)| (t, d))
+            .collect()
+            .await;
+        assert_eq!(got.len(), 2, "the other message type is not this source's");
+        assert_eq!(got[0].as_ref().expect("decoded").table, "a");
+        let err = got[1]
+            .as_ref()
+            .expect_err("a broken payload is an error item");
+        assert_eq!(err.code, "INTERNAL_ERROR");
     }
 
     #[tokio::test]

@@ -36,6 +36,44 @@ pub fn rest_context(caller: &Caller, operation: &'static OperationMeta) -> Reque
     }
 }
 
+/// The path, query or body of a REST operation as a mirroring field's generated resolver builds
+/// it from its arguments: JSON deserialized into the operation's own type, so serde applies the
+/// defaults and types exactly as for an HTTP request. Arguments left out (null) are left out.
+#[derive(Debug, Default)]
+pub struct RestInput {
+    fields: serde_json::Map<String, Value>,
+}
+
+impl RestInput {
+    pub fn with<V: Serialize>(mut self, key: &str, value: &V) -> Result<RestInput, ApiError> {
+        let value = serde_json::to_value(value).map_err(ApiError::internal)?;
+        if !value.is_null() {
+            self.fields.insert(key.to_string(), value);
+        }
+        Ok(self)
+    }
+
+    /// The argument as its JSON text: a structured argument feeding a string parameter (the
+    /// rows `where` conditions become the REST `filter` text the filter parser reads).
+    pub fn with_json_text<V: Serialize>(
+        mut self,
+        key: &str,
+        value: &V,
+    ) -> Result<RestInput, ApiError> {
+        let value = serde_json::to_value(value).map_err(ApiError::internal)?;
+        if !value.is_null() {
+            self.fields
+                .insert(key.to_string(), Value::String(value.to_string()));
+        }
+        Ok(self)
+    }
+
+    pub fn build<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        serde_json::from_value(Value::Object(self.fields))
+            .map_err(|e| invalid_argument(format!("invalid arguments: {e}")))
+    }
+}
+
 impl Caller {
     pub fn has(&self, permission: Permission) -> bool {
         self.identity.has(permission)
