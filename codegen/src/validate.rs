@@ -553,8 +553,9 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
     })
 }
 
-/// The message a hand-written topic-fed source receives (`receives`), typed, so the source does
-/// not read an event's JSON by field name, where a change to the event would go unnoticed.
+/// The message a hand-written topic-fed source receives. Every topic-fed source names its
+/// message (`event` when generated whole, `receives` when hand-written), so no hand-written code
+/// reads an event's JSON by field name, where a change to the event would go unnoticed.
 fn received_message(
     c: &mut Checker,
     source: &model::SourceSpec,
@@ -573,8 +574,13 @@ fn received_message(
             c.err("a source has one of `event` (generated) and `receives` (hand-written)");
             return None;
         }
-        // Raw events, for the hand-written sources not yet moved to `receives`.
-        (None, None) => return None,
+        (None, None) => {
+            c.err(
+                "a topic-fed source names its message: `event` (generated whole) or `receives` \
+                 (its hand-written method gets the message's generated type)",
+            );
+            return None;
+        }
     };
     // An unknown topic is reported with the source's other checks.
     let family = events.iter().find(|f| &f.family == topic)?;

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use futures_util::stream::StreamExt;
+use futures_util::stream::{BoxStream, StreamExt};
 
 use super::Backends;
-use super::sources::{Events, Sources, now, seconds, spawned};
+use super::sources::{Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult};
@@ -56,17 +56,9 @@ async fn overall_health(state: &Backends) -> HealthStatus {
     crate::health::overall(&run_checks(&state.checks, DEFAULT_CHECK_TIMEOUT).await)
 }
 
-/// The health watcher's `health_status_changed` events, decoded.
-fn health_changes(events: Events) -> futures_util::stream::BoxStream<'static, HealthStatusChanged> {
-    events
-        .filter_map(|e| {
-            let change = (e.message_type == "health_status_changed")
-                .then(|| serde_json::from_value::<HealthStatusChanged>(e.data.clone()).ok())
-                .flatten();
-            async move { change }
-        })
-        .boxed()
-}
+/// The health watcher's `health_status_changed` events, decoded by the generated resolver
+/// (`receives` in YAML); a broken one is an error the subscriber gets.
+type HealthChanges = BoxStream<'static, Result<HealthStatusChanged, ApiError>>;
 
 pub(super) fn replication_status(
     s: &Sources,
@@ -108,10 +100,10 @@ pub(super) fn replication_status(
 
 pub(super) fn cluster_topology_changes(
     s: &Sources,
-    events: Events,
+    events: HealthChanges,
 ) -> SourceResult<TopologyChange> {
     // Listening before the first check, so a change right after it is not lost.
-    let mut changes = health_changes(events);
+    let mut changes = events;
     let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let id = match node_id(&state).await {
@@ -140,6 +132,13 @@ pub(super) fn cluster_topology_changes(
             return;
         }
         while let Some(change) = changes.next().await {
+            let change = match change {
+                Ok(change) => change,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
             // Components changing under an unchanged overall status do not change the node.
             if change.status == status {
                 continue;
@@ -173,9 +172,9 @@ fn resources(state: &Backends) -> (Option<f64>, Option<f64>, Option<f64>) {
 pub(super) fn node_health_changes(
     s: &Sources,
     args: NodeHealthChangesArgs,
-    events: Events,
+    events: HealthChanges,
 ) -> SourceResult<NodeHealth> {
-    let mut changes = health_changes(events);
+    let mut changes = events;
     let state = Arc::clone(&s.backends);
     Ok(spawned(move |tx| async move {
         let id = match this_node(&state, args.node_id.as_deref()).await {
@@ -190,7 +189,11 @@ pub(super) fn node_health_changes(
             let Some(health_status) = status.take() else {
                 // Every change a component's health makes is a change of the node's.
                 match changes.next().await {
-                    Some(change) => status = Some(change.status),
+                    Some(Ok(change)) => status = Some(change.status),
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
                     None => return,
                 }
                 continue;
@@ -229,7 +232,7 @@ impl ClusterFields for Sources {
         &self,
         _caller: Caller,
         _args: ClusterTopologyChangesArgs,
-        events: Events,
+        events: HealthChanges,
     ) -> SourceResult<TopologyChange> {
         cluster_topology_changes(self, events)
     }
@@ -238,7 +241,7 @@ impl ClusterFields for Sources {
         &self,
         _caller: Caller,
         args: NodeHealthChangesArgs,
-        events: Events,
+        events: HealthChanges,
     ) -> SourceResult<NodeHealth> {
         node_health_changes(self, args, events)
     }

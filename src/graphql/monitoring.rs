@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::StreamExt;
+use futures_util::stream::{BoxStream, StreamExt};
 
-use super::sources::{Events, Sources, now, seconds, spawned};
+use super::sources::{Sources, now, seconds, spawned};
 use crate::api::ApiError;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult};
@@ -27,7 +27,7 @@ fn int(v: u64) -> i64 {
 }
 
 pub(super) fn system_metrics(
-    mut samples: Events,
+    mut samples: BoxStream<'static, Result<SystemMetrics, ApiError>>,
     args: SystemMetricsArgs,
 ) -> SourceResult<SystemMetricsSample> {
     let every = seconds("intervalSeconds", args.interval_seconds, 5)?;
@@ -35,13 +35,17 @@ pub(super) fn system_metrics(
     let has = move |t: SystemMetricType| wanted.as_ref().is_none_or(|w| w.contains(&t));
     Ok(spawned(move |tx| async move {
         let mut last: Option<Instant> = None;
-        while let Some(e) = samples.next().await {
+        while let Some(sample) = samples.next().await {
+            let m = match sample {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
             if last.is_some_and(|at| at.elapsed() + SAMPLE_SLACK < every) {
                 continue;
             }
-            let Ok(m) = serde_json::from_value::<SystemMetrics>(e.data.clone()) else {
-                continue;
-            };
             last = Some(Instant::now());
             let (cpu, memory) = (has(SystemMetricType::Cpu), has(SystemMetricType::Memory));
             let (disk, network) = (has(SystemMetricType::Disk), has(SystemMetricType::Network));
@@ -183,7 +187,7 @@ impl MonitoringFields for Sources {
         &self,
         _caller: Caller,
         args: SystemMetricsArgs,
-        events: Events,
+        events: BoxStream<'static, Result<SystemMetrics, ApiError>>,
     ) -> SourceResult<SystemMetricsSample> {
         system_metrics(events, args)
     }

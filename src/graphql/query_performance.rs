@@ -3,9 +3,9 @@
 //! log and plan changes as the `queries` topic announces them. Visibility is the REST routes':
 //! a caller sees their own statements, database:admin everyone's.
 
-use futures_util::stream::StreamExt;
+use futures_util::stream::{BoxStream, StreamExt};
 
-use super::sources::{Events, Sources, now, seconds, spawned};
+use super::sources::{Sources, now, seconds, spawned};
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
 use crate::api::runtime::RequestContext;
@@ -162,7 +162,7 @@ pub(super) fn slow_queries_stream(
     s: &Sources,
     caller: &Caller,
     args: SlowQueriesStreamArgs,
-    events: Events,
+    events: BoxStream<'static, Result<SlowQueryLogged, ApiError>>,
 ) -> SourceResult<SlowQueryNotice> {
     let logged_from = s.backends.queries.slow.threshold.as_millis();
     let threshold = match args.threshold_ms {
@@ -184,30 +184,30 @@ pub(super) fn slow_queries_stream(
     let all = caller.has(Permission::DatabaseAdmin);
     let me = caller.identity.user_id.clone();
     Ok(events
-        .filter_map(move |e| {
-            let notice = (e.message_type == "slow_query_logged")
-                .then(|| serde_json::from_value::<SlowQueryLogged>(e.data.clone()).ok())
-                .flatten()
-                .filter(|q| (all || q.user_id == me) && q.duration_ms >= threshold)
-                .map(|q| SlowQueryNotice {
-                    query_id: q.query_id,
-                    sql_text: q.sql,
-                    execution_time_ms: q.duration_ms,
-                    username: q.user,
-                    database: q.database,
-                    rows_returned: int(q.rows),
-                    outcome: Some(q.outcome.to_string()),
-                    error: q.error,
-                    start_time: q.started_at,
-                    end_time: q.ended_at,
-                });
-            async move { notice.map(Ok) }
+        .filter_map(move |event| {
+            let notice = match event {
+                Ok(q) => ((all || q.user_id == me) && q.duration_ms >= threshold).then_some(q),
+                Err(e) => return std::future::ready(Some(Err(e))),
+            }
+            .map(|q| SlowQueryNotice {
+                query_id: q.query_id,
+                sql_text: q.sql,
+                execution_time_ms: q.duration_ms,
+                username: q.user,
+                database: q.database,
+                rows_returned: int(q.rows),
+                outcome: Some(q.outcome.to_string()),
+                error: q.error,
+                start_time: q.started_at,
+                end_time: q.ended_at,
+            });
+            std::future::ready(notice.map(Ok))
         })
         .boxed())
 }
 
 pub(super) fn query_plan_changes(
-    events: Events,
+    events: BoxStream<'static, Result<QueryPlanChanged, ApiError>>,
     args: QueryPlanChangesArgs,
 ) -> SourceResult<QueryPlanChangeNotice> {
     let table = args.table;
@@ -215,26 +215,27 @@ pub(super) fn query_plan_changes(
         return Err(invalid_argument("`table` must not be empty"));
     }
     Ok(events
-        .filter_map(move |e| {
-            let notice = (e.message_type == "query_plan_changed")
-                .then(|| serde_json::from_value::<QueryPlanChanged>(e.data.clone()).ok())
-                .flatten()
-                .filter(|c| {
-                    table
-                        .as_ref()
-                        .is_none_or(|t| names_table(&c.normalized_sql, t))
-                })
-                .map(|c| QueryPlanChangeNotice {
-                    query_hash: c.query_hash,
-                    database: c.database,
-                    normalized_sql: c.normalized_sql,
-                    old_plan: c.old_plan,
-                    new_plan: c.new_plan,
-                    estimated_cost_change: None,
-                    reason: c.reason,
-                    timestamp: c.changed_at,
-                });
-            async move { notice.map(Ok) }
+        .filter_map(move |event| {
+            let notice = match event {
+                Ok(c) => Some(c),
+                Err(e) => return std::future::ready(Some(Err(e))),
+            }
+            .filter(|c| {
+                table
+                    .as_ref()
+                    .is_none_or(|t| names_table(&c.normalized_sql, t))
+            })
+            .map(|c| QueryPlanChangeNotice {
+                query_hash: c.query_hash,
+                database: c.database,
+                normalized_sql: c.normalized_sql,
+                old_plan: c.old_plan,
+                new_plan: c.new_plan,
+                estimated_cost_change: None,
+                reason: c.reason,
+                timestamp: c.changed_at,
+            });
+            std::future::ready(notice.map(Ok))
         })
         .boxed())
 }
@@ -295,7 +296,7 @@ impl QueryPerformanceFields for Sources {
         &self,
         caller: Caller,
         args: SlowQueriesStreamArgs,
-        events: Events,
+        events: BoxStream<'static, Result<SlowQueryLogged, ApiError>>,
     ) -> SourceResult<SlowQueryNotice> {
         slow_queries_stream(self, &caller, args, events)
     }
@@ -304,7 +305,7 @@ impl QueryPerformanceFields for Sources {
         &self,
         _caller: Caller,
         args: QueryPlanChangesArgs,
-        events: Events,
+        events: BoxStream<'static, Result<QueryPlanChanged, ApiError>>,
     ) -> SourceResult<QueryPlanChangeNotice> {
         query_plan_changes(events, args)
     }

@@ -1,20 +1,23 @@
 //! Sources of `schema/subscriptions/schema_and_utility.yaml`: schema changes (DDL captured by
 //! the engine) and the heartbeat.
 
-use futures_util::stream::StreamExt;
-use serde_json::Value;
+use futures_util::stream::{BoxStream, StreamExt};
 
-use super::sources::{DEFAULT_DATABASE, Events, Sources, now, seconds, spawned};
+use super::sources::{DEFAULT_DATABASE, Sources, now, seconds, spawned};
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult};
-use crate::api::types::{Heartbeat, SchemaChange, SchemaChangeType, SchemaObjectType};
+use crate::api::runtime::ApiError;
+use crate::api::types::{
+    Heartbeat, SchemaChange, SchemaChangeType, SchemaChanged, SchemaChangedChangeType,
+    SchemaChangedObjectType, SchemaObjectType,
+};
 
 impl SchemaAndUtilityFields for Sources {
     fn schema_changes(
         &self,
         _caller: Caller,
         args: SchemaChangesArgs,
-        events: Events,
+        events: BoxStream<'static, Result<SchemaChanged, ApiError>>,
     ) -> SourceResult<SchemaChange> {
         // `public` (PostgreSQL's default schema, as the seed writes it) and `main` (SQLite's name
         // for a connection's own database) both mean the default database.
@@ -24,35 +27,21 @@ impl SchemaAndUtilityFields for Sources {
         });
         let kinds = args.object_types;
         Ok(events
-            .filter_map(move |e| {
-                let d = &e.data;
-                let s = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_string);
-                let object_type = match s("object_type").as_deref() {
-                    Some("TABLE") => SchemaObjectType::Table,
-                    Some("INDEX") => SchemaObjectType::Index,
-                    Some("VIEW") => SchemaObjectType::View,
-                    _ => SchemaObjectType::Trigger,
+            .filter_map(move |event| {
+                let item = match event {
+                    Ok(e) => {
+                        let in_schema = schema.as_ref().is_none_or(|n| *n == e.database);
+                        let change = schema_change(e);
+                        let wanted = in_schema
+                            && kinds
+                                .as_ref()
+                                .is_none_or(|k| k.contains(&change.object_type));
+                        wanted.then_some(Ok(change))
+                    }
+                    Err(e) => Some(Err(e)),
                 };
-                let change_type = match s("change_type").as_deref() {
-                    Some("CREATE") => SchemaChangeType::Create,
-                    Some("DROP") => SchemaChangeType::Drop,
-                    _ => SchemaChangeType::Alter,
-                };
-                let wanted = schema
-                    .as_ref()
-                    .is_none_or(|n| s("database").as_ref() == Some(n))
-                    && kinds.as_ref().is_none_or(|k| k.contains(&object_type));
-                let change = wanted.then(|| SchemaChange {
-                    change_type,
-                    object_type,
-                    object_name: s("object_name").unwrap_or_default(),
-                    statement: s("statement"),
-                    user: s("user"),
-                    timestamp: now(),
-                });
-                async move { change }
+                async move { item }
             })
-            .map(Ok)
             .boxed())
     }
 
@@ -71,5 +60,27 @@ impl SchemaAndUtilityFields for Sources {
                 }
             }
         }))
+    }
+}
+
+/// The GraphQL shape of a `schema_changed` event; the matches are exhaustive, so a new kind of
+/// change or object is a compile error here.
+fn schema_change(e: SchemaChanged) -> SchemaChange {
+    SchemaChange {
+        change_type: match e.change_type {
+            SchemaChangedChangeType::Create => SchemaChangeType::Create,
+            SchemaChangedChangeType::Alter => SchemaChangeType::Alter,
+            SchemaChangedChangeType::Drop => SchemaChangeType::Drop,
+        },
+        object_type: match e.object_type {
+            SchemaChangedObjectType::Table => SchemaObjectType::Table,
+            SchemaChangedObjectType::Index => SchemaObjectType::Index,
+            SchemaChangedObjectType::View => SchemaObjectType::View,
+            SchemaChangedObjectType::Trigger => SchemaObjectType::Trigger,
+        },
+        object_name: e.object_name,
+        statement: e.statement,
+        user: e.user,
+        timestamp: now(),
     }
 }

@@ -8,38 +8,55 @@ use futures_util::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
-use super::sources::{DEFAULT_DATABASE, Events, Sources, now, seconds, spawned};
+use super::sources::{DEFAULT_DATABASE, Sources, now, seconds, spawned};
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
 use crate::api::runtime::ApiError;
 use crate::api::types::{
     AggregateChange, AggregateFunction, AggregateResult, ChangeType, QueryChange, RowChange,
-    RowDeleted, RowInserted, RowUpdated, TableChange, TableModification,
+    RowDeleted, RowInserted, RowUpdated, TableChange, TableModification, TableModified,
+    TableModifiedOperation,
 };
 use crate::engine::tables;
 
 /// Rows a live query returns at most (`totalCount` counts all).
 const LIVE_QUERY_ROWS: i64 = 1000;
 
-/// Committed row changes (`table_changes` events) of one database and, when given, of these
-/// tables.
+/// The received `table_modified` events, decoded by the generated resolver (`receives`).
+type Received = BoxStream<'static, Result<TableModified, ApiError>>;
+
+/// Committed row changes of one database and, when given, of these tables; a broken event is
+/// passed on as the subscriber's error.
 fn row_changes(
-    events: Events,
+    events: Received,
     database: Option<String>,
     tables: Option<Vec<String>>,
-) -> BoxStream<'static, Change> {
+) -> BoxStream<'static, Result<Change, ApiError>> {
     let database = database.unwrap_or_else(|| DEFAULT_DATABASE.into());
     events
-        .filter_map(move |e| {
-            let change = Change::parse(&e.data).filter(|c| {
-                c.database == database && tables.as_ref().is_none_or(|t| t.contains(&c.table))
-            });
-            async move { change }
+        .filter_map(move |event| {
+            let change = match event.map(Change::from) {
+                Ok(c) => (c.database == database
+                    && tables.as_ref().is_none_or(|t| t.contains(&c.table)))
+                .then_some(Ok(c)),
+                Err(e) => Some(Err(e)),
+            };
+            std::future::ready(change)
         })
         .boxed()
 }
 
-/// One `table_modified` event, decoded.
+/// Each change `keep` maps to an item; errors pass through.
+fn each<U: Send + 'static>(
+    changes: BoxStream<'static, Result<Change, ApiError>>,
+    mut keep: impl FnMut(Change) -> Option<U> + Send + 'static,
+) -> BoxStream<'static, Result<U, ApiError>> {
+    changes
+        .filter_map(move |change| std::future::ready(change.map(&mut keep).transpose()))
+        .boxed()
+}
+
+/// One `table_modified` event.
 #[derive(Debug, Clone)]
 struct Change {
     table: String,
@@ -52,26 +69,25 @@ struct Change {
     transaction_id: String,
 }
 
-impl Change {
-    fn parse(data: &Value) -> Option<Change> {
-        let s = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
-        let obj = |k: &str| data.get(k).and_then(Value::as_object).cloned();
-        let operation = match data.get("operation")?.as_str()? {
-            "INSERT" => ChangeType::Insert,
-            "UPDATE" => ChangeType::Update,
-            _ => ChangeType::Delete,
-        };
-        Some(Change {
-            table: s("table")?,
-            database: s("database").unwrap_or_else(|| DEFAULT_DATABASE.into()),
-            operation,
-            row_id: s("row_id")?,
-            row: obj("row_data").unwrap_or_default(),
-            old: obj("old_row_data").filter(|o| !o.is_empty()),
-            transaction_id: s("transaction_id").unwrap_or_default(),
-        })
+impl From<TableModified> for Change {
+    fn from(e: TableModified) -> Change {
+        Change {
+            table: e.table,
+            database: e.database.unwrap_or_else(|| DEFAULT_DATABASE.into()),
+            operation: match e.operation {
+                TableModifiedOperation::Insert => ChangeType::Insert,
+                TableModifiedOperation::Update => ChangeType::Update,
+                TableModifiedOperation::Delete => ChangeType::Delete,
+            },
+            row_id: e.row_id,
+            row: e.row_data,
+            old: Some(e.old_row_data).filter(|o| !o.is_empty()),
+            transaction_id: e.transaction_id,
+        }
     }
+}
 
+impl Change {
     fn row(&self) -> crate::api::types::RowData {
         row_data(&self.row_id, &self.row)
     }
@@ -89,114 +105,102 @@ impl TableDataFields for Sources {
         &self,
         _caller: Caller,
         args: TableChangesArgs,
-        events: Events,
+        events: Received,
     ) -> SourceResult<TableChange> {
         let changes = row_changes(events, args.database, Some(vec![args.table]));
-        Ok(changes
-            .map(|c| TableChange {
+        Ok(each(changes, |c| {
+            Some(TableChange {
                 table: c.table.clone(),
                 change_type: c.operation,
                 row: c.row(),
                 old_row: c.old.as_ref().map(|o| row_data(&c.row_id, o)),
                 timestamp: now(),
             })
-            .map(Ok)
-            .boxed())
+        }))
     }
 
     fn row_inserted(
         &self,
         _caller: Caller,
         args: RowInsertedArgs,
-        events: Events,
+        events: Received,
     ) -> SourceResult<RowInserted> {
         let changes = row_changes(events, args.database, Some(vec![args.table]));
         let clause = args.where_clause;
-        Ok(changes
-            .filter(move |c| {
-                let keep = c.operation == ChangeType::Insert
-                    && clause.as_ref().is_none_or(|w| matches(w, &c.row));
-                async move { keep }
-            })
-            .map(|c| RowInserted {
+        Ok(each(changes, move |c| {
+            let keep = c.operation == ChangeType::Insert
+                && clause.as_ref().is_none_or(|w| matches(w, &c.row));
+            keep.then(|| RowInserted {
                 table: c.table.clone(),
                 row: c.row(),
                 timestamp: now(),
             })
-            .map(Ok)
-            .boxed())
+        }))
     }
 
     fn row_updated(
         &self,
         _caller: Caller,
         args: RowUpdatedArgs,
-        events: Events,
+        events: Received,
     ) -> SourceResult<RowUpdated> {
         let changes = row_changes(events, args.database, Some(vec![args.table]));
-        Ok(changes
-            .filter_map(|c| async move {
-                let old = c
-                    .old
-                    .clone()
-                    .filter(|_| c.operation == ChangeType::Update)?;
-                Some(RowUpdated {
-                    table: c.table.clone(),
-                    old_row: row_data(&c.row_id, &old),
-                    new_row: c.row(),
-                    changed_fields: changed_columns(&old, &c.row),
-                    timestamp: now(),
-                })
+        Ok(each(changes, |c| {
+            let old = c
+                .old
+                .clone()
+                .filter(|_| c.operation == ChangeType::Update)?;
+            Some(RowUpdated {
+                table: c.table.clone(),
+                old_row: row_data(&c.row_id, &old),
+                new_row: c.row(),
+                changed_fields: changed_columns(&old, &c.row),
+                timestamp: now(),
             })
-            .map(Ok)
-            .boxed())
+        }))
     }
 
     fn row_deleted(
         &self,
         _caller: Caller,
         args: RowDeletedArgs,
-        events: Events,
+        events: Received,
     ) -> SourceResult<RowDeleted> {
         let changes = row_changes(events, args.database, Some(vec![args.table]));
-        Ok(changes
-            .filter(|c| std::future::ready(c.operation == ChangeType::Delete))
-            .map(|c| RowDeleted {
+        Ok(each(changes, |c| {
+            (c.operation == ChangeType::Delete).then(|| RowDeleted {
                 table: c.table.clone(),
                 id: c.row_id.clone(),
                 old_row: c.row(),
                 timestamp: now(),
             })
-            .map(Ok)
-            .boxed())
+        }))
     }
 
     fn row_changes(
         &self,
         _caller: Caller,
         args: RowChangesArgs,
-        events: Events,
+        events: Received,
     ) -> SourceResult<RowChange> {
         let changes = row_changes(events, args.database, Some(vec![args.table]));
         let id = args.id;
-        Ok(changes
-            .filter(move |c| std::future::ready(c.row_id == id))
-            .map(|c| RowChange {
+        Ok(each(changes, move |c| {
+            (c.row_id == id).then(|| RowChange {
                 table: c.table.clone(),
                 id: c.row_id.clone(),
                 change_type: c.operation,
                 row: c.row(),
                 timestamp: now(),
             })
-            .map(Ok)
-            .boxed())
+        }))
     }
 
     fn aggregate_changes(
         &self,
         _caller: Caller,
         args: AggregateChangesArgs,
-        events: Events,
+        events: Received,
     ) -> SourceResult<AggregateChange> {
         let interval = seconds("intervalSeconds", args.interval_seconds, 1)?;
         if args.aggregates.is_empty() {
@@ -249,11 +253,26 @@ impl TableDataFields for Sources {
                 // At most one recomputation per interval: wait for a change, then for the rest of
                 // the interval, swallowing the changes that arrive meanwhile.
                 let started = tokio::time::Instant::now();
-                if changes.next().await.is_none() {
-                    return;
+                match changes.next().await {
+                    None => return,
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                    Some(Ok(_)) => {}
                 }
                 tokio::time::sleep_until(started + interval).await;
-                while let Some(Some(_)) = futures_util::FutureExt::now_or_never(changes.next()) {}
+                // A broken event among them still reaches the subscriber.
+                loop {
+                    match futures_util::FutureExt::now_or_never(changes.next()) {
+                        Some(Some(Ok(_))) => {}
+                        Some(Some(Err(e))) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                        _ => break,
+                    }
+                }
             }
         }))
     }
@@ -262,7 +281,7 @@ impl TableDataFields for Sources {
         &self,
         _caller: Caller,
         args: QueryChangesArgs,
-        events: Events,
+        events: Received,
     ) -> SourceResult<QueryChange> {
         let poll = seconds("pollIntervalSeconds", args.poll_interval_seconds, 30)?;
         let database = args
@@ -303,10 +322,27 @@ impl TableDataFields for Sources {
                     }
                 }
                 tokio::select! {
-                    next = changes.next() => if next.is_none() { return },
+                    next = changes.next() => match next {
+                        None => return,
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                        Some(Ok(_)) => {}
+                    },
                     () = tokio::time::sleep(poll) => {}
                 }
-                while let Some(Some(_)) = futures_util::FutureExt::now_or_never(changes.next()) {}
+                // A broken event among them still reaches the subscriber.
+                loop {
+                    match futures_util::FutureExt::now_or_never(changes.next()) {
+                        Some(Some(Ok(_))) => {}
+                        Some(Some(Err(e))) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                        _ => break,
+                    }
+                }
             }
         }))
     }
@@ -315,15 +351,13 @@ impl TableDataFields for Sources {
         &self,
         _caller: Caller,
         args: TableModificationsArgs,
-        events: Events,
+        events: Received,
     ) -> SourceResult<TableModification> {
         let changes = row_changes(events, args.database, args.tables);
         let types = args.change_types;
-        Ok(changes
-            .filter(move |c| {
-                std::future::ready(types.as_ref().is_none_or(|t| t.contains(&c.operation)))
-            })
-            .map(|c| TableModification {
+        Ok(each(changes, move |c| {
+            let keep = types.as_ref().is_none_or(|t| t.contains(&c.operation));
+            keep.then(|| TableModification {
                 table: c.table.clone(),
                 change_type: c.operation,
                 row_id: c.row_id.clone(),
@@ -332,8 +366,7 @@ impl TableDataFields for Sources {
                 transaction_id: c.transaction_id.clone(),
                 timestamp: now(),
             })
-            .map(Ok)
-            .boxed())
+        }))
     }
 }
 

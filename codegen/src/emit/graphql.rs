@@ -328,8 +328,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
 
     let mut metas = Vec::new();
     let mut arg_structs = Vec::new();
-    // Trait methods per schema file: (methods, whether any is topic-fed).
-    let mut groups: BTreeMap<&str, (Vec<TokenStream>, bool)> = BTreeMap::new();
+    // Trait methods per schema file.
+    let mut groups: BTreeMap<&str, Vec<TokenStream>> = BTreeMap::new();
     let mut sub_fields = Vec::new();
     let mut query_fields = Vec::new();
     let mut mutation_fields = Vec::new();
@@ -443,7 +443,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 }) #(#arg_defs)* .description(#d));
             });
         } else if is_sub {
-            let (methods, topic_fed) = groups.entry(group.as_str()).or_default();
+            let methods = groups.entry(group.as_str()).or_default();
             // A topic-fed subscription gets its topic's events from the generated code: the
             // topic is named once, in YAML, and the hand-written side only filters and maps.
             let received = api
@@ -452,8 +452,6 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 .find(|sub| &sub.name == name)
                 .and_then(|sub| sub.receives.as_deref())
                 .map(|m| message_rust_type(api, m));
-            // Only a method receiving raw events needs the topics' event type.
-            *topic_fed |= topic_name.is_some() && received.is_none();
             let (events_param, start) = match (&topic_name, received) {
                 // The method receives its message already decoded into the message's generated
                 // type (a payload that does not decode is an error item, not a gap).
@@ -466,11 +464,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                         })
                     } },
                 ),
-                (Some(t), None) => (
-                    quote! { , events: ::futures_util::stream::BoxStream<'static, Self::Event> },
-                    quote! { { #rest_ctx s.listen(#t).and_then(|events| s.#method(caller, args #rest_arg, events)) } },
-                ),
-                (None, _) => (
+                // Validation gives every hand-written topic-fed source its `receives`.
+                _ => (
                     quote! {},
                     quote! { { #rest_ctx s.#method(caller, args #rest_arg) } },
                 ),
@@ -500,7 +495,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                     quote! { #f(&*s, args, rest).await }
                 }
                 None => {
-                    let (methods, _) = groups.entry(group.as_str()).or_default();
+                    let methods = groups.entry(group.as_str()).or_default();
                     methods.push(quote! {
                         #[doc = #doc]
                         fn #method(&self, caller: gr::Caller, args: #args_ident #rest_param)
@@ -540,16 +535,12 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
     if rest_services.is_some() {
         trait_names.push(format_ident!("RestServices"));
     }
-    let traits = groups.iter().map(|(group, (methods, topic_fed))| {
+    let traits = groups.iter().map(|(group, methods)| {
         let name = format_ident!("{}Fields", group.to_upper_camel_case());
         let doc = format!(
             " The fields of `schema/subscriptions/{group}.yaml`: one method per query and mutation, one stream source per subscription."
         );
-        let supertrait = if *topic_fed {
-            quote! { GraphQlTopics }
-        } else {
-            quote! { Send + Sync + 'static }
-        };
+        let supertrait = quote! { Send + Sync + 'static };
         quote! {
             #[doc = #doc]
             pub trait #name: #supertrait {

@@ -160,11 +160,11 @@ fn minimal_rust_has_the_expected_shapes() {
         "#[serde(tag = \"event_type\")]",
         "impl super::EventMessage for types::ItemStats {",
         "pub fn api_router(",
-        // One GraphQL trait per schema file; a topic-fed field gets its topic's events.
-        "pub trait ItemsFields: GraphQlTopics {",
+        // One GraphQL trait per schema file; a hand-written topic-fed field gets its message, typed.
+        "pub trait ItemsFields: Send + Sync + 'static {",
         "pub trait OpsFields: Send + Sync + 'static {",
         "pub trait GraphQlSources: GraphQlTopics + ItemsFields + OpsFields + RestServices {}",
-        "events: ::futures_util::stream::BoxStream<'static, Self::Event>,",
+        "es::received::<",
         ".listen(\"items\")",
         // Table-driven WebSocket endpoints: one `serve`, the query read into StreamOptions.
         "api.serve(ctx, ENDPOINT, options, upgrade).await",

@@ -1459,8 +1459,8 @@ fn a_hand_written_source_receives_a_message_of_its_topic() {
     let s = Scratch::minimal();
     s.edit(
         SUBS,
-        "      topic: items\n",
-        "      topic: items\n      receives: item_renamed\n",
+        "      receives: item_changed\n",
+        "      receives: item_renamed\n",
     );
     assert_eq!(
         s.invalid(),
@@ -1473,8 +1473,8 @@ fn a_hand_written_source_receives_a_message_of_its_topic() {
     let s = Scratch::minimal();
     s.edit(
         SUBS,
-        "      topic: items\n",
-        "      poll: a timer\n      receives: item_created\n",
+        "      topic: items\n      receives: item_changed\n",
+        "      poll: a timer\n      receives: item_changed\n",
     );
     assert!(
         s.invalid()
@@ -2172,7 +2172,7 @@ fn a_generated_source_needs_a_flat_message_of_its_topic_and_a_required_field() {
     s.edit(
         STATS,
         "event: item_stats, fields: { total: count }",
-        "filter: { kind: { eq: count } }",
+        "receives: item_stats, filter: { kind: { eq: count } }",
     );
     assert_eq!(
         s.invalid(),
