@@ -253,24 +253,14 @@ impl TableDataFields for Sources {
                 // At most one recomputation per interval: wait for a change, then for the rest of
                 // the interval, swallowing the changes that arrive meanwhile.
                 let started = tokio::time::Instant::now();
-                match changes.next().await {
-                    None => return,
-                    Some(Err(e)) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                    Some(Ok(_)) => {}
+                if !keep_going(changes.next().await, &tx).await {
+                    return;
                 }
                 tokio::time::sleep_until(started + interval).await;
                 // A broken event among them still reaches the subscriber.
-                loop {
-                    match futures_util::FutureExt::now_or_never(changes.next()) {
-                        Some(Some(Ok(_))) => {}
-                        Some(Some(Err(e))) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                        _ => break,
+                while let Some(Some(next)) = futures_util::FutureExt::now_or_never(changes.next()) {
+                    if !keep_going(Some(next), &tx).await {
+                        return;
                     }
                 }
             }
@@ -322,25 +312,13 @@ impl TableDataFields for Sources {
                     }
                 }
                 tokio::select! {
-                    next = changes.next() => match next {
-                        None => return,
-                        Some(Err(e)) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                        Some(Ok(_)) => {}
-                    },
+                    next = changes.next() => if !keep_going(next, &tx).await { return },
                     () = tokio::time::sleep(poll) => {}
                 }
                 // A broken event among them still reaches the subscriber.
-                loop {
-                    match futures_util::FutureExt::now_or_never(changes.next()) {
-                        Some(Some(Ok(_))) => {}
-                        Some(Some(Err(e))) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                        _ => break,
+                while let Some(Some(next)) = futures_util::FutureExt::now_or_never(changes.next()) {
+                    if !keep_going(Some(next), &tx).await {
+                        return;
                     }
                 }
             }
@@ -367,6 +345,22 @@ impl TableDataFields for Sources {
                 timestamp: now(),
             })
         }))
+    }
+}
+
+/// Whether a recomputing source goes on after waiting for a change: not when the changes ended,
+/// nor when one was broken (its error is sent to the subscriber first).
+async fn keep_going<T>(
+    next: Option<Result<Change, ApiError>>,
+    tx: &tokio::sync::mpsc::Sender<Result<T, ApiError>>,
+) -> bool {
+    match next {
+        Some(Ok(_)) => true,
+        Some(Err(e)) => {
+            let _ = tx.send(Err(e)).await;
+            false
+        }
+        None => false,
     }
 }
 

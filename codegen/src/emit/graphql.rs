@@ -351,6 +351,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 None,
                 None,
                 q.adapter.as_ref(),
+                None,
             )
         })
         .chain(api.subscriptions.iter().map(|s| {
@@ -366,12 +367,26 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 Some(s.topic.clone()),
                 s.decode.as_ref(),
                 None,
+                s.receives.as_deref(),
             )
         }));
     let mut adapters = Vec::new();
     for (
         index,
-        (root, name, description, permission, args, returns, group, rest, topic, decode, adapter),
+        (
+            root,
+            name,
+            description,
+            permission,
+            args,
+            returns,
+            group,
+            rest,
+            topic,
+            decode,
+            adapter,
+            receives,
+        ),
     ) in entries.enumerate()
     {
         // A field mirroring a REST operation is called with that operation's context.
@@ -446,12 +461,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             let methods = groups.entry(group.as_str()).or_default();
             // A topic-fed subscription gets its topic's events from the generated code: the
             // topic is named once, in YAML, and the hand-written side only filters and maps.
-            let received = api
-                .subscriptions
-                .iter()
-                .find(|sub| &sub.name == name)
-                .and_then(|sub| sub.receives.as_deref())
-                .map(|m| message_rust_type(api, m));
+            let received = receives.map(|m| message_rust_type(api, m));
             let (events_param, start) = match (&topic_name, received) {
                 // The method receives its message already decoded into the message's generated
                 // type (a payload that does not decode is an error item, not a gap).
