@@ -1,15 +1,29 @@
 //! Settings: defaults, then a TOML file, then `RUSTYDB_*` environment variables, then flags (clap
-//! reads a flag or its variable; a value from either wins over the file).
+//! reads a flag or its variable; a value from either wins over the file). Each section's settings,
+//! its file form and its checks live beside the layer it configures (`auth::config`,
+//! `ws::config`, ...); this module only composes them.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+mod effective;
+
+use crate::alerts::config::{AlertsConfig, AlertsFile};
+use crate::engine::catalog::PoolLimits;
+use crate::engine::config::{PoolFile, QueriesFile};
 use crate::engine::queries::QueriesConfig;
 use crate::error::{Error, Result};
+use crate::graphql::config::{GraphQlConfig, GraphQlFile};
+use crate::health::config::{HealthConfig, HealthFile};
+use crate::partitions::config::{PartitionsConfig, PartitionsFile};
 use crate::telemetry::LogFormat;
+use crate::ws::config::{WebSocketConfig, WebSocketFile};
+
+use crate::auth::config::SecurityFile;
+pub use crate::auth::config::{Secret, SecurityConfig};
 
 /// `rustydb serve` flags; each can also come from its `RUSTYDB_*` variable.
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -78,252 +92,6 @@ struct FileConfig {
     graphql: GraphQlFile,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueriesFile {
-    slow_threshold_ms: Option<u64>,
-    slow_log_capacity: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PartitionsFile {
-    stats_interval_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PoolFile {
-    max_connections: Option<usize>,
-    acquire_timeout_ms: Option<u64>,
-}
-
-fn queries(file: QueriesFile) -> Result<QueriesConfig> {
-    let capacity = file.slow_log_capacity.unwrap_or(1000);
-    if !(1..=100_000).contains(&capacity) {
-        return Err(Error::Config(
-            "queries.slow_log_capacity must be 1 to 100000".into(),
-        ));
-    }
-    Ok(QueriesConfig {
-        slow_threshold: Duration::from_millis(file.slow_threshold_ms.unwrap_or(1000)),
-        slow_log_capacity: capacity,
-    })
-}
-
-fn pool(file: PoolFile) -> Result<crate::engine::catalog::PoolLimits> {
-    let defaults = crate::engine::catalog::PoolLimits::default();
-    let limits = crate::engine::catalog::PoolLimits {
-        max_connections: file.max_connections.unwrap_or(defaults.max_connections),
-        acquire_timeout: file
-            .acquire_timeout_ms
-            .map_or(defaults.acquire_timeout, Duration::from_millis),
-    };
-    if limits.max_connections == 0 || limits.acquire_timeout.is_zero() {
-        return Err(Error::Config(
-            "pool.max_connections and pool.acquire_timeout_ms must be positive".into(),
-        ));
-    }
-    Ok(limits)
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AlertsFile {
-    evaluation_interval_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthFile {
-    watch_interval_ms: Option<u64>,
-}
-
-/// How often the background monitors run.
-#[derive(Debug, Clone)]
-pub struct MonitoringConfig {
-    /// Between two evaluations of the alert rules (`[alerts] evaluation_interval_ms`).
-    pub alert_evaluation_interval: Duration,
-    /// Between two runs of the health checks that detect status changes
-    /// (`[health] watch_interval_ms`).
-    pub health_watch_interval: Duration,
-    /// Between two measurements of partition row counts and sizes, while someone listens
-    /// (`[partitions] stats_interval_ms`).
-    pub partition_stats_interval: Duration,
-}
-
-fn monitoring(file: &FileConfig) -> Result<MonitoringConfig> {
-    let alert_ms = file.alerts.evaluation_interval_ms.unwrap_or(1000);
-    let health_ms = file.health.watch_interval_ms.unwrap_or(5000);
-    let partition_ms = file.partitions.stats_interval_ms.unwrap_or(5000);
-    // Below 10 ms the monitors would only burn the CPU they are supposed to watch.
-    if alert_ms < 10 || health_ms < 10 || partition_ms < 10 {
-        return Err(Error::Config(
-            "alerts.evaluation_interval_ms, health.watch_interval_ms and \
-             partitions.stats_interval_ms must be at least 10"
-                .into(),
-        ));
-    }
-    Ok(MonitoringConfig {
-        alert_evaluation_interval: Duration::from_millis(alert_ms),
-        health_watch_interval: Duration::from_millis(health_ms),
-        partition_stats_interval: Duration::from_millis(partition_ms),
-    })
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GraphQlFile {
-    max_depth: Option<usize>,
-    max_complexity: Option<usize>,
-    max_subscriptions_per_connection: Option<usize>,
-    connection_init_timeout_secs: Option<u64>,
-}
-
-/// GraphQL limits (`[graphql]` in the config file).
-#[derive(Debug, Clone)]
-pub struct GraphQlConfig {
-    /// Deepest selection a query may nest.
-    pub max_depth: usize,
-    /// Largest query complexity (one per field selected, lists included).
-    pub max_complexity: usize,
-    /// Operations one graphql-ws connection may run at once.
-    pub max_subscriptions: usize,
-    /// A connection that has not sent `connection_init` by then is closed with 4408.
-    pub connection_init_timeout: Duration,
-}
-
-fn graphql(file: GraphQlFile) -> Result<GraphQlConfig> {
-    let config = GraphQlConfig {
-        max_depth: file.max_depth.unwrap_or(10),
-        max_complexity: file.max_complexity.unwrap_or(500),
-        max_subscriptions: file.max_subscriptions_per_connection.unwrap_or(100),
-        connection_init_timeout: Duration::from_secs(
-            file.connection_init_timeout_secs.unwrap_or(10),
-        ),
-    };
-    if config.max_depth == 0
-        || config.max_complexity == 0
-        || config.max_subscriptions == 0
-        || config.connection_init_timeout.is_zero()
-    {
-        return Err(Error::Config("graphql limits must be positive".into()));
-    }
-    Ok(config)
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WebSocketFile {
-    bus_capacity: Option<usize>,
-    max_connections: Option<usize>,
-    max_connections_per_user: Option<usize>,
-    max_subscriptions_per_connection: Option<usize>,
-    max_queries_per_connection: Option<usize>,
-    heartbeat_secs: Option<u64>,
-    idle_timeout_secs: Option<u64>,
-    slow_client_timeout_secs: Option<u64>,
-    max_message_bytes: Option<usize>,
-}
-
-/// Event bus and WebSocket limits (the seed's numbers are the defaults).
-#[derive(Debug, Clone)]
-pub struct WebSocketConfig {
-    /// Events each topic holds for slow subscribers and replay.
-    pub bus_capacity: usize,
-    pub max_connections: usize,
-    pub max_connections_per_user: usize,
-    pub max_subscriptions: usize,
-    /// Queries one connection may stream at once (/api/v1/ws/query).
-    pub max_queries: usize,
-    /// Interval of server pings.
-    pub heartbeat: Duration,
-    /// A connection that sends nothing (not even pongs) this long is closed.
-    pub idle_timeout: Duration,
-    /// A client whose queue stays full, or whose socket takes no data, this long is dropped.
-    pub slow_client_timeout: Duration,
-    /// Largest client message.
-    pub max_message_bytes: usize,
-}
-
-fn websocket(file: WebSocketFile) -> Result<WebSocketConfig> {
-    let config = WebSocketConfig {
-        bus_capacity: file.bus_capacity.unwrap_or(1000),
-        max_connections: file.max_connections.unwrap_or(10_000),
-        max_connections_per_user: file.max_connections_per_user.unwrap_or(100),
-        max_subscriptions: file.max_subscriptions_per_connection.unwrap_or(100),
-        max_queries: file.max_queries_per_connection.unwrap_or(4),
-        heartbeat: Duration::from_secs(file.heartbeat_secs.unwrap_or(30)),
-        idle_timeout: Duration::from_secs(file.idle_timeout_secs.unwrap_or(300)),
-        slow_client_timeout: Duration::from_secs(file.slow_client_timeout_secs.unwrap_or(60)),
-        max_message_bytes: file.max_message_bytes.unwrap_or(64 * 1024),
-    };
-    if config.bus_capacity == 0
-        || config.max_connections == 0
-        || config.max_connections_per_user == 0
-        || config.max_subscriptions == 0
-        || config.max_queries == 0
-        || config.heartbeat.is_zero()
-        || config.idle_timeout.is_zero()
-        || config.slow_client_timeout.is_zero()
-        || config.max_message_bytes < 1024
-    {
-        return Err(Error::Config(
-            "websocket limits must be positive (max_message_bytes at least 1024)".into(),
-        ));
-    }
-    Ok(config)
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SecurityFile {
-    admin_password: Option<Secret>,
-    jwt_secret: Option<Secret>,
-    access_token_ttl_secs: Option<u64>,
-    refresh_token_ttl_secs: Option<u64>,
-    login_attempts_per_minute: Option<u32>,
-    requests_per_minute: Option<u32>,
-    trusted_proxies: Option<Vec<IpAddr>>,
-}
-
-/// A secret setting: never printed, logged or returned by the API.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// Authentication and rate-limit settings. Secrets come from the TOML file's `[security]` table
-/// or from `RUSTYDB_ADMIN_PASSWORD` / `RUSTYDB_JWT_SECRET`, never from flags (visible in `ps`).
-#[derive(Debug, Clone)]
-pub struct SecurityConfig {
-    /// Password of the `admin` user created on first start; generated and printed once if unset.
-    pub admin_password: Option<Secret>,
-    /// HS256 signing key; if unset, a random key is generated and kept in the data directory.
-    pub jwt_secret: Option<Secret>,
-    pub access_token_ttl_secs: u64,
-    pub refresh_token_ttl_secs: u64,
-    pub login_attempts_per_minute: u32,
-    pub requests_per_minute: u32,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
-}
-
 /// The settings in force.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -343,8 +111,10 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     pub queries: QueriesConfig,
     /// Connection limits of every database's pool.
-    pub pool: crate::engine::catalog::PoolLimits,
-    pub monitoring: MonitoringConfig,
+    pub pool: PoolLimits,
+    pub alerts: AlertsConfig,
+    pub health: HealthConfig,
+    pub partitions: PartitionsConfig,
     pub graphql: GraphQlConfig,
 }
 
@@ -361,7 +131,6 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let monitoring = monitoring(&file)?;
         let bind = args
             .bind
             .or(file.bind)
@@ -421,12 +190,14 @@ impl Config {
                     ));
                 }
             },
-            monitoring,
-            security: security(file.security)?,
-            websocket: websocket(file.websocket)?,
-            queries: queries(file.queries)?,
-            pool: pool(file.pool)?,
-            graphql: graphql(file.graphql)?,
+            security: SecurityConfig::from_file(file.security)?,
+            websocket: WebSocketConfig::from_file(file.websocket)?,
+            queries: QueriesConfig::from_file(file.queries)?,
+            pool: PoolLimits::from_file(file.pool)?,
+            alerts: AlertsConfig::from_file(file.alerts)?,
+            health: HealthConfig::from_file(file.health)?,
+            partitions: PartitionsConfig::from_file(file.partitions)?,
+            graphql: GraphQlConfig::from_file(file.graphql)?,
         })
     }
 
@@ -436,42 +207,6 @@ impl Config {
         config.data_dir = data_dir.to_path_buf();
         config
     }
-}
-
-fn security(file: SecurityFile) -> Result<SecurityConfig> {
-    let env_secret = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(Secret)
-    };
-    let jwt_secret = env_secret("RUSTYDB_JWT_SECRET").or(file.jwt_secret);
-    if let Some(s) = &jwt_secret
-        && s.0.len() < 32
-    {
-        return Err(Error::Config(
-            "jwt_secret must be at least 32 characters".into(),
-        ));
-    }
-    let security = SecurityConfig {
-        admin_password: env_secret("RUSTYDB_ADMIN_PASSWORD").or(file.admin_password),
-        jwt_secret,
-        access_token_ttl_secs: file.access_token_ttl_secs.unwrap_or(3600),
-        refresh_token_ttl_secs: file.refresh_token_ttl_secs.unwrap_or(7 * 24 * 3600),
-        login_attempts_per_minute: file.login_attempts_per_minute.unwrap_or(10),
-        requests_per_minute: file.requests_per_minute.unwrap_or(1000),
-        trusted_proxies: file.trusted_proxies.unwrap_or_default(),
-    };
-    if security.access_token_ttl_secs == 0
-        || security.refresh_token_ttl_secs == 0
-        || security.login_attempts_per_minute == 0
-        || security.requests_per_minute == 0
-    {
-        return Err(Error::Config(
-            "token lifetimes and rate limits must be at least 1".into(),
-        ));
-    }
-    Ok(security)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -538,21 +273,44 @@ mod tests {
             load("[alerts]\nevaluation_interval_ms = 250\n[partitions]\nstats_interval_ms = 700\n")
                 .unwrap();
         assert_eq!(
-            config.monitoring.alert_evaluation_interval,
+            config.alerts.evaluation_interval,
             Duration::from_millis(250)
         );
-        assert_eq!(
-            config.monitoring.health_watch_interval,
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            config.monitoring.partition_stats_interval,
-            Duration::from_millis(700)
-        );
+        assert_eq!(config.health.watch_interval, Duration::from_secs(5));
+        assert_eq!(config.partitions.stats_interval, Duration::from_millis(700));
         let err = load("[health]\nwatch_interval_ms = 0\n").unwrap_err();
         assert!(err.to_string().contains("at least 10"), "{err}");
         let err = load("[alerts]\ninterval = 5\n").unwrap_err();
         assert!(err.to_string().contains("interval"), "{err}");
+    }
+
+    #[test]
+    fn every_section_checks_its_bounds_and_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rustydb.toml");
+        for (text, named) in [
+            (
+                "[websocket]\nmax_message_bytes = 100\n",
+                "max_message_bytes",
+            ),
+            ("[graphql]\nmax_depth = 0\n", "graphql"),
+            ("[pool]\nmax_connections = 0\n", "pool.max_connections"),
+            ("[queries]\nslow_log_capacity = 0\n", "slow_log_capacity"),
+            ("[security]\nrequests_per_minute = 0\n", "rate limits"),
+            (
+                "[partitions]\nstats_interval_ms = 1\n",
+                "partitions.stats_interval_ms",
+            ),
+            ("[websocket]\nbus_capacty = 5\n", "bus_capacty"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::resolve(ServeArgs {
+                config: Some(file.clone()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(named), "{text}: {err}");
+        }
     }
 
     #[test]

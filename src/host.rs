@@ -3,6 +3,8 @@
 //! the system_metrics topic, GET /api/v1/system/stats and /host, GraphQL). Three `System`s, as
 //! before, each measured CPU over its own interval and refreshed /proc three times as often.
 
+pub mod diskstats;
+
 use std::sync::Mutex;
 use std::time::Instant;
 

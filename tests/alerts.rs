@@ -10,7 +10,7 @@ use crate::support::{TestServer, next_event};
 
 async fn fast_server() -> TestServer {
     TestServer::with_config(|c| {
-        c.monitoring.alert_evaluation_interval = Duration::from_millis(20);
+        c.alerts.evaluation_interval = Duration::from_millis(20);
     })
     .await
 }

@@ -490,7 +490,7 @@ async fn lock_events_and_deadlock_detection_follow_a_deadlock_made_through_rest(
 #[tokio::test]
 async fn alert_stream_receives_a_firing_alert_of_its_categories_only() {
     let live = Live::start(|c| {
-        c.monitoring.alert_evaluation_interval = Duration::from_millis(20);
+        c.alerts.evaluation_interval = Duration::from_millis(20);
     })
     .await;
     let admin = live.admin().await;

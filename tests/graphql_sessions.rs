@@ -295,7 +295,7 @@ async fn connection_pool_events_report_an_exhausted_pool() {
 #[tokio::test]
 async fn the_cluster_subscriptions_report_this_node_and_its_health_changes() {
     let live = Live::start(|c| {
-        c.monitoring.health_watch_interval = Duration::from_millis(200);
+        c.health.watch_interval = Duration::from_millis(200);
     })
     .await;
     let admin = live.admin().await;

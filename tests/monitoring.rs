@@ -143,7 +143,7 @@ async fn metrics_need_system_read_and_an_api_key_works_for_a_scraper() {
 #[tokio::test]
 async fn a_component_status_change_is_published_with_the_changed_component() {
     let server = TestServer::with_config(|c| {
-        c.monitoring.health_watch_interval = Duration::from_millis(20);
+        c.health.watch_interval = Duration::from_millis(20);
     })
     .await;
     let mut events = server.bus().topic("health").expect("health topic").listen();

@@ -43,7 +43,7 @@ const PARTITIONS: &str = "/api/v1/storage/partitions";
 #[tokio::test]
 async fn range_partitions_route_rows_and_a_dropped_partition_takes_its_rows() {
     let server = TestServer::with_config(|c| {
-        c.monitoring.partition_stats_interval = Duration::from_millis(20);
+        c.partitions.stats_interval = Duration::from_millis(20);
     })
     .await;
     let admin = server.admin().await;

@@ -2,6 +2,7 @@
 //! evaluated by a background task (`evaluator`), and the alerts they raise. Every state change
 //! of an alert is published as an `alert` event on the `alerts` family.
 
+pub mod config;
 mod evaluator;
 mod store;
 pub use evaluator::spawn as spawn_evaluator;

@@ -6,7 +6,7 @@ use std::path::Path;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::SecurityConfig;
+use super::config::SecurityConfig;
 use crate::error::{Error, Result};
 
 /// Tolerated clock difference between issuer and verifier.

@@ -5,6 +5,7 @@
 mod admin;
 mod api_keys;
 pub mod audit;
+pub mod config;
 mod jwt;
 mod middleware;
 mod password;

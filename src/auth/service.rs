@@ -3,13 +3,14 @@
 use super::*;
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
+use super::config::SecurityConfig;
 use crate::api::runtime::{Credential, Identity, Principal};
 use crate::api::types::AuditOutcome;
-use crate::config::Config;
 use crate::engine::SystemDb;
 use crate::error::{Error, Result};
 use audit::AuditRecord;
@@ -40,10 +41,13 @@ pub struct Auth {
 impl Auth {
     /// Loads or creates the signing key, brings the built-in roles up to date, and on an empty
     /// user table creates `admin` (password from the configuration, or generated and printed
-    /// once on stdout; never logged).
-    pub async fn start(config: &Config, db: SystemDb) -> Result<Arc<Auth>> {
-        let security = &config.security;
-        let tokens = TokenIssuer::new(security, &config.data_dir)?;
+    /// once on stdout; never logged). A generated signing key is kept in `data_dir`.
+    pub async fn start(
+        security: &SecurityConfig,
+        data_dir: &Path,
+        db: SystemDb,
+    ) -> Result<Arc<Auth>> {
+        let tokens = TokenIssuer::new(security, data_dir)?;
         let decoy_hash = password::hash(hex::encode(random_bytes::<16>()?)).await?;
         let admin_password = security.admin_password.clone();
         db.call(move |conn| {

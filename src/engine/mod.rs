@@ -4,6 +4,7 @@
 pub mod access;
 pub mod capture;
 pub mod catalog;
+pub mod config;
 pub mod locks;
 pub mod page_cache;
 pub mod plans;

@@ -4,6 +4,7 @@
 //! See docs/graphql.md.
 
 mod cluster;
+pub mod config;
 mod error_path;
 mod monitoring;
 mod operations;

@@ -17,7 +17,7 @@ use crate::api::types::{
     SystemMetricsSample,
 };
 use crate::engine::page_cache;
-use crate::metrics::diskstats;
+use crate::host::diskstats;
 
 /// Samples arrive once a second; one this close to the interval counts as on time.
 const SAMPLE_SLACK: Duration = Duration::from_millis(500);

@@ -11,11 +11,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use super::config::GraphQlConfig;
 use crate::api::ApiError;
 use crate::api::graphql_runtime::Caller;
 use crate::api::runtime::{ClientIp, Principal};
 use crate::auth::{AdminService, Auth};
-use crate::config::GraphQlConfig;
 use crate::databases::DatabaseService;
 use crate::engine::SystemDb;
 use crate::engine::catalog::Engine;

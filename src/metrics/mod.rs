@@ -2,7 +2,6 @@
 //! subscribed: a sample costs a sysinfo refresh or a /proc read.
 
 pub mod buffer_pool;
-pub mod diskstats;
 mod producers;
 
 pub use producers::*;

@@ -17,6 +17,7 @@ use crate::engine::SystemDb;
 use crate::engine::catalog::Engine;
 use crate::events::Bus;
 use crate::events::connections::Registry;
+use crate::host::diskstats;
 use crate::process::Process;
 
 /// A source sampled once a second on a blocking thread.

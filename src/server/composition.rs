@@ -82,7 +82,7 @@ impl Server {
             config.pool,
             Some(crate::events::pool_events_publisher(Arc::clone(&bus))),
         )?);
-        let auth = Auth::start(&config, system_db.clone()).await?;
+        let auth = Auth::start(&config.security, &config.data_dir, system_db.clone()).await?;
         auth.sessions.publish_to(Arc::clone(&bus));
         let (shutdown_tx, shutdown) = watch::channel(false);
         let queries = Arc::new(crate::engine::queries::QueryMonitor::new(&config.queries));
@@ -159,7 +159,7 @@ impl Server {
             sql,
             storage: Arc::clone(&storage),
             system: Arc::new(SystemService::new(
-                Arc::clone(&config),
+                config.effective(),
                 Arc::clone(&process),
                 log,
                 Arc::clone(&host),
@@ -171,7 +171,6 @@ impl Server {
             )),
         });
 
-        let monitoring = &config.monitoring;
         crate::metrics::spawn_producers(crate::metrics::Sources {
             bus: Arc::clone(&bus),
             engine: Arc::clone(&engine),
@@ -182,18 +181,18 @@ impl Server {
         });
         crate::alerts::spawn_evaluator(
             alerts.clone(),
-            monitoring.alert_evaluation_interval,
+            config.alerts.evaluation_interval,
             shutdown.clone(),
         );
         crate::health::watch::spawn(
             Arc::clone(&checks),
             Arc::clone(&bus),
-            monitoring.health_watch_interval,
+            config.health.watch_interval,
             shutdown.clone(),
         )
         .await;
         let partitions = PartitionService::new(Arc::clone(&engine), Arc::clone(&bus));
-        partitions.spawn_stats_watcher(monitoring.partition_stats_interval, shutdown.clone());
+        partitions.spawn_stats_watcher(config.partitions.stats_interval, shutdown.clone());
         crate::storage::spawn_status_producer(
             (*storage).clone(),
             Arc::clone(&bus),

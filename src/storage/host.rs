@@ -7,7 +7,7 @@ use sysinfo::{DiskKind, Disks};
 
 use crate::api::events::DiskIoEvent;
 use crate::api::types::{DiskInfo, HostIoCounters, IoRates, ProcessIoCounters};
-use crate::metrics::diskstats;
+use crate::host::diskstats;
 
 fn percent(used: u64, total: u64) -> f64 {
     if total == 0 {

@@ -8,17 +8,16 @@ use std::sync::atomic::Ordering;
 use axum::http::StatusCode;
 
 use crate::api::types::{
-    EffectiveConfig, EffectiveConfigLogFormat, HostInfo, LogFilter, LogFilterUpdate,
-    ResponseCounts, RuntimeStats, SecuritySettings, SecuritySettingsJwtKeySource, ServerInfo,
-    VersionInfo, VersionInfoBuildProfile,
+    EffectiveConfig, HostInfo, LogFilter, LogFilterUpdate, ResponseCounts, RuntimeStats,
+    ServerInfo, VersionInfo, VersionInfoBuildProfile,
 };
 use crate::api::{API_VERSION, ApiError, SystemApi, runtime::RequestContext};
-use crate::config::Config;
 use crate::process::Process;
-use crate::telemetry::{LogControl, LogFormat};
+use crate::telemetry::LogControl;
 
 pub struct SystemService {
-    config: Arc<Config>,
+    /// The settings in force, as the API shows them (secrets already left out).
+    config: EffectiveConfig,
     process: Arc<Process>,
     log: LogControl,
     host: host::HostProbe,
@@ -26,7 +25,7 @@ pub struct SystemService {
 
 impl SystemService {
     pub fn new(
-        config: Arc<Config>,
+        config: EffectiveConfig,
         process: Arc<Process>,
         log: LogControl,
         host: Arc<crate::host::Host>,
@@ -50,8 +49,8 @@ impl SystemApi for SystemService {
             pid: std::process::id(),
             started_at: s.started_at,
             uptime_seconds: s.uptime_seconds(),
-            data_dir: c.data_dir.display().to_string(),
-            bind_address: c.bind.to_string(),
+            data_dir: c.data_dir.clone(),
+            bind_address: c.bind.clone(),
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
         })
@@ -71,41 +70,7 @@ impl SystemApi for SystemService {
     }
 
     async fn get_config(&self, _ctx: RequestContext) -> Result<EffectiveConfig, ApiError> {
-        // Built field by field (not serialized from `Config`) so a secret added to `Config`
-        // later is never exposed by accident.
-        let c = &self.config;
-        Ok(EffectiveConfig {
-            bind: c.bind.to_string(),
-            data_dir: c.data_dir.display().to_string(),
-            log_format: match c.log_format {
-                LogFormat::Human => EffectiveConfigLogFormat::Human,
-                LogFormat::Json => EffectiveConfigLogFormat::Json,
-            },
-            request_timeout_secs: c.request_timeout_secs,
-            body_limit_bytes: c.body_limit_bytes,
-            cors_allowed_origins: c.cors_allowed_origins.clone(),
-            shutdown_grace_secs: c.shutdown_grace_secs,
-            config_file: c.config_file.as_ref().map(|p| p.display().to_string()),
-            tls_enabled: c.tls.is_some(),
-            security: SecuritySettings {
-                access_token_ttl_secs: c.security.access_token_ttl_secs,
-                refresh_token_ttl_secs: c.security.refresh_token_ttl_secs,
-                login_attempts_per_minute: c.security.login_attempts_per_minute,
-                requests_per_minute: c.security.requests_per_minute,
-                trusted_proxies: c
-                    .security
-                    .trusted_proxies
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-                jwt_key_source: if c.security.jwt_secret.is_some() {
-                    SecuritySettingsJwtKeySource::Configured
-                } else {
-                    SecuritySettingsJwtKeySource::DataDir
-                },
-                admin_password_configured: c.security.admin_password.is_some(),
-            },
-        })
+        Ok(self.config.clone())
     }
 
     async fn get_runtime_stats(&self, _ctx: RequestContext) -> Result<RuntimeStats, ApiError> {

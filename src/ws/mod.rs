@@ -2,6 +2,7 @@
 //! checked credentials and the endpoint's permission before these methods run), the connection
 //! registry, and the protocol. See docs/websocket.md.
 
+pub mod config;
 mod connection;
 mod management;
 mod protocol;

@@ -11,9 +11,9 @@ use tokio::sync::watch;
 
 pub use crate::api::runtime::WebSocketUpgrade;
 
+use super::config::WebSocketConfig;
 use crate::api::runtime::{Credential, RequestContext, StreamOptions};
 use crate::api::{ApiError, WebSocketApi, WebSocketMeta};
-use crate::config::WebSocketConfig;
 use crate::events::connections::{ConnectionInfo, LimitExceeded};
 use crate::events::{Bus, Filter, Topic};
 use connection::Connection;
