@@ -7,7 +7,7 @@ use crate::api::runtime::RequestContext;
 use crate::api::types::{ConnectionPoolStats, DatabaseCreate, DatabaseInfo, DatabaseList};
 use crate::api::{ApiError, DatabasesApi};
 use crate::engine::catalog::Engine;
-use crate::storage::tablespaces::Tablespaces;
+use crate::engine::tablespaces::Tablespaces;
 
 pub struct DatabaseService {
     engine: Arc<Engine>,

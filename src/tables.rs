@@ -18,7 +18,7 @@ use crate::engine::catalog::Engine;
 use crate::engine::{sql, tables};
 use crate::error::{Error, Result};
 use crate::events::Bus;
-use crate::sql::maintenance;
+use crate::events::maintenance;
 use tables::Alter;
 
 pub struct TableService {
@@ -43,7 +43,7 @@ impl TableService {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
     {
-        let access = crate::sql::access(ctx)?;
+        let access = crate::auth::grants::request_sql_access(ctx)?;
         let db = self.engine.get(name)?;
         Ok(db
             .run(move |c| sql::guarded(c, access, sql::DEFAULT_TIMEOUT, f))

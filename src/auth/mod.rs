@@ -6,6 +6,7 @@ mod admin;
 mod api_keys;
 pub mod audit;
 pub mod config;
+pub mod grants;
 mod jwt;
 mod middleware;
 mod password;

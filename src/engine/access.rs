@@ -5,9 +5,6 @@
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
-use crate::api::Permission;
-use crate::api::runtime::Identity;
-
 /// Prefix of the change-capture function's name (see `capture`).
 pub const CAPTURE_PREFIX: &str = "rustydb_capture_";
 
@@ -22,18 +19,6 @@ pub enum SqlAccess {
 }
 
 impl SqlAccess {
-    pub fn of(identity: &Identity) -> Option<SqlAccess> {
-        if identity.has(Permission::DatabaseAdmin) {
-            Some(SqlAccess::Admin)
-        } else if identity.has(Permission::DatabaseWrite) {
-            Some(SqlAccess::Write)
-        } else if identity.has(Permission::DatabaseRead) {
-            Some(SqlAccess::Read)
-        } else {
-            None
-        }
-    }
-
     pub fn authorize(self, ctx: &AuthContext<'_>) -> Authorization {
         use AuthAction::*;
         let allowed = match ctx.action {

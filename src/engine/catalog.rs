@@ -1,6 +1,6 @@
 //! The user databases: one SQLite file each, with a small pool of idle connections per
 //! database. A file lives in a tablespace: `<data_dir>/databases/` (the `default` tablespace) or
-//! a directory registered in `system.db` (see `storage::tablespaces`). `default` exists from the
+//! a directory registered in `system.db` (see `tablespaces`). `default` exists from the
 //! first start.
 
 mod moves;

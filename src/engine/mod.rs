@@ -13,6 +13,7 @@ pub mod queries;
 pub mod slow_log;
 pub mod sql;
 pub mod tables;
+pub mod tablespaces;
 pub mod transactions;
 pub mod wal;
 pub mod wal_index;

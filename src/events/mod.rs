@@ -4,6 +4,7 @@ mod bus;
 pub mod connections;
 mod filter;
 mod frame;
+pub mod maintenance;
 
 pub use bus::{Bus, Cursor, Event, Gap, Listener, Subscribed, Taken, Topic};
 pub use filter::Filter;

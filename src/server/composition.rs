@@ -65,7 +65,7 @@ impl Server {
         let sequencer = Arc::new(crate::engine::capture::Sequencer::new(
             crate::events::table_changes_publisher(Arc::clone(&bus)),
         ));
-        let tablespaces = Arc::new(crate::storage::tablespaces::Tablespaces::new(
+        let tablespaces = Arc::new(crate::engine::tablespaces::Tablespaces::new(
             system_db.clone(),
             &config.data_dir,
         ));

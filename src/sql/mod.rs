@@ -1,7 +1,6 @@
 //! The `sql` subsystem: statements over the engine with the caller's SQL permissions.
 
 pub mod executor;
-pub mod maintenance;
 pub use executor::{Executor, Finished};
 mod service;
 

@@ -17,7 +17,7 @@ use crate::api::types::{
     SqlQuery, SqlResult, SqlStatementResult, TrackedQueryList,
 };
 use crate::api::{ApiError, SqlApi};
-use crate::engine::access::SqlAccess;
+use crate::auth::grants::{owned_transaction, request_sql_access};
 use crate::engine::capture::Actor;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
 use crate::engine::plans;
@@ -26,6 +26,7 @@ use crate::engine::sql;
 use crate::engine::transactions::Transactions;
 use crate::error::Error;
 use crate::events::Bus;
+use crate::events::maintenance;
 
 pub struct SqlService {
     engine: Arc<Engine>,
@@ -187,7 +188,7 @@ impl SqlService {
     {
         match transaction {
             Some(id) => {
-                let tx = crate::transactions::owned(&self.transactions, ctx.identity()?, id)?;
+                let tx = owned_transaction(&self.transactions, ctx.identity()?, id)?;
                 let name = tx.database();
                 if database.is_some_and(|d| d != name) {
                     return Err(Error::Invalid(format!(
@@ -216,11 +217,6 @@ impl SqlService {
 }
 
 /// What the caller may do inside SQL (the generated check has ensured database:read).
-pub(crate) fn access(ctx: &RequestContext) -> Result<SqlAccess, ApiError> {
-    SqlAccess::of(ctx.identity()?)
-        .ok_or_else(|| ApiError::forbidden("permission `database:read` required"))
-}
-
 fn timeout(ms: Option<i64>) -> Result<Duration, ApiError> {
     match ms {
         None => Ok(sql::DEFAULT_TIMEOUT),
@@ -248,7 +244,7 @@ fn elapsed_ms(start: Instant) -> f64 {
 impl SqlApi for SqlService {
     async fn query_sql(&self, ctx: RequestContext, body: SqlQuery) -> Result<SqlResult, ApiError> {
         let (access, limit, rows_cap) = (
-            access(&ctx)?,
+            request_sql_access(&ctx)?,
             timeout(body.timeout)?,
             max_rows(body.max_rows)?,
         );
@@ -300,7 +296,7 @@ impl SqlApi for SqlService {
         ctx: RequestContext,
         body: SqlQuery,
     ) -> Result<SqlExecuted, ApiError> {
-        let (access, limit) = (access(&ctx)?, timeout(body.timeout)?);
+        let (access, limit) = (request_sql_access(&ctx)?, timeout(body.timeout)?);
         let (statement, params) = (body.sql.to_string(), body.params.clone());
         let start = Instant::now();
         let (database, (rows_affected, last_insert_id)) = self
@@ -325,7 +321,7 @@ impl SqlApi for SqlService {
         ctx: RequestContext,
         body: SqlBatch,
     ) -> Result<SqlBatchResult, ApiError> {
-        let (access, limit) = (access(&ctx)?, timeout(body.timeout)?);
+        let (access, limit) = (request_sql_access(&ctx)?, timeout(body.timeout)?);
         // The schema's minItems/maxItems: typify does not enforce array bounds.
         if !(1..=1000).contains(&body.statements.len()) {
             return Err(Error::Invalid("a batch has 1 to 1000 statements".into()).into());
@@ -369,7 +365,7 @@ impl SqlApi for SqlService {
         ctx: RequestContext,
         body: SqlQuery,
     ) -> Result<QueryPlan, ApiError> {
-        let (access, limit) = (access(&ctx)?, timeout(body.timeout)?);
+        let (access, limit) = (request_sql_access(&ctx)?, timeout(body.timeout)?);
         let db = self.target(body.database.as_deref())?;
         let (statement, params) = (body.sql.to_string(), body.params.clone());
         let text = statement.clone();

@@ -4,6 +4,5 @@
 mod buffer_pool;
 pub(crate) mod host;
 mod service;
-pub mod tablespaces;
 
 pub use service::*;

@@ -19,9 +19,9 @@ use crate::api::types::{
 use crate::api::{ApiError, StorageApi};
 use crate::engine::SystemDb;
 use crate::engine::catalog::{DEFAULT_TABLESPACE, Engine};
+use crate::engine::tablespaces::{Record, Tablespaces, databases_in};
 use crate::error::{self, Error};
 use crate::events::Bus;
-use tablespaces::{Record, Tablespaces, databases_in};
 
 /// The storage subsystem's handles; the `storage_status` producer measures with the same.
 #[derive(Clone)]

@@ -4,7 +4,7 @@ use super::*;
 
 use std::sync::Arc;
 
-use crate::api::runtime::{Identity, RequestContext};
+use crate::api::runtime::RequestContext;
 use crate::api::transactions::{
     AcquireLockPath, CommitTransactionPath, CreateSavepointPath, GetTransactionPath,
     ListTransactionLocksPath, ReleaseLockPath, ReleaseSavepointPath, RollbackToSavepointPath,
@@ -15,33 +15,13 @@ use crate::api::types::{
     TransactionBegin, TransactionBeginMode, TransactionInfo, TransactionList, WaitForGraph,
 };
 use crate::api::{ApiError, Permission, TransactionsApi};
+use crate::auth::grants::owned_transaction;
 use crate::engine::catalog::{DEFAULT_DATABASE, Engine};
-use crate::engine::transactions::{Owner, Transaction, Transactions, validate_savepoint};
+use crate::engine::transactions::{Owner, Transactions, validate_savepoint};
 
 pub struct TransactionService {
     engine: Arc<Engine>,
     transactions: Arc<Transactions>,
-}
-
-/// The open transaction `id` if the caller may use it.
-pub fn owned(
-    transactions: &Transactions,
-    identity: &Identity,
-    id: &str,
-) -> Result<Arc<Transaction>, ApiError> {
-    let not_found = || {
-        let reason = transactions
-            .ended(id)
-            .and_then(|i| i.end_reason)
-            .map(|r| format!(": it ended ({r})"))
-            .unwrap_or_default();
-        ApiError::not_found(format!("no open transaction `{id}`{reason}"))
-    };
-    let tx = transactions.get(id).ok_or_else(not_found)?;
-    if tx.owner_id != identity.user_id && !identity.has(Permission::DatabaseAdmin) {
-        return Err(not_found());
-    }
-    Ok(tx)
 }
 
 impl TransactionService {
@@ -58,7 +38,7 @@ impl TransactionService {
         id: &str,
         commit: bool,
     ) -> Result<TransactionInfo, ApiError> {
-        owned(&self.transactions, ctx.identity()?, id)?;
+        owned_transaction(&self.transactions, ctx.identity()?, id)?;
         let (transactions, id) = (Arc::clone(&self.transactions), id.to_string());
         let reason = if commit { "commit" } else { "rollback" };
         Ok(
@@ -76,7 +56,7 @@ impl TransactionService {
         name: String,
     ) -> Result<TransactionInfo, ApiError> {
         validate_savepoint(&name)?;
-        let tx = owned(&self.transactions, ctx.identity()?, id)?;
+        let tx = owned_transaction(&self.transactions, ctx.identity()?, id)?;
         Ok(
             tokio::task::spawn_blocking(move || tx.savepoint(action, &name))
                 .await
@@ -141,7 +121,7 @@ impl TransactionsApi for TransactionService {
         path: GetTransactionPath,
     ) -> Result<TransactionInfo, ApiError> {
         let identity = ctx.identity()?;
-        match owned(&self.transactions, identity, &path.transaction_id) {
+        match owned_transaction(&self.transactions, identity, &path.transaction_id) {
             Ok(tx) => Ok(tx.info()),
             Err(e) => match self.transactions.ended(&path.transaction_id) {
                 Some(info)
@@ -215,7 +195,7 @@ impl TransactionsApi for TransactionService {
         path: AcquireLockPath,
         body: LockRequest,
     ) -> Result<LockInfo, ApiError> {
-        let tx = owned(&self.transactions, ctx.identity()?, &path.transaction_id)?;
+        let tx = owned_transaction(&self.transactions, ctx.identity()?, &path.transaction_id)?;
         locks::acquire(&self.transactions, tx, body).await
     }
 
@@ -224,7 +204,7 @@ impl TransactionsApi for TransactionService {
         ctx: RequestContext,
         path: ListTransactionLocksPath,
     ) -> Result<LockList, ApiError> {
-        owned(&self.transactions, ctx.identity()?, &path.transaction_id)?;
+        owned_transaction(&self.transactions, ctx.identity()?, &path.transaction_id)?;
         Ok(lock_list(
             self.transactions.locks().locks(Some(&path.transaction_id)),
         ))

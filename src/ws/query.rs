@@ -189,8 +189,7 @@ impl Plan {
             }
         };
         // Checked again here: roles can change while the connection is open.
-        let access = SqlAccess::of(identity)
-            .ok_or_else(|| ApiError::forbidden("permission `database:read` required"))?;
+        let access = crate::auth::grants::identity_sql_access(identity)?;
         Ok(Plan {
             sql: request.sql,
             params: request.params,
