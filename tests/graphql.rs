@@ -344,6 +344,33 @@ async fn the_legacy_graphql_ws_subprotocol_works() {
 }
 
 #[tokio::test]
+async fn the_legacy_subprotocol_keeps_sending_ka_while_the_connection_is_quiet() {
+    let live = Live::start(|c| c.graphql.legacy_keep_alive = Duration::from_secs(1)).await;
+    let admin = live.admin().await;
+    let mut ws = live.connect("graphql-ws").await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {admin}")}}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "connection_ack");
+    // The one after the ack, then one per interval with nothing else going on.
+    for _ in 0..3 {
+        assert_eq!(recv(&mut ws).await, json!({"type": "ka"}));
+    }
+    // graphql-transport-ws has its own ping/pong: no `ka` there.
+    let mut modern = live.connect("graphql-transport-ws").await;
+    send(
+        &mut modern,
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {admin}")}}),
+    )
+    .await;
+    assert_eq!(recv(&mut modern).await["type"], "connection_ack");
+    send(&mut modern, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut modern).await["type"], "pong");
+}
+
+#[tokio::test]
 async fn post_runs_queries_with_rest_permissions() {
     let live = Live::start(|_| {}).await;
     let analyst = live.user("ana", &["analyst"]).await;

@@ -1755,3 +1755,74 @@ async fn buffer_pool_stream_and_routes_report_measured_pages() {
         403
     );
 }
+
+/// The next `system_metrics` sample's `active_queries`.
+async fn active_queries(metrics: &mut Client) -> u64 {
+    let (sample, _) = until(metrics, "system_metrics").await;
+    sample["data"]["active_queries"]
+        .as_u64()
+        .expect("active_queries")
+}
+
+#[tokio::test]
+async fn active_queries_counts_the_user_statements_running_not_system_calls() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let mut metrics = live
+        .connect_as("/api/v1/ws/metrics?interval=1", &admin)
+        .await;
+    // Every request reads system.db to authenticate; none of that is a user statement.
+    assert_eq!(active_queries(&mut metrics).await, 0);
+    let statement = live.rest(
+        "POST",
+        "/api/v1/sql/execute",
+        &admin,
+        Some(json!({
+            "sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+            "timeout": 60000
+        })),
+    );
+    let observe = async {
+        let id = loop {
+            let (_, list) = live.rest("GET", "/api/v1/sql/queries", &admin, None).await;
+            if let Some(id) = list["queries"][0]["query_id"].as_str() {
+                break id.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // Samples already queued may predate the statement; a few later ones must count it.
+        let mut counted = Vec::new();
+        for _ in 0..4 {
+            let n = active_queries(&mut metrics).await;
+            counted.push(n);
+            if n == 1 {
+                break;
+            }
+        }
+        let (cancel, _) = live
+            .rest(
+                "POST",
+                &format!("/api/v1/sql/queries/{id}/cancel"),
+                &admin,
+                None,
+            )
+            .await;
+        (counted, cancel)
+    };
+    let ((status, body), (counted, cancel)) = tokio::join!(statement, observe);
+    assert_eq!(
+        counted.last(),
+        Some(&1),
+        "samples while it ran: {counted:?}"
+    );
+    assert_eq!(cancel, 200);
+    assert_eq!(status, 409, "{body}");
+    let mut after = Vec::new();
+    for _ in 0..4 {
+        after.push(active_queries(&mut metrics).await);
+        if after.last() == Some(&0) {
+            break;
+        }
+    }
+    assert_eq!(after.last(), Some(&0), "samples after it ended: {after:?}");
+}

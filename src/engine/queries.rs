@@ -251,6 +251,11 @@ impl RunningQueries {
             .count()
     }
 
+    /// How many statements are running now.
+    pub fn count(&self) -> usize {
+        lock(&self.running).len()
+    }
+
     /// Oldest first.
     pub fn list(&self) -> Vec<Arc<Running>> {
         let mut all: Vec<_> = lock(&self.running).values().cloned().collect();

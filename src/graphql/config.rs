@@ -14,6 +14,7 @@ pub(crate) struct GraphQlFile {
     max_complexity: Option<usize>,
     max_subscriptions_per_connection: Option<usize>,
     connection_init_timeout_secs: Option<u64>,
+    legacy_keep_alive_secs: Option<u64>,
 }
 
 /// GraphQL limits (`[graphql]` in the config file).
@@ -27,6 +28,10 @@ pub struct GraphQlConfig {
     pub max_subscriptions: usize,
     /// A connection that has not sent `connection_init` by then is closed with 4408.
     pub connection_init_timeout: Duration,
+    /// Between two `ka` messages on the legacy `graphql-ws` subprotocol. Its standard client
+    /// (subscriptions-transport-ws) drops a connection that sends no `ka` for 30 s, so the
+    /// default leaves room for a late one.
+    pub legacy_keep_alive: Duration,
 }
 
 impl GraphQlConfig {
@@ -38,11 +43,13 @@ impl GraphQlConfig {
             connection_init_timeout: Duration::from_secs(
                 file.connection_init_timeout_secs.unwrap_or(10),
             ),
+            legacy_keep_alive: Duration::from_secs(file.legacy_keep_alive_secs.unwrap_or(10)),
         };
         if config.max_depth == 0
             || config.max_complexity == 0
             || config.max_subscriptions == 0
             || config.connection_init_timeout.is_zero()
+            || config.legacy_keep_alive.is_zero()
         {
             return Err(Error::Config("graphql limits must be positive".into()));
         }

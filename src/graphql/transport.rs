@@ -130,6 +130,8 @@ pub async fn serve(
     };
     let init_deadline = Instant::now() + gql.config().connection_init_timeout;
     let mut revalidate = tokio::time::interval_at(Instant::now() + REVALIDATE, REVALIDATE);
+    let every = gql.config().legacy_keep_alive;
+    let mut keep_alive = tokio::time::interval_at(Instant::now() + every, every);
     let mut shutdown = gql.backends.process.shutdown.clone();
     let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     let outcome: Close = loop {
@@ -178,6 +180,14 @@ pub async fn serve(
                         Ok(identity) => conn.caller = Some(Caller { identity: Arc::new(identity), client_ip }),
                         Err(reason) => break close(4403, format!("Forbidden: {reason}")),
                     }
+                }
+            }
+            // The legacy client counts a connection dead after 30 s without `ka`, whatever
+            // else it receives, and reconnects (losing events in the gap).
+            _ = keep_alive.tick(), if protocol == Protocol::Legacy && conn.caller.is_some() => {
+                if sink.send(Message::text(r#"{"type":"ka"}"#)).await.is_err() {
+                    conn.abort_all();
+                    return;
                 }
             }
             _ = shutdown.changed() => break close(1001, "server shutting down"),

@@ -13,8 +13,8 @@ use crate::api::EventMessage;
 use crate::api::types::SystemMetrics;
 use tokio::sync::watch;
 
-use crate::engine::SystemDb;
 use crate::engine::catalog::Engine;
+use crate::engine::queries::RunningQueries;
 use crate::events::Bus;
 use crate::events::connections::Registry;
 use crate::host::diskstats;
@@ -32,7 +32,9 @@ trait Producer: Sized + Send + 'static {
 pub struct Sources {
     pub bus: Arc<Bus>,
     pub engine: Arc<Engine>,
-    pub system_db: SystemDb,
+    /// User statements running now (REST SQL, `/api/v1/ws/query`, GraphQL), registered by the
+    /// statement executor; the server's own system.db calls are not in it.
+    pub queries: Arc<RunningQueries>,
     pub connections: Arc<Registry>,
     pub process: Arc<Process>,
     /// The server's one host sampler (CPU and memory).
@@ -48,7 +50,7 @@ pub fn spawn_producers(sources: Sources) {
         m.active_connections = s.connections.len() as u64
             + stats.graphql_sockets.load(Ordering::Relaxed)
             + stats.in_flight.load(Ordering::Relaxed);
-        m.active_queries = s.system_db.in_flight();
+        m.active_queries = s.queries.count() as u64;
         m
     });
     buffer_pool::spawn(

@@ -174,7 +174,7 @@ impl Server {
         crate::metrics::spawn_producers(crate::metrics::Sources {
             bus: Arc::clone(&bus),
             engine: Arc::clone(&engine),
-            system_db: system_db.clone(),
+            queries: Arc::clone(&queries.running),
             connections: Arc::clone(&connections),
             process: Arc::clone(&process),
             host: Arc::clone(&host),

@@ -615,7 +615,7 @@ class SystemMetricsData(_t.TypedDict):
     """Open WebSocket connections plus HTTP requests in flight."""
 
     active_queries: int
-    """Engine calls executing now."""
+    """User statements running now (REST SQL, /api/v1/ws/query and GraphQL); the server's own system.db calls are not counted."""
 
 
 class SystemMetricsMessage(_t.TypedDict):

@@ -725,7 +725,7 @@ export interface SystemMetricsData {
    */
   active_connections: number;
   /**
-   * Engine calls executing now.
+   * User statements running now (REST SQL, /api/v1/ws/query and GraphQL); the server's own system.db calls are not counted.
    */
   active_queries: number;
 }

@@ -745,7 +745,7 @@ export interface SystemMetricsSample {
    */
   active_connections: number;
   /**
-   * Engine calls executing now.
+   * User statements running now (REST SQL, /api/v1/ws/query and GraphQL); the server's own system.db calls are not counted.
    */
   active_queries: number;
   timestamp: string;
