@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::graphql::*;
 
@@ -966,4 +968,84 @@ async fn the_seed_table_schema_and_heartbeat_documents_stream_as_written() {
     assert_eq!(seen["heartbeat"]["sequence"], 1);
     assert_eq!(seen["aggregateChanges"]["table"], "sales");
     assert_eq!(seen["queryChanges"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_its_code() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin().await;
+    let mut ws = live.connect("graphql-transport-ws").await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {admin}")}}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "connection_ack");
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .expect("close");
+    // Without the echo the client sees the TCP stream end: 1006, "closed without a code".
+    assert_eq!(close_code(&mut ws).await, 1000);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_when_its_token_expires() {
+    let live = Live::start(|c| c.security.access_token_ttl_secs = 5).await;
+    let admin = live.admin().await;
+    let (status, body) = live
+        .rest(
+            "POST",
+            "/api/v1/sql/execute",
+            &admin,
+            Some(json!({"sql": "CREATE TABLE blobs (id INTEGER PRIMARY KEY, body TEXT)"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut ws = live.connect("graphql-transport-ws").await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {admin}")}}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "connection_ack");
+    send(&mut ws, json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { tableChanges(table: \"blobs\") { table row { id data } } }"}})).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    let open = || {
+        live.graphql
+            .process
+            .stats
+            .graphql_sockets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(open(), 1);
+    // From here the client reads nothing. ~80 MB of changes: far more than the socket buffers
+    // hold, so the server's writes wait on the client. Each batch logs in afresh: the
+    // subscriber's own token expires meanwhile.
+    for _ in 0..8 {
+        let writer = live.admin().await;
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) \
+                   INSERT INTO blobs (body) SELECT hex(randomblob(5000)) FROM c";
+        let (status, body) = live
+            .rest(
+                "POST",
+                "/api/v1/sql/execute",
+                &writer,
+                Some(json!({"sql": sql})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while open() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "a client that stopped reading outlived its token"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(ws);
 }

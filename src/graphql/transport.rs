@@ -134,7 +134,7 @@ pub async fn serve(
     let mut keep_alive = tokio::time::interval_at(Instant::now() + every, every);
     let mut shutdown = gql.backends.process.shutdown.clone();
     let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
-    let outcome: Close = loop {
+    let outcome: Close = 'serve: loop {
         let expiry = conn
             .caller
             .as_ref()
@@ -144,35 +144,48 @@ pub async fn serve(
                 Some(Ok(Message::Text(text))) => match conn.handle(text.as_str()).await {
                     Ok(replies) => {
                         for r in replies {
-                            if sink.send(Message::text(r)).await.is_err() {
-                                conn.abort_all();
-                                return;
+                            match deliver(&mut sink, r, expiry).await {
+                                Delivery::Sent => {}
+                                Delivery::Gone => {
+                                    conn.abort_all();
+                                    return;
+                                }
+                                Delivery::Expired => break 'serve expired(),
                             }
                         }
                     }
                     Err(c) => break c,
                 },
                 Some(Ok(Message::Binary(_))) => break close(4400, "Binary messages are not supported"),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                Some(Ok(Message::Close(_))) => {
+                    conn.abort_all();
+                    // The library queued the echo of the client's close (RFC 6455 5.5.1); closing
+                    // the sink flushes it, so the client sees its own code rather than 1006.
+                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+                    return;
+                }
+                None | Some(Err(_)) => {
                     conn.abort_all();
                     return;
                 }
                 Some(Ok(_)) => {}
             },
             Some(out) = rx.recv() => match out {
-                Out::Send(text) => {
-                    if sink.send(Message::text(text)).await.is_err() {
+                Out::Send(text) => match deliver(&mut sink, text, expiry).await {
+                    Delivery::Sent => {}
+                    Delivery::Gone => {
                         conn.abort_all();
                         return;
                     }
-                }
+                    Delivery::Expired => break 'serve expired(),
+                },
                 Out::Finished(id) => { conn.operations.remove(&id); }
             },
             () = tokio::time::sleep_until(init_deadline), if conn.caller.is_none() && !conn.init_seen => {
                 break close(4408, "Connection initialisation timeout");
             }
             () = tokio::time::sleep_until(expiry), if conn.caller.is_some() => {
-                break close(4403, "Forbidden: credentials expired");
+                break expired();
             }
             _ = revalidate.tick(), if conn.caller.is_some() => {
                 if let Some(caller) = &conn.caller {
@@ -185,9 +198,13 @@ pub async fn serve(
             // The legacy client counts a connection dead after 30 s without `ka`, whatever
             // else it receives, and reconnects (losing events in the gap).
             _ = keep_alive.tick(), if protocol == Protocol::Legacy && conn.caller.is_some() => {
-                if sink.send(Message::text(r#"{"type":"ka"}"#)).await.is_err() {
-                    conn.abort_all();
-                    return;
+                match deliver(&mut sink, r#"{"type":"ka"}"#.into(), expiry).await {
+                    Delivery::Sent => {}
+                    Delivery::Gone => {
+                        conn.abort_all();
+                        return;
+                    }
+                    Delivery::Expired => break 'serve expired(),
                 }
             }
             _ = shutdown.changed() => break close(1001, "server shutting down"),
@@ -198,8 +215,42 @@ pub async fn serve(
         code: outcome.0,
         reason: outcome.1.into(),
     };
-    let _ = sink.send(Message::Close(Some(frame))).await;
-    let _ = sink.close().await;
+    // Bounded: a client that stopped reading must not hold the connection open.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
+
+/// How long a closing handshake may take before the socket is simply dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+fn expired() -> Close {
+    close(4403, "Forbidden: credentials expired")
+}
+
+enum Delivery {
+    Sent,
+    /// The socket failed: the client is gone.
+    Gone,
+    /// The credentials expired while the write waited for a client that does not read.
+    Expired,
+}
+
+/// Sends one message, waiting for a client that reads slowly but not past the credentials'
+/// expiry: otherwise a client that stops reading keeps its subscriptions, and the data they
+/// carry, long after its token is invalid.
+async fn deliver(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    text: String,
+    expiry: Instant,
+) -> Delivery {
+    match tokio::time::timeout_at(expiry, sink.send(Message::text(text))).await {
+        Ok(Ok(())) => Delivery::Sent,
+        Ok(Err(_)) => Delivery::Gone,
+        Err(_) => Delivery::Expired,
+    }
 }
 
 /// When the connection's credential stops being valid.

@@ -262,6 +262,12 @@ async fn own_families(state: &Collector) -> Vec<Family> {
         "WebSocket connections accepted since start",
         registry.total_accepted.load(Ordering::Relaxed) as f64,
     ));
+    out.push(Family::value(
+        "rustydb_graphql_connections",
+        Gauge,
+        "Open GraphQL WebSocket connections (graphql-transport-ws and legacy graphql-ws)",
+        state.process.stats.graphql_sockets.load(Ordering::Relaxed) as f64,
+    ));
     out.push(
         Family::new(
             "rustydb_ws_open_connection_messages",
