@@ -1039,7 +1039,9 @@ async fn a_client_that_stops_reading_is_dropped_when_its_token_expires() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // The token is accepted until `exp` plus the 30 s validation leeway; the connection lives
+    // exactly as long.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while open() > 0 {
         assert!(
             Instant::now() < deadline,
@@ -1048,4 +1050,25 @@ async fn a_client_that_stops_reading_is_dropped_when_its_token_expires() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(ws);
+}
+
+#[tokio::test]
+async fn a_token_within_the_leeway_opens_a_connection_that_stays_open() {
+    let live = Live::start(|c| c.security.access_token_ttl_secs = 1).await;
+    let admin = live.admin().await;
+    // Past `exp`, inside the 30 s leeway: REST accepts it, so the connection must too.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = live
+        .rest("GET", "/api/v1/auth/validate", &admin, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut ws = live.connect("graphql-transport-ws").await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {admin}")}}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "connection_ack");
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
 }

@@ -1826,3 +1826,18 @@ async fn active_queries_counts_the_user_statements_running_not_system_calls() {
     }
     assert_eq!(after.last(), Some(&0), "samples after it ended: {after:?}");
 }
+
+#[tokio::test]
+async fn a_token_within_the_leeway_keeps_the_connection_it_opened() {
+    let live = Live::start(|c| c.security.access_token_ttl_secs = 1).await;
+    let admin = live.admin_token().await;
+    // Past `exp`, inside the 30 s validation leeway: the upgrade accepts it (101), so the
+    // connection must not close at once with 4001.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    let ack = subscribe(&mut ws, json!({"topic": "system_metrics"})).await;
+    assert_eq!(ack["data"]["subscribed"], true, "{ack}");
+    send(&mut ws, "ping", json!({"n": 1})).await;
+    let (pong, _) = until(&mut ws, "pong").await;
+    assert_eq!(pong["data"]["echo"], json!({"n": 1}));
+}

@@ -10,7 +10,7 @@ use super::config::SecurityConfig;
 use crate::error::{Error, Result};
 
 /// Tolerated clock difference between issuer and verifier.
-const LEEWAY_SECS: u64 = 30;
+pub(super) const LEEWAY_SECS: u64 = 30;
 const KEY_FILE: &str = "jwt.key";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -365,3 +365,15 @@ pub(crate) fn audit_by(
 ) -> AuditRecord {
     AuditRecord::new(action, outcome).actor(identity.username.clone())
 }
+
+/// The last moment (Unix seconds) the server accepts this credential: a JWT's `exp` plus the
+/// validation leeway, an API key's expiry. Open connections end then, not at `exp`, so a token
+/// the upgrade accepted is never refused by the connection it opened a second later.
+pub fn accepted_until(credential: &Credential) -> Option<i64> {
+    match credential {
+        Credential::Jwt { expires_at, .. } => {
+            Some(expires_at.saturating_add(super::jwt::LEEWAY_SECS as i64))
+        }
+        Credential::ApiKey { expires_at, .. } => expires_at.as_ref().map(|t| t.timestamp()),
+    }
+}

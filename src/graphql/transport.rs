@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::GraphQl;
 use crate::api::graphql_runtime::Caller;
-use crate::api::runtime::{Credential, Identity, Principal};
+use crate::api::runtime::{Identity, Principal};
 
 /// The two subprotocols, newest first.
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
@@ -255,10 +255,7 @@ async fn deliver(
 
 /// When the connection's credential stops being valid.
 fn expires(identity: &Identity) -> Option<Instant> {
-    let at = match &identity.credential {
-        Credential::Jwt { expires_at, .. } => *expires_at,
-        Credential::ApiKey { expires_at, .. } => expires_at.as_ref()?.timestamp(),
-    };
+    let at = crate::auth::accepted_until(&identity.credential)?;
     let left = at - chrono::Utc::now().timestamp();
     Some(Instant::now() + Duration::from_secs(left.max(0) as u64))
 }

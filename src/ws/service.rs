@@ -12,7 +12,7 @@ use tokio::sync::watch;
 pub use crate::api::runtime::WebSocketUpgrade;
 
 use super::config::WebSocketConfig;
-use crate::api::runtime::{Credential, RequestContext, StreamOptions};
+use crate::api::runtime::{RequestContext, StreamOptions};
 use crate::api::{ApiError, WebSocketApi, WebSocketMeta};
 use crate::events::connections::{ConnectionInfo, LimitExceeded};
 use crate::events::{Bus, Filter, Topic};
@@ -101,16 +101,10 @@ impl WebSocketService {
                 return e.into_response();
             }
         };
-        let now = chrono::Utc::now();
-        let remaining = |until: chrono::DateTime<chrono::Utc>| {
-            Instant::now() + (until - now).to_std().unwrap_or_default()
-        };
-        let expires_at = match &identity.credential {
-            Credential::Jwt { expires_at, .. } => {
-                chrono::DateTime::from_timestamp(*expires_at, 0).map(remaining)
-            }
-            Credential::ApiKey { expires_at, .. } => expires_at.map(remaining),
-        };
+        let now = chrono::Utc::now().timestamp();
+        let expires_at = crate::auth::accepted_until(&identity.credential).map(|until| {
+            Instant::now() + Duration::from_secs(until.saturating_sub(now).max(0) as u64)
+        });
         let auto: Vec<(Arc<Topic>, Option<Duration>, Filter)> = endpoint
             .topics
             .iter()
