@@ -297,6 +297,7 @@ mod tests {
             ("[pool]\nmax_connections = 0\n", "pool.max_connections"),
             ("[queries]\nslow_log_capacity = 0\n", "slow_log_capacity"),
             ("[security]\nrequests_per_minute = 0\n", "rate limits"),
+            ("[security]\ntoken_leeway_secs = 301\n", "token_leeway_secs"),
             (
                 "[partitions]\nstats_interval_ms = 1\n",
                 "partitions.stats_interval_ms",

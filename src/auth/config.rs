@@ -15,6 +15,7 @@ pub(crate) struct SecurityFile {
     jwt_secret: Option<Secret>,
     access_token_ttl_secs: Option<u64>,
     refresh_token_ttl_secs: Option<u64>,
+    token_leeway_secs: Option<u64>,
     login_attempts_per_minute: Option<u32>,
     requests_per_minute: Option<u32>,
     trusted_proxies: Option<Vec<IpAddr>>,
@@ -51,6 +52,8 @@ pub struct SecurityConfig {
     pub jwt_secret: Option<Secret>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// Clock skew tolerated on `exp` and `nbf`; open connections last `exp` plus this.
+    pub token_leeway_secs: u64,
     pub login_attempts_per_minute: u32,
     pub requests_per_minute: u32,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -79,6 +82,7 @@ impl SecurityConfig {
             jwt_secret,
             access_token_ttl_secs: file.access_token_ttl_secs.unwrap_or(3600),
             refresh_token_ttl_secs: file.refresh_token_ttl_secs.unwrap_or(7 * 24 * 3600),
+            token_leeway_secs: file.token_leeway_secs.unwrap_or(30),
             login_attempts_per_minute: file.login_attempts_per_minute.unwrap_or(10),
             requests_per_minute: file.requests_per_minute.unwrap_or(1000),
             trusted_proxies: file.trusted_proxies.unwrap_or_default(),
@@ -92,6 +96,9 @@ impl SecurityConfig {
                 "token lifetimes and rate limits must be at least 1".into(),
             ));
         }
+        if security.token_leeway_secs > 300 {
+            return Err(Error::Config("token_leeway_secs must be 0 to 300".into()));
+        }
         Ok(security)
     }
 }
@@ -103,6 +110,7 @@ impl SecurityConfig {
         SecuritySettings {
             access_token_ttl_secs: self.access_token_ttl_secs,
             refresh_token_ttl_secs: self.refresh_token_ttl_secs,
+            token_leeway_secs: self.token_leeway_secs,
             login_attempts_per_minute: self.login_attempts_per_minute,
             requests_per_minute: self.requests_per_minute,
             trusted_proxies: self

@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::config::SecurityConfig;
 use crate::error::{Error, Result};
 
-/// Tolerated clock difference between issuer and verifier.
-pub(super) const LEEWAY_SECS: u64 = 30;
 const KEY_FILE: &str = "jwt.key";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +48,8 @@ impl TokenIssuer {
             None => load_or_create_key(data_dir)?,
         };
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
+        // Tolerated clock difference between issuer and verifier.
+        validation.leeway = security.token_leeway_secs;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "nbf", "sub"]);
         Ok(TokenIssuer {
@@ -60,6 +59,11 @@ impl TokenIssuer {
             access_ttl_secs: i64::try_from(security.access_token_ttl_secs).unwrap_or(i64::MAX),
             refresh_ttl_secs: i64::try_from(security.refresh_token_ttl_secs).unwrap_or(i64::MAX),
         })
+    }
+
+    /// Seconds past `exp` (and before `nbf`) a token is still accepted.
+    pub(super) fn leeway_secs(&self) -> u64 {
+        self.validation.leeway
     }
 
     pub(super) fn issue(

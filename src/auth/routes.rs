@@ -128,6 +128,7 @@ impl AuthApi for AuthService {
             credential: Credential::Jwt {
                 family: family.clone(),
                 expires_at: 0,
+                accepted_until: 0,
             },
         };
         self.auth.sessions.login(&identity, ip);

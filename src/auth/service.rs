@@ -169,6 +169,7 @@ impl Auth {
             credential: Credential::Jwt {
                 family: claims.fam,
                 expires_at: claims.exp,
+                accepted_until: claims.exp.saturating_add(self.tokens.leeway_secs() as i64),
             },
         })
     }
@@ -371,9 +372,7 @@ pub(crate) fn audit_by(
 /// the upgrade accepted is never refused by the connection it opened a second later.
 pub fn accepted_until(credential: &Credential) -> Option<i64> {
     match credential {
-        Credential::Jwt { expires_at, .. } => {
-            Some(expires_at.saturating_add(super::jwt::LEEWAY_SECS as i64))
-        }
+        Credential::Jwt { accepted_until, .. } => Some(*accepted_until),
         Credential::ApiKey { expires_at, .. } => expires_at.as_ref().map(|t| t.timestamp()),
     }
 }

@@ -69,8 +69,13 @@ impl Identity {
 /// How the caller authenticated.
 #[derive(Debug, Clone)]
 pub enum Credential {
-    /// An access token of the login `family`, valid until `expires_at` (Unix seconds).
-    Jwt { family: String, expires_at: i64 },
+    /// An access token of the login `family`, valid until `expires_at` (Unix seconds) and
+    /// accepted until `accepted_until` (`expires_at` plus the clock-skew leeway).
+    Jwt {
+        family: String,
+        expires_at: i64,
+        accepted_until: i64,
+    },
     /// An API key, valid until `expires_at` if it has one.
     ApiKey {
         key_id: String,

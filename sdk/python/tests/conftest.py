@@ -24,7 +24,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def short_token_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server whose access tokens live 8 s (expiry closes GraphQL connections with 4403)."""
-    yield from _serve(tmp_path_factory.mktemp("rustydb-short"), "[security]\naccess_token_ttl_secs = 8\n")
+    yield from _serve(tmp_path_factory.mktemp("rustydb-short"), "[security]\naccess_token_ttl_secs = 8\ntoken_leeway_secs = 0\n")
 
 
 def _serve(data_dir: Path, config: str | None) -> Iterator[str]:

@@ -162,8 +162,8 @@ async fn a_forbidden_field_is_a_403_and_refused_credentials_a_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_ends_the_subscriptions_as_unauthorized_and_a_new_connection_works() {
-    // The server closes a GraphQL connection with 4403 when its token expires (here after 1 s).
-    let config = "[security]\naccess_token_ttl_secs = 1\n";
+    // The server closes a GraphQL connection with 4403 when its token expires (here after 1 s: no leeway).
+    let config = "[security]\naccess_token_ttl_secs = 1\ntoken_leeway_secs = 0\n";
     let Some(server) = support::start_with_config(config).await else {
         return;
     };

@@ -48,8 +48,8 @@ async fn token(client: &rustydb_client::Client) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_access_token_is_refreshed_after_the_401_and_the_request_retried() {
-    // One-second access tokens (the server adds its clock leeway before refusing them).
-    let config = "[security]\naccess_token_ttl_secs = 1\n";
+    // One-second access tokens (with no clock leeway, refused after 1 s).
+    let config = "[security]\naccess_token_ttl_secs = 1\ntoken_leeway_secs = 0\n";
     let Some(server) = start_with_config(config).await else {
         return;
     };

@@ -129,7 +129,7 @@ test("refused credentials close with 4403, surfaced without retrying", { timeout
 });
 
 test("an expired token closes with 4403; the client refreshes it, reconnects and resubscribes", async () => {
-  const shortLived = await startServer("[security]\naccess_token_ttl_secs = 8\n");
+  const shortLived = await startServer("[security]\naccess_token_ttl_secs = 8\ntoken_leeway_secs = 0\n");
   try {
     const client = new RustyDBClient({ baseUrl: shortLived.baseUrl, refreshMarginSeconds: 0 });
     await client.login({ username: "admin", password: ADMIN_PASSWORD });

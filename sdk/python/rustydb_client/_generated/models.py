@@ -2104,6 +2104,9 @@ class SecuritySettings(_t.TypedDict):
 
     access_token_ttl_secs: int
     refresh_token_ttl_secs: int
+    token_leeway_secs: int
+    """Clock skew tolerated on a token's `exp` and `nbf`; WebSocket and GraphQL connections last `exp` plus this."""
+
     login_attempts_per_minute: int
     requests_per_minute: int
     trusted_proxies: list[str]

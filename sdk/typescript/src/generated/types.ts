@@ -2314,6 +2314,10 @@ export interface EffectiveConfig {
 export interface SecuritySettings {
   access_token_ttl_secs: number;
   refresh_token_ttl_secs: number;
+  /**
+   * Clock skew tolerated on a token's `exp` and `nbf`; WebSocket and GraphQL connections last `exp` plus this.
+   */
+  token_leeway_secs: number;
   login_attempts_per_minute: number;
   requests_per_minute: number;
   trusted_proxies: Array<string>;
