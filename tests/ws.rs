@@ -94,6 +94,17 @@ impl Live {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        Self::rest_on(self.app.clone(), method, path, token, body).await
+    }
+
+    /// `rest` on a clone of the router, for a call made from another task.
+    async fn rest_on(
+        app: axum::Router,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         use tower::ServiceExt;
         let mut request = axum::http::Request::builder()
             .method(method)
@@ -107,7 +118,7 @@ impl Live {
                 body.map(|b| b.to_string()).unwrap_or_default(),
             ))
             .expect("request");
-        let response = self.app.clone().oneshot(request).await.expect("call");
+        let response = app.oneshot(request).await.expect("call");
         let status = response.status().as_u16();
         let bytes = http_body_util::BodyExt::collect(response.into_body())
             .await
@@ -1239,7 +1250,9 @@ async fn ddl_becomes_schema_change_events_after_commit_only() {
         changes[0]["transaction_id"]
             .as_str()
             .unwrap()
-            .starts_with("tx-")
+            .starts_with("q-"),
+        "{}",
+        changes[0]
     );
 
     // A rename keeps the object: one ALTER with the old name.
@@ -1330,6 +1343,130 @@ async fn ddl_becomes_schema_change_events_after_commit_only() {
     let next = next_json(&mut only).await;
     assert_eq!(next["message_type"], "schema_changed", "{next}");
     assert_eq!(next["data"]["object_name"], "idx_kept");
+}
+
+/// One id space: an API transaction's changes carry its `txn-` id (as in the transaction
+/// events); an autocommit statement's carry its query id (as in the slow-query log's events).
+#[tokio::test]
+async fn row_changes_carry_the_transaction_or_the_statement_id() {
+    let live = Live::start(|c| c.queries.slow_threshold = Duration::ZERO).await;
+    let admin = live.admin_token().await;
+    let exec = "/api/v1/sql/execute";
+    sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE t (v INTEGER)"}),
+    )
+    .await;
+    let mut ws = events(&live, "/api/v1/ws/events?table=t", &admin).await;
+    let mut log = live.connect_as("/api/v1/ws", &admin).await;
+    subscribe(&mut log, json!({"topic": "queries"})).await;
+
+    let (_, tx) = sql(&live, &admin, "/api/v1/transactions", json!({})).await;
+    let id = tx["transaction_id"].as_str().expect("id").to_string();
+    for v in [1, 2] {
+        let (code, body) = sql(
+            &live,
+            &admin,
+            exec,
+            json!({"sql": format!("INSERT INTO t VALUES ({v})"), "transaction_id": id}),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, _) = sql(
+        &live,
+        &admin,
+        &format!("/api/v1/transactions/{id}/commit"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let inside = next_of(&mut ws, "table_modified", 2).await;
+    assert_eq!(inside[0]["transaction_id"], id.as_str(), "{}", inside[0]);
+    assert_eq!(inside[1]["transaction_id"], id.as_str());
+
+    let (code, _) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "INSERT INTO t VALUES (3), (4)"}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let alone = next_of(&mut ws, "table_modified", 2).await;
+    let logged = loop {
+        let (m, _) = until(&mut log, "slow_query_logged").await;
+        if m["data"]["sql"] == "INSERT INTO t VALUES (3), (4)" {
+            break m["data"].clone();
+        }
+    };
+    assert!(
+        logged["query_id"].as_str().unwrap().starts_with("q-"),
+        "{logged}"
+    );
+    assert_eq!(
+        alone[0]["transaction_id"], logged["query_id"],
+        "{}",
+        alone[0]
+    );
+    assert_eq!(alone[1]["transaction_id"], logged["query_id"]);
+}
+
+/// A long query that overlaps DDL on another connection does not announce the DDL again: the
+/// schema change is announced once, by the statement that made it.
+#[tokio::test]
+async fn ddl_overlapping_a_long_query_is_announced_once() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let exec = "/api/v1/sql/execute";
+    let mut ws = events(&live, "/api/v1/ws/events", &admin).await;
+    let long = {
+        let (app, admin) = (live.app.clone(), admin.clone());
+        tokio::spawn(async move {
+            Live::rest_on(
+                app,
+                "POST",
+                "/api/v1/sql/query",
+                &admin,
+                Some(json!({"sql": "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000000) SELECT count(*) FROM c"})),
+            )
+            .await
+        })
+    };
+    // Let the query start before the DDL.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, body) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE during (x)"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = long.await.expect("query task");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        !long_was_quick(&body),
+        "the query ended before the DDL: {body}"
+    );
+    let (code, _) = sql(
+        &live,
+        &admin,
+        exec,
+        json!({"sql": "CREATE TABLE marker (x)"}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let changes = next_of(&mut ws, "schema_changed", 2).await;
+    let names: Vec<&Value> = changes.iter().map(|c| &c["object_name"]).collect();
+    assert_eq!(names, ["during", "marker"], "{changes:?}");
+    assert_eq!(changes[0]["statement"], "CREATE TABLE during (x)");
+}
+
+fn long_was_quick(body: &Value) -> bool {
+    body["elapsed_ms"].as_f64().unwrap_or(0.0) < 400.0
 }
 
 #[tokio::test]

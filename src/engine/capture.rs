@@ -55,10 +55,15 @@ pub enum Item {
 pub struct Actor {
     pub user: Option<String>,
     pub statement: Option<String>,
+    /// The id the call's committed changes are reported with: the API transaction's id
+    /// (`txn-...`) inside one, otherwise the statement's query id (`q-...`, as in
+    /// /api/v1/queries and the query events). A call without one gets a fresh `q-` id.
+    pub transaction_id: Option<String>,
 }
 
-/// A committed transaction's changes, published in commit order.
-pub type Publish = Box<dyn Fn(&str, u64, Vec<Item>) + Send + Sync>;
+/// A committed transaction's changes (database, transaction id, changes), published in commit
+/// order.
+pub type Publish = Box<dyn Fn(&str, &str, Vec<Item>) + Send + Sync>;
 
 /// Orders committed transactions of all databases and connections.
 pub struct Sequencer {
@@ -67,8 +72,9 @@ pub struct Sequencer {
     publish: Publish,
 }
 
-/// A committed transaction: its database and changes; `None` when it did not commit after all.
-type Outcome = Option<(String, Vec<Item>)>;
+/// A committed transaction: its database, id and changes; `None` when it did not commit after
+/// all.
+type Outcome = Option<(String, Arc<str>, Vec<Item>)>;
 
 /// The next commit number to publish, and outcomes that arrived out of order.
 struct Pending {
@@ -103,10 +109,10 @@ impl Sequencer {
                 break;
             };
             pending.next += 1;
-            if let Some((database, changes)) = outcome
+            if let Some((database, transaction_id, changes)) = outcome
                 && !changes.is_empty()
             {
-                (self.publish)(&database, next, changes);
+                (self.publish)(&database, &transaction_id, changes);
             }
         }
     }
@@ -120,12 +126,21 @@ struct Buffer {
     changes: Vec<Item>,
     /// Every commit gets a number, with or without row changes: a DDL statement's schema
     /// changes are known only after it committed, and are attached to its commit then.
-    committed: Vec<(u64, Vec<Item>)>,
+    committed: Vec<Committed>,
+    /// The id the current call's commits are reported with (see `Actor::transaction_id`).
+    transaction_id: Option<Arc<str>>,
     /// Savepoints set through the transactions API, with the buffer length when each was set.
     marks: Vec<(String, usize)>,
     /// Set while the server changes its own TEMP triggers: those commits are nobody's and get
     /// no number (an unsettled number would hold back every later commit's events).
     internal: bool,
+}
+
+/// A commit of this connection, numbered in commit order, not yet settled.
+struct Committed {
+    seq: u64,
+    transaction_id: Arc<str>,
+    items: Vec<Item>,
 }
 
 /// Runs `alter`, an `ALTER TABLE` of `table`, without this connection's capture triggers on that
@@ -248,7 +263,15 @@ impl Capture {
                 b.marks.clear();
                 // Taken while SQLite holds the write lock: commit numbers follow commit order.
                 let seq = sequencer.claim();
-                b.committed.push((seq, changes));
+                let transaction_id = b
+                    .transaction_id
+                    .clone()
+                    .unwrap_or_else(|| super::queries::RunningQueries::new_id().into());
+                b.committed.push(Committed {
+                    seq,
+                    transaction_id,
+                    items: changes,
+                });
                 false
             }))?;
         }
@@ -373,6 +396,7 @@ impl Capture {
 
     /// Who runs the next call on this connection, for the schema-change events it may cause.
     pub fn set_actor(&mut self, actor: Actor) {
+        lock(&self.buffer).transaction_id = actor.transaction_id.as_deref().map(Arc::from);
         self.actor = actor;
     }
 
@@ -406,14 +430,17 @@ impl Capture {
         if items.is_empty() {
             return Ok(());
         }
+        // The schema version also moves when another connection changes the schema while this
+        // call runs (a long SELECT overlapping DDL): the changes are this call's only if it
+        // holds the write lock or committed. The connection that made them announces them.
         let mut b = lock(&self.buffer);
         if !conn.is_autocommit() {
-            b.changes.extend(items);
-        } else if let Some((_, committed)) = b.committed.last_mut() {
-            committed.extend(items);
-        } else {
-            let seq = self.sequencer.claim();
-            b.committed.push((seq, items));
+            if conn.transaction_state(Some(rusqlite::MAIN_DB))? == rusqlite::TransactionState::Write
+            {
+                b.changes.extend(items);
+            }
+        } else if let Some(committed) = b.committed.last_mut() {
+            committed.items.extend(items);
         }
         Ok(())
     }
@@ -461,10 +488,14 @@ impl Capture {
     /// After a call on this connection: publish what it committed if the call succeeded,
     /// otherwise release its commit numbers without publishing.
     pub fn settle(&self, database: &str, succeeded: bool) {
-        let committed = std::mem::take(&mut lock(&self.buffer).committed);
-        for (seq, changes) in committed {
-            let outcome = succeeded.then(|| (database.to_string(), changes));
-            self.sequencer.resolve(seq, outcome);
+        let committed = {
+            let mut b = lock(&self.buffer);
+            b.transaction_id = None;
+            std::mem::take(&mut b.committed)
+        };
+        for c in committed {
+            let outcome = succeeded.then(|| (database.to_string(), c.transaction_id, c.items));
+            self.sequencer.resolve(c.seq, outcome);
         }
     }
 }

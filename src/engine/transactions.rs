@@ -58,9 +58,11 @@ impl Transaction {
     /// Runs `f` on the held connection (blocking); counts the statement and the activity.
     pub fn run<T>(
         &self,
-        actor: Actor,
+        mut actor: Actor,
         f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>,
     ) -> Result<T> {
+        // The transaction's changes carry its id, whoever runs its statements.
+        actor.transaction_id = Some(lock(&self.info).transaction_id.clone());
         let mut held = lock(&self.held);
         let held = held
             .as_mut()

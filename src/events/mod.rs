@@ -21,37 +21,38 @@ use crate::engine::capture::{Item, Publish, SchemaChange};
 /// Turns committed transactions into `table_modified` and `schema_changed` events on the bus,
 /// in the order the transaction made them.
 pub fn table_changes_publisher(bus: Arc<Bus>) -> Publish {
-    Box::new(move |database: &str, commit: u64, items: Vec<Item>| {
-        let transaction_id = format!("tx-{commit}");
-        for item in items {
-            let change = match item {
-                Item::Row(change) => change,
-                Item::Schema(change) => {
-                    publish_schema_change(&bus, database, &transaction_id, change);
-                    continue;
-                }
-            };
-            let operation = match change.operation {
-                "INSERT" => TableModifiedOperation::Insert,
-                "DELETE" => TableModifiedOperation::Delete,
-                _ => TableModifiedOperation::Update,
-            };
-            let (row_data, old_row_data) = match change.operation {
-                "UPDATE" => (change.new.unwrap_or_default(), change.old),
-                "DELETE" => (change.old.unwrap_or_default(), None),
-                _ => (change.new.unwrap_or_default(), None),
-            };
-            bus.publish(&TableModified {
-                table: change.table,
-                operation,
-                row_id: change.row_id,
-                row_data,
-                transaction_id: transaction_id.clone(),
-                database: Some(database.to_string()),
-                old_row_data: old_row_data.unwrap_or_default(),
-            });
-        }
-    })
+    Box::new(
+        move |database: &str, transaction_id: &str, items: Vec<Item>| {
+            for item in items {
+                let change = match item {
+                    Item::Row(change) => change,
+                    Item::Schema(change) => {
+                        publish_schema_change(&bus, database, transaction_id, change);
+                        continue;
+                    }
+                };
+                let operation = match change.operation {
+                    "INSERT" => TableModifiedOperation::Insert,
+                    "DELETE" => TableModifiedOperation::Delete,
+                    _ => TableModifiedOperation::Update,
+                };
+                let (row_data, old_row_data) = match change.operation {
+                    "UPDATE" => (change.new.unwrap_or_default(), change.old),
+                    "DELETE" => (change.old.unwrap_or_default(), None),
+                    _ => (change.new.unwrap_or_default(), None),
+                };
+                bus.publish(&TableModified {
+                    table: change.table,
+                    operation,
+                    row_id: change.row_id,
+                    row_data,
+                    transaction_id: transaction_id.to_string(),
+                    database: Some(database.to_string()),
+                    old_row_data: old_row_data.unwrap_or_default(),
+                });
+            }
+        },
+    )
 }
 
 fn publish_schema_change(bus: &Bus, database: &str, transaction_id: &str, change: SchemaChange) {

@@ -70,6 +70,7 @@ fn actor(ctx: &RequestContext, what: String) -> Actor {
     Actor {
         user: ctx.identity().ok().map(|i| i.username.clone()),
         statement: Some(what),
+        transaction_id: None,
     }
 }
 

@@ -122,6 +122,8 @@ impl SqlService {
         let actor = Actor {
             user: Some(identity.username.clone()),
             statement: Some(sql_text.to_string()),
+            // Outside a transaction, the statement's changes carry its query id.
+            transaction_id: Some(registered.query.id.clone()),
         };
         let result = self.run_inner(ctx, database, transaction, actor, f).await;
         let query = &registered.query;

@@ -253,8 +253,14 @@ async fn produce(
         columns: Vec::new(),
     };
     let running = Arc::clone(&query);
+    let actor = crate::engine::capture::Actor {
+        user: Some(query.username.clone()),
+        statement: Some(plan.sql.clone()),
+        // A write's changes carry the statement's query id.
+        transaction_id: Some(query.id.clone()),
+    };
     let result = db
-        .run(move |c| {
+        .run_as(actor, move |c| {
             running.attach(c.get_interrupt_handle());
             let result = sql::stream(
                 c,

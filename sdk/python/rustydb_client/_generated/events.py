@@ -641,7 +641,7 @@ class TableModifiedData(_t.TypedDict):
     """The row after the change (before it, for DELETE)."""
 
     transaction_id: str
-    """Identifies the committing transaction; changes of one transaction share it."""
+    """The committing transaction, shared by all its changes: an API transaction's id (`txn-...`, as in `transaction_event` and /api/v1/transactions), or for a statement run on its own its query id (`q-...`, as in /api/v1/queries and `slow_query_logged`)."""
 
     database: _t.NotRequired[str]
     old_row_data: _t.NotRequired[dict[str, _t.Any]]

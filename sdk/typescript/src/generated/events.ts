@@ -757,7 +757,7 @@ export interface TableModifiedData {
    */
   row_data: { [key: string]: unknown };
   /**
-   * Identifies the committing transaction; changes of one transaction share it.
+   * The committing transaction, shared by all its changes: an API transaction's id (`txn-...`, as in `transaction_event` and /api/v1/transactions), or for a statement run on its own its query id (`q-...`, as in /api/v1/queries and `slow_query_logged`).
    */
   transaction_id: string;
   database?: string;
