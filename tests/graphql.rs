@@ -1076,3 +1076,70 @@ async fn a_token_within_the_leeway_opens_a_connection_that_stays_open() {
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(recv(&mut ws).await["type"], "pong");
 }
+
+/// A row-change subscription on a database or table that does not exist is that operation's
+/// NOT_FOUND error, not a subscription that silently never fires; the connection stays usable and
+/// a subscription on a table that exists works.
+#[tokio::test]
+async fn a_subscription_on_a_missing_table_or_database_is_not_found() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin().await;
+    let (status, body) = live
+        .rest(
+            "POST",
+            "/api/v1/sql/execute",
+            &admin,
+            Some(json!({"sql": "CREATE TABLE here (id INTEGER PRIMARY KEY)"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut ws = live.session(&admin).await;
+    for (id, query) in [
+        (
+            "db",
+            r#"subscription { tableChanges(table: "here", database: "nowhere") { table } }"#,
+        ),
+        (
+            "table",
+            r#"subscription { rowInserted(table: "ghost") { table } }"#,
+        ),
+        (
+            "tables",
+            r#"subscription { tableModifications(tables: ["here", "ghost"]) { table } }"#,
+        ),
+    ] {
+        subscribe(&mut ws, id, query).await;
+        let m = recv_for(&mut ws, id).await;
+        assert_eq!(m["type"], "error", "{m}");
+        let errors = &m["payload"];
+        assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{id}: {m}");
+        let missing = if id == "db" { "nowhere" } else { "ghost" };
+        assert!(
+            errors[0]["message"].as_str().unwrap().contains(missing),
+            "{id}: {m}"
+        );
+    }
+    subscribe(
+        &mut ws,
+        "ok",
+        r#"subscription { tableModifications(tables: ["here"]) { table changeType } }"#,
+    )
+    .await;
+    // The subscription is live once a ping sent after it is answered.
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    let (status, body) = live
+        .rest(
+            "POST",
+            "/api/v1/sql/execute",
+            &admin,
+            Some(json!({"sql": "INSERT INTO here VALUES (1)"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let m = recv_for(&mut ws, "ok").await;
+    assert_eq!(
+        m["payload"]["data"]["tableModifications"]["changeType"], "INSERT",
+        "{m}"
+    );
+}

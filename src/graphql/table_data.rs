@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use futures_util::stream::{BoxStream, StreamExt};
+use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::{Map, Value};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
@@ -26,13 +26,46 @@ const LIVE_QUERY_ROWS: i64 = 1000;
 type Received = BoxStream<'static, Result<TableModified, ApiError>>;
 
 /// Committed row changes of one database and, when given, of these tables; a broken event is
-/// passed on as the subscriber's error.
+/// passed on as the subscriber's error. A database or table that does not exist is the
+/// subscriber's NOT_FOUND error (and the end of the subscription), not a silent wait: the
+/// database is checked now, the tables first thing on the stream (the events are already being
+/// received, so nothing committed meanwhile is missed).
 fn row_changes(
+    sources: &Sources,
     events: Received,
     database: Option<String>,
     tables: Option<Vec<String>>,
-) -> BoxStream<'static, Result<Change, ApiError>> {
+) -> Result<BoxStream<'static, Result<Change, ApiError>>, ApiError> {
     let database = database.unwrap_or_else(|| DEFAULT_DATABASE.into());
+    let db = sources.backends.engine.get(&database)?;
+    let changes = matching(events, database, tables.clone());
+    let Some(names) = tables.filter(|t| !t.is_empty()) else {
+        return Ok(changes);
+    };
+    let check = async move {
+        db.run(move |c| {
+            names
+                .iter()
+                .try_for_each(|t| tables::describe(c, t).map(drop))
+        })
+        .await
+        .map_err(ApiError::from)
+    };
+    let mut changes = Some(changes);
+    Ok(stream::once(check)
+        .flat_map(move |checked| match checked {
+            Ok(()) => changes.take().unwrap_or_else(|| stream::empty().boxed()),
+            Err(e) => stream::once(std::future::ready(Err(e))).boxed(),
+        })
+        .boxed())
+}
+
+/// The changes of `database` (and of `tables`, when given).
+fn matching(
+    events: Received,
+    database: String,
+    tables: Option<Vec<String>>,
+) -> BoxStream<'static, Result<Change, ApiError>> {
     events
         .filter_map(move |event| {
             let change = match event.map(Change::from) {
@@ -107,7 +140,7 @@ impl TableDataFields for Sources {
         args: TableChangesArgs,
         events: Received,
     ) -> SourceResult<TableChange> {
-        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        let changes = row_changes(self, events, args.database, Some(vec![args.table]))?;
         Ok(each(changes, |c| {
             Some(TableChange {
                 table: c.table.clone(),
@@ -125,7 +158,7 @@ impl TableDataFields for Sources {
         args: RowInsertedArgs,
         events: Received,
     ) -> SourceResult<RowInserted> {
-        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        let changes = row_changes(self, events, args.database, Some(vec![args.table]))?;
         let clause = args.where_clause;
         Ok(each(changes, move |c| {
             let keep = c.operation == ChangeType::Insert
@@ -144,7 +177,7 @@ impl TableDataFields for Sources {
         args: RowUpdatedArgs,
         events: Received,
     ) -> SourceResult<RowUpdated> {
-        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        let changes = row_changes(self, events, args.database, Some(vec![args.table]))?;
         Ok(each(changes, |c| {
             let old = c
                 .old
@@ -166,7 +199,7 @@ impl TableDataFields for Sources {
         args: RowDeletedArgs,
         events: Received,
     ) -> SourceResult<RowDeleted> {
-        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        let changes = row_changes(self, events, args.database, Some(vec![args.table]))?;
         Ok(each(changes, |c| {
             (c.operation == ChangeType::Delete).then(|| RowDeleted {
                 table: c.table.clone(),
@@ -183,7 +216,7 @@ impl TableDataFields for Sources {
         args: RowChangesArgs,
         events: Received,
     ) -> SourceResult<RowChange> {
-        let changes = row_changes(events, args.database, Some(vec![args.table]));
+        let changes = row_changes(self, events, args.database, Some(vec![args.table]))?;
         let id = args.id;
         Ok(each(changes, move |c| {
             (c.row_id == id).then(|| RowChange {
@@ -222,7 +255,7 @@ impl TableDataFields for Sources {
             .unwrap_or_else(|| DEFAULT_DATABASE.into());
         let db = self.backends.engine.get(&database)?;
         let table = args.table.clone();
-        let mut changes = row_changes(events, Some(database), Some(vec![table.clone()]));
+        let mut changes = matching(events, database, Some(vec![table.clone()]));
         let aggregates = args.aggregates;
         let compute = move || {
             let (db, table, aggregates) = (Arc::clone(&db), table.clone(), aggregates.clone());
@@ -281,7 +314,7 @@ impl TableDataFields for Sources {
         let db = self.backends.engine.get(&database)?;
         let table = args.table.clone();
         let filter = args.where_clause.as_ref().map(rest_filter);
-        let mut changes = row_changes(events, Some(database), Some(vec![table.clone()]));
+        let mut changes = matching(events, database, Some(vec![table.clone()]));
         Ok(spawned(move |tx| async move {
             // The last result sent, as JSON: a new one is sent only when it differs.
             let mut last: Option<String> = None;
@@ -331,7 +364,7 @@ impl TableDataFields for Sources {
         args: TableModificationsArgs,
         events: Received,
     ) -> SourceResult<TableModification> {
-        let changes = row_changes(events, args.database, args.tables);
+        let changes = row_changes(self, events, args.database, args.tables)?;
         let types = args.change_types;
         Ok(each(changes, move |c| {
             let keep = types.as_ref().is_none_or(|t| t.contains(&c.operation));
