@@ -1414,6 +1414,27 @@ async fn row_changes_carry_the_transaction_or_the_statement_id() {
     assert_eq!(alone[1]["transaction_id"], logged["query_id"]);
 }
 
+/// `?table=` names a value, not an object: subscribing before the table exists sees its
+/// creation and its first rows (documented in docs/websocket.md, Filters).
+#[tokio::test]
+async fn a_table_filter_made_before_the_table_sees_its_creation_and_rows() {
+    let live = Live::start(|_| {}).await;
+    let admin = live.admin_token().await;
+    let exec = "/api/v1/sql/execute";
+    let mut ws = events(&live, "/api/v1/ws/events?table=later", &admin).await;
+    for statement in [
+        "CREATE TABLE later (v INTEGER)",
+        "INSERT INTO later VALUES (1)",
+    ] {
+        let (code, body) = sql(&live, &admin, exec, json!({"sql": statement})).await;
+        assert_eq!(code, 200, "{statement}: {body}");
+    }
+    let created = next_of(&mut ws, "schema_changed", 1).await;
+    assert_eq!(created[0]["object_name"], "later", "{}", created[0]);
+    let row = next_of(&mut ws, "table_modified", 1).await;
+    assert_eq!(row[0]["row_data"]["v"], 1, "{}", row[0]);
+}
+
 /// A long query that overlaps DDL on another connection does not announce the DDL again: the
 /// schema change is announced once, by the statement that made it.
 #[tokio::test]
