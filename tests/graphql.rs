@@ -1143,3 +1143,102 @@ async fn a_subscription_on_a_missing_table_or_database_is_not_found() {
         "{m}"
     );
 }
+
+/// A subscriber that falls more than the topic's capacity behind is told exactly what it lost:
+/// an `EVENTS_LOST` error on its stream (range and count in `extensions.details`), which ends the
+/// subscription (async-graphql ends a subscription at its first error). Every change before the
+/// loss was delivered, in order; a new subscription works.
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_told_exactly_what_it_lost() {
+    let live = Live::start(|c| c.websocket.bus_capacity = 100).await;
+    let admin = live.admin().await;
+    let (status, body) = live
+        .rest(
+            "POST",
+            "/api/v1/sql/execute",
+            &admin,
+            Some(json!({"sql": "CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT)"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut ws = live.session(&admin).await;
+    let document = r#"subscription { tableModifications(tables: ["wide"]) { rowId } }"#;
+    subscribe(&mut ws, "w", document).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    // The client reads nothing while 5,000 rows of 5 KB (25 MB, far more than the socket buffers
+    // and the 100-event ring hold) are inserted by one statement.
+    let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) \
+               INSERT INTO wide (id, body) SELECT x, hex(randomblob(2500)) FROM c";
+    let (status, body) = live
+        .rest(
+            "POST",
+            "/api/v1/sql/execute",
+            &admin,
+            Some(json!({"sql": sql})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Row ids are the topic's sequences here: the table's rows are its only events.
+    let mut last_id = 0u64;
+    let details = loop {
+        let m = recv_for(&mut ws, "w").await;
+        assert_eq!(m["type"], "next", "{m} after row {last_id}");
+        if let Some(errors) = m["payload"]["errors"].as_array() {
+            let e = &errors[0];
+            assert_eq!(e["extensions"]["code"], "EVENTS_LOST", "{m}");
+            let missed = e["extensions"]["details"]["missed"]
+                .as_u64()
+                .expect("missed");
+            assert!(
+                e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("{missed} events were lost")),
+                "{m}"
+            );
+            break e["extensions"]["details"].clone();
+        }
+        let id: u64 = m["payload"]["data"]["tableModifications"]["rowId"]
+            .as_str()
+            .expect("rowId")
+            .parse()
+            .expect("numeric");
+        assert_eq!(id, last_id + 1, "a change went missing without notice");
+        last_id = id;
+    };
+    let (from, to) = (
+        details["from_sequence"].as_u64().unwrap(),
+        details["to_sequence"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        from,
+        last_id + 1,
+        "the notice starts at the first change not delivered: {details}"
+    );
+    assert_eq!(
+        details["missed"].as_u64().unwrap(),
+        to + 1 - from,
+        "{details}"
+    );
+    assert!(to < 5000, "{details}");
+    assert_eq!(recv_for(&mut ws, "w").await["type"], "complete");
+
+    subscribe(&mut ws, "again", document).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    let (status, body) = live
+        .rest(
+            "POST",
+            "/api/v1/sql/execute",
+            &admin,
+            Some(json!({"sql": "INSERT INTO wide (id, body) VALUES (9999, 'after')"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let m = recv_for(&mut ws, "again").await;
+    assert_eq!(
+        m["payload"]["data"]["tableModifications"]["rowId"], "9999",
+        "{m}"
+    );
+}

@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::WireFrame;
+use crate::api::event_source::EVENTS_LOST;
 use crate::api::{EventMessage, TOPICS, TopicMeta};
 use crate::sync::{lock, read, write};
 
@@ -186,7 +187,7 @@ impl Topic {
     }
 
     /// Events of this topic from now on, for in-process consumers; one that falls more than the
-    /// topic's capacity behind skips what it lost.
+    /// topic's capacity behind is told what it lost (see [`Listener`]).
     pub fn listen(self: &Arc<Self>) -> Listener {
         let wake = Arc::new(Notify::new());
         Listener {
@@ -197,22 +198,47 @@ impl Topic {
     }
 }
 
-/// A topic's events from the time [`Topic::listen`] was called.
+/// A topic's events from the time [`Topic::listen`] was called. Events overwritten before the
+/// listener read them are reported in their place by one [`Event::lost`] notice with the exact
+/// range (GraphQL turns it into an `EVENTS_LOST` error on the stream).
 pub struct Listener {
     cursor: Cursor,
     wake: Arc<Notify>,
     ready: VecDeque<Arc<Event>>,
 }
 
+impl Event {
+    /// The notice standing for events a listener lost: message type [`EVENTS_LOST`], data
+    /// `{"from_sequence", "to_sequence", "missed"}`, sequence the last one lost.
+    pub fn lost(topic: &'static str, gap: Gap) -> Event {
+        let data = serde_json::json!({
+            "from_sequence": gap.from_sequence,
+            "to_sequence": gap.to_sequence,
+            "missed": gap.missed(),
+        });
+        Event {
+            topic,
+            sequence: gap.to_sequence,
+            message_type: EVENTS_LOST,
+            frame: WireFrame::text(&data.to_string()),
+            data,
+        }
+    }
+}
+
 impl Listener {
-    /// The next event; never `None` (the option mirrors a channel's `recv`).
+    /// The next event or loss notice; never `None` (the option mirrors a channel's `recv`).
     pub async fn recv(&mut self) -> Option<Arc<Event>> {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
             let ready = &mut self.ready;
-            self.cursor.read(64, |e| ready.push_back(Arc::clone(e)));
+            let taken = self.cursor.read(64, |e| ready.push_back(Arc::clone(e)));
+            if let Some(gap) = taken.lost {
+                self.ready
+                    .push_front(Arc::new(Event::lost(self.cursor.topic.meta.name, gap)));
+            }
             if self.ready.is_empty() {
                 // A publish since the read left a permit, so this returns at once.
                 self.wake.notified().await;

@@ -382,13 +382,15 @@ impl TableDataFields for Sources {
 }
 
 /// Whether a recomputing source goes on after waiting for a change: not when the changes ended,
-/// nor when one was broken (its error is sent to the subscriber first).
+/// nor when one was broken (its error is sent to the subscriber first). Lost changes are a
+/// change like any other: the recomputation reads the table, so the subscriber misses nothing.
 async fn keep_going<T>(
     next: Option<Result<Change, ApiError>>,
     tx: &tokio::sync::mpsc::Sender<Result<T, ApiError>>,
 ) -> bool {
     match next {
         Some(Ok(_)) => true,
+        Some(Err(e)) if e.code == "EVENTS_LOST" => true,
         Some(Err(e)) => {
             let _ = tx.send(Err(e)).await;
             false

@@ -11,6 +11,28 @@ use serde_json::{Map, Value};
 use crate::graphql_runtime::SourceResult;
 use crate::runtime::ApiError;
 
+/// The message type of the notice a listener gets in place of events it lost (it fell more than
+/// the topic's capacity behind); its data is `{"from_sequence", "to_sequence", "missed"}`.
+pub const EVENTS_LOST: &str = "events_lost";
+
+/// The subscriber's error for a loss notice: `EVENTS_LOST`, with the exact range and count in
+/// the message and in `details`. The subscription goes on with the events that follow.
+pub fn lost_error(data: &Value) -> ApiError {
+    let n = |k: &str| data.get(k).and_then(Value::as_u64).unwrap_or(0);
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "EVENTS_LOST",
+        format!(
+            "{} events were lost (sequences {} to {}): this subscriber fell more than the topic's \
+             capacity behind",
+            n("missed"),
+            n("from_sequence"),
+            n("to_sequence")
+        ),
+    )
+    .with_details(data.clone())
+}
+
 /// How one message type becomes the returned type.
 #[derive(Debug)]
 pub struct EventShape {
@@ -66,9 +88,13 @@ where
     Ok(events
         .filter_map(move |e| {
             let (message_type, data) = payload(&e);
-            let item = (message_type == shape.message_type
-                && wanted.iter().all(|(f, v)| keeps(f, v, data)))
-            .then(|| decode::<T>(shape, data));
+            let item = if message_type == EVENTS_LOST {
+                Some(Err(lost_error(data)))
+            } else {
+                (message_type == shape.message_type
+                    && wanted.iter().all(|(f, v)| keeps(f, v, data)))
+                .then(|| decode::<T>(shape, data))
+            };
             async move { item }
         })
         .boxed())
@@ -89,6 +115,10 @@ where
     events
         .filter_map(move |e| {
             let (message_type, data) = payload(&e);
+            if message_type == EVENTS_LOST {
+                let lost = Some(Err(lost_error(data)));
+                return std::future::ready(lost);
+            }
             let item = (message_type == T::MESSAGE_TYPE).then(|| {
                 T::deserialize(data).map_err(|why| {
                     ApiError::internal(format!(
@@ -97,7 +127,7 @@ where
                     ))
                 })
             });
-            async move { item }
+            std::future::ready(item)
         })
         .boxed()
 }
@@ -204,6 +234,26 @@ mod tests {
         assert_eq!(lock.table_name.as_deref(), Some("a"));
         assert_eq!(lock.mode, "SHARED");
         assert!(!lock.timestamp.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_loss_notice_is_an_events_lost_error_with_the_exact_range() {
+        let lost = json!({"from_sequence": 4, "to_sequence": 9, "missed": 6});
+        let events = vec![
+            ("lock_event", json!({"table": "a", "mode": "shared"})),
+            (EVENTS_LOST, lost.clone()),
+        ];
+        let got = run(events, json!({"tables": ["a"]})).await;
+        assert_eq!(got.len(), 2, "the notice passes whatever the filters");
+        let err = got[1].as_ref().expect_err("the notice is an error");
+        assert_eq!(err.code, "EVENTS_LOST");
+        assert!(
+            err.message
+                .contains("6 events were lost (sequences 4 to 9)"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.details.as_deref(), Some(&lost));
     }
 
     #[tokio::test]

@@ -106,9 +106,13 @@ pub fn type_ref(t: &str) -> TypeRef {
 /// A GraphQL error carrying the REST error's code (`FORBIDDEN`, `INVALID_ARGUMENT`, ...).
 pub fn error(e: ApiError) -> async_graphql::Error {
     let (code, status) = (e.code, e.status.as_u16());
+    let details = e.details.and_then(|d| GqlValue::from_json(*d).ok());
     async_graphql::Error::new(e.message).extend_with(|_, ext| {
         ext.set("code", code);
         ext.set("status", status);
+        if let Some(details) = &details {
+            ext.set("details", details.clone());
+        }
     })
 }
 
