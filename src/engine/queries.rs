@@ -63,9 +63,18 @@ pub enum QueryState {
 
 impl Running {
     /// The connection now executing this statement.
-    pub fn attach(&self, handle: InterruptHandle) {
-        *lock(&self.interrupt) = Some(handle);
+    /// Lets `cancel` interrupt the statement from now on; `false` when it was cancelled before
+    /// reaching its connection, and must not start. A cancel arriving between registration and
+    /// this call (the wait for a blocking thread and a pooled connection) would otherwise find no
+    /// handle and be lost, and the statement would run to its timeout.
+    pub fn attach(&self, handle: InterruptHandle) -> bool {
+        let mut guard = lock(&self.interrupt);
+        if self.cancelled.load(Ordering::SeqCst) {
+            return false;
+        }
+        *guard = Some(handle);
         self.executing.store(true, Ordering::SeqCst);
+        true
     }
 
     pub fn state(&self) -> QueryState {
@@ -87,9 +96,8 @@ impl Running {
         lock(&self.interrupt).take();
     }
 
-    /// Interrupts the statement if it is executing; `false` if it is not (yet). The request is
-    /// remembered either way, so a streamed query that has not reached its connection yet stops
-    /// at its first check of `was_cancelled`.
+    /// Interrupts the statement if it is executing; one that has not reached its connection yet
+    /// is refused there (`attach`). `false` only when it already finished executing.
     pub fn cancel(&self) -> bool {
         let guard = lock(&self.interrupt);
         self.cancelled.store(true, Ordering::SeqCst);
@@ -98,7 +106,7 @@ impl Running {
                 handle.interrupt();
                 true
             }
-            None => false,
+            None => !self.executing.load(Ordering::SeqCst),
         }
     }
 
@@ -261,5 +269,39 @@ impl RunningQueries {
         let mut all: Vec<_> = lock(&self.running).values().cloned().collect();
         all.sort_by_key(|q| q.started);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered(running: &Arc<RunningQueries>) -> Registered {
+        let sender = Sender {
+            user_id: "u",
+            username: "alice",
+            session_id: "s",
+        };
+        running.register("SELECT 1", "default", &sender, None)
+    }
+
+    #[test]
+    fn a_cancel_before_the_statement_reaches_its_connection_is_not_lost() {
+        let running = Arc::new(RunningQueries::default());
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let early = registered(&running);
+        assert!(early.query.cancel(), "it will be stopped");
+        assert!(
+            !early.query.attach(conn.get_interrupt_handle()),
+            "refused at its connection"
+        );
+
+        let executing = registered(&running);
+        assert!(executing.query.attach(conn.get_interrupt_handle()));
+        assert!(executing.query.cancel(), "interrupted");
+        let done = registered(&running);
+        assert!(done.query.attach(conn.get_interrupt_handle()));
+        done.query.detach();
+        assert!(!done.query.cancel(), "it already finished executing");
     }
 }

@@ -261,7 +261,12 @@ async fn produce(
     };
     let result = db
         .run_as(actor, move |c| {
-            running.attach(c.get_interrupt_handle());
+            if !running.attach(c.get_interrupt_handle()) {
+                return Err(crate::error::Error::Conflict(format!(
+                    "query {} was cancelled",
+                    running.id
+                )));
+            }
             let result = sql::stream(
                 c,
                 plan.access,
