@@ -604,6 +604,51 @@ async fn replay_returns_exactly_the_missed_events_or_reports_a_gap() {
     }
 }
 
+/// The management routes show a stalled subscriber's true figures: its backlog grows while its
+/// task waits on the client, events overwritten meanwhile count as dropped at once, and every
+/// event published since it subscribed is delivered, dropped or queued.
+#[tokio::test]
+async fn a_stalled_subscriber_shows_its_true_depth_dropped_and_lag() {
+    let live = Live::start(|c| c.websocket.bus_capacity = 100).await;
+    let admin = live.admin_token().await;
+    let mut ws = live.connect_as("/api/v1/ws", &admin).await;
+    let ack = subscribe(&mut ws, json!({"topic": "system_metrics"})).await;
+    let start = ack["data"]["last_sequence"].as_u64().expect("sequence");
+    // The client reads nothing from here: 100,000 events (~30 MB), published in bursts the
+    // server's task keeps up with, fill the socket buffers, then the 100-event ring.
+    for _ in 0..1000 {
+        live.publish(100);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let topic = Arc::clone(live.bus.topic("system_metrics").expect("topic"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, subs) = live
+            .rest(
+                "GET",
+                "/api/v1/ws/subscriptions?topic=system_metrics",
+                &admin,
+                None,
+            )
+            .await;
+        let s = subs["subscriptions"][0].clone();
+        let published = topic.head() - start;
+        let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k}: {s}"));
+        let accounted = n("delivered") + n("dropped") + n("queue_depth");
+        if n("queue_depth") == 100 && accounted == published {
+            assert!(n("dropped") > 0, "{s}");
+            assert!(n("lag") >= n("queue_depth"), "{s}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{s}: {accounted} accounted for of {published} published"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(ws);
+}
+
 /// A `last_sequence` ahead of the topic's newest sequence means the server restarted (sequences
 /// start again at 1): the client gets every event held, and a gap for those no longer held.
 #[tokio::test]

@@ -160,8 +160,10 @@ pub struct SubscriptionInfo {
     pub created_at: DateTime<Utc>,
     pub delivered: AtomicU64,
     pub dropped: AtomicU64,
-    /// Events published on the topic that this subscription has not yet taken.
-    pub queue_depth: AtomicU64,
+    /// The topic sequence this subscription last took (delivered, filtered out or skipped as
+    /// lost); with the topic's head it gives the true backlog at any moment, even while the
+    /// connection's task waits on a client that stopped reading.
+    pub taken: AtomicU64,
 }
 
 // One per subscription: a field more moves it to the next allocation size.

@@ -7,7 +7,7 @@
 //! docs/websocket.md.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
@@ -430,7 +430,7 @@ impl Connection {
             created_at: chrono::Utc::now(),
             delivered: Default::default(),
             dropped: Default::default(),
-            queue_depth: Default::default(),
+            taken: AtomicU64::new(cursor.last()),
         });
         self.info().add_subscription(Arc::clone(&info));
         out.push(protocol::frame(
@@ -498,7 +498,6 @@ impl Connection {
         for sub in subs.iter_mut() {
             let capacity = sub.topic().capacity() as u64;
             let depth = sub.cursor.pending();
-            sub.info.queue_depth.store(depth, Ordering::Relaxed);
             if depth * 5 > capacity * 4 {
                 if !sub.warned {
                     sub.warned = true;
@@ -566,6 +565,9 @@ impl Subscription {
             notices.push(gap_frame(self.topic().name(), gap));
             out.splice(mark..mark, notices);
         }
+        // Last, after the counters: taken = delivered + filtered + dropped, for the management
+        // routes' figures.
+        self.info.taken.store(self.cursor.last(), Ordering::Relaxed);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::api::ws_connections::{
     GetWsSubscriptionPath, ListWsSubscriptionsQuery,
 };
 use crate::api::{ApiError, WsConnectionsApi};
+use crate::events::Bus;
 use crate::events::connections::{CLOSE_BY_ADMIN, ConnectionInfo, Control, SubscriptionInfo};
 
 pub struct WebSocketManagement {
@@ -57,7 +58,15 @@ fn connection_view(c: &ConnectionInfo) -> WsConnection {
     }
 }
 
-fn subscription_view(c: &ConnectionInfo, s: &SubscriptionInfo) -> WsSubscription {
+/// A subscription's figures now, from its topic's head and what it last took: a task that waits
+/// on a client that stopped reading updates nothing, yet its backlog grows, and the events
+/// overwritten meanwhile are already lost though not yet counted.
+fn subscription_view(bus: &Bus, c: &ConnectionInfo, s: &SubscriptionInfo) -> WsSubscription {
+    let taken = s.taken.load(Ordering::Relaxed);
+    let (head, capacity) = bus
+        .topic(s.topic.name)
+        .map_or((taken, 0), |t| (t.head(), t.capacity() as u64));
+    let lag = head.saturating_sub(taken);
     WsSubscription {
         subscription_id: s.id.to_string(),
         connection_id: c.id.clone(),
@@ -65,8 +74,9 @@ fn subscription_view(c: &ConnectionInfo, s: &SubscriptionInfo) -> WsSubscription
         filter: s.filter.as_value(),
         created_at: s.created_at,
         delivered: s.delivered.load(Ordering::Relaxed),
-        dropped: s.dropped.load(Ordering::Relaxed),
-        queue_depth: s.queue_depth.load(Ordering::Relaxed),
+        dropped: s.dropped.load(Ordering::Relaxed) + lag.saturating_sub(capacity),
+        queue_depth: lag.min(capacity),
+        lag,
     }
 }
 
@@ -143,7 +153,7 @@ impl WsConnectionsApi for WebSocketManagement {
             .iter()
             .flat_map(|c| c.subscriptions().into_iter().map(move |s| (c, s)))
             .filter(|(_, s)| query.topic.as_deref().is_none_or(|t| t == s.topic.name))
-            .map(|(c, s)| subscription_view(c, &s))
+            .map(|(c, s)| subscription_view(&self.hub.bus, c, &s))
             .collect();
         Ok(WsSubscriptionList {
             total: subscriptions.len() as u64,
@@ -157,7 +167,7 @@ impl WsConnectionsApi for WebSocketManagement {
         path: GetWsSubscriptionPath,
     ) -> Result<WsSubscription, ApiError> {
         let (connection, sub) = self.subscription(&path.subscription_id)?;
-        Ok(subscription_view(&connection, &sub))
+        Ok(subscription_view(&self.hub.bus, &connection, &sub))
     }
 
     async fn delete_ws_subscription(

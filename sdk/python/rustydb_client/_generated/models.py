@@ -2402,10 +2402,13 @@ class WsSubscription(_t.TypedDict):
     """Events sent to the client."""
 
     dropped: int
-    """Events the client lost to overrun or replay limits."""
+    """Events the client lost to overrun or replay limits, including those overwritten in the ring and not yet reported to it (as of this request)."""
 
     queue_depth: int
-    """Events published but not yet taken by this subscription, at its last check."""
+    """Events waiting for this subscription in its topic's ring, as of this request (at most the ring's capacity, `bus_capacity`)."""
+
+    lag: int
+    """Events published on the topic since the last one this subscription took, as of this request; above `queue_depth` by the events already lost."""
 
 
 class WsSubscriptionList(_t.TypedDict):

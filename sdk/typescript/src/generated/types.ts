@@ -2665,13 +2665,17 @@ export interface WsSubscription {
    */
   delivered: number;
   /**
-   * Events the client lost to overrun or replay limits.
+   * Events the client lost to overrun or replay limits, including those overwritten in the ring and not yet reported to it (as of this request).
    */
   dropped: number;
   /**
-   * Events published but not yet taken by this subscription, at its last check.
+   * Events waiting for this subscription in its topic's ring, as of this request (at most the ring's capacity, `bus_capacity`).
    */
   queue_depth: number;
+  /**
+   * Events published on the topic since the last one this subscription took, as of this request; above `queue_depth` by the events already lost.
+   */
+  lag: number;
 }
 
 export interface WsSubscriptionList {
