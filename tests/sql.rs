@@ -515,3 +515,58 @@ async fn running_queries_are_listed_and_can_be_cancelled() {
         .await
         .assert_error(StatusCode::NOT_FOUND);
 }
+
+/// `rows_affected` and `last_insert_id` describe the statement itself: SQLite's per-connection
+/// counters outlive statements, so DDL and UPDATEs reported the last INSERT's figures (possibly
+/// another user's on a pooled connection).
+#[tokio::test]
+async fn execute_reports_each_statements_own_figures() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    exec(
+        &dev,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)",
+        Value::Null,
+    )
+    .await;
+    let r = exec(&dev, "INSERT INTO t (v) VALUES (1), (2), (3)", Value::Null).await;
+    assert_eq!(r.body["rows_affected"], 3, "{}", r.body);
+    assert_eq!(r.body["last_insert_id"], 3);
+    for (statement, rows) in [
+        ("CREATE INDEX t_v ON t(v)", 0),
+        ("UPDATE t SET v = v + 1 WHERE id < 3", 2),
+        ("DELETE FROM t WHERE id = 3", 1),
+        ("DROP INDEX t_v", 0),
+    ] {
+        let r = exec(&dev, statement, Value::Null).await;
+        assert_eq!(r.status, StatusCode::OK, "{statement}: {}", r.body);
+        assert_eq!(r.body["rows_affected"], rows, "{statement}: {}", r.body);
+        assert_eq!(
+            r.body["last_insert_id"],
+            Value::Null,
+            "{statement}: {}",
+            r.body
+        );
+    }
+    let r = dev
+        .post_json(
+            "/api/v1/sql/batch",
+            &json!({"statements": [
+                {"sql": "INSERT INTO t (v) VALUES (9)"},
+                {"sql": "CREATE TABLE u (a)"},
+            ]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Row 3 was deleted, so the new row gets rowid 3 again: the same value the connection last
+    // reported, and still this statement's insert.
+    assert_eq!(r.body["results"][0]["last_insert_id"], 3, "{}", r.body);
+    assert_eq!(r.body["results"][1]["rows_affected"], 0, "{}", r.body);
+    assert_eq!(
+        r.body["results"][1]["last_insert_id"],
+        Value::Null,
+        "{}",
+        r.body
+    );
+}

@@ -186,3 +186,96 @@ async fn an_idle_transaction_is_rolled_back_and_says_so() {
         StatusCode::OK
     );
 }
+
+/// Transaction control sent as SQL inside an API transaction would end it behind the API's back
+/// (the record said active, later statements autocommitted, and a rollback "succeeded" over
+/// committed rows): it is a 400 naming the routes to use, and the transaction goes on intact.
+#[tokio::test]
+async fn sql_transaction_control_inside_an_api_transaction_is_refused() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    exec(&dev, None, "CREATE TABLE t (a INTEGER)").await;
+    let tx = begin(&dev, json!({"mode": "immediate"})).await;
+    assert_eq!(
+        exec(&dev, Some(&tx), "INSERT INTO t VALUES (1)")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for (statement, names) in [
+        ("COMMIT", "/commit"),
+        ("ROLLBACK", "/rollback"),
+        ("BEGIN", "/commit"),
+        ("END", "/commit"),
+        ("SAVEPOINT s", "savepoints"),
+        ("RELEASE s", "savepoints"),
+    ] {
+        let r = exec(&dev, Some(&tx), statement).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{statement}: {}", r.body);
+        let message = r.body["error"]["message"].as_str().expect("message");
+        assert!(message.contains(names), "{statement}: {message}");
+    }
+    let info = dev.get(&format!("/api/v1/transactions/{tx}")).await;
+    assert_eq!(info.body["state"], "active", "{}", info.body);
+    assert_eq!(
+        count(&dev, None).await,
+        0,
+        "nothing committed behind the API's back"
+    );
+    assert_eq!(
+        exec(&dev, Some(&tx), "INSERT INTO t VALUES (2)")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let done = dev
+        .post_json(&format!("/api/v1/transactions/{tx}/rollback"), "")
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["state"], "rolled_back");
+    assert_eq!(
+        count(&dev, None).await,
+        0,
+        "the record says rolled back and nothing is stored"
+    );
+}
+
+/// A contradictory begin is refused with a message, never a 500.
+#[tokio::test]
+async fn a_read_only_transaction_cannot_take_the_write_lock() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    for mode in ["immediate", "exclusive"] {
+        let r = dev
+            .post_json(
+                "/api/v1/transactions",
+                &json!({"database": "default", "mode": mode, "read_only": true}).to_string(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{mode}: {}",
+            r.body
+        );
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("read-only"),
+            "{}",
+            r.body
+        );
+    }
+    let reader = server.user_with_roles("ana", &["analyst"]).await;
+    let r = reader
+        .post_json(
+            "/api/v1/transactions",
+            &json!({"mode": "immediate"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // Deferred and read-only is what a reader gets.
+    let tx = begin(&reader, json!({"mode": "deferred", "read_only": true})).await;
+    assert!(tx.starts_with("txn-"));
+}

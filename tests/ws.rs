@@ -1148,11 +1148,14 @@ async fn committed_changes_stream_in_order_and_rollbacks_stay_silent() {
     send(&mut ws, "ping", json!(null)).await;
     assert_eq!(next_json(&mut ws).await["message_type"], "pong");
 
-    // The capture machinery is the server's: savepoints and direct calls of the capture
-    // function (which would forge events) are refused.
-    for statement in [
-        "SAVEPOINT a",
-        "SELECT rustydb_capture_v1('users', 'DELETE', 1, 1, 'forged')",
+    // The capture machinery is the server's: savepoints (400: they go through the transactions
+    // API) and direct calls of the capture function (403: they would forge events) are refused.
+    for (statement, status) in [
+        ("SAVEPOINT a", 400),
+        (
+            "SELECT rustydb_capture_v1('users', 'DELETE', 1, 1, 'forged')",
+            403,
+        ),
     ] {
         let (code, body) = sql(
             &live,
@@ -1161,7 +1164,7 @@ async fn committed_changes_stream_in_order_and_rollbacks_stay_silent() {
             json!({"sql": statement}),
         )
         .await;
-        assert_eq!(code, 403, "{statement}: {body}");
+        assert_eq!(code, status, "{statement}: {body}");
     }
 }
 

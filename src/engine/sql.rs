@@ -34,6 +34,32 @@ struct Guarded<'c> {
     deadline: Instant,
     /// The table the last prepared statement alters (`ALTER TABLE`), as the authorizer saw it.
     altered: Arc<Mutex<Option<String>>>,
+    /// What transaction control the authorizer refused (see `refused_control`), for the error.
+    control: Arc<Mutex<Option<&'static str>>>,
+    /// Whether the last prepared statement itself inserts rows (not a trigger of it).
+    inserts: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Transaction control the server keeps for itself: savepoints always (change capture follows
+/// them through the transactions API only), and BEGIN/COMMIT/ROLLBACK inside an API
+/// transaction, where they would end it behind the API's back (its record would say active, or
+/// rolled back, while its rows were committed).
+fn refused_control(
+    action: &rusqlite::hooks::AuthAction<'_>,
+    in_transaction: bool,
+) -> Option<&'static str> {
+    use rusqlite::hooks::AuthAction;
+    match action {
+        AuthAction::Savepoint { .. } => Some(
+            "SAVEPOINT, RELEASE and ROLLBACK TO go through the transactions API \
+             (POST /api/v1/transactions/{id}/savepoints)",
+        ),
+        AuthAction::Transaction { .. } if in_transaction => Some(
+            "BEGIN, COMMIT and ROLLBACK cannot run inside an API transaction: end it with \
+             POST /api/v1/transactions/{id}/commit or /rollback",
+        ),
+        _ => None,
+    }
 }
 
 impl<'c> Guarded<'c> {
@@ -51,8 +77,22 @@ impl<'c> Guarded<'c> {
     ) -> Result<Guarded<'c>> {
         let deadline = Instant::now() + timeout;
         let altered: Arc<Mutex<Option<String>>> = Arc::default();
+        let control: Arc<Mutex<Option<&'static str>>> = Arc::default();
         let seen = Arc::clone(&altered);
+        let refused = Arc::clone(&control);
+        let inserts: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let inserting = Arc::clone(&inserts);
+        let in_transaction = !conn.is_autocommit();
         conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
+            if let Some(why) = refused_control(&ctx.action, in_transaction) {
+                *crate::sync::lock(&refused) = Some(why);
+                return rusqlite::hooks::Authorization::Deny;
+            }
+            if matches!(ctx.action, rusqlite::hooks::AuthAction::Insert { .. })
+                && ctx.accessor.is_none()
+            {
+                inserting.store(true, Ordering::Relaxed);
+            }
             let decision = access.authorize(&ctx);
             if let rusqlite::hooks::AuthAction::AlterTable { table_name, .. } = ctx.action
                 && matches!(decision, rusqlite::hooks::Authorization::Allow)
@@ -69,12 +109,15 @@ impl<'c> Guarded<'c> {
             conn,
             deadline,
             altered,
+            control,
+            inserts,
         })
     }
 
     /// Prepares a statement to [`run`](Self::run).
     fn prepare(&self, sql: &str) -> Result<Statement<'_>> {
         crate::sync::lock(&self.altered).take();
+        self.inserts.store(false, Ordering::Relaxed);
         Ok(self.conn.prepare(sql)?)
     }
 
@@ -84,20 +127,36 @@ impl<'c> Guarded<'c> {
         // Taken before the statement runs: a re-prepare at step calls the authorizer, which
         // locks the same cell.
         let altered = crate::sync::lock(&self.altered).take();
-        match altered {
-            Some(table) => {
-                super::capture::alter_without_triggers(
-                    self.conn,
-                    &table,
-                    || Ok(stmt.raw_execute()?),
-                )
-            }
-            None => Ok(stmt.raw_execute()?),
-        }
+        let before = self.conn.total_changes();
+        let changed = match altered {
+            Some(table) => super::capture::alter_without_triggers(self.conn, &table, || {
+                Ok(stmt.raw_execute()?)
+            })?,
+            None => stmt.raw_execute()?,
+        };
+        // sqlite3_changes() keeps counting the connection's last INSERT, UPDATE or DELETE: after
+        // DDL it is stale, possibly another user's statement on this pooled connection.
+        Ok(if self.conn.total_changes() == before {
+            0
+        } else {
+            changed
+        })
+    }
+
+    /// Runs a write and reports it: rows affected, and the rowid of the last row it inserted
+    /// (`None` when it inserted none: the connection's last_insert_rowid outlives statements,
+    /// and a new row may well get the rowid an earlier statement last inserted).
+    fn run_write(&self, stmt: &mut Statement<'_>) -> Result<(u64, Option<i64>)> {
+        let changed = self.run(stmt)? as u64;
+        let inserted = changed > 0 && self.inserts.load(Ordering::Relaxed);
+        Ok((changed, inserted.then(|| self.conn.last_insert_rowid())))
     }
 
     /// Maps an engine error to what the caller did wrong.
     fn error(&self, e: rusqlite::Error) -> Error {
+        if let Some(why) = crate::sync::lock(&self.control).take() {
+            return Error::Sql(why.into());
+        }
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => Error::SqlDenied(
                 format!("the statement does something your role does not permit ({e})"),
@@ -341,13 +400,12 @@ pub fn execute(
     sql: &str,
     params: Option<&Value>,
     timeout: Duration,
-) -> Result<(u64, i64)> {
+) -> Result<(u64, Option<i64>)> {
     let guard = Guarded::new(conn, access, timeout)?;
     let result = (|| {
         let mut stmt = guard.prepare(sql)?;
         bind(&mut stmt, params)?;
-        let changed = guard.run(&mut stmt)?;
-        Ok::<_, Error>((changed as u64, guard.conn.last_insert_rowid()))
+        guard.run_write(&mut stmt)
     })();
     result.map_err(|e| match e {
         Error::Engine(e) => guard.error(e),
@@ -362,7 +420,7 @@ pub fn batch(
     access: SqlAccess,
     statements: &[(String, Option<Value>)],
     timeout: Duration,
-) -> Result<Vec<(u64, i64)>> {
+) -> Result<Vec<(u64, Option<i64>)>> {
     let guard = Guarded::new(conn, access, timeout)?;
     guard
         .conn
@@ -373,8 +431,7 @@ pub fn batch(
         let step = (|| {
             let mut stmt = guard.prepare(sql)?;
             bind(&mut stmt, params.as_ref())?;
-            let changed = guard.run(&mut stmt)?;
-            Ok::<_, Error>((changed as u64, guard.conn.last_insert_rowid()))
+            guard.run_write(&mut stmt)
         })();
         match step {
             Ok(r) => results.push(r),

@@ -47,13 +47,13 @@ impl RowCount for sql::Rows {
     }
 }
 
-impl RowCount for (u64, i64) {
+impl RowCount for (u64, Option<i64>) {
     fn row_count(&self) -> u64 {
         self.0
     }
 }
 
-impl RowCount for Vec<(u64, i64)> {
+impl RowCount for Vec<(u64, Option<i64>)> {
     fn row_count(&self) -> u64 {
         self.iter().map(|r| r.0).sum()
     }

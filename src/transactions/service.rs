@@ -80,6 +80,21 @@ impl TransactionsApi for TransactionService {
             Some(TransactionBeginMode::Exclusive) => "exclusive",
             _ => "deferred",
         };
+        // IMMEDIATE and EXCLUSIVE take the write lock at BEGIN: meaningless for a read-only
+        // transaction, and refused rather than silently downgraded.
+        if mode != "deferred" {
+            if body.read_only == Some(true) {
+                return Err(crate::error::Error::Invalid(format!(
+                    "a read-only transaction takes no write lock: mode `{mode}` needs read_only false (or use mode deferred)"
+                ))
+                .into());
+            }
+            if !identity.has(Permission::DatabaseWrite) {
+                return Err(ApiError::forbidden(format!(
+                    "mode `{mode}` takes the write lock, which needs `database:write`; use mode deferred"
+                )));
+            }
+        }
         // A caller who may not write gets a read-only transaction whatever it asked for.
         let read_only = body.read_only.unwrap_or(false) || !identity.has(Permission::DatabaseWrite);
         let transactions = Arc::clone(&self.transactions);

@@ -1679,7 +1679,11 @@ class SqlResult(_t.TypedDict):
 class SqlExecuted(_t.TypedDict):
     database: str
     rows_affected: int
-    last_insert_id: int
+    """Rows this statement inserted, updated or deleted (0 for DDL and reads)."""
+
+    last_insert_id: _t.NotRequired[int | None]
+    """The rowid of the last row this statement inserted; null when it inserted none."""
+
     elapsed_ms: float
 
 
@@ -1706,7 +1710,10 @@ class SqlBatchResult(_t.TypedDict):
 
 class SqlStatementResult(_t.TypedDict):
     rows_affected: int
-    last_insert_id: int
+    """Rows this statement inserted, updated or deleted (0 for DDL and reads)."""
+
+    last_insert_id: _t.NotRequired[int | None]
+    """The rowid of the last row this statement inserted; null when it inserted none."""
 
 
 class QueryPlanNode(_t.TypedDict):
@@ -2313,7 +2320,7 @@ class TransactionBegin(_t.TypedDict):
     """Target database; `default` when absent."""
 
     mode: _t.NotRequired[_t.Literal["deferred", "immediate", "exclusive"]]
-    """SQLite's BEGIN mode: deferred (locks on first use), immediate (takes the write lock now) or exclusive."""
+    """SQLite's BEGIN mode: deferred (locks on first use), immediate (takes the write lock now) or exclusive. immediate and exclusive need database:write (403) and cannot be read_only (422)."""
 
     read_only: _t.NotRequired[bool]
     """Refuse every write in this transaction (PRAGMA query_only)."""

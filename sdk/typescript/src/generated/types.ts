@@ -1810,8 +1810,14 @@ export interface SqlResult {
 
 export interface SqlExecuted {
   database: string;
+  /**
+   * Rows this statement inserted, updated or deleted (0 for DDL and reads).
+   */
   rows_affected: number;
-  last_insert_id: number;
+  /**
+   * The rowid of the last row this statement inserted; null when it inserted none.
+   */
+  last_insert_id?: number | null;
   elapsed_ms: number;
 }
 
@@ -1842,8 +1848,14 @@ export interface SqlBatchResult {
 }
 
 export interface SqlStatementResult {
+  /**
+   * Rows this statement inserted, updated or deleted (0 for DDL and reads).
+   */
   rows_affected: number;
-  last_insert_id: number;
+  /**
+   * The rowid of the last row this statement inserted; null when it inserted none.
+   */
+  last_insert_id?: number | null;
 }
 
 export interface QueryPlanNode {
@@ -2561,7 +2573,7 @@ export interface TransactionBegin {
    */
   database?: string | null;
   /**
-   * SQLite's BEGIN mode: deferred (locks on first use), immediate (takes the write lock now) or exclusive.
+   * SQLite's BEGIN mode: deferred (locks on first use), immediate (takes the write lock now) or exclusive. immediate and exclusive need database:write (403) and cannot be read_only (422).
    */
   mode?: "deferred" | "immediate" | "exclusive";
   /**
