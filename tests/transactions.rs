@@ -279,3 +279,39 @@ async fn a_read_only_transaction_cannot_take_the_write_lock() {
     let tx = begin(&reader, json!({"mode": "deferred", "read_only": true})).await;
     assert!(tx.starts_with("txn-"));
 }
+
+/// A write blocked by another writer's lock answers 409 after the busy timeout, on the SQL
+/// routes as on the transactions route (it was a 400 "database is locked" there).
+#[tokio::test]
+async fn a_write_blocked_by_another_writer_is_a_conflict_everywhere() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    exec(&dev, None, "CREATE TABLE t (a INTEGER)").await;
+    let holder = begin(&dev, json!({"mode": "immediate"})).await;
+    let r = exec(&dev, None, "INSERT INTO t VALUES (1)").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked by another writer"),
+        "{}",
+        r.body
+    );
+    let other = dev
+        .post_json(
+            "/api/v1/transactions",
+            &json!({"mode": "immediate"}).to_string(),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.body);
+    assert_eq!(r.body["error"]["code"], other.body["error"]["code"]);
+    let done = dev
+        .post_json(&format!("/api/v1/transactions/{holder}/rollback"), "")
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(
+        exec(&dev, None, "INSERT INTO t VALUES (1)").await.status,
+        StatusCode::OK
+    );
+}

@@ -161,6 +161,13 @@ impl<'c> Guarded<'c> {
             Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => Error::SqlDenied(
                 format!("the statement does something your role does not permit ({e})"),
             ),
+            // The same answer as beginning a transaction against the lock holder (409), after
+            // the connection's busy timeout.
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::Conflict(format!(
+                    "the database is locked by another writer (waited for the busy timeout): {e}"
+                ))
+            }
             Some(rusqlite::ErrorCode::OperationInterrupted) if Instant::now() >= self.deadline => {
                 Error::Timeout("statement interrupted: it ran past its timeout".into())
             }
