@@ -50,14 +50,19 @@ impl SlowLog {
     }
 
     /// Newest first, at most `limit`, of the users `keep` accepts (by user id).
-    pub fn newest(&self, limit: usize, keep: impl Fn(&str) -> bool) -> Vec<SlowQuery> {
-        lock(&self.entries)
-            .1
-            .iter()
-            .rev()
-            .filter(|(user_id, _)| keep(user_id))
-            .take(limit)
-            .map(|(_, e)| e.clone())
-            .collect()
+    /// The newest `limit` entries `keep` lets through, and how many it lets through in all.
+    pub fn newest(&self, limit: usize, keep: impl Fn(&str) -> bool) -> (Vec<SlowQuery>, u64) {
+        let entries = lock(&self.entries);
+        let mut total = 0;
+        let mut page = Vec::with_capacity(limit.min(entries.1.len()));
+        for (user_id, e) in entries.1.iter().rev() {
+            if keep(user_id) {
+                total += 1;
+                if page.len() < limit {
+                    page.push(e.clone());
+                }
+            }
+        }
+        (page, total)
     }
 }

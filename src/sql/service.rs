@@ -435,12 +435,12 @@ impl SqlApi for SqlService {
         // The generated extractor has enforced 1..=1000.
         let limit = query.limit.clamp(1, 1000).unsigned_abs() as usize;
         let all = identity.has(crate::api::Permission::DatabaseAdmin);
-        let queries = self
+        let (queries, total) = self
             .monitor
             .slow
             .newest(limit, |user_id| all || user_id == identity.user_id);
         Ok(SlowQueryList {
-            total: queries.len() as u64,
+            total,
             queries,
             threshold_ms: u64::try_from(self.monitor.slow.threshold.as_millis())
                 .unwrap_or(u64::MAX),

@@ -1795,7 +1795,7 @@ class SlowQueryList(_t.TypedDict):
     """Newest first."""
 
     total: int
-    """Entries returned."""
+    """Entries in the log the caller may see (the page holds at most `limit` of them)."""
 
     threshold_ms: int
 

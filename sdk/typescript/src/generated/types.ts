@@ -1950,7 +1950,7 @@ export interface SlowQueryList {
    */
   queries: Array<SlowQuery>;
   /**
-   * Entries returned.
+   * Entries in the log the caller may see (the page holds at most `limit` of them).
    */
   total: number;
   threshold_ms: number;
