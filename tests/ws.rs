@@ -614,6 +614,9 @@ async fn a_stalled_subscriber_shows_its_true_depth_dropped_and_lag() {
     let mut ws = live.connect_as("/api/v1/ws", &admin).await;
     let ack = subscribe(&mut ws, json!({"topic": "system_metrics"})).await;
     let start = ack["data"]["last_sequence"].as_u64().expect("sequence");
+    let (_, status) = live.rest("GET", "/api/v1/ws/status", &admin, None).await;
+    assert_eq!(status["status"], "healthy", "{status}");
+    assert_eq!(status["reasons"], json!([]));
     // The client reads nothing from here: 100,000 events (~30 MB), published in bursts the
     // server's task keeps up with, fill the socket buffers, then the 100-event ring.
     for _ in 0..1000 {
@@ -638,6 +641,16 @@ async fn a_stalled_subscriber_shows_its_true_depth_dropped_and_lag() {
         if n("queue_depth") == 100 && accounted == published {
             assert!(n("dropped") > 0, "{s}");
             assert!(n("lag") >= n("queue_depth"), "{s}");
+            // A client losing events makes the WebSocket service degraded, and says why.
+            let (_, status) = live.rest("GET", "/api/v1/ws/status", &admin, None).await;
+            assert_eq!(status["status"], "degraded", "{status}");
+            assert!(
+                status["reasons"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains("1 subscription(s) with a full queue"),
+                "{status}"
+            );
             break;
         }
         assert!(

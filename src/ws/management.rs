@@ -80,11 +80,53 @@ fn subscription_view(bus: &Bus, c: &ConnectionInfo, s: &SubscriptionInfo) -> WsS
     }
 }
 
+impl WebSocketManagement {
+    /// `draining` once shutdown began; `degraded` at 90 % of the connection limit or while a
+    /// subscription's queue is full (its client is losing events); otherwise `healthy`.
+    fn status(&self, connections: &[Arc<ConnectionInfo>]) -> (WsStatusStatus, Vec<String>) {
+        if *self.hub.shutdown.borrow() {
+            return (
+                WsStatusStatus::Draining,
+                vec!["the server is shutting down".into()],
+            );
+        }
+        let mut reasons = Vec::new();
+        let max = self.hub.config.max_connections;
+        if connections.len() * 10 >= max * 9 {
+            reasons.push(format!("{} of {max} connections in use", connections.len()));
+        }
+        let full = connections
+            .iter()
+            .flat_map(|c| c.subscriptions())
+            .filter(|s| {
+                let view = self.hub.bus.topic(s.topic.name).map(|t| {
+                    let behind = t.head().saturating_sub(s.taken.load(Ordering::Relaxed));
+                    behind >= t.capacity() as u64
+                });
+                view.unwrap_or(false)
+            })
+            .count();
+        if full > 0 {
+            reasons.push(format!(
+                "{full} subscription(s) with a full queue (their clients are losing events)"
+            ));
+        }
+        let status = if reasons.is_empty() {
+            WsStatusStatus::Healthy
+        } else {
+            WsStatusStatus::Degraded
+        };
+        (status, reasons)
+    }
+}
+
 impl WsConnectionsApi for WebSocketManagement {
     async fn get_ws_status(&self, _ctx: RequestContext) -> Result<WsStatus, ApiError> {
         let connections = self.hub.registry.list();
+        let (status, reasons) = self.status(&connections);
         Ok(WsStatus {
-            status: WsStatusStatus::Healthy,
+            status,
+            reasons,
             total_connections: self.hub.registry.total_accepted.load(Ordering::Relaxed),
             active_connections: connections.len() as u64,
             total_subscriptions: connections

@@ -2361,7 +2361,12 @@ class SavepointCreate(_t.TypedDict):
 
 
 class WsStatus(_t.TypedDict):
-    status: _t.Literal["healthy"]
+    status: _t.Literal["healthy", "degraded", "draining"]
+    """`draining` once shutdown began; `degraded` at 90 % of `max_connections` or while a subscription's queue is full (its client is losing events); otherwise `healthy`."""
+
+    reasons: list[str]
+    """Why the status is not `healthy` (empty when it is)."""
+
     total_connections: int
     """Connections accepted since start."""
 

@@ -2623,7 +2623,14 @@ export interface SavepointCreate {
 }
 
 export interface WsStatus {
-  status: "healthy";
+  /**
+   * `draining` once shutdown began; `degraded` at 90 % of `max_connections` or while a subscription's queue is full (its client is losing events); otherwise `healthy`.
+   */
+  status: "healthy" | "degraded" | "draining";
+  /**
+   * Why the status is not `healthy` (empty when it is).
+   */
+  reasons: Array<string>;
   /**
    * Connections accepted since start.
    */
