@@ -169,9 +169,13 @@ impl Sampler {
                 written += usage.written_bytes;
             }
         }
-        let (rx, tx) = self.networks.values().fold((0u64, 0u64), |(r, t), n| {
-            (r + n.received(), t + n.transmitted())
-        });
+        let (rx, tx) = self
+            .networks
+            .iter()
+            .filter(|(name, _)| !name.to_str().is_some_and(is_loopback))
+            .fold((0u64, 0u64), |(r, t), (_, n)| {
+                (r + n.received(), t + n.transmitted())
+            });
         let per_sec = |bytes: u64| (bytes as f64 / elapsed).round() as u64;
         Some(SystemMetrics {
             cpu_usage: host.cpu_percent,
@@ -185,5 +189,26 @@ impl Sampler {
             active_connections: 0,
             active_queries: 0,
         })
+    }
+}
+
+/// `lo` (Linux) or `lo0` (BSD, macOS): traffic between local processes, such as a client on the
+/// same host, which the host's network rates would double-count and never carried.
+fn is_loopback(interface: &str) -> bool {
+    interface
+        .strip_prefix("lo")
+        .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    #[test]
+    fn loopback_interfaces_are_recognised_by_name() {
+        for name in ["lo", "lo0", "lo1"] {
+            assert!(super::is_loopback(name), "{name}");
+        }
+        for name in ["eth0", "enp3s0", "wlo1", "lowpan0", "docker0"] {
+            assert!(!super::is_loopback(name), "{name}");
+        }
     }
 }

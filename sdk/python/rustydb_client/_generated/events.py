@@ -606,10 +606,10 @@ class SystemMetricsData(_t.TypedDict):
     """Bytes written per second, all disks."""
 
     network_rx_bps: int
-    """Bytes received per second, all interfaces."""
+    """Bytes received per second, all interfaces but loopback (local traffic never reaches the network)."""
 
     network_tx_bps: int
-    """Bytes sent per second, all interfaces."""
+    """Bytes sent per second, all interfaces but loopback (local traffic never reaches the network)."""
 
     active_connections: int
     """Open WebSocket connections plus HTTP requests in flight."""

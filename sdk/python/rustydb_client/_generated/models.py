@@ -837,10 +837,10 @@ class SystemMetricsSample(_t.TypedDict):
     """Bytes written per second, all disks."""
 
     network_rx_bps: _t.NotRequired[int | None]
-    """Bytes received per second, all interfaces."""
+    """Bytes received per second, all interfaces but loopback (local traffic never reaches the network)."""
 
     network_tx_bps: _t.NotRequired[int | None]
-    """Bytes sent per second, all interfaces."""
+    """Bytes sent per second, all interfaces but loopback (local traffic never reaches the network)."""
 
     active_connections: int
     """Open WebSocket connections plus HTTP requests in flight."""

@@ -713,11 +713,11 @@ export interface SystemMetricsData {
    */
   disk_write_bps: number;
   /**
-   * Bytes received per second, all interfaces.
+   * Bytes received per second, all interfaces but loopback (local traffic never reaches the network).
    */
   network_rx_bps: number;
   /**
-   * Bytes sent per second, all interfaces.
+   * Bytes sent per second, all interfaces but loopback (local traffic never reaches the network).
    */
   network_tx_bps: number;
   /**

@@ -733,11 +733,11 @@ export interface SystemMetricsSample {
    */
   disk_write_bps?: number | null;
   /**
-   * Bytes received per second, all interfaces.
+   * Bytes received per second, all interfaces but loopback (local traffic never reaches the network).
    */
   network_rx_bps?: number | null;
   /**
-   * Bytes sent per second, all interfaces.
+   * Bytes sent per second, all interfaces but loopback (local traffic never reaches the network).
    */
   network_tx_bps?: number | null;
   /**
