@@ -570,3 +570,41 @@ async fn execute_reports_each_statements_own_figures() {
         r.body
     );
 }
+
+/// `/sql/query` is database:read and runs reads only, whatever the caller's role: a write sent
+/// there is a 400 pointing to `/sql/execute`, and nothing is written (#16 item 12).
+#[tokio::test]
+async fn the_query_route_runs_reads_only() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    exec(&dev, "CREATE TABLE t (v INTEGER)", Value::Null).await;
+    for statement in [
+        "INSERT INTO t VALUES (1)",
+        "DROP TABLE t",
+        "CREATE TABLE u (a)",
+    ] {
+        let r = dev
+            .post_json("/api/v1/sql/query", &json!({"sql": statement}).to_string())
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{statement}: {}", r.body);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/api/v1/sql/execute"),
+            "{statement}: {}",
+            r.body
+        );
+    }
+    let r = dev
+        .post_json("/api/v1/sql/query", r#"{"sql": "SELECT count(*) FROM t"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["rows"][0][0], 0, "nothing was written");
+    // A reader's write stays a 403: its role may not write anywhere.
+    let reader = server.user_with_roles("ana", &["analyst"]).await;
+    let r = reader
+        .post_json("/api/v1/sql/query", r#"{"sql": "DELETE FROM t"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+}

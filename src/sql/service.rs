@@ -18,6 +18,7 @@ use crate::api::types::{
 };
 use crate::api::{ApiError, SqlApi};
 use crate::auth::grants::{owned_transaction, request_sql_access};
+use crate::engine::access::SqlAccess;
 use crate::engine::capture::Actor;
 use crate::engine::catalog::{DEFAULT_DATABASE, Database, Engine};
 use crate::engine::plans;
@@ -250,8 +251,11 @@ fn elapsed_ms(start: Instant) -> f64 {
 
 impl SqlApi for SqlService {
     async fn query_sql(&self, ctx: RequestContext, body: SqlQuery) -> Result<SqlResult, ApiError> {
+        // The route is database:read: it runs reads only, whatever else the caller's role may
+        // do (writes go to /sql/execute, which database:write guards).
+        let may_write = request_sql_access(&ctx)? != SqlAccess::Read;
         let (access, limit, rows_cap) = (
-            request_sql_access(&ctx)?,
+            SqlAccess::Read,
             timeout(body.timeout)?,
             max_rows(body.max_rows)?,
         );
@@ -274,7 +278,20 @@ impl SqlApi for SqlService {
                         limit,
                         rows_cap,
                         produced,
-                    )?;
+                    )
+                    .map_err(|e| match e {
+                        // Refused as a write (not for what nobody may do): say where it goes.
+                        crate::error::Error::SqlDenied(_)
+                            if may_write && c.prepare(&statement).is_ok_and(|s| !s.readonly()) =>
+                        {
+                            crate::error::Error::Sql(
+                                "POST /api/v1/sql/query runs reads only: send writes and schema \
+                                 changes to POST /api/v1/sql/execute"
+                                    .into(),
+                            )
+                        }
+                        e => e,
+                    })?;
                     if let Some(key) = plans::Key::of(name, &statement) {
                         let changed = monitor.plans.observe(c, key, |c| {
                             sql::explain(c, access, &statement, params.as_ref(), limit)
