@@ -723,3 +723,63 @@ async fn readers_cannot_alter_index_or_analyze() {
         1
     );
 }
+
+/// GET /tables/{t} says which columns are unique, however the uniqueness was declared: the
+/// tables API's `unique`, a UNIQUE constraint, or a unique index of that column alone (#16 item
+/// 12). Composite and partial unique indexes make no single column unique.
+#[tokio::test]
+async fn table_description_reports_unique_columns() {
+    let server = TestServer::new().await;
+    let dev = server.user_with_roles("dev", &["developer"]).await;
+    create(
+        &dev,
+        json!({"name": "accounts", "columns": [
+            {"name": "id", "type": "INTEGER", "primary_key": true},
+            {"name": "email", "type": "TEXT", "unique": true},
+            {"name": "handle", "type": "TEXT"},
+            {"name": "a", "type": "INTEGER"},
+            {"name": "b", "type": "INTEGER"},
+            {"name": "c", "type": "INTEGER"},
+            {"name": "plain", "type": "TEXT"},
+        ]}),
+    )
+    .await;
+    for sql in [
+        "CREATE UNIQUE INDEX accounts_handle ON accounts(handle)",
+        "CREATE UNIQUE INDEX accounts_ab ON accounts(a, b)",
+        "CREATE UNIQUE INDEX accounts_c ON accounts(c) WHERE c > 0",
+    ] {
+        let r = dev
+            .post_json("/api/v1/sql/execute", &json!({"sql": sql}).to_string())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{sql}: {}", r.body);
+    }
+    let r = dev.get("/api/v1/databases/default/tables/accounts").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let unique: Vec<(String, bool)> = r.body["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["unique"].as_bool().expect("unique"),
+            )
+        })
+        .collect();
+    let expected = [
+        ("id", false),
+        ("email", true),
+        ("handle", true),
+        ("a", false),
+        ("b", false),
+        ("c", false),
+        ("plain", false),
+    ];
+    assert_eq!(
+        unique,
+        expected.map(|(n, u)| (n.to_string(), u)).to_vec(),
+        "{}",
+        r.body
+    );
+}

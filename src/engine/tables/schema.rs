@@ -20,12 +20,31 @@ pub fn info(conn: &Connection, name: &str) -> Result<TableInfo> {
     let indexes = stmt
         .query_map([&table.name], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    let unique = unique_columns(conn, &table.name)?;
+    let mut columns = table.columns;
+    for c in &mut columns {
+        c.unique = unique.contains(&c.name);
+    }
     Ok(TableInfo {
         name: table.name,
-        columns: table.columns,
+        columns,
         row_count,
         indexes,
     })
+}
+
+/// Columns that a unique, non-partial index of one column covers (a UNIQUE constraint or
+/// CREATE UNIQUE INDEX), primary keys left out.
+fn unique_columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT ii.name FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) AS ii
+         WHERE il.\"unique\" = 1 AND il.partial = 0 AND il.origin != 'pk'
+           AND (SELECT count(*) FROM pragma_index_info(il.name)) = 1 AND ii.name IS NOT NULL",
+    )?;
+    let names = stmt
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(names)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<TableInfo>> {

@@ -130,6 +130,8 @@ pub fn describe(conn: &Connection, name: &str) -> Result<Table> {
             type_: ty,
             not_null,
             primary_key: pk > 0,
+            // Filled by `schema::info` only: the row paths describe a table on every call.
+            unique: false,
             default,
         });
     }

@@ -2215,6 +2215,9 @@ class ColumnInfo(_t.TypedDict):
     type: str
     not_null: bool
     primary_key: bool
+    unique: bool
+    """A UNIQUE constraint or a unique index (not partial) covers this column alone; a primary key is reported by `primary_key`."""
+
     default: _t.NotRequired[str | None]
     """The default as SQL text, or null."""
 

@@ -2453,6 +2453,10 @@ export interface ColumnInfo {
   not_null: boolean;
   primary_key: boolean;
   /**
+   * A UNIQUE constraint or a unique index (not partial) covers this column alone; a primary key is reported by `primary_key`.
+   */
+  unique: boolean;
+  /**
    * The default as SQL text, or null.
    */
   default?: string | null;
