@@ -999,15 +999,11 @@ async fn a_client_that_stops_reading_is_dropped_when_its_token_expires() {
     })
     .await;
     let admin = live.admin().await;
-    let (status, body) = live
-        .rest(
-            "POST",
-            "/api/v1/sql/execute",
-            &admin,
-            Some(json!({"sql": "CREATE TABLE blobs (id INTEGER PRIMARY KEY, body TEXT)"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    live.execute(
+        &admin,
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, body TEXT)",
+    )
+    .await;
     let mut ws = live.connect("graphql-transport-ws").await;
     send(
         &mut ws,
@@ -1084,15 +1080,8 @@ async fn a_token_within_the_leeway_opens_a_connection_that_stays_open() {
 async fn a_subscription_on_a_missing_table_or_database_is_not_found() {
     let live = Live::start(|_| {}).await;
     let admin = live.admin().await;
-    let (status, body) = live
-        .rest(
-            "POST",
-            "/api/v1/sql/execute",
-            &admin,
-            Some(json!({"sql": "CREATE TABLE here (id INTEGER PRIMARY KEY)"})),
-        )
+    live.execute(&admin, "CREATE TABLE here (id INTEGER PRIMARY KEY)")
         .await;
-    assert_eq!(status, 200, "{body}");
     let mut ws = live.session(&admin).await;
     for (id, query) in [
         (
@@ -1128,15 +1117,7 @@ async fn a_subscription_on_a_missing_table_or_database_is_not_found() {
     // The subscription is live once a ping sent after it is answered.
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(recv(&mut ws).await["type"], "pong");
-    let (status, body) = live
-        .rest(
-            "POST",
-            "/api/v1/sql/execute",
-            &admin,
-            Some(json!({"sql": "INSERT INTO here VALUES (1)"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    live.execute(&admin, "INSERT INTO here VALUES (1)").await;
     let m = recv_for(&mut ws, "ok").await;
     assert_eq!(
         m["payload"]["data"]["tableModifications"]["changeType"], "INSERT",
@@ -1152,15 +1133,11 @@ async fn a_subscription_on_a_missing_table_or_database_is_not_found() {
 async fn a_subscriber_that_falls_behind_is_told_exactly_what_it_lost() {
     let live = Live::start(|c| c.websocket.bus_capacity = 100).await;
     let admin = live.admin().await;
-    let (status, body) = live
-        .rest(
-            "POST",
-            "/api/v1/sql/execute",
-            &admin,
-            Some(json!({"sql": "CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT)"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    live.execute(
+        &admin,
+        "CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT)",
+    )
+    .await;
     let mut ws = live.session(&admin).await;
     let document = r#"subscription { tableModifications(tables: ["wide"]) { rowId } }"#;
     subscribe(&mut ws, "w", document).await;
@@ -1170,15 +1147,7 @@ async fn a_subscriber_that_falls_behind_is_told_exactly_what_it_lost() {
     // and the 100-event ring hold) are inserted by one statement.
     let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) \
                INSERT INTO wide (id, body) SELECT x, hex(randomblob(2500)) FROM c";
-    let (status, body) = live
-        .rest(
-            "POST",
-            "/api/v1/sql/execute",
-            &admin,
-            Some(json!({"sql": sql})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    live.execute(&admin, sql).await;
     // Row ids are the topic's sequences here: the table's rows are its only events.
     let mut last_id = 0u64;
     let details = loop {
@@ -1227,15 +1196,8 @@ async fn a_subscriber_that_falls_behind_is_told_exactly_what_it_lost() {
     subscribe(&mut ws, "again", document).await;
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(recv(&mut ws).await["type"], "pong");
-    let (status, body) = live
-        .rest(
-            "POST",
-            "/api/v1/sql/execute",
-            &admin,
-            Some(json!({"sql": "INSERT INTO wide (id, body) VALUES (9999, 'after')"})),
-        )
+    live.execute(&admin, "INSERT INTO wide (id, body) VALUES (9999, 'after')")
         .await;
-    assert_eq!(status, 200, "{body}");
     let m = recv_for(&mut ws, "again").await;
     assert_eq!(
         m["payload"]["data"]["tableModifications"]["rowId"], "9999",

@@ -63,18 +63,21 @@ pub enum QueryState {
 
 impl Running {
     /// The connection now executing this statement.
-    /// Lets `cancel` interrupt the statement from now on; `false` when it was cancelled before
-    /// reaching its connection, and must not start. A cancel arriving between registration and
-    /// this call (the wait for a blocking thread and a pooled connection) would otherwise find no
-    /// handle and be lost, and the statement would run to its timeout.
-    pub fn attach(&self, handle: InterruptHandle) -> bool {
+    /// Lets `cancel` interrupt the statement from now on; a conflict when it was cancelled
+    /// before reaching its connection, and must not start. A cancel arriving between
+    /// registration and this call (the wait for a blocking thread and a pooled connection) would
+    /// otherwise find no handle and be lost, and the statement would run to its timeout.
+    pub fn attach(&self, handle: InterruptHandle) -> crate::error::Result<()> {
         let mut guard = lock(&self.interrupt);
         if self.cancelled.load(Ordering::SeqCst) {
-            return false;
+            return Err(crate::error::Error::Conflict(format!(
+                "query {} was cancelled",
+                self.id
+            )));
         }
         *guard = Some(handle);
         self.executing.store(true, Ordering::SeqCst);
-        true
+        Ok(())
     }
 
     pub fn state(&self) -> QueryState {
@@ -292,15 +295,15 @@ mod tests {
         let early = registered(&running);
         assert!(early.query.cancel(), "it will be stopped");
         assert!(
-            !early.query.attach(conn.get_interrupt_handle()),
+            early.query.attach(conn.get_interrupt_handle()).is_err(),
             "refused at its connection"
         );
 
         let executing = registered(&running);
-        assert!(executing.query.attach(conn.get_interrupt_handle()));
+        assert!(executing.query.attach(conn.get_interrupt_handle()).is_ok());
         assert!(executing.query.cancel(), "interrupted");
         let done = registered(&running);
-        assert!(done.query.attach(conn.get_interrupt_handle()));
+        assert!(done.query.attach(conn.get_interrupt_handle()).is_ok());
         done.query.detach();
         assert!(!done.query.cancel(), "it already finished executing");
     }

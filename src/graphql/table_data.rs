@@ -390,7 +390,7 @@ async fn keep_going<T>(
 ) -> bool {
     match next {
         Some(Ok(_)) => true,
-        Some(Err(e)) if e.code == "EVENTS_LOST" => true,
+        Some(Err(e)) if e.code == crate::api::event_source::EVENTS_LOST_CODE => true,
         Some(Err(e)) => {
             let _ = tx.send(Err(e)).await;
             false

@@ -114,12 +114,7 @@ impl SqlService {
         let maintenance = maintenance::Operation::of(sql_text);
         let f = move |c: &mut rusqlite::Connection, name: &str| {
             let size_before = maintenance.map(|_| maintenance::database_bytes(c));
-            if !query.attach(c.get_interrupt_handle()) {
-                return Err(crate::error::Error::Conflict(format!(
-                    "query {} was cancelled",
-                    query.id
-                )));
-            }
+            query.attach(c.get_interrupt_handle())?;
             let result = f(c, name, &query.rows);
             query.detach();
             let size_after = maintenance.map(|_| maintenance::database_bytes(c));

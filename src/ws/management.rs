@@ -58,15 +58,46 @@ fn connection_view(c: &ConnectionInfo) -> WsConnection {
     }
 }
 
-/// A subscription's figures now, from its topic's head and what it last took: a task that waits
-/// on a client that stopped reading updates nothing, yet its backlog grows, and the events
-/// overwritten meanwhile are already lost though not yet counted.
+/// How far a subscription is behind its topic now, from the topic's head and what it last took:
+/// a task that waits on a client that stopped reading updates nothing, yet its backlog grows,
+/// and the events overwritten meanwhile are already lost though not yet counted.
+struct Backlog {
+    /// Events published since the last one it took.
+    lag: u64,
+    /// The topic's ring size (0 for a topic the bus does not hold).
+    capacity: u64,
+}
+
+impl Backlog {
+    fn of(bus: &Bus, s: &SubscriptionInfo) -> Backlog {
+        let taken = s.taken.load(Ordering::Relaxed);
+        let (head, capacity) = bus
+            .topic(s.topic.name)
+            .map_or((taken, 0), |t| (t.head(), t.capacity() as u64));
+        Backlog {
+            lag: head.saturating_sub(taken),
+            capacity,
+        }
+    }
+
+    /// The part of the lag still in the ring.
+    fn queued(&self) -> u64 {
+        self.lag.min(self.capacity)
+    }
+
+    /// Overwritten before the subscription took them, not yet reported to its client.
+    fn lost(&self) -> u64 {
+        self.lag.saturating_sub(self.capacity)
+    }
+
+    /// Its queue is full: its client is losing events.
+    fn full(&self) -> bool {
+        self.capacity > 0 && self.lag >= self.capacity
+    }
+}
+
 fn subscription_view(bus: &Bus, c: &ConnectionInfo, s: &SubscriptionInfo) -> WsSubscription {
-    let taken = s.taken.load(Ordering::Relaxed);
-    let (head, capacity) = bus
-        .topic(s.topic.name)
-        .map_or((taken, 0), |t| (t.head(), t.capacity() as u64));
-    let lag = head.saturating_sub(taken);
+    let backlog = Backlog::of(bus, s);
     WsSubscription {
         subscription_id: s.id.to_string(),
         connection_id: c.id.clone(),
@@ -74,9 +105,9 @@ fn subscription_view(bus: &Bus, c: &ConnectionInfo, s: &SubscriptionInfo) -> WsS
         filter: s.filter.as_value(),
         created_at: s.created_at,
         delivered: s.delivered.load(Ordering::Relaxed),
-        dropped: s.dropped.load(Ordering::Relaxed) + lag.saturating_sub(capacity),
-        queue_depth: lag.min(capacity),
-        lag,
+        dropped: s.dropped.load(Ordering::Relaxed) + backlog.lost(),
+        queue_depth: backlog.queued(),
+        lag: backlog.lag,
     }
 }
 
@@ -98,13 +129,7 @@ impl WebSocketManagement {
         let full = connections
             .iter()
             .flat_map(|c| c.subscriptions())
-            .filter(|s| {
-                let view = self.hub.bus.topic(s.topic.name).map(|t| {
-                    let behind = t.head().saturating_sub(s.taken.load(Ordering::Relaxed));
-                    behind >= t.capacity() as u64
-                });
-                view.unwrap_or(false)
-            })
+            .filter(|s| Backlog::of(&self.hub.bus, s).full())
             .count();
         if full > 0 {
             reasons.push(format!(

@@ -261,12 +261,7 @@ async fn produce(
     };
     let result = db
         .run_as(actor, move |c| {
-            if !running.attach(c.get_interrupt_handle()) {
-                return Err(crate::error::Error::Conflict(format!(
-                    "query {} was cancelled",
-                    running.id
-                )));
-            }
+            running.attach(c.get_interrupt_handle())?;
             let result = sql::stream(
                 c,
                 plan.access,

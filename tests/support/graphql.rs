@@ -68,6 +68,20 @@ impl Live {
         }
     }
 
+    /// Runs one statement through `POST /api/v1/sql/execute`; it must succeed.
+    pub async fn execute(&self, token: &str, sql: &str) -> Value {
+        let (status, body) = self
+            .rest(
+                "POST",
+                "/api/v1/sql/execute",
+                token,
+                Some(json!({"sql": sql})),
+            )
+            .await;
+        assert_eq!(status, 200, "{sql}: {body}");
+        body
+    }
+
     pub async fn rest(
         &self,
         method: &str,

@@ -15,13 +15,16 @@ use crate::runtime::ApiError;
 /// the topic's capacity behind); its data is `{"from_sequence", "to_sequence", "missed"}`.
 pub const EVENTS_LOST: &str = "events_lost";
 
+/// The error code of [`lost_error`], for sources that handle a loss themselves.
+pub const EVENTS_LOST_CODE: &str = "EVENTS_LOST";
+
 /// The subscriber's error for a loss notice: `EVENTS_LOST`, with the exact range and count in
 /// the message and in `details`. The subscription goes on with the events that follow.
 pub fn lost_error(data: &Value) -> ApiError {
     let n = |k: &str| data.get(k).and_then(Value::as_u64).unwrap_or(0);
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "EVENTS_LOST",
+        EVENTS_LOST_CODE,
         format!(
             "{} events were lost (sequences {} to {}): this subscriber fell more than the topic's \
              capacity behind",
