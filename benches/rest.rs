@@ -9,6 +9,9 @@
 //!   cargo bench --bench rest                       # C=8, 5 runs of 3 s per workload
 //!   REST_BENCH_CLIENTS=4 REST_BENCH_RUNS=3 REST_BENCH_SECS=2 cargo bench --bench rest
 //!
+//! A second server without the change log (`[changes] enabled = false`) runs the insert
+//! workload beside the first, as its baseline: the log's cost on the write path.
+//!
 //! Figures per workload: requests/s, and latency p50/p95/p99 (request written -> response
 //! body read, at full load, so it includes queueing behind the other clients).
 
@@ -20,6 +23,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as Async
 use tokio::net::TcpStream;
 
 const ROLE: &str = "REST_BENCH_ROLE";
+/// Set to `off` in a server child that runs without the change log.
+const CHANGE_LOG: &str = "REST_BENCH_CHANGE_LOG";
 const ROWS: u64 = 10_000;
 const CATEGORIES: u64 = 100;
 const TABLE: &str = "/api/v1/databases/default/tables/items";
@@ -50,6 +55,7 @@ fn server() {
         let mut config = rustydb::config::Config::for_data_dir(dir.path());
         config.security.admin_password = Some(rustydb::config::Secret::new("bench-password"));
         config.security.requests_per_minute = u32::MAX;
+        config.changes.enabled = std::env::var(CHANGE_LOG).as_deref() != Ok("off");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -169,12 +175,13 @@ struct Server {
 }
 
 impl Server {
-    fn spawn() -> Server {
+    fn spawn(change_log: bool) -> Server {
         let exe = std::env::current_exe().expect("own path");
         let mut child = Command::new("taskset")
             .args(["-c", "0"])
             .arg(exe)
             .env(ROLE, "server")
+            .env(CHANGE_LOG, if change_log { "on" } else { "off" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -373,23 +380,28 @@ fn driver() {
         .enable_all()
         .build()
         .expect("runtime");
+    // (server, workload, label): server 1 is the baseline without the change log.
     let workloads = [
-        Workload::PointRead,
-        Workload::Insert,
-        Workload::FilteredList,
+        (0, Workload::PointRead, Workload::PointRead.name()),
+        (0, Workload::Insert, Workload::Insert.name()),
+        (1, Workload::Insert, "insert, no change log"),
+        (0, Workload::FilteredList, Workload::FilteredList.name()),
     ];
     let mut results: Vec<Vec<Figures>> = vec![Vec::new(); workloads.len()];
-    // One server for all runs; workloads interleave so that drift on the shared machine spreads
-    // over all of them. Inserts grow the table by a few percent per run.
-    let server = Server::spawn();
-    runtime.block_on(seed(&server));
+    // One server of each kind for all runs (one runs while the other idles); workloads
+    // interleave so that drift on the shared machine spreads over all of them. Inserts grow the
+    // table by a few percent per run.
+    let servers = [Server::spawn(true), Server::spawn(false)];
+    for server in &servers {
+        runtime.block_on(seed(server));
+    }
     for run in 0..runs {
-        for (i, workload) in workloads.iter().enumerate() {
-            let f = runtime.block_on(measure(&server, *workload, clients, secs));
+        for (i, (server, workload, label)) in workloads.iter().enumerate() {
+            let f = runtime.block_on(measure(&servers[*server], *workload, clients, secs));
             println!(
                 "  run {} {:<30} {:>9.0} req/s  p50 {:>6.2} ms  p95 {:>6.2} ms  p99 {:>6.2} ms",
                 run + 1,
-                workload.name(),
+                label,
                 f.requests_per_sec,
                 f.p50_ms,
                 f.p95_ms,
@@ -398,7 +410,7 @@ fn driver() {
             results[i].push(f);
         }
     }
-    drop(server);
+    drop(servers);
     let median = |v: &[Figures], f: fn(&Figures) -> f64| {
         let mut x: Vec<f64> = v.iter().map(f).collect();
         x.sort_by(|a, b| a.total_cmp(b));
@@ -409,14 +421,19 @@ fn driver() {
         "  {:<30} {:>10} {:>9} {:>9} {:>9}",
         "workload", "req/s", "p50 ms", "p95 ms", "p99 ms"
     );
-    for (workload, figures) in workloads.iter().zip(&results) {
+    for ((_, _, label), figures) in workloads.iter().zip(&results) {
         println!(
             "  {:<30} {:>10.0} {:>9.2} {:>9.2} {:>9.2}",
-            workload.name(),
+            label,
             median(figures, |f| f.requests_per_sec),
             median(figures, |f| f.p50_ms),
             median(figures, |f| f.p95_ms),
             median(figures, |f| f.p99_ms)
         );
     }
+    let rate = |i: usize| median(&results[i], |f| f.requests_per_sec);
+    println!(
+        "\ninsert req/s with the change log / without: {:.2}",
+        rate(1) / rate(2)
+    );
 }

@@ -16,6 +16,7 @@ use crate::engine::catalog::PoolLimits;
 use crate::engine::config::{PoolFile, QueriesFile};
 use crate::engine::queries::QueriesConfig;
 use crate::error::{Error, Result};
+use crate::events::config::{ChangesConfig, ChangesFile};
 use crate::graphql::config::{GraphQlConfig, GraphQlFile};
 use crate::health::config::{HealthConfig, HealthFile};
 use crate::partitions::config::{PartitionsConfig, PartitionsFile};
@@ -90,6 +91,8 @@ struct FileConfig {
     partitions: PartitionsFile,
     #[serde(default)]
     graphql: GraphQlFile,
+    #[serde(default)]
+    changes: ChangesFile,
 }
 
 /// The settings in force.
@@ -116,6 +119,8 @@ pub struct Config {
     pub health: HealthConfig,
     pub partitions: PartitionsConfig,
     pub graphql: GraphQlConfig,
+    /// Retention of the change log.
+    pub changes: ChangesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +203,7 @@ impl Config {
             health: HealthConfig::from_file(file.health)?,
             partitions: PartitionsConfig::from_file(file.partitions)?,
             graphql: GraphQlConfig::from_file(file.graphql)?,
+            changes: ChangesConfig::from_file(file.changes)?,
         })
     }
 

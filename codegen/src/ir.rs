@@ -200,6 +200,8 @@ pub struct EventFamily {
     pub access: Access,
     /// Protocol messages: sent by connections, not a bus topic.
     pub protocol: bool,
+    /// Kept in the change log on disk.
+    pub durable: bool,
     pub messages: Vec<Message>,
 }
 

@@ -153,6 +153,10 @@ pub struct EventFamilyFile {
     /// never published on the bus, not subscribable.
     #[serde(default)]
     pub protocol: bool,
+    /// Kept in the change log on disk, so a subscriber that falls behind catches up from it and
+    /// sequences survive a restart.
+    #[serde(default)]
+    pub durable: bool,
     pub messages: Vec<MessageSpec>,
 }
 

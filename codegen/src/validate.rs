@@ -272,6 +272,10 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 messages.push(msg);
             }
         }
+        if ef.durable && ef.protocol {
+            c.at(file, &format!("family {}", ef.family));
+            c.err("protocol messages are never published, so they cannot be durable");
+        }
         if ef.messages.is_empty() {
             c.at(file, &format!("family {}", ef.family));
             c.err("a family carries at least one message");
@@ -281,6 +285,7 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
             description: ef.description.clone(),
             access,
             protocol: ef.protocol,
+            durable: ef.durable,
             messages,
         });
     }

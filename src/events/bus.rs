@@ -2,7 +2,9 @@
 //! both the replay history and the live queue: a subscriber is a cursor into the ring (the
 //! sequence it last took) plus a wake-up handle, not a channel of its own. An event is serialized
 //! once, into the exact frame every subscriber is sent; subscribers share its bytes. A subscriber
-//! that falls more than `capacity` events behind loses the oldest and is told how many.
+//! that falls more than `capacity` events behind loses the oldest and is told how many, except
+//! on a durable topic: its events are in the change log first, and the subscriber reads on from
+//! there (see [`ChangeLog`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::WireFrame;
+use super::change_log::{ChangeLog, Stored};
 use crate::api::event_source::EVENTS_LOST;
 use crate::api::{EventMessage, TOPICS, TopicMeta};
 use crate::sync::{lock, read, write};
@@ -31,7 +34,7 @@ pub struct Event {
     pub frame: WireFrame,
 }
 
-/// The frame without its sequence: `sequence` is the last field, appended under the ring's lock.
+/// The frame without its sequence: `sequence` is the last field, appended once it is known.
 #[derive(Serialize)]
 struct Envelope<'a> {
     message_type: &'a str,
@@ -53,12 +56,25 @@ impl Gap {
     }
 }
 
+/// Events built, logged and put in the ring at a time: a large transaction reaches subscribers
+/// in steps of this size, not after all of it is written.
+const PUBLISH_BATCH: usize = 1024;
+
+/// Events a lagging subscriber reads from the change log at a time.
+const LOG_READ_BATCH: usize = 1024;
+
 pub struct Topic {
     pub meta: &'static TopicMeta,
-    /// The newest events, oldest first; the write lock also orders sequence numbers.
+    /// The newest events, oldest first.
     ring: RwLock<VecDeque<Arc<Event>>>,
     head: AtomicU64,
     capacity: usize,
+    /// Held while publishing: orders sequence numbers, and keeps the log in sequence order.
+    publishing: Mutex<()>,
+    /// Where a durable topic's events are written before subscribers see them.
+    log: Option<Arc<ChangeLog>>,
+    /// The epoch this topic's sequences are counted in.
+    epoch: Arc<str>,
     /// Whom to wake after a publish: one entry per live subscription.
     listeners: Mutex<Listeners>,
 }
@@ -70,14 +86,48 @@ struct Listeners {
 }
 
 impl Topic {
-    fn new(meta: &'static TopicMeta, capacity: usize) -> Topic {
+    fn new(
+        meta: &'static TopicMeta,
+        capacity: usize,
+        log: Option<Arc<ChangeLog>>,
+        run_epoch: &Arc<str>,
+    ) -> Topic {
+        let (head, epoch) = match &log {
+            // Sequences go on from the last one logged; an unreadable log is refused at open.
+            Some(log) => (log.head(meta.name).unwrap_or(0), Arc::from(log.epoch())),
+            None => (0, Arc::clone(run_epoch)),
+        };
         Topic {
             meta,
             ring: RwLock::new(VecDeque::with_capacity(capacity)),
-            head: AtomicU64::new(0),
+            head: AtomicU64::new(head),
             capacity,
+            publishing: Mutex::new(()),
+            log,
+            epoch,
             listeners: Mutex::default(),
         }
+    }
+
+    /// The epoch this topic's sequences are counted in: the change log's for a durable topic
+    /// (the same across restarts), this run's otherwise.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// How many of the newest events a subscriber can still be given: the ring's capacity, or
+    /// for a durable topic what the change log keeps, if more.
+    pub fn retained(&self) -> u64 {
+        let ring = self.capacity as u64;
+        match &self.log {
+            Some(log) => ring.max(log.kept(self.meta.name).events),
+            None => ring,
+        }
+    }
+
+    /// Whether the topic's events are kept in the change log.
+    pub fn durable(&self) -> bool {
+        self.log.is_some()
     }
 
     pub fn name(&self) -> &'static str {
@@ -105,6 +155,56 @@ impl Topic {
 
     /// Publishes a payload; returns its sequence number.
     pub fn publish_value(&self, message_type: &'static str, data: Value) -> u64 {
+        self.publish_all(message_type, [data])
+    }
+
+    /// Publishes payloads in order, with consecutive sequence numbers; returns the last one.
+    /// A durable topic writes each batch to the change log before any subscriber can take it,
+    /// so the ring never drops an event the log does not have.
+    pub fn publish_all(
+        &self,
+        message_type: &'static str,
+        payloads: impl IntoIterator<Item = Value>,
+    ) -> u64 {
+        let _publishing = lock(&self.publishing);
+        let mut payloads = payloads.into_iter().peekable();
+        let mut last = self.head.load(Ordering::Relaxed);
+        while payloads.peek().is_some() {
+            let batch: Vec<Arc<Event>> = payloads
+                .by_ref()
+                .take(PUBLISH_BATCH)
+                .zip(last + 1..)
+                .map(|(data, sequence)| Arc::new(self.event(sequence, message_type, data)))
+                .collect();
+            if let Some(log) = &self.log
+                && let Err(e) = log.append(self.meta.name, &batch)
+            {
+                // Live subscribers still get them; one that needs them from the log later is
+                // told they are missing, with the exact range.
+                tracing::error!(topic = self.meta.name, error = %e, "change log append failed");
+            }
+            {
+                let mut ring = write(&self.ring);
+                for event in batch {
+                    if ring.len() == self.capacity {
+                        ring.pop_front();
+                    }
+                    last = event.sequence;
+                    ring.push_back(event);
+                }
+                self.head.store(last, Ordering::Release);
+            }
+            // Each subscriber's task reads the ring itself; a wake-up that finds it already
+            // waiting or already woken costs one atomic operation.
+            for (_, wake) in &lock(&self.listeners).entries {
+                wake.notify_one();
+            }
+        }
+        last
+    }
+
+    /// The event with its frame: `{"message_type", "data", "timestamp", "topic", "sequence"}`.
+    fn event(&self, sequence: u64, message_type: &'static str, data: Value) -> Event {
         let mut frame = serde_json::to_string(&Envelope {
             message_type,
             data: &data,
@@ -113,33 +213,35 @@ impl Topic {
         })
         .unwrap_or_else(|_| "{}".into());
         frame.pop(); // the closing brace; the sequence goes last
-        let sequence = {
-            let mut ring = write(&self.ring);
-            let sequence = self.head.load(Ordering::Relaxed) + 1;
-            frame.push_str(if frame.ends_with('{') { "" } else { "," });
-            frame.push_str("\"sequence\":");
-            frame.push_str(&sequence.to_string());
-            frame.push('}');
-            let event = Arc::new(Event {
-                topic: self.meta.name,
-                sequence,
-                message_type,
-                data,
-                frame: WireFrame::text(&frame),
-            });
-            if ring.len() == self.capacity {
-                ring.pop_front();
-            }
-            ring.push_back(event);
-            self.head.store(sequence, Ordering::Release);
-            sequence
-        };
-        // Each subscriber's task reads the ring itself; a wake-up that finds it already waiting
-        // or already woken costs one atomic operation.
-        for (_, wake) in &lock(&self.listeners).entries {
-            wake.notify_one();
+        frame.push_str(if frame.ends_with('{') { "" } else { "," });
+        frame.push_str("\"sequence\":");
+        frame.push_str(&sequence.to_string());
+        frame.push('}');
+        Event {
+            topic: self.meta.name,
+            sequence,
+            message_type,
+            data,
+            frame: WireFrame::text(&frame),
         }
-        sequence
+    }
+
+    /// The oldest sequence a subscriber can still be given: the ring's, or the log's if older.
+    fn oldest_available(&self, ring: &VecDeque<Arc<Event>>) -> u64 {
+        let held = ring
+            .front()
+            .map_or(self.head.load(Ordering::Relaxed) + 1, |e| e.sequence);
+        match &self.log {
+            Some(log) => match log.oldest(self.meta.name) {
+                Ok(Some(logged)) => logged.min(held),
+                Ok(None) => held,
+                Err(e) => {
+                    tracing::error!(topic = self.meta.name, error = %e, "change log unreadable");
+                    held
+                }
+            },
+            None => held,
+        }
     }
 
     /// Subscribes from now on or, with `last_sequence`, from just after it: the held events after
@@ -159,10 +261,10 @@ impl Topic {
                 // Ahead of the newest sequence: the numbering began again (sequences live in
                 // memory, so a restart resets them) and every event held is new to this client.
                 let last = if last > head { 0 } else { last };
-                let oldest_held = ring.front().map_or(head + 1, |e| e.sequence);
-                let gap = (oldest_held > last + 1).then(|| Gap {
+                let oldest = self.oldest_available(&ring);
+                let gap = (oldest > last + 1).then(|| Gap {
                     from_sequence: last + 1,
-                    to_sequence: oldest_held - 1,
+                    to_sequence: oldest - 1,
                 });
                 (gap.map_or(last, |g| g.to_sequence), gap)
             }
@@ -222,6 +324,31 @@ impl Event {
             message_type: EVENTS_LOST,
             frame: WireFrame::text(&data.to_string()),
             data,
+        }
+    }
+}
+
+impl Event {
+    /// An event read back from the change log; `data` is parsed from the frame for filters.
+    fn stored(meta: &'static TopicMeta, stored: Stored) -> Event {
+        let data = serde_json::from_str::<Value>(&stored.frame)
+            .ok()
+            .and_then(|mut frame| frame.get_mut("data").map(Value::take))
+            .unwrap_or(Value::Null);
+        Event {
+            topic: meta.name,
+            sequence: stored.sequence,
+            // A type no longer declared (a log written by another version) keeps its frame;
+            // only the in-process name falls back to the family's first type.
+            message_type: meta
+                .message_types
+                .iter()
+                .find(|t| **t == stored.message_type)
+                .or(meta.message_types.first())
+                .copied()
+                .unwrap_or(meta.name),
+            data,
+            frame: WireFrame::text(&stored.frame),
         }
     }
 }
@@ -287,11 +414,20 @@ impl Cursor {
     }
 
     /// Takes up to `max` events after the cursor, oldest first, passing each to `each`. Events
-    /// that were overwritten before being read are skipped and reported.
+    /// that were overwritten before being read are skipped and reported; on a durable topic
+    /// they are read from the change log instead, and only what it no longer holds is lost.
     pub fn read(&mut self, max: usize, mut each: impl FnMut(&Arc<Event>)) -> Taken {
         let mut taken = Taken::default();
         if self.pending() == 0 {
             return taken;
+        }
+        if let Some(log) = self.topic.log.clone() {
+            let behind = read(&self.topic.ring)
+                .front()
+                .is_none_or(|e| e.sequence > self.last + 1);
+            if behind && let Some(taken) = self.read_log(&log, max, &mut each) {
+                return taken;
+            }
         }
         let ring = read(&self.topic.ring);
         let Some(oldest) = ring.front().map(|e| e.sequence) else {
@@ -311,6 +447,42 @@ impl Cursor {
             taken.events += 1;
         }
         taken
+    }
+}
+
+impl Cursor {
+    /// Reads on from the change log; `None` when it has nothing after the cursor (then the
+    /// ring's loss is reported as usual).
+    fn read_log(
+        &mut self,
+        log: &ChangeLog,
+        max: usize,
+        each: &mut impl FnMut(&Arc<Event>),
+    ) -> Option<Taken> {
+        let meta = self.topic.meta;
+        let stored = log
+            .read_after(meta.name, self.last, max.min(LOG_READ_BATCH))
+            .inspect_err(
+                |e| tracing::error!(topic = meta.name, error = %e, "change log unreadable"),
+            )
+            .ok()?;
+        // Not past the head: the log is written before the ring, and the head moves last.
+        let head = self.topic.head();
+        let first = stored.first().filter(|s| s.sequence <= head)?.sequence;
+        let mut taken = Taken::default();
+        if first > self.last + 1 {
+            taken.lost = Some(Gap {
+                from_sequence: self.last + 1,
+                to_sequence: first - 1,
+            });
+        }
+        for stored in stored.into_iter().take_while(|s| s.sequence <= head) {
+            let event = Arc::new(Event::stored(meta, stored));
+            each(&event);
+            self.last = event.sequence;
+            taken.events += 1;
+        }
+        Some(taken)
     }
 }
 
@@ -334,28 +506,30 @@ pub struct Subscribed {
 /// Every bus topic, by family name.
 pub struct Bus {
     topics: HashMap<&'static str, Arc<Topic>>,
-    /// This run of the server: sequences are counted in memory from 1 at every start, so a
-    /// sequence means something only with the epoch it was counted in.
-    epoch: String,
 }
 
 impl Bus {
-    /// One topic per declared family (protocol families are not topics).
+    /// One topic per declared family (protocol families are not topics), all in memory.
     pub fn new(capacity: usize) -> Bus {
+        Bus::with_log(capacity, None)
+    }
+
+    /// One topic per declared family; the durable ones keep their events in `log`.
+    pub fn with_log(capacity: usize, log: Option<Arc<ChangeLog>>) -> Bus {
         let capacity = capacity.max(1);
+        // Sequences of in-memory topics are counted from 1 at every start, so they mean
+        // something only with the run they were counted in.
+        let run_epoch: Arc<str> = Arc::from(&uuid::Uuid::new_v4().simple().to_string()[..16]);
         Bus {
             topics: TOPICS
                 .iter()
                 .filter(|t| !t.protocol)
-                .map(|t| (t.name, Arc::new(Topic::new(t, capacity))))
+                .map(|t| {
+                    let log = log.clone().filter(|_| t.durable);
+                    (t.name, Arc::new(Topic::new(t, capacity, log, &run_epoch)))
+                })
                 .collect(),
-            epoch: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
         }
-    }
-
-    /// This run's epoch (16 hex digits), sent with every subscription acknowledgement.
-    pub fn epoch(&self) -> &str {
-        &self.epoch
     }
 
     pub fn topic(&self, name: &str) -> Option<&Arc<Topic>> {

@@ -1,6 +1,8 @@
 //! The event bus: one bounded topic per declared event family (see `schema/events/`).
 
 mod bus;
+pub mod change_log;
+pub mod config;
 pub mod connections;
 mod filter;
 mod frame;

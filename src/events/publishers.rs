@@ -4,47 +4,69 @@ use std::sync::Arc;
 
 use super::Bus;
 
+use crate::api::EventMessage;
 use crate::api::types::{
     SchemaChanged, SchemaChangedChangeType, SchemaChangedObjectType, TableModified,
     TableModifiedOperation,
 };
-use crate::engine::capture::{Item, Publish, SchemaChange};
+use crate::engine::capture::{Change, Item, Publish, SchemaChange};
 
 /// Turns committed transactions into `table_modified` and `schema_changed` events on the bus,
-/// in the order the transaction made them.
+/// in the order the transaction made them. Consecutive changes of one kind go to their topic
+/// as one batch: on the durable topics that is one change-log write per batch, not per row.
 pub fn table_changes_publisher(bus: Arc<Bus>) -> Publish {
     Box::new(
         move |database: &str, transaction_id: &str, items: Vec<Item>| {
-            for item in items {
-                let change = match item {
-                    Item::Row(change) => change,
+            let mut items = items.into_iter().peekable();
+            while let Some(first) = items.next() {
+                match first {
                     Item::Schema(change) => {
                         publish_schema_change(&bus, database, transaction_id, change);
-                        continue;
                     }
-                };
-                let operation = match change.operation {
-                    "INSERT" => TableModifiedOperation::Insert,
-                    "DELETE" => TableModifiedOperation::Delete,
-                    _ => TableModifiedOperation::Update,
-                };
-                let (row_data, old_row_data) = match change.operation {
-                    "UPDATE" => (change.new.unwrap_or_default(), change.old),
-                    "DELETE" => (change.old.unwrap_or_default(), None),
-                    _ => (change.new.unwrap_or_default(), None),
-                };
-                bus.publish(&TableModified {
-                    table: change.table,
-                    operation,
-                    row_id: change.row_id,
-                    row_data,
-                    transaction_id: transaction_id.to_string(),
-                    database: Some(database.to_string()),
-                    old_row_data: old_row_data.unwrap_or_default(),
-                });
+                    Item::Row(change) => {
+                        let mut rows = vec![change];
+                        while let Some(Item::Row(_)) = items.peek() {
+                            if let Some(Item::Row(change)) = items.next() {
+                                rows.push(change);
+                            }
+                        }
+                        publish_rows(&bus, database, transaction_id, rows);
+                    }
+                }
             }
         },
     )
+}
+
+fn publish_rows(bus: &Bus, database: &str, transaction_id: &str, rows: Vec<Change>) {
+    let Some(topic) = bus.topic(TableModified::TOPIC) else {
+        return;
+    };
+    let payloads = rows.into_iter().filter_map(|change| {
+        let operation = match change.operation {
+            "INSERT" => TableModifiedOperation::Insert,
+            "DELETE" => TableModifiedOperation::Delete,
+            _ => TableModifiedOperation::Update,
+        };
+        let (row_data, old_row_data) = match change.operation {
+            "UPDATE" => (change.new.unwrap_or_default(), change.old),
+            "DELETE" => (change.old.unwrap_or_default(), None),
+            _ => (change.new.unwrap_or_default(), None),
+        };
+        let event = TableModified {
+            table: change.table,
+            operation,
+            row_id: change.row_id,
+            row_data,
+            transaction_id: transaction_id.to_string(),
+            database: Some(database.to_string()),
+            old_row_data: old_row_data.unwrap_or_default(),
+        };
+        serde_json::to_value(&event)
+            .inspect_err(|e| tracing::error!(error = %e, "a row change does not serialize"))
+            .ok()
+    });
+    topic.publish_all(TableModified::MESSAGE_TYPE, payloads);
 }
 
 fn publish_schema_change(bus: &Bus, database: &str, transaction_id: &str, change: SchemaChange) {

@@ -23,6 +23,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::GraphQl;
+use crate::api::event_source::EVENTS_LOST_CODE;
 use crate::api::graphql_runtime::Caller;
 use crate::api::runtime::{Identity, Principal};
 
@@ -464,10 +465,19 @@ struct Frames {
 impl Frames {
     /// The message for one response, and whether it refused the operation: errors before
     /// execution (validation, permission, arguments) end it with an `error` message, as the
-    /// protocol says; later ones travel in `next`.
+    /// protocol says; later ones travel in `next`. A loss notice is an item of the stream
+    /// even when it comes first (the subscriber resumed from before what the log keeps).
     fn response(&self, response: async_graphql::Response, first: bool) -> (String, bool) {
-        let refused =
-            first && !response.errors.is_empty() && response.data == async_graphql::Value::Null;
+        let lost = response.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| *c == async_graphql::Value::from(EVENTS_LOST_CODE))
+        });
+        let refused = first
+            && !lost
+            && !response.errors.is_empty()
+            && response.data == async_graphql::Value::Null;
         let text = if refused {
             let errors = serde_json::to_value(&response.errors).unwrap_or_default();
             let payload = if self.legacy {

@@ -61,7 +61,17 @@ impl Server {
     pub async fn start(config: Config, log: LogControl, process_start: Instant) -> Result<Server> {
         let config = Arc::new(config);
         let system_db = SystemDb::open(&config.data_dir)?;
-        let bus = Arc::new(Bus::new(config.websocket.bus_capacity));
+        let change_log = match config.changes.enabled {
+            true => Some(Arc::new(crate::events::change_log::ChangeLog::open(
+                &config.data_dir,
+                config.changes,
+            )?)),
+            false => None,
+        };
+        let bus = Arc::new(Bus::with_log(
+            config.websocket.bus_capacity,
+            change_log.clone(),
+        ));
         let sequencer = Arc::new(crate::engine::capture::Sequencer::new(
             crate::events::table_changes_publisher(Arc::clone(&bus)),
         ));
@@ -198,6 +208,9 @@ impl Server {
             Arc::clone(&bus),
             shutdown.clone(),
         );
+        if let Some(log) = &change_log {
+            log.spawn_pruner(shutdown.clone());
+        }
         crate::transactions::spawn_reaper(
             Arc::clone(&transactions),
             config.transaction_idle_timeout,

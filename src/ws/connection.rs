@@ -336,17 +336,18 @@ impl Connection {
                 last_sequence,
                 epoch,
             }) => {
-                // Counted in another run of the server: every event held is new to the client.
-                let last_sequence = match epoch {
-                    Some(e) if e != self.hub.bus.epoch() => last_sequence.map(|_| 0),
-                    _ => last_sequence,
-                };
                 let Some(resolved) = self.hub.bus.resolve(&topic).cloned() else {
                     out.push(protocol::error(
                         ErrorCode::UnknownTopic,
                         format!("no topic `{topic}`"),
                     ));
                     return;
+                };
+                // Counted in another epoch (an earlier run, for an in-memory topic): every
+                // event held is new to the client.
+                let last_sequence = match epoch {
+                    Some(e) if e != resolved.epoch() => last_sequence.map(|_| 0),
+                    _ => last_sequence,
                 };
                 if let Access::Requires(p) = resolved.meta.access
                     && !self.identity.has(p)
@@ -440,7 +441,7 @@ impl Connection {
                 subscription_id: id.to_string(),
                 subscribed: true,
                 last_sequence: head,
-                epoch: self.hub.bus.epoch().to_string(),
+                epoch: topic.epoch().to_string(),
             },
         ));
         let mut sub = Subscription {
@@ -459,8 +460,12 @@ impl Connection {
             out.push(gap_frame(topic.name(), gap));
             sub.info.dropped.fetch_add(gap.missed(), Ordering::Relaxed);
         }
-        // The replay: every held event after `last_sequence`, right after the acknowledgement.
+        // The replay: every held event after `last_sequence`, right after the acknowledgement;
+        // what is read from the change log comes in batches, like any backlog.
         sub.take(usize::MAX, out);
+        if sub.cursor.pending() > 0 {
+            wake.notify_one();
+        }
         // Grown one at a time: most connections hold one or two subscriptions.
         subs.reserve_exact(1);
         subs.push(sub);
@@ -482,7 +487,7 @@ impl Connection {
                     subscription_id: id.to_string(),
                     subscribed: false,
                     last_sequence: sub.topic().head(),
-                    epoch: self.hub.bus.epoch().to_string(),
+                    epoch: sub.topic().epoch().to_string(),
                 },
             ));
         }
@@ -507,7 +512,10 @@ impl Connection {
                 sub.warned = false;
                 sub.full_since = None;
             }
-            if depth >= capacity {
+            // A durable topic's subscriber that is a ring behind reads on from the change log
+            // and loses nothing: its queue counts as full only once it overran the log too
+            // (see `take`), so a reader catching up on a large transaction is not closed.
+            if depth >= capacity && !sub.topic().durable() {
                 sub.full_since.get_or_insert_with(Instant::now);
             }
             if sub.full_since.is_some_and(|t| t.elapsed() >= limit) {

@@ -64,7 +64,8 @@ fn connection_view(c: &ConnectionInfo) -> WsConnection {
 struct Backlog {
     /// Events published since the last one it took.
     lag: u64,
-    /// The topic's ring size (0 for a topic the bus does not hold).
+    /// Events the topic still holds for it: its ring, or for a durable topic its change log
+    /// (0 for a topic the bus does not hold).
     capacity: u64,
 }
 
@@ -73,7 +74,7 @@ impl Backlog {
         let taken = s.taken.load(Ordering::Relaxed);
         let (head, capacity) = bus
             .topic(s.topic.name)
-            .map_or((taken, 0), |t| (t.head(), t.capacity() as u64));
+            .map_or((taken, 0), |t| (t.head(), t.retained()));
         Backlog {
             lag: head.saturating_sub(taken),
             capacity,

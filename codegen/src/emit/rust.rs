@@ -181,7 +181,8 @@ fn catalog(api: &Api) -> TokenStream {
         let access = access_tokens(&f.access);
         let types = f.messages.iter().map(|m| m.message_type.as_str());
         let protocol = f.protocol;
-        quote! { TopicMeta { name: #name, access: #access, protocol: #protocol, message_types: &[#(#types),*] } }
+        let durable = f.durable;
+        quote! { TopicMeta { name: #name, access: #access, protocol: #protocol, durable: #durable, message_types: &[#(#types),*] } }
     });
     let title = &api.title;
     let version = &api.version;
@@ -269,6 +270,9 @@ fn catalog(api: &Api) -> TokenStream {
             pub access: Access,
             /// Messages a connection sends itself; not a bus topic.
             pub protocol: bool,
+            /// Kept in the change log on disk: replay reaches past the in-memory ring and
+            /// sequences survive a restart.
+            pub durable: bool,
             pub message_types: &'static [&'static str],
         }
 

@@ -1115,6 +1115,24 @@ fn event_family_that_is_public() {
 }
 
 #[test]
+fn a_protocol_family_cannot_be_durable() {
+    let s = Scratch::minimal();
+    s.edit(
+        EVENTS,
+        "permission: items:read\n",
+        "permission: items:read\nprotocol: true\ndurable: true\n",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            EVENTS,
+            "family items",
+            "protocol messages are never published, so they cannot be durable"
+        )]
+    );
+}
+
+#[test]
 fn duplicate_family_and_message_type() {
     let s = Scratch::minimal();
     s.write(
