@@ -46,3 +46,29 @@ impl ChangesConfig {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<ChangesConfig> {
+        ChangesConfig::from_file(toml::from_str(toml).expect("toml"))
+    }
+
+    #[test]
+    fn defaults_apply_and_zero_limits_are_refused() {
+        let config = parse("").expect("defaults");
+        assert!(config.enabled);
+        assert_eq!(config.retention_events, 1_000_000);
+        assert_eq!(config.retention_age, Duration::from_secs(604_800));
+        assert!(!parse("enabled = false").expect("off").enabled);
+        for bad in [
+            "retention_events = 0",
+            "retention_bytes = 10",
+            "retention_secs = 0",
+        ] {
+            assert!(matches!(parse(bad), Err(Error::Config(_))), "{bad}");
+        }
+        assert!(toml::from_str::<ChangesFile>("retention = 5").is_err());
+    }
+}
