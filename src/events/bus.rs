@@ -226,13 +226,14 @@ impl Topic {
         }
     }
 
-    /// The oldest sequence a subscriber can still be given: the ring's, or the log's if older.
-    fn oldest_available(&self, ring: &VecDeque<Arc<Event>>) -> u64 {
+    /// The oldest sequence a subscriber resuming after `last` can still be given: the ring's,
+    /// or the log's if older (asked only when the ring does not reach back to `last`).
+    fn oldest_available(&self, ring: &VecDeque<Arc<Event>>, last: u64) -> u64 {
         let held = ring
             .front()
             .map_or(self.head.load(Ordering::Relaxed) + 1, |e| e.sequence);
         match &self.log {
-            Some(log) => match log.oldest(self.meta.name) {
+            Some(log) if held > last + 1 => match log.oldest(self.meta.name) {
                 Ok(Some(logged)) => logged.min(held),
                 Ok(None) => held,
                 Err(e) => {
@@ -240,7 +241,7 @@ impl Topic {
                     held
                 }
             },
-            None => held,
+            _ => held,
         }
     }
 
@@ -261,7 +262,7 @@ impl Topic {
                 // Ahead of the newest sequence: the numbering began again (sequences live in
                 // memory, so a restart resets them) and every event held is new to this client.
                 let last = if last > head { 0 } else { last };
-                let oldest = self.oldest_available(&ring);
+                let oldest = self.oldest_available(&ring, last);
                 let gap = (oldest > last + 1).then(|| Gap {
                     from_sequence: last + 1,
                     to_sequence: oldest - 1,
@@ -421,15 +422,15 @@ impl Cursor {
         if self.pending() == 0 {
             return taken;
         }
-        if let Some(log) = self.topic.log.clone() {
-            let behind = read(&self.topic.ring)
-                .front()
-                .is_none_or(|e| e.sequence > self.last + 1);
-            if behind && let Some(taken) = self.read_log(&log, max, &mut each) {
+        let mut ring = read(&self.topic.ring);
+        let behind = ring.front().is_none_or(|e| e.sequence > self.last + 1);
+        if behind && let Some(log) = self.topic.log.clone() {
+            drop(ring);
+            if let Some(taken) = self.read_log(&log, max, &mut each) {
                 return taken;
             }
+            ring = read(&self.topic.ring);
         }
-        let ring = read(&self.topic.ring);
         let Some(oldest) = ring.front().map(|e| e.sequence) else {
             return taken;
         };
