@@ -266,6 +266,11 @@ pub struct Subscription {
     pub decode: Option<EventDecode>,
     /// For a hand-written topic-fed source: the message its method receives, typed.
     pub receives: Option<String>,
+    /// The topic keeps its events in the change log: a hand-written source receives each
+    /// message with its sequence, and the subscription may resume.
+    pub durable: bool,
+    /// The argument a subscription resumes after (`source.resume`).
+    pub resume: Option<String>,
 }
 
 /// How a generated subscription source turns one message type into the returned type; every

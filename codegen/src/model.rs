@@ -281,6 +281,10 @@ pub struct SourceSpec {
     /// them), or with `event` a map of argument -> `{eq: <event field>}` / `{in: <event field>}`.
     #[serde(default)]
     pub filter: FilterSpec,
+    /// On a durable topic: the `Int` argument carrying the sequence a subscriber last received;
+    /// the subscription starts just after it, reading what it missed from the change log.
+    #[serde(default)]
+    pub resume: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -415,6 +415,12 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
             let decode =
                 event_decode::event_decode(&mut c, &s.source, &s.returns, &args, &events, &types);
             let receives = received_message(&mut c, &s.source, &events);
+            let durable = s
+                .source
+                .topic
+                .as_ref()
+                .is_some_and(|t| events.iter().any(|e| &e.family == t && e.durable));
+            check_resume(&mut c, &s.source, &args, durable);
             subscriptions.push(Subscription {
                 name: s.name.clone(),
                 group: group.clone(),
@@ -428,6 +434,8 @@ pub fn validate(files: SchemaFiles) -> Result<Api> {
                 filter,
                 decode,
                 receives,
+                durable,
+                resume: s.source.resume.clone(),
             });
         }
     }
@@ -604,6 +612,27 @@ fn received_message(
 }
 
 /// GraphQL arguments: name -> type such as `String!` or `[AggregateInput!]`; named types exist.
+/// `source.resume` names a nullable `Int` argument of a subscription on a durable topic: only
+/// the change log reaches back far enough to make a resume worth offering.
+fn check_resume(
+    c: &mut Checker,
+    source: &model::SourceSpec,
+    args: &[(String, String)],
+    durable: bool,
+) {
+    let Some(resume) = &source.resume else {
+        return;
+    };
+    if !durable {
+        c.err("`resume` needs a durable topic (`durable: true` on its event family)");
+    }
+    match args.iter().find(|(n, _)| n == resume) {
+        Some((_, t)) if t == "Int" => {}
+        Some((_, t)) => c.err(format!("resume argument `{resume}` is `{t}`, not `Int`")),
+        None => c.err(format!("resume `{resume}` is not an argument")),
+    }
+}
+
 fn graphql_args(
     c: &mut Checker,
     args: &serde_json::Map<String, Value>,

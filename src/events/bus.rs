@@ -292,11 +292,23 @@ impl Topic {
     /// Events of this topic from now on, for in-process consumers; one that falls more than the
     /// topic's capacity behind is told what it lost (see [`Listener`]).
     pub fn listen(self: &Arc<Self>) -> Listener {
+        self.listen_after(None)
+    }
+
+    /// [`Topic::listen`] from just after `last_sequence` when given (see [`Topic::subscribe`]);
+    /// the range asked for but no longer held comes first, as one loss notice.
+    pub fn listen_after(self: &Arc<Self>, last_sequence: Option<u64>) -> Listener {
         let wake = Arc::new(Notify::new());
+        let subscribed = self.subscribe(last_sequence, &wake);
+        let ready = subscribed
+            .gap
+            .map(|gap| Arc::new(Event::lost(self.meta.name, gap)))
+            .into_iter()
+            .collect();
         Listener {
-            cursor: self.subscribe(None, &wake).cursor,
+            cursor: subscribed.cursor,
             wake,
-            ready: VecDeque::new(),
+            ready,
         }
     }
 }

@@ -4,6 +4,7 @@
 use futures_util::stream::{BoxStream, StreamExt};
 
 use super::sources::{DEFAULT_DATABASE, Sources, now, seconds, spawned};
+use crate::api::event_source::Sequenced;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult};
 use crate::api::runtime::ApiError;
@@ -17,7 +18,7 @@ impl SchemaAndUtilityFields for Sources {
         &self,
         _caller: Caller,
         args: SchemaChangesArgs,
-        events: BoxStream<'static, Result<SchemaChanged, ApiError>>,
+        events: BoxStream<'static, Result<Sequenced<SchemaChanged>, ApiError>>,
     ) -> SourceResult<SchemaChange> {
         // `public` (PostgreSQL's default schema, as the seed writes it) and `main` (SQLite's name
         // for a connection's own database) both mean the default database.
@@ -65,8 +66,13 @@ impl SchemaAndUtilityFields for Sources {
 
 /// The GraphQL shape of a `schema_changed` event; the matches are exhaustive, so a new kind of
 /// change or object is a compile error here.
-fn schema_change(e: SchemaChanged) -> SchemaChange {
+fn schema_change(event: Sequenced<SchemaChanged>) -> SchemaChange {
+    let Sequenced {
+        sequence,
+        message: e,
+    } = event;
     SchemaChange {
+        sequence: sequence as i64,
         change_type: match e.change_type {
             SchemaChangedChangeType::Create => SchemaChangeType::Create,
             SchemaChangedChangeType::Alter => SchemaChangeType::Alter,

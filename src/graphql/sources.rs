@@ -70,17 +70,22 @@ pub(super) fn seconds(name: &str, value: Option<i64>, default: u64) -> Result<Du
 impl GraphQlTopics for Sources {
     type Event = Arc<Event>;
 
-    /// A subscriber that falls behind skips what it lost.
-    fn listen(&self, topic: &'static str) -> Result<Events, ApiError> {
+    /// A subscriber that falls behind, or asks to resume after a sequence no longer held, gets
+    /// one loss notice with the exact range in place of what it lost.
+    fn listen(&self, topic: &'static str, after: Option<u64>) -> Result<Events, ApiError> {
         let topic = self
             .backends
             .bus
             .topic(topic)
             .ok_or_else(|| ApiError::internal(format!("no bus topic `{topic}`")))?;
-        Ok(topic.listen().into_stream())
+        Ok(topic.listen_after(after).into_stream())
     }
 
     fn payload(event: &Arc<Event>) -> (&str, &serde_json::Value) {
         (event.message_type, &event.data)
+    }
+
+    fn sequence(event: &Arc<Event>) -> u64 {
+        event.sequence
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::rows::{changed_columns, matches, rest_filter, row_data};
 use super::sources::{DEFAULT_DATABASE, Sources, now, seconds, spawned};
+use crate::api::event_source::Sequenced;
 use crate::api::graphql::*;
 use crate::api::graphql_runtime::{Caller, SourceResult, invalid_argument};
 use crate::api::runtime::ApiError;
@@ -23,7 +24,7 @@ use crate::engine::tables;
 const LIVE_QUERY_ROWS: i64 = 1000;
 
 /// The received `table_modified` events, decoded by the generated resolver (`receives`).
-type Received = BoxStream<'static, Result<TableModified, ApiError>>;
+type Received = BoxStream<'static, Result<Sequenced<TableModified>, ApiError>>;
 
 /// Committed row changes of one database and, when given, of these tables; a broken event is
 /// passed on as the subscriber's error. A database or table that does not exist is the
@@ -92,6 +93,8 @@ fn each<U: Send + 'static>(
 /// One `table_modified` event.
 #[derive(Debug, Clone)]
 struct Change {
+    /// In the `table_changes` topic: what a subscriber resumes after.
+    sequence: u64,
     table: String,
     database: String,
     operation: ChangeType,
@@ -102,9 +105,14 @@ struct Change {
     transaction_id: String,
 }
 
-impl From<TableModified> for Change {
-    fn from(e: TableModified) -> Change {
+impl From<Sequenced<TableModified>> for Change {
+    fn from(event: Sequenced<TableModified>) -> Change {
+        let Sequenced {
+            sequence,
+            message: e,
+        } = event;
         Change {
+            sequence,
             table: e.table,
             database: e.database.unwrap_or_else(|| DEFAULT_DATABASE.into()),
             operation: match e.operation {
@@ -143,6 +151,7 @@ impl TableDataFields for Sources {
         let changes = row_changes(self, events, args.database, Some(vec![args.table]))?;
         Ok(each(changes, |c| {
             Some(TableChange {
+                sequence: c.sequence as i64,
                 table: c.table.clone(),
                 change_type: c.operation,
                 row: c.row(),
@@ -164,6 +173,7 @@ impl TableDataFields for Sources {
             let keep = c.operation == ChangeType::Insert
                 && clause.as_ref().is_none_or(|w| matches(w, &c.row));
             keep.then(|| RowInserted {
+                sequence: c.sequence as i64,
                 table: c.table.clone(),
                 row: c.row(),
                 timestamp: now(),
@@ -184,6 +194,7 @@ impl TableDataFields for Sources {
                 .clone()
                 .filter(|_| c.operation == ChangeType::Update)?;
             Some(RowUpdated {
+                sequence: c.sequence as i64,
                 table: c.table.clone(),
                 old_row: row_data(&c.row_id, &old),
                 new_row: c.row(),
@@ -202,6 +213,7 @@ impl TableDataFields for Sources {
         let changes = row_changes(self, events, args.database, Some(vec![args.table]))?;
         Ok(each(changes, |c| {
             (c.operation == ChangeType::Delete).then(|| RowDeleted {
+                sequence: c.sequence as i64,
                 table: c.table.clone(),
                 id: c.row_id.clone(),
                 old_row: c.row(),
@@ -220,6 +232,7 @@ impl TableDataFields for Sources {
         let id = args.id;
         Ok(each(changes, move |c| {
             (c.row_id == id).then(|| RowChange {
+                sequence: c.sequence as i64,
                 table: c.table.clone(),
                 id: c.row_id.clone(),
                 change_type: c.operation,
@@ -369,6 +382,7 @@ impl TableDataFields for Sources {
         Ok(each(changes, move |c| {
             let keep = types.as_ref().is_none_or(|t| t.contains(&c.operation));
             keep.then(|| TableModification {
+                sequence: c.sequence as i64,
                 table: c.table.clone(),
                 change_type: c.operation,
                 row_id: c.row_id.clone(),

@@ -437,6 +437,17 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             .collect();
         let field_ty = format!("{returns}!");
         let d = description.trim().to_string();
+        let stream = api.subscriptions.iter().find(|s| is_sub && &s.name == name);
+        let durable = stream.is_some_and(|s| s.durable);
+        // Where the subscription starts: now, or just after the sequence its resume argument
+        // names (validation made it a nullable `Int`).
+        let after = match stream.and_then(|s| s.resume.as_ref()) {
+            Some(arg) => {
+                let f = ident(&crate::naming::snake_ident(arg));
+                quote! { gr::resume_after(#arg, args.#f)? }
+            }
+            None => quote! { None },
+        };
         if let (Some(decode), Some(t)) = (decode, &topic_name) {
             // Written whole here: the topic's events of one message type, filtered and decoded
             // into the returned type as the YAML says (checked against the event's type).
@@ -450,8 +461,9 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                     let started = gr::authorize(&ctx, &FIELDS[#index])
                         .and_then(|_caller| gr::args::<#args_ident>(&ctx, #arg_types, INPUTS))
                         .and_then(|args| {
+                            let after = #after;
                             let args = ::serde_json::to_value(&args).map_err(ApiError::internal)?;
-                            let events = s.listen(#t)?;
+                            let events = s.listen(#t, after)?;
                             es::event_source::<#ret, _>(events, <T as GraphQlTopics>::payload, &SHAPE, args)
                         });
                     gd::SubscriptionFieldFuture::new(async move { gr::stream(started) })
@@ -464,12 +476,24 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
             let received = receives.map(|m| message_rust_type(api, m));
             let (events_param, start) = match (&topic_name, received) {
                 // The method receives its message already decoded into the message's generated
-                // type (a payload that does not decode is an error item, not a gap).
+                // type (a payload that does not decode is an error item, not a gap); from a
+                // durable topic, with the sequence a subscriber resumes after.
+                (Some(t), Some(ty)) if durable => (
+                    quote! { , events: ::futures_util::stream::BoxStream<'static, Result<es::Sequenced<#ty>, ApiError>> },
+                    quote! { {
+                        #rest_ctx
+                        let after = #after;
+                        s.listen(#t, after).and_then(|events| {
+                            s.#method(caller, args #rest_arg, es::sequenced::<#ty, _>(events, <T as GraphQlTopics>::payload, <T as GraphQlTopics>::sequence))
+                        })
+                    } },
+                ),
                 (Some(t), Some(ty)) => (
                     quote! { , events: ::futures_util::stream::BoxStream<'static, Result<#ty, ApiError>> },
                     quote! { {
                         #rest_ctx
-                        s.listen(#t).and_then(|events| {
+                        let after = #after;
+                        s.listen(#t, after).and_then(|events| {
                             s.#method(caller, args #rest_arg, es::received::<#ty, _>(events, <T as GraphQlTopics>::payload))
                         })
                     } },
@@ -618,13 +642,17 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 /// An event of a bus topic, as the topic-fed subscriptions receive it.
                 type Event: Send + 'static;
 
-                /// The events of `topic` from now on; the generated resolver of each topic-fed
-                /// subscription calls it with the topic its YAML names.
-                fn listen(&self, topic: &'static str)
+                /// The events of `topic` from now on or, with `after`, from just after that
+                /// sequence (what is no longer held arrives as one loss notice); the generated
+                /// resolver of each topic-fed subscription calls it with the topic its YAML names.
+                fn listen(&self, topic: &'static str, after: Option<u64>)
                     -> Result<::futures_util::stream::BoxStream<'static, Self::Event>, ApiError>;
 
                 /// An event's message type and data, for the sources the generator writes whole.
                 fn payload(event: &Self::Event) -> (&str, &::serde_json::Value);
+
+                /// An event's sequence in its topic.
+                fn sequence(event: &Self::Event) -> u64;
             }
 
             #(#traits)*

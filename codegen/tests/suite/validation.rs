@@ -1502,6 +1502,63 @@ fn a_hand_written_source_receives_a_message_of_its_topic() {
 }
 
 #[test]
+fn a_resume_argument_is_an_int_of_a_subscription_on_a_durable_topic() {
+    const SUBS: &str = "subscriptions/items.yaml";
+    const EVENTS: &str = "events/items.yaml";
+    let resume = |s: &Scratch| {
+        s.edit(
+            SUBS,
+            "      filter: [itemId]\n",
+            "      filter: [itemId]\n      resume: after\n",
+        );
+    };
+    // Accepted: a nullable Int on a durable topic.
+    let s = Scratch::minimal();
+    resume(&s);
+    s.edit(SUBS, "      kinds:", "      after: Int\n      kinds:");
+    s.edit(
+        EVENTS,
+        "permission: items:read\n",
+        "permission: items:read\ndurable: true\n",
+    );
+    s.load().expect("a resume on a durable topic is valid");
+    // Refused: the ring alone is no place to resume from, nor a missing or non-Int argument.
+    let s = Scratch::minimal();
+    resume(&s);
+    s.edit(SUBS, "      kinds:", "      after: String\n      kinds:");
+    assert_eq!(
+        s.invalid(),
+        [
+            diag(
+                SUBS,
+                "subscription itemChanged",
+                "`resume` needs a durable topic (`durable: true` on its event family)"
+            ),
+            diag(
+                SUBS,
+                "subscription itemChanged",
+                "resume argument `after` is `String`, not `Int`"
+            ),
+        ]
+    );
+    let s = Scratch::minimal();
+    resume(&s);
+    s.edit(
+        EVENTS,
+        "permission: items:read\n",
+        "permission: items:read\ndurable: true\n",
+    );
+    assert_eq!(
+        s.invalid(),
+        [diag(
+            SUBS,
+            "subscription itemChanged",
+            "resume `after` is not an argument"
+        )]
+    );
+}
+
+#[test]
 fn subscriptions_file_names_a_rust_trait() {
     // Each file becomes one trait (`items.yaml` -> `ItemsFields`), so its stem is snake_case.
     let s = Scratch::minimal();

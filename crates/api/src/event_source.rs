@@ -118,16 +118,63 @@ where
     events
         .filter_map(move |e| {
             let (message_type, data) = payload(&e);
-            if message_type == EVENTS_LOST {
-                let lost = Some(Err(lost_error(data)));
-                return std::future::ready(lost);
-            }
-            let item = (message_type == T::MESSAGE_TYPE).then(|| {
-                T::deserialize(data).map_err(|why| {
-                    ApiError::internal(format!(
-                        "a `{}` event does not match its declared type: {why}",
-                        T::MESSAGE_TYPE
-                    ))
+            std::future::ready(receive::<T>(message_type, data))
+        })
+        .boxed()
+}
+
+/// One event as a hand-written source receives it: its message decoded, a loss notice as the
+/// `EVENTS_LOST` error, `None` for the topic's other message types.
+fn receive<T>(message_type: &str, data: &Value) -> Option<Result<T, ApiError>>
+where
+    T: crate::EventMessage + DeserializeOwned,
+{
+    if message_type == EVENTS_LOST {
+        return Some(Err(lost_error(data)));
+    }
+    (message_type == T::MESSAGE_TYPE).then(|| {
+        T::deserialize(data).map_err(|why| {
+            ApiError::internal(format!(
+                "a `{}` event does not match its declared type: {why}",
+                T::MESSAGE_TYPE
+            ))
+        })
+    })
+}
+
+/// A message of a durable topic with its sequence, which a subscriber passes back (the resume
+/// argument) to start after it. Reads as the message itself.
+#[derive(Debug, Clone)]
+pub struct Sequenced<T> {
+    pub sequence: u64,
+    pub message: T,
+}
+
+impl<T> std::ops::Deref for Sequenced<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.message
+    }
+}
+
+/// [`received`] for a durable topic: each message with its sequence.
+pub fn sequenced<T, E>(
+    events: BoxStream<'static, E>,
+    payload: fn(&E) -> (&str, &Value),
+    sequence: fn(&E) -> u64,
+) -> BoxStream<'static, Result<Sequenced<T>, ApiError>>
+where
+    T: crate::EventMessage + DeserializeOwned + Send + 'static,
+    E: Send + 'static,
+{
+    events
+        .filter_map(move |e| {
+            let (message_type, data) = payload(&e);
+            let item = receive::<T>(message_type, data).map(|m| {
+                m.map(|message| Sequenced {
+                    sequence: sequence(&e),
+                    message,
                 })
             });
             std::future::ready(item)

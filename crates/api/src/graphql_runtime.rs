@@ -254,6 +254,17 @@ fn convert(value: Value, kind: Kind) -> Option<FieldValue<'static>> {
 }
 
 /// 400 `INVALID_ARGUMENT`: an argument a source cannot use.
+/// A resume argument (`source.resume`): the sequence a subscriber last received, so the
+/// subscription starts just after it. Sequences start at 1, so 0 means "from the oldest kept".
+pub fn resume_after(name: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(v) => u64::try_from(v)
+            .map(Some)
+            .map_err(|_| invalid_argument(format!("`{name}` is a sequence (0 or more), got {v}"))),
+    }
+}
+
 pub fn invalid_argument(message: impl Into<String>) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,

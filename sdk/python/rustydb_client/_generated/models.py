@@ -618,6 +618,9 @@ class AggregateResult(_t.TypedDict):
 class TableChange(_t.TypedDict):
     """One committed row change of a table."""
 
+    sequence: int
+    """The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it."""
+
     table: str
     change_type: ChangeType
     row: RowData
@@ -630,12 +633,18 @@ class TableChange(_t.TypedDict):
 
 
 class RowInserted(_t.TypedDict):
+    sequence: int
+    """The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it."""
+
     table: str
     row: RowData
     timestamp: str
 
 
 class RowUpdated(_t.TypedDict):
+    sequence: int
+    """The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it."""
+
     table: str
     old_row: RowData
     new_row: RowData
@@ -646,6 +655,9 @@ class RowUpdated(_t.TypedDict):
 
 
 class RowDeleted(_t.TypedDict):
+    sequence: int
+    """The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it."""
+
     table: str
     id: str
     old_row: RowData
@@ -654,6 +666,9 @@ class RowDeleted(_t.TypedDict):
 
 class RowChange(_t.TypedDict):
     """A change of one row; `row` is the row after it (before it, for DELETE)."""
+
+    sequence: int
+    """The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it."""
 
     table: str
     id: str
@@ -682,6 +697,9 @@ class QueryChange(_t.TypedDict):
 
 
 class TableModification(_t.TypedDict):
+    sequence: int
+    """The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it."""
+
     table: str
     change_type: ChangeType
     row_id: str
@@ -700,6 +718,9 @@ SchemaObjectType: _t.TypeAlias = "_t.Literal[\"TABLE\", \"INDEX\", \"VIEW\", \"T
 
 
 class SchemaChange(_t.TypedDict):
+    sequence: int
+    """The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it."""
+
     change_type: SchemaChangeType
     object_type: SchemaObjectType
     object_name: str

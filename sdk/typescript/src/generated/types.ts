@@ -478,6 +478,10 @@ export interface AggregateResult {
  * One committed row change of a table.
  */
 export interface TableChange {
+  /**
+   * The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it.
+   */
+  sequence: number;
   table: string;
   change_type: ChangeType;
   /**
@@ -492,12 +496,20 @@ export interface TableChange {
 }
 
 export interface RowInserted {
+  /**
+   * The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it.
+   */
+  sequence: number;
   table: string;
   row: RowData;
   timestamp: string;
 }
 
 export interface RowUpdated {
+  /**
+   * The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it.
+   */
+  sequence: number;
   table: string;
   old_row: RowData;
   new_row: RowData;
@@ -509,6 +521,10 @@ export interface RowUpdated {
 }
 
 export interface RowDeleted {
+  /**
+   * The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it.
+   */
+  sequence: number;
   table: string;
   id: string;
   old_row: RowData;
@@ -519,6 +535,10 @@ export interface RowDeleted {
  * A change of one row; `row` is the row after it (before it, for DELETE).
  */
 export interface RowChange {
+  /**
+   * The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it.
+   */
+  sequence: number;
   table: string;
   id: string;
   change_type: ChangeType;
@@ -549,6 +569,10 @@ export interface QueryChange {
 }
 
 export interface TableModification {
+  /**
+   * The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it.
+   */
+  sequence: number;
   table: string;
   change_type: ChangeType;
   row_id: string;
@@ -566,6 +590,10 @@ export type SchemaChangeType = "CREATE" | "ALTER" | "DROP";
 export type SchemaObjectType = "TABLE" | "INDEX" | "VIEW" | "TRIGGER";
 
 export interface SchemaChange {
+  /**
+   * The change's place in the change log (its `table_changes` or `schema_changes` sequence, as /api/v1/ws sends it). Pass the last one received as `afterSequence` to resume after it.
+   */
+  sequence: number;
   change_type: SchemaChangeType;
   object_type: SchemaObjectType;
   object_name: string;
