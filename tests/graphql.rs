@@ -1336,7 +1336,8 @@ async fn after_sequence_resumes_row_changes_from_the_change_log() {
     drop(first);
 
     // Committed while no one listens, and more than the ring holds in between (1,000 events).
-    live.execute(&admin, "INSERT INTO resumed (id) VALUES (3)").await;
+    live.execute(&admin, "INSERT INTO resumed (id) VALUES (3)")
+        .await;
     live.execute(&admin, "CREATE TABLE filler (id INTEGER PRIMARY KEY)")
         .await;
     live.execute(
@@ -1345,10 +1346,16 @@ async fn after_sequence_resumes_row_changes_from_the_change_log() {
          INSERT INTO filler (id) SELECT x FROM c",
     )
     .await;
-    live.execute(&admin, "INSERT INTO resumed (id) VALUES (4)").await;
+    live.execute(&admin, "INSERT INTO resumed (id) VALUES (4)")
+        .await;
 
     let mut again = live.session(&admin).await;
-    subscribe(&mut again, "r", &document(&format!(", afterSequence: {last}"))).await;
+    subscribe(
+        &mut again,
+        "r",
+        &document(&format!(", afterSequence: {last}")),
+    )
+    .await;
     for want in ["3", "4"] {
         let m = recv_for(&mut again, "r").await;
         assert_eq!(m["type"], "next", "{m}");
@@ -1357,7 +1364,8 @@ async fn after_sequence_resumes_row_changes_from_the_change_log() {
         assert!(change["sequence"].as_u64().expect("a sequence") > last);
     }
     // Nothing before the resume point comes again.
-    live.execute(&admin, "INSERT INTO resumed (id) VALUES (5)").await;
+    live.execute(&admin, "INSERT INTO resumed (id) VALUES (5)")
+        .await;
     let m = recv_for(&mut again, "r").await;
     assert_eq!(
         m["payload"]["data"]["tableModifications"]["rowId"], "5",
@@ -1367,5 +1375,112 @@ async fn after_sequence_resumes_row_changes_from_the_change_log() {
     subscribe(&mut again, "bad", &document(", afterSequence: -1")).await;
     let m = recv_for(&mut again, "bad").await;
     assert_eq!(m["type"], "error", "{m}");
-    assert_eq!(m["payload"][0]["extensions"]["code"], "INVALID_ARGUMENT", "{m}");
+    assert_eq!(
+        m["payload"][0]["extensions"]["code"], "INVALID_ARGUMENT",
+        "{m}"
+    );
+}
+
+/// Publishes `n` deadlock notices of ~5 KB each on the `locks` topic (not durable: what its ring
+/// overwrites is gone), yielding after each so the server sends while they are published (the
+/// test runtime has one thread).
+async fn flood_deadlocks(live: &Live, n: usize) {
+    let topic = live.bus.topic("locks").expect("locks topic");
+    let padding = "p".repeat(5000);
+    for i in 0..n {
+        topic.publish_value(
+            "deadlock_detected",
+            json!({
+                "deadlock_id": format!("dl-{i}"),
+                "detected_at": "2026-12-07T00:00:00Z",
+                "transactions": ["txn-a", "txn-b"],
+                "victim_transaction": "txn-b",
+                "resource_graph": [],
+                "resolution_strategy": padding,
+                "impacted_queries": [],
+            }),
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+const DEADLOCKS: &str = "subscription { deadlockDetection { deadlockId resolutionStrategy } }";
+
+/// The seed's backpressure on GraphQL: a subscriber whose queue passes 80 % is warned on its
+/// next message (`extensions.backpressure_warning`), then told what its queue dropped.
+#[tokio::test]
+async fn a_graphql_subscriber_behind_is_warned_then_told_what_was_dropped() {
+    let live = Live::start(|c| c.websocket.bus_capacity = 100).await;
+    let admin = live.admin().await;
+    let mut ws = live.session(&admin).await;
+    subscribe(&mut ws, "d", DEADLOCKS).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    // 25 MB while the client reads nothing: more than the socket buffers hold, so its queue
+    // fills; the queues are measured every second.
+    flood_deadlocks(&live, 5000).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut warning = None;
+    let lost = loop {
+        let m = recv_for(&mut ws, "d").await;
+        assert_eq!(m["type"], "next", "{m}");
+        if let Some(w) = m["payload"]["extensions"].get("backpressure_warning") {
+            warning.get_or_insert(w.clone());
+        }
+        if let Some(errors) = m["payload"]["errors"].as_array() {
+            break errors[0].clone();
+        }
+    };
+    let warning = warning.expect("warned before the loss");
+    assert_eq!(warning["topic"], "locks", "{warning}");
+    assert_eq!(warning["capacity"], 100, "{warning}");
+    assert!(warning["queue_depth"].as_u64().unwrap() >= 80, "{warning}");
+    assert_eq!(lost["extensions"]["code"], "EVENTS_LOST", "{lost}");
+    assert!(lost["extensions"]["details"]["missed"].as_u64().unwrap() > 0);
+    assert_eq!(recv_for(&mut ws, "d").await["type"], "complete");
+}
+
+/// A GraphQL connection whose subscription queue stays full for the slow-client timeout is
+/// closed (4008), though the client reads nothing at all and the writes wait on it.
+#[tokio::test]
+async fn a_graphql_connection_whose_queue_stays_full_is_closed() {
+    let live = Live::start(|c| {
+        c.websocket.bus_capacity = 100;
+        c.websocket.slow_client_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let admin = live.admin().await;
+    let mut ws = live.session(&admin).await;
+    subscribe(&mut ws, "d", DEADLOCKS).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    let open = || {
+        live.graphql
+            .process
+            .stats
+            .graphql_sockets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(open(), 1);
+    flood_deadlocks(&live, 5000).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while open() > 0 {
+        assert!(Instant::now() < deadline, "the stalled connection was kept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What the client can still read ends with the close code if the frame fit in the socket
+    // buffers, or with the connection dropped if it did not; never with more subscriptions.
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("the end in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 4008, "{frame:?}");
+                break;
+            }
+            Some(Err(_)) | None | Some(Ok(Message::Close(None))) => break,
+            Some(Ok(_)) => continue,
+        }
+    }
 }

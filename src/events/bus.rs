@@ -306,6 +306,7 @@ impl Topic {
             .into_iter()
             .collect();
         Listener {
+            handed: Arc::new(AtomicU64::new(subscribed.cursor.last)),
             cursor: subscribed.cursor,
             wake,
             ready,
@@ -320,6 +321,8 @@ pub struct Listener {
     cursor: Cursor,
     wake: Arc<Notify>,
     ready: VecDeque<Arc<Event>>,
+    /// The sequence of the newest event handed over, for [`Listener::depth_gauge`].
+    handed: Arc<AtomicU64>,
 }
 
 impl Event {
@@ -371,6 +374,7 @@ impl Listener {
     pub async fn recv(&mut self) -> Option<Arc<Event>> {
         loop {
             if let Some(event) = self.ready.pop_front() {
+                self.handed.store(event.sequence, Ordering::Relaxed);
                 return Some(event);
             }
             let ready = &mut self.ready;
@@ -384,6 +388,13 @@ impl Listener {
                 self.wake.notified().await;
             }
         }
+    }
+
+    /// Events published and not yet handed over (read ahead or not), measured when called and
+    /// for as long as the topic lives, also after the listener is dropped.
+    pub fn depth_gauge(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let (topic, handed) = (Arc::clone(&self.cursor.topic), Arc::clone(&self.handed));
+        move || topic.head().saturating_sub(handed.load(Ordering::Relaxed))
     }
 
     pub fn into_stream(self) -> BoxStream<'static, Arc<Event>> {

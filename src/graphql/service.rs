@@ -35,6 +35,9 @@ use crate::transactions::TransactionService;
 /// serves, so both answer alike) and the handles its subscriptions read.
 pub struct Backends {
     pub config: GraphQlConfig,
+    /// A subscription whose queue stays full this long closes its connection (`[websocket]`'s
+    /// `slow_client_timeout_secs`, the same rule on both transports).
+    pub slow_client_timeout: std::time::Duration,
     /// Shutdown, and the count of open GraphQL sockets (`system_metrics.active_connections`).
     pub process: Arc<Process>,
     pub auth: Arc<Auth>,
@@ -92,6 +95,8 @@ fn caller(request: &Request) -> Result<Caller, ApiError> {
         Some(Principal::User(identity)) => Ok(Caller {
             identity: Arc::clone(identity),
             client_ip: request.extensions().get::<ClientIp>().map(|c| c.0),
+            // Over HTTP there are no subscriptions, so nothing to watch.
+            queues: Default::default(),
         }),
         Some(Principal::Rejected(reason)) => Err(ApiError::unauthorized(reason.clone())),
         _ => Err(ApiError::unauthorized(

@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::Backends;
 use crate::api::graphql::GraphQlTopics;
-use crate::api::graphql_runtime::invalid_argument;
+use crate::api::graphql_runtime::{Caller, QueueFill, invalid_argument};
 use crate::api::runtime::ApiError;
 use crate::events::Event;
 
@@ -72,13 +72,27 @@ impl GraphQlTopics for Sources {
 
     /// A subscriber that falls behind, or asks to resume after a sequence no longer held, gets
     /// one loss notice with the exact range in place of what it lost.
-    fn listen(&self, topic: &'static str, after: Option<u64>) -> Result<Events, ApiError> {
+    fn listen(
+        &self,
+        caller: &Caller,
+        topic: &'static str,
+        after: Option<u64>,
+    ) -> Result<Events, ApiError> {
         let topic = self
             .backends
             .bus
             .topic(topic)
             .ok_or_else(|| ApiError::internal(format!("no bus topic `{topic}`")))?;
-        Ok(topic.listen_after(after).into_stream())
+        let listener = topic.listen_after(after);
+        let depth = listener.depth_gauge();
+        let (name, capacity, lossless) = (topic.name(), topic.capacity() as u64, topic.durable());
+        caller.queues.watch(move || QueueFill {
+            topic: name,
+            depth: depth(),
+            capacity,
+            lossless,
+        });
+        Ok(listener.into_stream())
     }
 
     fn payload(event: &Arc<Event>) -> (&str, &serde_json::Value) {

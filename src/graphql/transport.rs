@@ -8,10 +8,12 @@
 //! library uses them: 4400 bad message, 4401 subscribe before ack, 4403 credentials refused or
 //! expired, 4408 no `connection_init` in time, 4409 duplicate operation id, 4429 second
 //! `connection_init`. The connection is closed with 4403 when its token or API key expires or is
-//! revoked (checked every minute), which ends every subscription on it.
+//! revoked (checked every minute), which ends every subscription on it, and with 4008 when a
+//! subscription's queue stays full for the slow-client timeout (the seed's backpressure, as on
+//! /api/v1/ws).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -24,14 +26,20 @@ use tokio::time::Instant;
 
 use super::GraphQl;
 use crate::api::event_source::EVENTS_LOST_CODE;
-use crate::api::graphql_runtime::Caller;
+use crate::api::graphql_runtime::{Caller, Queues};
 use crate::api::runtime::{Identity, Principal};
+use crate::events::Pressure;
+use crate::events::connections::CLOSE_TOO_SLOW;
+use crate::sync::lock;
 
 /// The two subprotocols, newest first.
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
 
 /// How often the credentials of an open connection are checked again (revocation).
 const REVALIDATE: Duration = Duration::from_secs(60);
+
+/// How often the subscriptions' queues are measured for the backpressure rules.
+const WATCH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -133,6 +141,9 @@ pub async fn serve(
     let mut revalidate = tokio::time::interval_at(Instant::now() + REVALIDATE, REVALIDATE);
     let every = gql.config().legacy_keep_alive;
     let mut keep_alive = tokio::time::interval_at(Instant::now() + every, every);
+    // How often the subscriptions' queues are measured (backpressure).
+    let mut watch = tokio::time::interval(WATCH);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = gql.backends.process.shutdown.clone();
     let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     let outcome: Close = 'serve: loop {
@@ -145,13 +156,14 @@ pub async fn serve(
                 Some(Ok(Message::Text(text))) => match conn.handle(text.as_str()).await {
                     Ok(replies) => {
                         for r in replies {
-                            match deliver(&mut sink, r, expiry).await {
+                            match deliver(&mut sink, r, expiry, &mut conn, &mut watch).await {
                                 Delivery::Sent => {}
                                 Delivery::Gone => {
                                     conn.abort_all();
                                     return;
                                 }
                                 Delivery::Expired => break 'serve expired(),
+                                Delivery::TooSlow(close) => break 'serve close,
                             }
                         }
                     }
@@ -172,13 +184,14 @@ pub async fn serve(
                 Some(Ok(_)) => {}
             },
             Some(out) = rx.recv() => match out {
-                Out::Send(text) => match deliver(&mut sink, text, expiry).await {
+                Out::Send(text) => match deliver(&mut sink, text, expiry, &mut conn, &mut watch).await {
                     Delivery::Sent => {}
                     Delivery::Gone => {
                         conn.abort_all();
                         return;
                     }
                     Delivery::Expired => break 'serve expired(),
+                    Delivery::TooSlow(close) => break 'serve close,
                 },
                 Out::Finished(id) => { conn.operations.remove(&id); }
             },
@@ -191,7 +204,7 @@ pub async fn serve(
             _ = revalidate.tick(), if conn.caller.is_some() => {
                 if let Some(caller) = &conn.caller {
                     match gql.backends.auth.revalidate(&caller.identity).await {
-                        Ok(identity) => conn.caller = Some(Caller { identity: Arc::new(identity), client_ip }),
+                        Ok(identity) => conn.caller = Some(Caller { identity: Arc::new(identity), client_ip, queues: Default::default() }),
                         Err(reason) => break close(4403, format!("Forbidden: {reason}")),
                     }
                 }
@@ -199,13 +212,19 @@ pub async fn serve(
             // The legacy client counts a connection dead after 30 s without `ka`, whatever
             // else it receives, and reconnects (losing events in the gap).
             _ = keep_alive.tick(), if protocol == Protocol::Legacy && conn.caller.is_some() => {
-                match deliver(&mut sink, r#"{"type":"ka"}"#.into(), expiry).await {
+                match deliver(&mut sink, r#"{"type":"ka"}"#.into(), expiry, &mut conn, &mut watch).await {
                     Delivery::Sent => {}
                     Delivery::Gone => {
                         conn.abort_all();
                         return;
                     }
                     Delivery::Expired => break 'serve expired(),
+                    Delivery::TooSlow(close) => break 'serve close,
+                }
+            }
+            _ = watch.tick(), if !conn.operations.is_empty() => {
+                if let Some(close) = conn.check_queues() {
+                    break close;
                 }
             }
             _ = shutdown.changed() => break close(1001, "server shutting down"),
@@ -237,20 +256,35 @@ enum Delivery {
     Gone,
     /// The credentials expired while the write waited for a client that does not read.
     Expired,
+    /// A subscription's queue stayed full for the slow-client timeout meanwhile.
+    TooSlow(Close),
 }
 
 /// Sends one message, waiting for a client that reads slowly but not past the credentials'
 /// expiry: otherwise a client that stops reading keeps its subscriptions, and the data they
-/// carry, long after its token is invalid.
+/// carry, long after its token is invalid. The queues are watched meanwhile: the write that
+/// waits is exactly when they fill.
 async fn deliver(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     text: String,
     expiry: Instant,
+    conn: &mut Connection,
+    watch: &mut tokio::time::Interval,
 ) -> Delivery {
-    match tokio::time::timeout_at(expiry, sink.send(Message::text(text))).await {
-        Ok(Ok(())) => Delivery::Sent,
-        Ok(Err(_)) => Delivery::Gone,
-        Err(_) => Delivery::Expired,
+    let mut send = std::pin::pin!(sink.send(Message::text(text)));
+    loop {
+        tokio::select! {
+            sent = &mut send => return match sent {
+                Ok(()) => Delivery::Sent,
+                Err(_) => Delivery::Gone,
+            },
+            () = tokio::time::sleep_until(expiry) => return Delivery::Expired,
+            _ = watch.tick() => {
+                if let Some(close) = conn.check_queues() {
+                    return Delivery::TooSlow(close);
+                }
+            }
+        }
     }
 }
 
@@ -267,17 +301,57 @@ struct Connection {
     names: Names,
     caller: Option<Caller>,
     init_seen: bool,
-    operations: HashMap<String, AbortHandle>,
+    operations: HashMap<String, Operation>,
     tx: mpsc::Sender<Out>,
     upgrade_principal: Principal,
     client_ip: Option<std::net::IpAddr>,
 }
 
+/// A running operation: its task, and the queues of its subscriptions.
+struct Operation {
+    task: AbortHandle,
+    queues: Arc<Queues>,
+    pressure: Pressure,
+    /// A backpressure warning for the operation's next message (`extensions`).
+    warning: Arc<Mutex<Option<Value>>>,
+}
+
 impl Connection {
     fn abort_all(&mut self) {
         for (_, op) in self.operations.drain() {
-            op.abort();
+            op.task.abort();
         }
+    }
+
+    /// The seed's rules on every operation's fullest queue: a warning at 80 %, riding on the
+    /// operation's next message; the connection closed with 4008 once a queue has stayed full
+    /// for the slow-client timeout. A queue that overflows a topic without a change log is
+    /// full (its oldest events are being dropped); one on a durable topic reads on from the log.
+    fn check_queues(&mut self) -> Option<Close> {
+        let limit = self.gql.backends.slow_client_timeout;
+        for op in self.operations.values_mut() {
+            let Some(fill) = op.queues.fullest() else {
+                continue;
+            };
+            let overflowing = !fill.lossless && fill.depth >= fill.capacity;
+            let verdict = op
+                .pressure
+                .observe(fill.depth, fill.capacity, overflowing, limit);
+            if verdict.warn {
+                *lock(&op.warning) = Some(json!({
+                    "topic": fill.topic,
+                    "queue_depth": fill.depth.min(fill.capacity),
+                    "capacity": fill.capacity,
+                }));
+            }
+            if verdict.too_slow {
+                return Some(close(
+                    CLOSE_TOO_SLOW,
+                    format!("queue of `{}` full for {} s", fill.topic, limit.as_secs()),
+                ));
+            }
+        }
+        None
     }
 
     /// One client message: the replies to send, or why the connection closes.
@@ -308,7 +382,7 @@ impl Connection {
                     .and_then(Value::as_str)
                     .and_then(|id| self.operations.remove(id))
                 {
-                    op.abort();
+                    op.task.abort();
                 }
                 Ok(vec![])
             }
@@ -356,6 +430,7 @@ impl Connection {
                 self.caller = Some(Caller {
                     identity,
                     client_ip: self.client_ip,
+                    queues: Default::default(),
                 });
                 let mut replies = vec![json!({"type": "connection_ack", "payload": {}}).to_string()];
                 if self.protocol == Protocol::Legacy {
@@ -400,12 +475,19 @@ impl Connection {
             }]);
             return Ok(vec![self.error_message(&id, errors)]);
         }
+        let queues = Arc::new(Queues::default());
+        let caller = Caller {
+            queues: Arc::clone(&queues),
+            ..caller
+        };
         let request = async_graphql::dynamic::DynamicRequest::from(request.data(caller));
         let mut responses = self.gql.schema.execute_stream(request);
+        let warning = Arc::new(Mutex::new(None));
         let frames = Frames {
             id: id.clone(),
             next: self.names.next,
             legacy: self.protocol == Protocol::Legacy,
+            warning: Arc::clone(&warning),
         };
         // One poll here, before the connection reads its next message: the operation's start
         // (validation, the permission check, subscribing to its source) is done, or its refusal
@@ -441,7 +523,15 @@ impl Connection {
             let _ = tx.send(Out::Send(frames.complete())).await;
             let _ = tx.send(Out::Finished(frames.id)).await;
         });
-        self.operations.insert(id, task.abort_handle());
+        self.operations.insert(
+            id,
+            Operation {
+                task: task.abort_handle(),
+                queues,
+                pressure: Pressure::default(),
+                warning,
+            },
+        );
         Ok(out)
     }
 
@@ -460,6 +550,7 @@ struct Frames {
     id: String,
     next: &'static str,
     legacy: bool,
+    warning: Arc<Mutex<Option<Value>>>,
 }
 
 impl Frames {
@@ -487,7 +578,10 @@ impl Frames {
             };
             json!({"id": self.id, "type": "error", "payload": payload}).to_string()
         } else {
-            let payload = serde_json::to_value(&response).unwrap_or_default();
+            let mut payload = serde_json::to_value(&response).unwrap_or_default();
+            if let Some(warning) = lock(&self.warning).take() {
+                payload["extensions"]["backpressure_warning"] = warning;
+            }
             json!({"id": self.id, "type": self.next, "payload": payload}).to_string()
         };
         (text, refused)

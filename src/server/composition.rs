@@ -147,6 +147,7 @@ impl Server {
         ));
         let graphql = Arc::new(Backends {
             config: config.graphql.clone(),
+            slow_client_timeout: config.websocket.slow_client_timeout,
             process: Arc::clone(&process),
             auth: Arc::clone(&auth),
             bus: Arc::clone(&bus),

@@ -30,7 +30,7 @@ use crate::events::connections::{
     CLOSE_CREDENTIALS_EXPIRED, CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_NORMAL, CLOSE_TOO_SLOW,
     ConnectionInfo, Control, Registration, SubscriptionId, SubscriptionInfo,
 };
-use crate::events::{Cursor, Filter, Gap, Subscribed, Topic};
+use crate::events::{Cursor, Filter, Gap, Pressure, Subscribed, Topic};
 
 /// Most events taken from one subscription before a flush.
 const DRAIN_BATCH: usize = 512;
@@ -41,8 +41,7 @@ struct Subscription {
     cursor: Cursor,
     /// Metrics sampling (/api/v1/ws/metrics only, so boxed); `None` delivers every event.
     sampling: Option<Box<Sampling>>,
-    full_since: Option<Instant>,
-    warned: bool,
+    pressure: Pressure,
     /// Its id, filter and counters, shared with the management routes.
     info: Arc<SubscriptionInfo>,
 }
@@ -452,8 +451,7 @@ impl Connection {
                     last_delivered_at: None,
                 })
             }),
-            full_since: None,
-            warned: false,
+            pressure: Pressure::default(),
             info,
         };
         if let Some(gap) = gap {
@@ -503,22 +501,15 @@ impl Connection {
         for sub in subs.iter_mut() {
             let capacity = sub.topic().capacity() as u64;
             let depth = sub.cursor.pending();
-            if depth * 5 > capacity * 4 {
-                if !sub.warned {
-                    sub.warned = true;
-                    out.insert(0, warning_frame(sub, depth.min(capacity)));
-                }
-            } else if depth * 2 < capacity {
-                sub.warned = false;
-                sub.full_since = None;
-            }
             // A durable topic's subscriber that is a ring behind reads on from the change log
             // and loses nothing: its queue counts as full only once it overran the log too
             // (see `take`), so a reader catching up on a large transaction is not closed.
-            if depth >= capacity && !sub.topic().durable() {
-                sub.full_since.get_or_insert_with(Instant::now);
+            let overflowing = depth >= capacity && !sub.topic().durable();
+            let verdict = sub.pressure.observe(depth, capacity, overflowing, limit);
+            if verdict.warn {
+                out.insert(0, warning_frame(sub, depth.min(capacity)));
             }
-            if sub.full_since.is_some_and(|t| t.elapsed() >= limit) {
+            if verdict.too_slow {
                 return Some(Exit::Close(
                     CLOSE_TOO_SLOW,
                     format!(
@@ -564,10 +555,8 @@ impl Subscription {
         }
         if let Some(gap) = taken.lost {
             self.info.dropped.fetch_add(gap.missed(), Ordering::Relaxed);
-            self.full_since.get_or_insert_with(Instant::now);
             let mut notices = Vec::with_capacity(2);
-            if !self.warned {
-                self.warned = true;
+            if self.pressure.overflowed() {
                 notices.push(warning_frame(self, self.topic().capacity() as u64));
             }
             notices.push(gap_frame(self.topic().name(), gap));

@@ -459,11 +459,11 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                     static SHAPE: es::EventShape = #shape;
                     // The permission check runs before the arguments are read or a source starts.
                     let started = gr::authorize(&ctx, &FIELDS[#index])
-                        .and_then(|_caller| gr::args::<#args_ident>(&ctx, #arg_types, INPUTS))
-                        .and_then(|args| {
+                        .and_then(|caller| Ok((caller, gr::args::<#args_ident>(&ctx, #arg_types, INPUTS)?)))
+                        .and_then(|(caller, args)| {
                             let after = #after;
                             let args = ::serde_json::to_value(&args).map_err(ApiError::internal)?;
-                            let events = s.listen(#t, after)?;
+                            let events = s.listen(&caller, #t, after)?;
                             es::event_source::<#ret, _>(events, <T as GraphQlTopics>::payload, &SHAPE, args)
                         });
                     gd::SubscriptionFieldFuture::new(async move { gr::stream(started) })
@@ -483,7 +483,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                     quote! { {
                         #rest_ctx
                         let after = #after;
-                        s.listen(#t, after).and_then(|events| {
+                        s.listen(&caller, #t, after).and_then(|events| {
                             s.#method(caller, args #rest_arg, es::sequenced::<#ty, _>(events, <T as GraphQlTopics>::payload, <T as GraphQlTopics>::sequence))
                         })
                     } },
@@ -493,7 +493,7 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                     quote! { {
                         #rest_ctx
                         let after = #after;
-                        s.listen(#t, after).and_then(|events| {
+                        s.listen(&caller, #t, after).and_then(|events| {
                             s.#method(caller, args #rest_arg, es::received::<#ty, _>(events, <T as GraphQlTopics>::payload))
                         })
                     } },
@@ -645,7 +645,8 @@ pub fn rust(api: &Api, types: &BTreeMap<String, TokenStream>) -> TokenStream {
                 /// The events of `topic` from now on or, with `after`, from just after that
                 /// sequence (what is no longer held arrives as one loss notice); the generated
                 /// resolver of each topic-fed subscription calls it with the topic its YAML names.
-                fn listen(&self, topic: &'static str, after: Option<u64>)
+                /// The caller's `queues` get the subscription's queue, for the backpressure rules.
+                fn listen(&self, caller: &gr::Caller, topic: &'static str, after: Option<u64>)
                     -> Result<::futures_util::stream::BoxStream<'static, Self::Event>, ApiError>;
 
                 /// An event's message type and data, for the sources the generator writes whole.

@@ -165,7 +165,7 @@ fn minimal_rust_has_the_expected_shapes() {
         "pub trait OpsFields: Send + Sync + 'static {",
         "pub trait GraphQlSources: GraphQlTopics + ItemsFields + OpsFields + RestServices {}",
         "es::received::<",
-        ".listen(\"items\", after)",
+        ".listen(&caller, \"items\", after)",
         // Table-driven WebSocket endpoints: one `serve`, the query read into StreamOptions.
         "api.serve(ctx, ENDPOINT, options, upgrade).await",
         "filters.push((\"kind\", v));",

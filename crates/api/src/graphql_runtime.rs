@@ -22,6 +22,58 @@ use crate::{Access, Permission};
 pub struct Caller {
     pub identity: Arc<Identity>,
     pub client_ip: Option<IpAddr>,
+    /// The operation's subscription queues: the transport gives each operation its own and
+    /// applies the backpressure rules to what its sources register.
+    pub queues: Arc<Queues>,
+}
+
+/// How full one subscription's queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFill {
+    pub topic: &'static str,
+    /// Events published and not yet taken by the subscriber.
+    pub depth: u64,
+    /// Events held before the oldest are dropped.
+    pub capacity: u64,
+    /// Events past the capacity are read back from the change log, not dropped.
+    pub lossless: bool,
+}
+
+type Gauge = Box<dyn Fn() -> QueueFill + Send + Sync>;
+
+/// The queues of one operation's subscriptions, each measured when asked.
+#[derive(Default)]
+pub struct Queues {
+    gauges: std::sync::Mutex<Vec<Gauge>>,
+}
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues").finish_non_exhaustive()
+    }
+}
+
+impl Queues {
+    /// A source's queue, to be measured by `gauge` for as long as the operation runs.
+    pub fn watch(&self, gauge: impl Fn() -> QueueFill + Send + Sync + 'static) {
+        self.gauges
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(gauge));
+    }
+
+    /// The fullest queue now, relative to its capacity.
+    pub fn fullest(&self) -> Option<QueueFill> {
+        let gauges = self
+            .gauges
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gauges.iter().map(|g| g()).max_by(|a, b| {
+            // depth / capacity, compared without division.
+            (u128::from(a.depth) * u128::from(b.capacity))
+                .cmp(&(u128::from(b.depth) * u128::from(a.capacity)))
+        })
+    }
 }
 
 /// The context a field mirroring a REST operation (`rest:` in YAML) calls that operation's
