@@ -2,9 +2,11 @@
 # Runs every test of the project: formatting and lints, the Rust workspace (unit, codegen
 # snapshots, integration and contract tests), the external OpenAPI validator, the TypeScript
 # and Python SDKs against a real server (the debug binary; the Rust SDK's live tests run with the
-# workspace; the TypeScript suite includes the npm graphql-ws client), and @graphql-codegen/cli on
-# the seed's GraphQL documents. Python tools and the Python SDK go into .venv (created on first
-# run); the npm packages into sdk/typescript and tests/graphql-codegen (from their lock files).
+# workspace; the TypeScript suite includes the npm graphql-ws client), @graphql-codegen/cli on
+# the seed's GraphQL documents, and the legacy subprotocol's npm client
+# (subscriptions-transport-ws). Python tools and the Python SDK go into .venv (created on first
+# run); the npm packages into sdk/typescript, tests/graphql-codegen and tests/legacy-graphql-ws
+# (from their lock files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +45,9 @@ step "TypeScript SDK: tsc --strict, live-server tests (REST, events, graphql-ws 
 
 step "GraphQL contract: @graphql-codegen/cli types from generated/schema.graphql and the seed's documents, tsc"
 (cd tests/graphql-codegen && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee -a "$log"
+
+step "Legacy graphql-ws: subscriptions-transport-ws over a live server (periodic ka, no lost change)"
+(cd tests/legacy-graphql-ws && npm ci --no-audit --no-fund --loglevel=error && npm test) 2>&1 | tee -a "$log"
 
 step "Python SDK: mypy --strict, live-server tests"
 (cd sdk/python && ../../.venv/bin/mypy rustydb_client tests && ../../.venv/bin/python -m pytest -q) 2>&1 | tee -a "$log"
