@@ -158,7 +158,7 @@ pub async fn serve(
                         for r in replies {
                             match deliver(&mut sink, r, expiry, &mut conn, &mut watch).await {
                                 Delivery::Sent => {}
-                                Delivery::Gone => {
+                                Delivery::Gone | Delivery::Stuck => {
                                     conn.abort_all();
                                     return;
                                 }
@@ -186,7 +186,7 @@ pub async fn serve(
             Some(out) = rx.recv() => match out {
                 Out::Send(text) => match deliver(&mut sink, text, expiry, &mut conn, &mut watch).await {
                     Delivery::Sent => {}
-                    Delivery::Gone => {
+                    Delivery::Gone | Delivery::Stuck => {
                         conn.abort_all();
                         return;
                     }
@@ -214,7 +214,7 @@ pub async fn serve(
             _ = keep_alive.tick(), if protocol == Protocol::Legacy && conn.caller.is_some() => {
                 match deliver(&mut sink, r#"{"type":"ka"}"#.into(), expiry, &mut conn, &mut watch).await {
                     Delivery::Sent => {}
-                    Delivery::Gone => {
+                    Delivery::Gone | Delivery::Stuck => {
                         conn.abort_all();
                         return;
                     }
@@ -258,6 +258,9 @@ enum Delivery {
     Expired,
     /// A subscription's queue stayed full for the slow-client timeout meanwhile.
     TooSlow(Close),
+    /// The socket took nothing for the slow-client timeout: a close frame could not get
+    /// through either, so the connection is dropped (as /api/v1/ws does).
+    Stuck,
 }
 
 /// Sends one message, waiting for a client that reads slowly but not past the credentials'
@@ -272,6 +275,14 @@ async fn deliver(
     watch: &mut tokio::time::Interval,
 ) -> Delivery {
     let mut send = std::pin::pin!(sink.send(Message::text(text)));
+    if let Some(sent) = send.as_mut().now_or_never() {
+        return if sent.is_ok() {
+            Delivery::Sent
+        } else {
+            Delivery::Gone
+        };
+    }
+    let stuck = Instant::now() + conn.gql.backends.slow_client_timeout;
     loop {
         tokio::select! {
             sent = &mut send => return match sent {
@@ -279,6 +290,7 @@ async fn deliver(
                 Err(_) => Delivery::Gone,
             },
             () = tokio::time::sleep_until(expiry) => return Delivery::Expired,
+            () = tokio::time::sleep_until(stuck), if stuck < expiry => return Delivery::Stuck,
             _ = watch.tick() => {
                 if let Some(close) = conn.check_queues() {
                     return Delivery::TooSlow(close);
