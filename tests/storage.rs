@@ -48,6 +48,26 @@ async fn status_reports_the_filesystem_and_real_data_and_index_sizes() {
     assert!(total > 0);
     assert!(r.body["available_bytes"].as_u64().unwrap() <= total);
     assert!(r.body["used_bytes"].as_u64().unwrap() <= total);
+    // As `df` computes them (statvfs of the data directory): used = blocks - free, Use% =
+    // used / (used + available). Within 64 MB of a statvfs taken now (other tests write).
+    let fs = rustix::fs::statvfs(server.data_dir.path()).expect("statvfs");
+    let used = (fs.f_blocks - fs.f_bfree) * fs.f_frsize;
+    let available = fs.f_bavail * fs.f_frsize;
+    assert_eq!(total, fs.f_blocks * fs.f_frsize, "{}", r.body);
+    let near = |a: u64, b: u64| a.abs_diff(b) < 64 << 20;
+    assert!(
+        near(r.body["used_bytes"].as_u64().unwrap(), used),
+        "{} vs {used}",
+        r.body
+    );
+    assert!(
+        near(r.body["available_bytes"].as_u64().unwrap(), available),
+        "{} vs {available}",
+        r.body
+    );
+    let percent = r.body["usage_percent"].as_f64().unwrap();
+    let df = used as f64 * 100.0 / (used + available) as f64;
+    assert!((percent - df).abs() < 1.0, "{percent} vs df's {df}");
     assert!(r.body["data_bytes"].as_u64().unwrap() > 0, "{}", r.body);
     assert_eq!(r.body["databases"], 1);
     let index_before = r.body["index_bytes"].as_u64().unwrap();

@@ -9,11 +9,41 @@ use crate::api::events::DiskIoEvent;
 use crate::api::types::{DiskInfo, HostIoCounters, IoRates, ProcessIoCounters};
 use crate::host::diskstats;
 
-fn percent(used: u64, total: u64) -> f64 {
-    if total == 0 {
-        0.0
-    } else {
-        used as f64 * 100.0 / total as f64
+/// A filesystem's space as `df` reports it: `used` is what files hold (blocks minus free
+/// blocks), `available` what an unprivileged user may still write; the blocks reserved for root
+/// are in neither, so `used + available` can be less than `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Space {
+    pub total: u64,
+    pub used: u64,
+    pub available: u64,
+}
+
+impl Space {
+    /// statvfs of the filesystem holding `path` (blocking).
+    pub(crate) fn of(path: &Path) -> Option<Space> {
+        let s = rustix::fs::statvfs(path).ok()?;
+        Some(Space::from_blocks(
+            s.f_frsize, s.f_blocks, s.f_bfree, s.f_bavail,
+        ))
+    }
+
+    fn from_blocks(block: u64, blocks: u64, free: u64, available: u64) -> Space {
+        Space {
+            total: blocks.saturating_mul(block),
+            used: blocks.saturating_sub(free).saturating_mul(block),
+            available: available.saturating_mul(block),
+        }
+    }
+
+    /// `df`'s Use%: used over what users can have (used + available), not over the total.
+    pub(crate) fn percent(&self) -> f64 {
+        let usable = self.used.saturating_add(self.available);
+        if usable == 0 {
+            0.0
+        } else {
+            self.used as f64 * 100.0 / usable as f64
+        }
     }
 }
 
@@ -32,8 +62,12 @@ pub(crate) fn disks(data_dir: &Path) -> Option<Vec<DiskInfo>> {
     let list = disks
         .iter()
         .map(|d| {
-            let (total, available) = (d.total_space(), d.available_space());
-            let used = total.saturating_sub(available);
+            let space = Space::of(d.mount_point()).unwrap_or(Space {
+                total: d.total_space(),
+                used: d.total_space().saturating_sub(d.available_space()),
+                available: d.available_space(),
+            });
+            let (total, used, available) = (space.total, space.used, space.available);
             let usage = d.usage();
             DiskInfo {
                 name: d.name().to_string_lossy().into_owned(),
@@ -47,7 +81,7 @@ pub(crate) fn disks(data_dir: &Path) -> Option<Vec<DiskInfo>> {
                 total_bytes: total,
                 available_bytes: available,
                 used_bytes: used,
-                usage_percent: percent(used, total),
+                usage_percent: space.percent(),
                 removable: d.is_removable(),
                 read_only: d.is_read_only(),
                 total_read_bytes: usage.total_read_bytes,
@@ -117,6 +151,29 @@ pub(crate) fn parse_proc_io(text: &str) -> Option<ProcessIoCounters> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn space_is_computed_as_df_does() {
+        // 1,000 blocks of 4 KiB, 600 free of which 550 available (50 reserved for root).
+        let s = Space::from_blocks(4096, 1000, 600, 550);
+        assert_eq!(
+            (s.total, s.used, s.available),
+            (4_096_000, 1_638_400, 2_252_800)
+        );
+        // 400 used of the 950 users can have: 42.1 %, not (1000 - 550) / 1000 = 45 %.
+        assert!((s.percent() - 400.0 * 100.0 / 950.0).abs() < 1e-9);
+        assert_eq!(Space::from_blocks(4096, 0, 0, 0).percent(), 0.0);
+    }
+
+    #[test]
+    fn the_data_directory_s_filesystem_matches_statvfs() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = Space::of(dir.path()).expect("statvfs");
+        assert!(
+            s.total > 0 && s.used <= s.total && s.available <= s.total,
+            "{s:?}"
+        );
+    }
 
     #[test]
     fn parses_proc_self_io() {

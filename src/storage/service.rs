@@ -101,13 +101,10 @@ fn index_bytes(conn: &rusqlite::Connection) -> error::Result<u64> {
 pub async fn measure(state: &StorageService) -> Result<StorageStatusReport, ApiError> {
     let data_dir = state.data_dir.clone();
     let dir = data_dir.clone();
-    let disks = tokio::task::spawn_blocking(move || host::disks(&dir))
+    // statvfs of the data directory itself: `df <data_dir>`'s figures, whatever the mounts.
+    let space = tokio::task::spawn_blocking(move || host::Space::of(&dir))
         .await
         .map_err(ApiError::internal)?
-        .ok_or_else(|| unavailable("the disk list"))?;
-    let disk = disks
-        .into_iter()
-        .find(|d| d.holds_data_directory)
         .ok_or_else(|| unavailable("the data directory's filesystem"))?;
     let system_db = data_dir.join("system.db");
     let mut data_bytes = file_size(&system_db);
@@ -121,10 +118,10 @@ pub async fn measure(state: &StorageService) -> Result<StorageStatusReport, ApiE
     }
     Ok(StorageStatusReport {
         data_directory: data_dir.display().to_string(),
-        total_bytes: disk.total_bytes,
-        used_bytes: disk.used_bytes,
-        available_bytes: disk.available_bytes,
-        usage_percent: disk.usage_percent,
+        total_bytes: space.total,
+        used_bytes: space.used,
+        available_bytes: space.available,
+        usage_percent: space.percent(),
         data_bytes,
         index_bytes: index,
         wal_bytes,

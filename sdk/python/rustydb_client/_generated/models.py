@@ -1871,10 +1871,14 @@ class StorageStatusReport(_t.TypedDict):
     """Size of the filesystem holding the data directory."""
 
     used_bytes: int
+    """Space files hold on that filesystem (blocks minus free blocks), as `df` reports it."""
+
     available_bytes: int
-    """Space available to the server on that filesystem."""
+    """Space available to the server on that filesystem (blocks reserved for root excluded, so used + available can be less than total)."""
 
     usage_percent: float
+    """`df`'s Use%: used / (used + available) x 100."""
+
     data_bytes: int
     """Sum of the database files (user databases in every tablespace, and system.db)."""
 
@@ -1899,8 +1903,14 @@ class DiskInfo(_t.TypedDict):
 
     total_bytes: int
     available_bytes: int
+    """Space available to unprivileged writers (statvfs `f_bavail`)."""
+
     used_bytes: int
+    """Space files hold (blocks minus free blocks), as `df` reports it."""
+
     usage_percent: float
+    """`df`'s Use%: used / (used + available) x 100."""
+
     removable: bool
     read_only: bool
     total_read_bytes: int

@@ -2040,11 +2040,17 @@ export interface StorageStatusReport {
    * Size of the filesystem holding the data directory.
    */
   total_bytes: number;
+  /**
+   * Space files hold on that filesystem (blocks minus free blocks), as `df` reports it.
+   */
   used_bytes: number;
   /**
-   * Space available to the server on that filesystem.
+   * Space available to the server on that filesystem (blocks reserved for root excluded, so used + available can be less than total).
    */
   available_bytes: number;
+  /**
+   * `df`'s Use%: used / (used + available) x 100.
+   */
   usage_percent: number;
   /**
    * Sum of the database files (user databases in every tablespace, and system.db).
@@ -2074,8 +2080,17 @@ export interface DiskInfo {
    */
   kind: string;
   total_bytes: number;
+  /**
+   * Space available to unprivileged writers (statvfs `f_bavail`).
+   */
   available_bytes: number;
+  /**
+   * Space files hold (blocks minus free blocks), as `df` reports it.
+   */
   used_bytes: number;
+  /**
+   * `df`'s Use%: used / (used + available) x 100.
+   */
   usage_percent: number;
   removable: boolean;
   read_only: boolean;
