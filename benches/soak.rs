@@ -292,55 +292,20 @@ async fn ws_subscriber(
             break;
         }
     }
-    async move {
-        let mut tally = Tally::default();
-        if kind == Kind::Stalled {
-            while !run.done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+    read(ws, kind, run, |m, tally| match m["message_type"].as_str() {
+        Some("table_modified") => {
+            tally.event(m["sequence"].as_u64().unwrap_or(0));
+            true
         }
-        loop {
-            if run.finished(&tally, kind) {
-                tally.end = "open".into();
-                break;
-            }
-            if kind == Kind::Slow {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            let frame = tokio::time::timeout(Duration::from_secs(30), ws.next()).await;
-            match frame {
-                Err(_) => {
-                    tally.end = "open (no more events in 30 s)".into();
-                    break;
-                }
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    let m: Value = serde_json::from_str(&text).unwrap_or_default();
-                    match m["message_type"].as_str() {
-                        Some("table_modified") => {
-                            tally.event(m["sequence"].as_u64().unwrap_or(0));
-                        }
-                        Some("gap") => tally.lost(
-                            m["data"]["from_sequence"].as_u64().unwrap_or(0),
-                            m["data"]["to_sequence"].as_u64().unwrap_or(0),
-                        ),
-                        _ => {}
-                    }
-                }
-                Ok(Some(Ok(Message::Close(frame)))) => {
-                    tally.end = frame.map_or("closed without a code".into(), |f| {
-                        u16::from(f.code).to_string()
-                    });
-                    break;
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(_)) | None) => {
-                    tally.end = "dropped".into();
-                    break;
-                }
-            }
+        Some("gap") => {
+            tally.lost(
+                m["data"]["from_sequence"].as_u64().unwrap_or(0),
+                m["data"]["to_sequence"].as_u64().unwrap_or(0),
+            );
+            true
         }
-        tally
-    }
+        _ => true,
+    })
 }
 
 async fn graphql_subscriber(
@@ -377,64 +342,80 @@ async fn graphql_subscriber(
             break;
         }
     }
-    async move {
-        let mut tally = Tally::default();
-        if kind == Kind::Stalled {
-            while !run.done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    read(ws, kind, run, |m, tally| match m["type"].as_str() {
+        Some("next") => {
+            let payload = &m["payload"];
+            if let Some(errors) = payload["errors"].as_array() {
+                let details = &errors[0]["extensions"]["details"];
+                tally.lost(
+                    details["from_sequence"].as_u64().unwrap_or(0),
+                    details["to_sequence"].as_u64().unwrap_or(0),
+                );
+            } else {
+                let s = &payload["data"]["tableModifications"]["sequence"];
+                tally.event(s.as_u64().unwrap_or(0));
             }
+            true
         }
-        loop {
-            if run.finished(&tally, kind) {
-                tally.end = "open".into();
+        Some("complete") => {
+            tally.end = "subscription completed".into();
+            false
+        }
+        _ => true,
+    })
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One subscriber's reading, whatever its protocol: a stalled one waits for the end of the
+/// writes, a slow one pauses before each frame; `message` counts a text frame into the tally
+/// and says whether to go on. Ends at everything written, a close, or 30 s without a frame.
+async fn read(
+    mut ws: Socket,
+    kind: Kind,
+    run: Arc<Run>,
+    mut message: impl FnMut(&Value, &mut Tally) -> bool + Send + 'static,
+) -> Tally {
+    let mut tally = Tally::default();
+    if kind == Kind::Stalled {
+        while !run.done.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    loop {
+        if run.finished(&tally, kind) {
+            tally.end = "open".into();
+            break;
+        }
+        if kind == Kind::Slow {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Err(_) => {
+                tally.end = "open (no more events in 30 s)".into();
                 break;
             }
-            if kind == Kind::Slow {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let m: Value = serde_json::from_str(&text).unwrap_or_default();
+                if !message(&m, &mut tally) {
+                    break;
+                }
             }
-            match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
-                Err(_) => {
-                    tally.end = "open (no more events in 30 s)".into();
-                    break;
-                }
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    let m: Value = serde_json::from_str(&text).unwrap_or_default();
-                    match m["type"].as_str() {
-                        Some("next") => {
-                            let payload = &m["payload"];
-                            if let Some(errors) = payload["errors"].as_array() {
-                                let details = &errors[0]["extensions"]["details"];
-                                tally.lost(
-                                    details["from_sequence"].as_u64().unwrap_or(0),
-                                    details["to_sequence"].as_u64().unwrap_or(0),
-                                );
-                            } else {
-                                let s = &payload["data"]["tableModifications"]["sequence"];
-                                tally.event(s.as_u64().unwrap_or(0));
-                            }
-                        }
-                        Some("complete") => {
-                            tally.end = "subscription completed".into();
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(Some(Ok(Message::Close(frame)))) => {
-                    tally.end = frame.map_or("closed without a code".into(), |f| {
-                        u16::from(f.code).to_string()
-                    });
-                    break;
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(_)) | None) => {
-                    tally.end = "dropped".into();
-                    break;
-                }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                tally.end = frame.map_or("closed without a code".into(), |f| {
+                    u16::from(f.code).to_string()
+                });
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => {
+                tally.end = "dropped".into();
+                break;
             }
         }
-        tally
     }
+    tally
 }
 
 async fn next_text<S>(ws: &mut S) -> Option<Value>

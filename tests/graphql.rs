@@ -1015,13 +1015,7 @@ async fn a_client_that_stops_reading_is_dropped_when_its_token_expires() {
     send(&mut ws, json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { tableChanges(table: \"blobs\") { table row { id data } } }"}})).await;
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(recv(&mut ws).await["type"], "pong");
-    let open = || {
-        live.graphql
-            .process
-            .stats
-            .graphql_sockets
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let open = || live.open_sockets();
     assert_eq!(open(), 1);
     // From here the client reads nothing. ~80 MB of changes: far more than the socket buffers
     // hold, so the server's writes wait on the client. Each batch logs in afresh: the
@@ -1454,13 +1448,7 @@ async fn a_graphql_connection_whose_queue_stays_full_is_closed() {
     subscribe(&mut ws, "d", DEADLOCKS).await;
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(recv(&mut ws).await["type"], "pong");
-    let open = || {
-        live.graphql
-            .process
-            .stats
-            .graphql_sockets
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let open = || live.open_sockets();
     assert_eq!(open(), 1);
     flood_deadlocks(&live, 5000).await;
     let deadline = Instant::now() + Duration::from_secs(30);

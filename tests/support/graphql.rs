@@ -68,6 +68,15 @@ impl Live {
         }
     }
 
+    /// GraphQL sockets the server holds open now.
+    pub fn open_sockets(&self) -> u64 {
+        self.graphql
+            .process
+            .stats
+            .graphql_sockets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Runs one statement through `POST /api/v1/sql/execute`; it must succeed.
     pub async fn execute(&self, token: &str, sql: &str) -> Value {
         let (status, body) = self
